@@ -1,0 +1,418 @@
+//! Flavors: their names, their CodeBuild build identifiers, and finding them in a repository.
+//!
+//! # Name → identifier mapping (stable; part of the public contract)
+//!
+//! A flavor's build identifier is `build_` followed by the flavor name with every character
+//! outside `[A-Za-z0-9_]` replaced by `_`, one for one: `python-3.10` → `build_python_3_10`.
+//! Names are at most [`MAX_NAME_CHARS`] characters, so identifiers stay under CodeBuild's
+//! 128-character limit. Two flavors that map to the same identifier are an error.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The longest flavor name accepted, in characters.
+pub const MAX_NAME_CHARS: usize = 100;
+/// The prefix of every flavor's build identifier.
+pub const IDENTIFIER_PREFIX: &str = "build_";
+/// CodeBuild rejects identifiers of 128 characters or more.
+pub const MAX_IDENTIFIER_CHARS: usize = 127;
+
+/// A validated flavor name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FlavorName(String);
+
+impl FlavorName {
+    /// Checks `name` against the naming rules.
+    pub fn new(name: &str) -> Result<Self, FlavorError> {
+        let invalid = |reason: &str| FlavorError::InvalidName {
+            name: name.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if name.is_empty() {
+            return Err(invalid("the name is empty"));
+        }
+        if name.chars().count() > MAX_NAME_CHARS {
+            return Err(invalid(&format!("it is longer than {MAX_NAME_CHARS} characters; shorten it")));
+        }
+        if name.contains(['/', '\\']) {
+            return Err(invalid("it contains a path separator; name a single directory"));
+        }
+        if name.contains("..") {
+            return Err(invalid("it contains `..`; name a single directory"));
+        }
+        if name.starts_with('.') {
+            return Err(invalid("it starts with `.`; hidden directories are not flavors"));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(invalid("it contains a control character"));
+        }
+        if name.starts_with(char::is_whitespace) || name.ends_with(char::is_whitespace) {
+            return Err(invalid("it starts or ends with whitespace; remove it"));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The CodeBuild build identifier of this flavor (see the module docs).
+    pub fn identifier(&self) -> String {
+        let mut id = String::with_capacity(IDENTIFIER_PREFIX.len() + self.0.len());
+        id.push_str(IDENTIFIER_PREFIX);
+        id.extend(
+            self.0
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }),
+        );
+        id
+    }
+}
+
+impl fmt::Display for FlavorName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One problem with a flavor list or a flavors directory.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FlavorError {
+    #[error("flavor name {name:?} is invalid: {reason}")]
+    InvalidName { name: String, reason: String },
+    #[error("flavor `{name}` is listed twice; list it once")]
+    Duplicate { name: String },
+    #[error(
+        "flavors `{first}` and `{second}` both map to build identifier `{identifier}`; rename one"
+    )]
+    IdentifierCollision { first: String, second: String, identifier: String },
+    #[error("no flavors directory at {}: create it or point `flavors-dir` (or --flavors-dir) at it", path.display())]
+    MissingDirectory { path: PathBuf },
+    #[error("{} is not a directory: point `flavors-dir` (or --flavors-dir) at the directory that holds one directory per flavor", path.display())]
+    NotADirectory { path: PathBuf },
+    #[error("{} holds no flavor directories: add one directory per flavor", path.display())]
+    NoFlavors { path: PathBuf },
+    #[error("the flavor list is empty: name at least one flavor")]
+    EmptyList,
+    #[error(
+        "flavor link {} points to {}, which {reason}; if it points into a git submodule, run `git submodule update --init --recursive`, otherwise fix or remove the link",
+        path.display(), target.display()
+    )]
+    BrokenLink { path: PathBuf, target: PathBuf, reason: String },
+    #[error("{} is not valid UTF-8: rename the directory", path.display())]
+    NonUtf8Name { path: PathBuf },
+    #[error("cannot read {}: {message}", path.display())]
+    Io { path: PathBuf, message: String },
+}
+
+/// All problems found in one flavor list, reported together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct FlavorErrors(pub Vec<FlavorError>);
+
+impl fmt::Display for FlavorErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl From<FlavorError> for FlavorErrors {
+    fn from(e: FlavorError) -> Self {
+        Self(vec![e])
+    }
+}
+
+/// A flavor and its build identifier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flavor {
+    pub name: FlavorName,
+    pub identifier: String,
+}
+
+/// A non-empty set of flavors, sorted by name, whose identifiers are unique.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlavorSet {
+    flavors: Vec<Flavor>,
+}
+
+impl FlavorSet {
+    /// Builds the set from explicit names (the deploy-time path). Every problem is reported.
+    pub fn from_names<I, S>(names: I) -> Result<Self, FlavorErrors>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut errors = Vec::new();
+        let mut valid = Vec::new();
+        for name in names {
+            match FlavorName::new(name.as_ref()) {
+                Ok(n) => valid.push(n),
+                Err(e) => errors.push(e),
+            }
+        }
+        if valid.is_empty() && errors.is_empty() {
+            errors.push(FlavorError::EmptyList);
+        }
+        Self::build(valid, errors)
+    }
+
+    /// Finds the flavors in `dir`: every immediate subdirectory, or symlink to a directory,
+    /// whose name does not start with `.` and is not in `exclude`.
+    pub fn discover(dir: &Path, exclude: &[String]) -> Result<Self, FlavorErrors> {
+        let io_error = |path: &Path, e: io::Error| FlavorError::Io {
+            path: path.to_owned(),
+            message: e.to_string(),
+        };
+        let meta = match std::fs::metadata(dir) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(FlavorError::MissingDirectory { path: dir.to_owned() }.into());
+            }
+            Err(e) => return Err(io_error(dir, e).into()),
+        };
+        if !meta.is_dir() {
+            return Err(FlavorError::NotADirectory { path: dir.to_owned() }.into());
+        }
+        let entries = std::fs::read_dir(dir).map_err(|e| io_error(dir, e))?;
+        let mut names = Vec::new();
+        let mut errors = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error(dir, e))?;
+            let path = entry.path();
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                errors.push(FlavorError::NonUtf8Name { path });
+                continue;
+            };
+            if name.starts_with('.') || exclude.iter().any(|x| *x == name) {
+                continue;
+            }
+            let file_type = entry.file_type().map_err(|e| io_error(&path, e))?;
+            let is_flavor = if file_type.is_dir() {
+                true
+            } else if file_type.is_symlink() {
+                match std::fs::metadata(&path) {
+                    Ok(target) => target.is_dir(),
+                    Err(e) => {
+                        let target = std::fs::read_link(&path).unwrap_or_default();
+                        let reason = if e.kind() == io::ErrorKind::NotFound {
+                            "does not exist".to_owned()
+                        } else {
+                            format!("cannot be followed ({e})")
+                        };
+                        errors.push(FlavorError::BrokenLink { path, target, reason });
+                        continue;
+                    }
+                }
+            } else {
+                false
+            };
+            if is_flavor {
+                match FlavorName::new(&name) {
+                    Ok(n) => names.push(n),
+                    Err(e) => errors.push(e),
+                }
+            }
+        }
+        if names.is_empty() && errors.is_empty() {
+            errors.push(FlavorError::NoFlavors { path: dir.to_owned() });
+        }
+        Self::build(names, errors)
+    }
+
+    fn build(mut names: Vec<FlavorName>, mut errors: Vec<FlavorError>) -> Result<Self, FlavorErrors> {
+        names.sort();
+        let mut flavors: Vec<Flavor> = Vec::with_capacity(names.len());
+        let mut by_identifier: HashMap<String, usize> = HashMap::with_capacity(names.len());
+        for name in names {
+            if flavors.last().is_some_and(|f| f.name == name) {
+                errors.push(FlavorError::Duplicate { name: name.0 });
+                continue;
+            }
+            let identifier = name.identifier();
+            if let Some(&i) = by_identifier.get(&identifier) {
+                errors.push(FlavorError::IdentifierCollision {
+                    first: flavors[i].name.0.clone(),
+                    second: name.0,
+                    identifier,
+                });
+                continue;
+            }
+            by_identifier.insert(identifier.clone(), flavors.len());
+            flavors.push(Flavor { name, identifier });
+        }
+        if errors.is_empty() {
+            Ok(Self { flavors })
+        } else {
+            Err(FlavorErrors(errors))
+        }
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, Flavor> {
+        self.flavors.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.flavors.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.flavors.is_empty()
+    }
+
+    /// The flavor called `name`, if it is in the set.
+    pub fn get(&self, name: &str) -> Option<&Flavor> {
+        self.flavors
+            .binary_search_by(|f| f.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.flavors[i])
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.flavors.iter().map(|f| f.name.as_str())
+    }
+}
+
+impl<'a> IntoIterator for &'a FlavorSet {
+    type Item = &'a Flavor;
+    type IntoIter = std::slice::Iter<'a, Flavor>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.flavors.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::fs;
+
+    fn names(set: &FlavorSet) -> Vec<&str> {
+        set.names().collect()
+    }
+
+    #[test]
+    fn identifiers_replace_each_other_character_with_an_underscore() {
+        let id = |n: &str| FlavorName::new(n).unwrap().identifier();
+        assert_eq!(id("python-3.10"), "build_python_3_10");
+        assert_eq!(id("standard-EXASOL-all"), "build_standard_EXASOL_all");
+        assert_eq!(id("with space"), "build_with_space");
+        assert_eq!(id("über"), "build__ber");
+    }
+
+    #[test]
+    fn invalid_names_are_rejected_with_the_reason() {
+        for (name, reason) in [
+            ("", "empty"),
+            ("a/b", "path separator"),
+            ("a\\b", "path separator"),
+            ("..", "`..`"),
+            ("a..b", "`..`"),
+            (".hidden", "hidden"),
+            ("a\u{7}b", "control"),
+            (" a", "whitespace"),
+            ("a\t", "control"),
+        ] {
+            let err = FlavorName::new(name).unwrap_err().to_string();
+            assert!(err.contains(reason), "{name:?}: {err}");
+        }
+        assert!(FlavorName::new(&"x".repeat(MAX_NAME_CHARS)).is_ok());
+        assert!(FlavorName::new(&"x".repeat(MAX_NAME_CHARS + 1)).is_err());
+    }
+
+    #[test]
+    fn colliding_identifiers_name_both_flavors() {
+        let err = FlavorSet::from_names(["python-3.10", "python_3.10", "ok"]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "flavors `python-3.10` and `python_3.10` both map to build identifier `build_python_3_10`; rename one"
+        );
+    }
+
+    #[test]
+    fn every_problem_in_a_list_is_reported() {
+        let err = FlavorSet::from_names(["a", "a", "", "b/c"]).unwrap_err();
+        assert_eq!(err.0.len(), 3, "{err}");
+        assert!(matches!(FlavorSet::from_names(Vec::<String>::new()).unwrap_err().0[0], FlavorError::EmptyList));
+    }
+
+    #[test]
+    fn lists_are_sorted_and_searchable() {
+        let set = FlavorSet::from_names(["b", "a", "c"]).unwrap();
+        assert_eq!(names(&set), ["a", "b", "c"]);
+        assert_eq!(set.get("b").unwrap().identifier, "build_b");
+        assert!(set.get("d").is_none());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn discovery_counts_directories_and_symlinked_directories_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let flavors = tmp.path().join("flavors");
+        let vendor = tmp.path().join("vendor/linked-flavor");
+        fs::create_dir_all(&vendor).unwrap();
+        for d in ["real", ".hidden", "__pycache__"] {
+            fs::create_dir_all(flavors.join(d)).unwrap();
+        }
+        fs::write(flavors.join("README.md"), "not a flavor").unwrap();
+        std::os::unix::fs::symlink("../vendor/linked-flavor", flavors.join("linked")).unwrap();
+        std::os::unix::fs::symlink("README.md", flavors.join("file-link")).unwrap();
+        let set = FlavorSet::discover(&flavors, &["__pycache__".to_owned()]).unwrap();
+        assert_eq!(names(&set), ["linked", "real"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn broken_links_are_errors_that_name_the_path_and_the_fix() {
+        let tmp = tempfile::tempdir().unwrap();
+        let flavors = tmp.path().join("flavors");
+        fs::create_dir_all(flavors.join("ok")).unwrap();
+        fs::create_dir_all(tmp.path().join("submodule")).unwrap();
+        std::os::unix::fs::symlink("../submodule/flavors/gone", flavors.join("gone")).unwrap();
+        std::os::unix::fs::symlink("loop", flavors.join("loop")).unwrap();
+        let err = FlavorSet::discover(&flavors, &[]).unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
+        let text = err.to_string();
+        assert!(text.contains("flavors/gone points to ../submodule/flavors/gone, which does not exist"), "{text}");
+        assert!(text.contains("git submodule update --init --recursive"), "{text}");
+        assert!(text.contains("flavors/loop points to loop, which cannot be followed"), "{text}");
+    }
+
+    #[test]
+    fn missing_empty_and_non_directories_are_clear_errors() {
+        let tmp = tempfile::tempdir().unwrap();
+        let missing = FlavorSet::discover(&tmp.path().join("nope"), &[]).unwrap_err();
+        assert!(matches!(missing.0[0], FlavorError::MissingDirectory { .. }));
+        let empty = FlavorSet::discover(tmp.path(), &[]).unwrap_err();
+        assert!(matches!(empty.0[0], FlavorError::NoFlavors { .. }));
+        fs::create_dir(tmp.path().join(".only-hidden")).unwrap();
+        let hidden = FlavorSet::discover(tmp.path(), &[]).unwrap_err();
+        assert!(matches!(hidden.0[0], FlavorError::NoFlavors { .. }));
+        fs::write(tmp.path().join("file"), "").unwrap();
+        let file = FlavorSet::discover(&tmp.path().join("file"), &[]).unwrap_err();
+        assert!(matches!(file.0[0], FlavorError::NotADirectory { .. }));
+    }
+
+    proptest! {
+        #[test]
+        fn identifiers_are_valid_for_every_valid_name(name in "\\PC{1,100}") {
+            if let Ok(n) = FlavorName::new(&name) {
+                let id = n.identifier();
+                prop_assert!(id.chars().count() <= MAX_IDENTIFIER_CHARS);
+                prop_assert!(id.starts_with(IDENTIFIER_PREFIX));
+                prop_assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+            }
+        }
+
+        #[test]
+        fn names_of_safe_characters_map_to_themselves(name in "[A-Za-z0-9_]{1,100}") {
+            prop_assert_eq!(FlavorName::new(&name).unwrap().identifier(), format!("build_{name}"));
+        }
+    }
+}

@@ -1,0 +1,2 @@
+pub mod flavors;
+pub mod yaml;

@@ -1,0 +1,261 @@
+//! Reads one YAML document into a tree whose nodes remember where they came from.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+
+/// Aliases are expanded by copying; this bounds the copies so that a small file cannot
+/// expand into gigabytes ("billion laughs").
+const MAX_NODES: usize = 1_000_000;
+
+/// A node of a YAML document with its 1-based line and column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub line: usize,
+    pub col: usize,
+    pub kind: Kind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// A scalar with its text as written; `quoted` is true for every style but plain, so a
+    /// quoted `"yes"` is a string while a plain `yes` may be a boolean to the reader.
+    Scalar { text: String, quoted: bool },
+    Seq(Vec<Node>),
+    /// Entries in document order; duplicate keys are kept so validation can report them.
+    Map(Vec<(Node, Node)>),
+}
+
+/// The YAML text could not be read as one document.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ReadError {
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}, column {}: {}", self.line, self.col, self.message)
+    }
+}
+
+impl Node {
+    /// The text of a scalar node.
+    pub fn text(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Scalar { text, .. } => Some(text),
+            _ => None,
+        }
+    }
+
+    /// Whether this is a plain scalar that YAML readers take for null (`~`, `null`, empty).
+    pub fn is_null(&self) -> bool {
+        matches!(&self.kind, Kind::Scalar { text, quoted: false }
+            if matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL"))
+    }
+
+    /// The value under `key` if this is a mapping holding it.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match &self.kind {
+            Kind::Map(entries) => entries
+                .iter()
+                .find(|(k, _)| k.text() == Some(key))
+                .map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// A short description of the node's type, for error messages.
+    pub fn type_name(&self) -> &'static str {
+        match &self.kind {
+            Kind::Scalar { .. } if self.is_null() => "nothing (null)",
+            Kind::Scalar { .. } => "a scalar",
+            Kind::Seq(_) => "a list",
+            Kind::Map(_) => "a mapping",
+        }
+    }
+
+    /// Converts the tree to JSON, every scalar as a string of its source text (plain nulls
+    /// become JSON null). Keys must be scalars and unique.
+    pub fn to_json(&self) -> Result<serde_json::Value, ReadError> {
+        use serde_json::Value as J;
+        Ok(match &self.kind {
+            Kind::Scalar { .. } if self.is_null() => J::Null,
+            Kind::Scalar { text, .. } => J::String(text.clone()),
+            Kind::Seq(items) => J::Array(items.iter().map(Node::to_json).collect::<Result<_, _>>()?),
+            Kind::Map(entries) => {
+                let mut map = serde_json::Map::with_capacity(entries.len());
+                for (key, value) in entries {
+                    let Some(name) = key.text() else {
+                        return Err(key.error("mapping keys must be plain text"));
+                    };
+                    if map.insert(name.to_owned(), value.to_json()?).is_some() {
+                        return Err(key.error(format!("key `{name}` appears twice in this mapping; keep one")));
+                    }
+                }
+                J::Object(map)
+            }
+        })
+    }
+
+    fn error(&self, message: impl Into<String>) -> ReadError {
+        ReadError { line: self.line, col: self.col, message: message.into() }
+    }
+}
+
+enum Frame {
+    Seq { at: Span, anchor: usize, items: Vec<Node> },
+    Map { at: Span, anchor: usize, entries: Vec<(Node, Node)>, key: Option<Node> },
+}
+
+fn node_at(span: Span, kind: Kind) -> Node {
+    Node { line: span.start.line(), col: span.start.col() + 1, kind }
+}
+
+fn count_nodes(node: &Node) -> usize {
+    match &node.kind {
+        Kind::Scalar { .. } => 1,
+        Kind::Seq(items) => 1 + items.iter().map(count_nodes).sum::<usize>(),
+        Kind::Map(entries) => {
+            1 + entries.iter().map(|(k, v)| count_nodes(k) + count_nodes(v)).sum::<usize>()
+        }
+    }
+}
+
+/// Reads `text` as exactly one YAML document.
+pub fn read(text: &str) -> Result<Node, ReadError> {
+    let mut parser = Parser::new_from_str(text);
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut anchors: HashMap<usize, Node> = HashMap::new();
+    let mut root: Option<Node> = None;
+    let mut documents = 0usize;
+    let mut nodes = 0usize;
+
+    while let Some(next) = parser.next_event() {
+        let (event, span) = next.map_err(|e| ReadError {
+            line: e.marker().line(),
+            col: e.marker().col() + 1,
+            message: e.info().to_owned(),
+        })?;
+        let here = |message: String| ReadError {
+            line: span.start.line(),
+            col: span.start.col() + 1,
+            message,
+        };
+        let complete = match event {
+            Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => None,
+            Event::DocumentStart(_) => {
+                documents += 1;
+                if documents > 1 {
+                    return Err(here(
+                        "the file holds more than one YAML document (`---`); keep one document per file"
+                            .into(),
+                    ));
+                }
+                None
+            }
+            Event::Alias(id) => {
+                let Some(target) = anchors.get(&id) else {
+                    return Err(here("alias refers to an anchor that is not defined before it".into()));
+                };
+                nodes += count_nodes(target);
+                Some((0, target.clone()))
+            }
+            Event::Scalar(value, style, anchor, _tag) => {
+                nodes += 1;
+                let quoted = !matches!(style, ScalarStyle::Plain);
+                Some((anchor, node_at(span, Kind::Scalar { text: value.into_owned(), quoted })))
+            }
+            Event::SequenceStart(anchor, _tag) => {
+                stack.push(Frame::Seq { at: span, anchor, items: Vec::new() });
+                None
+            }
+            Event::MappingStart(anchor, _tag) => {
+                stack.push(Frame::Map { at: span, anchor, entries: Vec::new(), key: None });
+                None
+            }
+            Event::SequenceEnd => match stack.pop() {
+                Some(Frame::Seq { at, anchor, items }) => {
+                    nodes += 1;
+                    Some((anchor, node_at(at, Kind::Seq(items))))
+                }
+                _ => return Err(here("unbalanced sequence end".into())),
+            },
+            Event::MappingEnd => match stack.pop() {
+                Some(Frame::Map { at, anchor, entries, .. }) => {
+                    nodes += 1;
+                    Some((anchor, node_at(at, Kind::Map(entries))))
+                }
+                _ => return Err(here("unbalanced mapping end".into())),
+            },
+        };
+        if nodes > MAX_NODES {
+            return Err(here(format!(
+                "the document expands to more than {MAX_NODES} nodes (through aliases?); simplify it"
+            )));
+        }
+        let Some((anchor, node)) = complete else { continue };
+        if anchor != 0 {
+            anchors.insert(anchor, node.clone());
+        }
+        match stack.last_mut() {
+            Some(Frame::Seq { items, .. }) => items.push(node),
+            Some(Frame::Map { entries, key, .. }) => match key.take() {
+                Some(k) => entries.push((k, node)),
+                None => *key = Some(node),
+            },
+            None => root = Some(node),
+        }
+    }
+    root.ok_or(ReadError { line: 1, col: 1, message: "the file holds no YAML document".into() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scalars_keep_source_text_and_positions() {
+        let doc = read("a: 3.10\nb:\n  - 0x1F\n  - 'yes'\n").unwrap();
+        let a = doc.get("a").unwrap();
+        assert_eq!((a.text(), a.line, a.col), (Some("3.10"), 1, 4));
+        let Kind::Seq(items) = &doc.get("b").unwrap().kind else { panic!() };
+        assert_eq!(items[0].kind, Kind::Scalar { text: "0x1F".into(), quoted: false });
+        assert_eq!(items[1].kind, Kind::Scalar { text: "yes".into(), quoted: true });
+        assert_eq!(items[1].line, 4);
+    }
+
+    #[test]
+    fn aliases_are_expanded() {
+        let doc = read("a: &x [1, 2]\nb: *x\n").unwrap();
+        assert_eq!(doc.get("b").unwrap().to_json().unwrap(), serde_json::json!(["1", "2"]));
+    }
+
+    #[test]
+    fn alias_bombs_are_refused() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..8 {
+            let p = i - 1;
+            text.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+        }
+        let err = read(&text).unwrap_err();
+        assert!(err.message.contains("more than"), "{err}");
+    }
+
+    #[test]
+    fn syntax_errors_carry_a_position() {
+        let err = read("a: [1, 2\nb: c\n").unwrap_err();
+        assert!(err.line >= 1, "{err}");
+        assert!(read("").is_err());
+        assert!(read("a: 1\n---\nb: 2\n").unwrap_err().message.contains("more than one"));
+    }
+
+    #[test]
+    fn duplicate_keys_are_reported_when_converting() {
+        let err = read("a: 1\na: 2\n").unwrap().to_json().unwrap_err();
+        assert_eq!(err.line, 2);
+        assert!(err.message.contains("`a` appears twice"));
+    }
+}
