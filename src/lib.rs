@@ -1,2 +1,4 @@
+pub mod buildspec;
 pub mod flavors;
+pub mod validate;
 pub mod yaml;

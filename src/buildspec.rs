@@ -1,0 +1,375 @@
+//! A typed model of CodeBuild buildspec version 0.2, rendered to YAML deterministically.
+//!
+//! Ordered maps are `Vec<(String, T)>`: the order given is the order written.
+
+use crate::yaml::{self, Value};
+
+/// A buildspec document (`version: 0.2`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Buildspec {
+    pub run_as: Option<String>,
+    pub env: Option<Env>,
+    pub proxy: Option<Proxy>,
+    pub batch: Option<Batch>,
+    pub phases: Phases,
+    pub reports: Vec<(String, Report)>,
+    pub artifacts: Option<Artifacts>,
+    pub cache: Option<Cache>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Env {
+    pub shell: Option<String>,
+    pub variables: Vec<(String, String)>,
+    pub parameter_store: Vec<(String, String)>,
+    pub exported_variables: Vec<String>,
+    pub secrets_manager: Vec<(String, String)>,
+    pub git_credential_helper: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Proxy {
+    pub upload_artifacts: Option<bool>,
+    pub logs: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub fast_fail: Option<bool>,
+    pub builds: BatchBuilds,
+}
+
+/// The one kind of batch a buildspec holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchBuilds {
+    Graph(Vec<BatchTask>),
+    List(Vec<BatchTask>),
+    Matrix(BuildMatrix),
+    Fanout(BuildFanout),
+}
+
+impl BatchBuilds {
+    /// The key this kind is written under.
+    pub fn key(&self) -> &'static str {
+        match self {
+            BatchBuilds::Graph(_) => "build-graph",
+            BatchBuilds::List(_) => "build-list",
+            BatchBuilds::Matrix(_) => "build-matrix",
+            BatchBuilds::Fanout(_) => "build-fanout",
+        }
+    }
+}
+
+/// One entry of a `build-graph` or `build-list`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchTask {
+    pub identifier: String,
+    pub buildspec: Option<String>,
+    pub depend_on: Vec<String>,
+    pub env: Option<TaskEnv>,
+    pub ignore_failure: Option<bool>,
+    pub debug_session: Option<bool>,
+}
+
+/// Build environment overrides of one batch task.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskEnv {
+    pub compute_type: Option<String>,
+    pub fleet: Option<String>,
+    pub image: Option<String>,
+    pub privileged_mode: Option<bool>,
+    pub environment_type: Option<String>,
+    pub variables: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildMatrix {
+    pub static_ignore_failure: Option<bool>,
+    pub static_env: Option<TaskEnv>,
+    pub dynamic_buildspec: Vec<String>,
+    pub dynamic_compute_type: Vec<String>,
+    pub dynamic_image: Vec<String>,
+    pub dynamic_variables: Vec<(String, Vec<String>)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildFanout {
+    pub parallelism: u32,
+    pub ignore_failure: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Phases {
+    pub install: Option<Phase>,
+    pub pre_build: Option<Phase>,
+    pub build: Option<Phase>,
+    pub post_build: Option<Phase>,
+}
+
+impl Phases {
+    pub fn is_empty(&self) -> bool {
+        self.install.is_none()
+            && self.pre_build.is_none()
+            && self.build.is_none()
+            && self.post_build.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Phase {
+    pub run_as: Option<String>,
+    pub on_failure: Option<String>,
+    /// Only valid in the install phase.
+    pub runtime_versions: Vec<(String, String)>,
+    pub commands: Vec<String>,
+    pub finally: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub files: Vec<String>,
+    pub base_directory: Option<String>,
+    pub discard_paths: Option<bool>,
+    pub file_format: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Artifacts {
+    pub files: Vec<String>,
+    pub name: Option<String>,
+    pub discard_paths: Option<bool>,
+    pub base_directory: Option<String>,
+    pub exclude_paths: Vec<String>,
+    pub enable_symlinks: Option<bool>,
+    pub s3_prefix: Option<String>,
+    /// Only valid on the primary artifacts.
+    pub secondary_artifacts: Vec<(String, Artifacts)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cache {
+    pub paths: Vec<String>,
+}
+
+/// Builds a mapping, skipping absent entries.
+#[derive(Default)]
+struct MapBuilder(Vec<(String, Value)>);
+
+impl MapBuilder {
+    fn put(mut self, key: &str, value: Option<Value>) -> Self {
+        if let Some(v) = value {
+            self.0.push((key.to_owned(), v));
+        }
+        self
+    }
+    fn text(self, key: &str, value: &Option<String>) -> Self {
+        self.put(key, value.as_ref().map(Value::str))
+    }
+    fn bool(self, key: &str, value: Option<bool>) -> Self {
+        self.put(key, value.map(Value::Bool))
+    }
+    /// Booleans the buildspec reference spells `yes` / `no`.
+    fn yes_no(self, key: &str, value: Option<bool>) -> Self {
+        self.put(key, value.map(|b| Value::Raw(if b { "yes" } else { "no" })))
+    }
+    fn list(self, key: &str, items: &[String]) -> Self {
+        self.put(key, (!items.is_empty()).then(|| Value::strs(items.iter().cloned())))
+    }
+    fn pairs(self, key: &str, pairs: &[(String, String)]) -> Self {
+        self.put(key, (!pairs.is_empty()).then(|| string_map(pairs)))
+    }
+    fn done(self) -> Value {
+        Value::Map(self.0)
+    }
+    fn done_if_any(self) -> Option<Value> {
+        (!self.0.is_empty()).then_some(Value::Map(self.0))
+    }
+}
+
+fn string_map(pairs: &[(String, String)]) -> Value {
+    Value::Map(pairs.iter().map(|(k, v)| (k.clone(), Value::str(v.clone()))).collect())
+}
+
+impl Buildspec {
+    /// The document as a YAML value tree.
+    pub fn to_value(&self) -> Value {
+        MapBuilder::default()
+            .put("version", Some(Value::Raw("0.2")))
+            .text("run-as", &self.run_as)
+            .put("env", self.env.as_ref().and_then(Env::to_value))
+            .put("proxy", self.proxy.as_ref().and_then(|p| {
+                MapBuilder::default()
+                    .yes_no("upload-artifacts", p.upload_artifacts)
+                    .yes_no("logs", p.logs)
+                    .done_if_any()
+            }))
+            .put("batch", self.batch.as_ref().map(Batch::to_value))
+            .put("phases", self.phases.to_value())
+            .put(
+                "reports",
+                (!self.reports.is_empty()).then(|| {
+                    Value::Map(self.reports.iter().map(|(k, r)| (k.clone(), r.to_value())).collect())
+                }),
+            )
+            .put("artifacts", self.artifacts.as_ref().map(|a| a.to_value(true)))
+            .put(
+                "cache",
+                self.cache.as_ref().map(|c| MapBuilder::default().list("paths", &c.paths).done()),
+            )
+            .done()
+    }
+
+    /// The document as YAML text; the same model always gives the same bytes.
+    pub fn to_yaml(&self) -> String {
+        yaml::emit(&self.to_value())
+    }
+}
+
+impl Env {
+    fn to_value(&self) -> Option<Value> {
+        MapBuilder::default()
+            .text("shell", &self.shell)
+            .pairs("variables", &self.variables)
+            .pairs("parameter-store", &self.parameter_store)
+            .list("exported-variables", &self.exported_variables)
+            .pairs("secrets-manager", &self.secrets_manager)
+            .yes_no("git-credential-helper", self.git_credential_helper)
+            .done_if_any()
+    }
+}
+
+impl Batch {
+    fn to_value(&self) -> Value {
+        let builds = match &self.builds {
+            BatchBuilds::Graph(tasks) | BatchBuilds::List(tasks) => {
+                Value::Seq(tasks.iter().map(BatchTask::to_value).collect())
+            }
+            BatchBuilds::Matrix(m) => m.to_value(),
+            BatchBuilds::Fanout(f) => MapBuilder::default()
+                .put("parallelism", Some(Value::Int(u64::from(f.parallelism))))
+                .bool("ignore-failure", f.ignore_failure)
+                .done(),
+        };
+        MapBuilder::default()
+            .bool("fast-fail", self.fast_fail)
+            .put(self.builds.key(), Some(builds))
+            .done()
+    }
+}
+
+impl BatchTask {
+    fn to_value(&self) -> Value {
+        MapBuilder::default()
+            .put("identifier", Some(Value::str(self.identifier.clone())))
+            .text("buildspec", &self.buildspec)
+            .list("depend-on", &self.depend_on)
+            .put("env", self.env.as_ref().and_then(TaskEnv::to_value))
+            .bool("ignore-failure", self.ignore_failure)
+            .bool("debug-session", self.debug_session)
+            .done()
+    }
+}
+
+impl TaskEnv {
+    fn to_value(&self) -> Option<Value> {
+        MapBuilder::default()
+            .text("compute-type", &self.compute_type)
+            .text("fleet", &self.fleet)
+            .text("image", &self.image)
+            .bool("privileged-mode", self.privileged_mode)
+            .text("type", &self.environment_type)
+            .pairs("variables", &self.variables)
+            .done_if_any()
+    }
+}
+
+impl BuildMatrix {
+    fn to_value(&self) -> Value {
+        let variables = (!self.dynamic_variables.is_empty()).then(|| {
+            Value::Map(
+                self.dynamic_variables
+                    .iter()
+                    .map(|(k, vs)| (k.clone(), Value::strs(vs.iter().cloned())))
+                    .collect(),
+            )
+        });
+        let dynamic_env = MapBuilder::default()
+            .list("compute-type", &self.dynamic_compute_type)
+            .list("image", &self.dynamic_image)
+            .put("variables", variables)
+            .done_if_any();
+        MapBuilder::default()
+            .put(
+                "static",
+                MapBuilder::default()
+                    .bool("ignore-failure", self.static_ignore_failure)
+                    .put("env", self.static_env.as_ref().and_then(TaskEnv::to_value))
+                    .done_if_any(),
+            )
+            .put(
+                "dynamic",
+                MapBuilder::default()
+                    .list("buildspec", &self.dynamic_buildspec)
+                    .put("env", dynamic_env)
+                    .done_if_any(),
+            )
+            .done()
+    }
+}
+
+impl Phases {
+    fn to_value(&self) -> Option<Value> {
+        MapBuilder::default()
+            .put("install", self.install.as_ref().map(Phase::to_value))
+            .put("pre_build", self.pre_build.as_ref().map(Phase::to_value))
+            .put("build", self.build.as_ref().map(Phase::to_value))
+            .put("post_build", self.post_build.as_ref().map(Phase::to_value))
+            .done_if_any()
+    }
+}
+
+impl Phase {
+    fn to_value(&self) -> Value {
+        MapBuilder::default()
+            .text("run-as", &self.run_as)
+            .text("on-failure", &self.on_failure)
+            .pairs("runtime-versions", &self.runtime_versions)
+            .list("commands", &self.commands)
+            .list("finally", &self.finally)
+            .done()
+    }
+}
+
+impl Report {
+    fn to_value(&self) -> Value {
+        MapBuilder::default()
+            .list("files", &self.files)
+            .text("base-directory", &self.base_directory)
+            .yes_no("discard-paths", self.discard_paths)
+            .text("file-format", &self.file_format)
+            .done()
+    }
+}
+
+impl Artifacts {
+    fn to_value(&self, primary: bool) -> Value {
+        let secondary = (primary && !self.secondary_artifacts.is_empty()).then(|| {
+            Value::Map(
+                self.secondary_artifacts
+                    .iter()
+                    .map(|(k, a)| (k.clone(), a.to_value(false)))
+                    .collect(),
+            )
+        });
+        MapBuilder::default()
+            .list("files", &self.files)
+            .text("name", &self.name)
+            .yes_no("discard-paths", self.discard_paths)
+            .text("base-directory", &self.base_directory)
+            .list("exclude-paths", &self.exclude_paths)
+            .yes_no("enable-symlinks", self.enable_symlinks)
+            .text("s3-prefix", &self.s3_prefix)
+            .put("secondary-artifacts", secondary)
+            .done()
+    }
+}

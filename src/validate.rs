@@ -1,0 +1,755 @@
+//! Checks a buildspec document against the version 0.2 schema and CodeBuild's batch rules,
+//! reporting every problem with its path (`batch.build-graph[3].depend-on[0]`) and line.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::flavors::MAX_IDENTIFIER_CHARS;
+use crate::yaml::{self, Kind, Node};
+
+/// CodeBuild rejects inline buildspecs longer than this (in characters).
+pub const INLINE_LIMIT_CHARS: usize = 25_600;
+
+/// Compute types CodeBuild documents for `compute-type`.
+pub const COMPUTE_TYPES: &[&str] = &[
+    "BUILD_GENERAL1_SMALL",
+    "BUILD_GENERAL1_MEDIUM",
+    "BUILD_GENERAL1_LARGE",
+    "BUILD_GENERAL1_XLARGE",
+    "BUILD_GENERAL1_2XLARGE",
+    "BUILD_LAMBDA_1GB",
+    "BUILD_LAMBDA_2GB",
+    "BUILD_LAMBDA_4GB",
+    "BUILD_LAMBDA_8GB",
+    "BUILD_LAMBDA_10GB",
+    "ATTRIBUTE_BASED_COMPUTE",
+    "CUSTOM_INSTANCE_TYPE",
+];
+
+/// Environment types CodeBuild documents for a task's `type`.
+pub const ENVIRONMENT_TYPES: &[&str] = &[
+    "LINUX_CONTAINER",
+    "LINUX_GPU_CONTAINER",
+    "ARM_CONTAINER",
+    "WINDOWS_CONTAINER",
+    "WINDOWS_SERVER_2019_CONTAINER",
+    "WINDOWS_SERVER_2022_CONTAINER",
+    "LINUX_LAMBDA_CONTAINER",
+    "ARM_LAMBDA_CONTAINER",
+    "LINUX_EC2",
+    "ARM_EC2",
+    "WINDOWS_EC2",
+    "MAC_ARM",
+];
+
+/// Shell tags of `env.shell` (Linux: bash, /bin/sh; Windows: powershell.exe, cmd.exe).
+pub const SHELLS: &[&str] = &["bash", "/bin/sh", "powershell.exe", "cmd.exe"];
+
+/// Report file formats (test and code coverage reports).
+pub const REPORT_FORMATS: &[&str] = &[
+    "CUCUMBERJSON",
+    "JUNITXML",
+    "NUNITXML",
+    "NUNIT3XML",
+    "TESTNGXML",
+    "VISUALSTUDIOTRX",
+    "CLOVERXML",
+    "COBERTURAXML",
+    "JACOCOXML",
+    "SIMPLECOV",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One finding, located by path and line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub severity: Severity,
+    /// Dotted path into the document; empty for the document as a whole.
+    pub path: String,
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let level = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let at = if self.path.is_empty() { "(document)" } else { &self.path };
+        write!(f, "line {}: {level}: {at}: {}", self.line, self.message)
+    }
+}
+
+/// What the validator should know beyond the document itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limits {
+    /// The project's maximum number of builds per batch, when known.
+    pub max_builds: Option<u32>,
+}
+
+/// Whether any of `problems` is an error.
+pub fn has_errors(problems: &[Problem]) -> bool {
+    problems.iter().any(|p| p.severity == Severity::Error)
+}
+
+/// Validates buildspec text: YAML syntax, schema, batch rules, size.
+pub fn validate_text(text: &str, limits: Limits) -> Vec<Problem> {
+    match yaml::read(text) {
+        Ok(root) => validate_document(&root, text.chars().count(), limits),
+        Err(e) => vec![Problem {
+            severity: Severity::Error,
+            path: String::new(),
+            line: e.line,
+            message: format!("not valid YAML: {}", e.message),
+        }],
+    }
+}
+
+/// Validates a parsed buildspec whose source text is `chars` characters long.
+pub fn validate_document(root: &Node, chars: usize, limits: Limits) -> Vec<Problem> {
+    let mut v = Validator { problems: Vec::new(), limits };
+    v.document(root);
+    if chars > INLINE_LIMIT_CHARS {
+        v.problems.push(Problem {
+            severity: Severity::Warning,
+            path: String::new(),
+            line: 1,
+            message: format!(
+                "the buildspec is {chars} characters; CodeBuild rejects inline buildspecs over {INLINE_LIMIT_CHARS}, so store it in S3 and point the project at it (arn:aws:s3:::bucket/key)"
+            ),
+        });
+    }
+    v.problems.sort_by_key(|p| (p.line, p.severity));
+    v.problems
+}
+
+/// Checks a build identifier; `None` when it is valid.
+pub fn identifier_problem(id: &str) -> Option<String> {
+    if id.is_empty() {
+        return Some("the identifier is empty".into());
+    }
+    if let Some(c) = id.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_')) {
+        return Some(format!(
+            "identifier `{id}` contains {c:?}; CodeBuild allows only letters, digits and `_`"
+        ));
+    }
+    if id.chars().count() > MAX_IDENTIFIER_CHARS {
+        return Some(format!(
+            "identifier `{id}` is {} characters; CodeBuild requires fewer than 128",
+            id.chars().count()
+        ));
+    }
+    None
+}
+
+/// Finds a dependency cycle in a graph given as node → successors, returning it as a closed
+/// path (`[a, b, a]`). Nodes are visited in the order given, so the answer is deterministic.
+pub fn find_cycle<'a>(order: &[&'a str], edges: &HashMap<&'a str, Vec<&'a str>>) -> Option<Vec<&'a str>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Open,
+        Done,
+    }
+    let mut marks: HashMap<&str, Mark> = HashMap::with_capacity(order.len());
+    for &start in order {
+        if marks.contains_key(start) {
+            continue;
+        }
+        // Iterative DFS: (node, index of next successor to visit).
+        let mut stack: Vec<(&str, usize)> = vec![(start, 0)];
+        marks.insert(start, Mark::Open);
+        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+            let succ = edges.get(node).map(Vec::as_slice).unwrap_or(&[]);
+            if let Some(&s) = succ.get(*next) {
+                *next += 1;
+                match marks.get(s) {
+                    Some(Mark::Open) => {
+                        let from = stack.iter().position(|(n, _)| *n == s).unwrap_or(0);
+                        let mut cycle: Vec<&str> = stack[from..].iter().map(|(n, _)| *n).collect();
+                        cycle.push(s);
+                        return Some(cycle);
+                    }
+                    Some(Mark::Done) => {}
+                    None => {
+                        marks.insert(s, Mark::Open);
+                        stack.push((s, 0));
+                    }
+                }
+            } else {
+                marks.insert(node, Mark::Done);
+                stack.pop();
+            }
+        }
+    }
+    None
+}
+
+fn is_bool_word(text: &str) -> bool {
+    matches!(
+        text,
+        "true" | "True" | "TRUE" | "false" | "False" | "FALSE" | "yes" | "Yes" | "YES" | "no" | "No"
+            | "NO" | "on" | "On" | "ON" | "off" | "Off" | "OFF"
+    )
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") }
+}
+
+fn index(path: &str, i: usize) -> String {
+    format!("{path}[{i}]")
+}
+
+struct Validator {
+    problems: Vec<Problem>,
+    limits: Limits,
+}
+
+impl Validator {
+    fn error(&mut self, node: &Node, path: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            severity: Severity::Error,
+            path: path.to_owned(),
+            line: node.line,
+            message: message.into(),
+        });
+    }
+
+    fn warning(&mut self, node: &Node, path: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            severity: Severity::Warning,
+            path: path.to_owned(),
+            line: node.line,
+            message: message.into(),
+        });
+    }
+
+    /// The entries of a mapping whose keys are all in `allowed`; reports anything else.
+    fn map<'n>(&mut self, node: &'n Node, path: &str, allowed: &[&str]) -> Vec<(&'n str, &'n Node)> {
+        let Kind::Map(entries) = &node.kind else {
+            self.error(node, path, format!("expected a mapping, found {}", node.type_name()));
+            return Vec::new();
+        };
+        let mut seen: Vec<&str> = Vec::with_capacity(entries.len());
+        let mut out = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            let Some(name) = key.text() else {
+                self.error(key, path, "mapping keys must be plain text");
+                continue;
+            };
+            let here = join(path, name);
+            if seen.contains(&name) {
+                self.error(key, &here, format!("`{name}` appears twice; keep one"));
+                continue;
+            }
+            seen.push(name);
+            if !allowed.is_empty() && !allowed.contains(&name) {
+                self.error(
+                    key,
+                    &here,
+                    format!("unknown key `{name}`; expected one of: {}", allowed.join(", ")),
+                );
+                continue;
+            }
+            out.push((name, value));
+        }
+        out
+    }
+
+    fn text<'n>(&mut self, node: &'n Node, path: &str) -> Option<&'n str> {
+        match node.text() {
+            Some(t) if !node.is_null() => Some(t),
+            _ => {
+                self.error(node, path, format!("expected a value, found {}", node.type_name()));
+                None
+            }
+        }
+    }
+
+    fn one_of(&mut self, node: &Node, path: &str, allowed: &[&str], what: &str) {
+        if let Some(t) = self.text(node, path) {
+            if !allowed.contains(&t) {
+                self.error(node, path, format!("unknown {what} `{t}`; expected one of: {}", allowed.join(", ")));
+            }
+        }
+    }
+
+    fn boolean(&mut self, node: &Node, path: &str) {
+        if let Some(t) = self.text(node, path) {
+            if !is_bool_word(t) {
+                self.error(node, path, format!("expected true/false (or yes/no), found `{t}`"));
+            }
+        }
+    }
+
+    fn list<'n>(&mut self, node: &'n Node, path: &str) -> &'n [Node] {
+        match &node.kind {
+            Kind::Seq(items) => items,
+            _ => {
+                self.error(node, path, format!("expected a list, found {}", node.type_name()));
+                &[]
+            }
+        }
+    }
+
+    fn text_list(&mut self, node: &Node, path: &str) -> usize {
+        let items = self.list(node, path);
+        for (i, item) in items.iter().enumerate() {
+            self.text(item, &index(path, i));
+        }
+        items.len()
+    }
+
+    fn text_or_list(&mut self, node: &Node, path: &str) {
+        if matches!(node.kind, Kind::Seq(_)) {
+            self.text_list(node, path);
+        } else {
+            self.text(node, path);
+        }
+    }
+
+    fn variables(&mut self, node: &Node, path: &str) {
+        for (name, value) in self.map(node, path, &[]) {
+            let here = join(path, name);
+            if name.starts_with("CODEBUILD_") {
+                self.error(value, &here, format!("`{name}`: names starting with CODEBUILD_ are reserved by CodeBuild; rename it"));
+            }
+            if value.is_null() {
+                self.error(value, &here, format!("`{name}` has no value; write \"\" for an empty one"));
+            } else {
+                self.text(value, &here);
+            }
+        }
+    }
+
+    fn document(&mut self, root: &Node) {
+        const TOP: &[&str] = &["version", "run-as", "env", "proxy", "batch", "phases", "reports", "artifacts", "cache"];
+        if !matches!(root.kind, Kind::Map(_)) {
+            self.error(root, "", format!("a buildspec is a mapping, found {}", root.type_name()));
+            return;
+        }
+        let entries = self.map(root, "", TOP);
+        let get = |k: &str| entries.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
+        match get("version") {
+            None => self.error(root, "version", "missing `version`; add `version: 0.2`"),
+            Some(v) => match v.text() {
+                Some("0.2") => {}
+                Some("0.1") => self.warning(v, "version", "version 0.1 runs every command in a fresh shell; use 0.2"),
+                _ => self.error(v, "version", "unsupported version; use `version: 0.2`"),
+            },
+        }
+        if let Some(v) = get("run-as") {
+            self.text(v, "run-as");
+        }
+        if let Some(env) = get("env") {
+            self.env(env);
+        }
+        if let Some(proxy) = get("proxy") {
+            for (k, v) in self.map(proxy, "proxy", &["upload-artifacts", "logs"]) {
+                self.boolean(v, &join("proxy", k));
+            }
+        }
+        let tasks_without_spec = get("batch").map(|b| self.batch(b)).unwrap_or(0);
+        match get("phases") {
+            Some(phases) => self.phases(phases),
+            None if get("batch").is_none() => self.error(root, "phases", "missing `phases`; add at least a `build` phase with `commands`"),
+            None if tasks_without_spec > 0 => self.error(
+                root,
+                "phases",
+                format!("{tasks_without_spec} batch task(s) name no `buildspec`, so they run this document's phases, but it has none; add `phases` or give each task a `buildspec`"),
+            ),
+            None => {}
+        }
+        if let Some(reports) = get("reports") {
+            for (name, report) in self.map(reports, "reports", &[]) {
+                let path = join("reports", name);
+                let fields = self.map(report, &path, &["files", "base-directory", "discard-paths", "file-format"]);
+                if !fields.iter().any(|(k, _)| *k == "files") {
+                    self.error(report, &path, "missing `files`; list the report files");
+                }
+                for (k, v) in fields {
+                    let here = join(&path, k);
+                    match k {
+                        "files" => { self.text_list(v, &here); }
+                        "discard-paths" => self.boolean(v, &here),
+                        "file-format" => self.one_of(v, &here, REPORT_FORMATS, "report format"),
+                        _ => { self.text(v, &here); }
+                    }
+                }
+            }
+        }
+        if let Some(artifacts) = get("artifacts") {
+            self.artifacts(artifacts, "artifacts", true);
+        }
+        if let Some(cache) = get("cache") {
+            for (k, v) in self.map(cache, "cache", &["paths", "key", "fallback-keys", "action"]) {
+                let here = join("cache", k);
+                match k {
+                    "paths" | "fallback-keys" => { self.text_list(v, &here); }
+                    "action" => self.one_of(v, &here, &["restore", "save"], "cache action"),
+                    _ => { self.text(v, &here); }
+                }
+            }
+        }
+    }
+
+    fn env(&mut self, env: &Node) {
+        const KEYS: &[&str] = &["shell", "variables", "parameter-store", "exported-variables", "secrets-manager", "git-credential-helper"];
+        for (k, v) in self.map(env, "env", KEYS) {
+            let here = join("env", k);
+            match k {
+                "shell" => self.one_of(v, &here, SHELLS, "shell"),
+                "variables" | "parameter-store" => self.variables(v, &here),
+                "exported-variables" => { self.text_list(v, &here); }
+                "git-credential-helper" => self.boolean(v, &here),
+                _ => {
+                    for (name, reference) in self.map(v, &here, &[]) {
+                        let at = join(&here, name);
+                        if let Some(r) = self.text(reference, &at) {
+                            if r.split(':').next().is_none_or(str::is_empty) {
+                                self.error(reference, &at, "expected secret-id:json-key:version-stage:version-id with a non-empty secret-id");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Checks `batch` and returns how many tasks name no buildspec of their own.
+    fn batch(&mut self, batch: &Node) -> usize {
+        const KINDS: &[&str] = &["build-graph", "build-list", "build-matrix", "build-fanout"];
+        let entries = self.map(batch, "batch", &["fast-fail", "build-graph", "build-list", "build-matrix", "build-fanout"]);
+        let kinds: Vec<_> = entries.iter().filter(|(k, _)| KINDS.contains(k)).collect();
+        if kinds.is_empty() {
+            self.error(batch, "batch", "no batch kind; add one of build-graph, build-list, build-matrix, build-fanout");
+        } else if kinds.len() > 1 {
+            let names: Vec<&str> = kinds.iter().map(|(k, _)| *k).collect();
+            self.error(batch, "batch", format!("a batch holds exactly one kind, found {}; keep one", names.join(" and ")));
+        }
+        let mut without_spec = 0;
+        for &(k, v) in &entries {
+            let here = join("batch", k);
+            let (builds, missing) = match k {
+                "fast-fail" => { self.boolean(v, &here); continue; }
+                "build-graph" => self.tasks(v, &here, true),
+                "build-list" => self.tasks(v, &here, false),
+                "build-matrix" => self.matrix(v, &here),
+                _ => (self.fanout(v, &here), 1),
+            };
+            without_spec += missing;
+            if let Some(max) = self.limits.max_builds {
+                if builds > max as usize {
+                    self.error(v, &here, format!(
+                        "the batch has {builds} builds but the project allows at most {max}; raise the project's maximum builds per batch or build fewer at once"
+                    ));
+                }
+            }
+        }
+        without_spec
+    }
+
+    fn task_env(&mut self, env: &Node, path: &str) {
+        const KEYS: &[&str] = &["compute-type", "fleet", "image", "privileged-mode", "type", "variables"];
+        for (k, v) in self.map(env, path, KEYS) {
+            let here = join(path, k);
+            match k {
+                "compute-type" => self.one_of(v, &here, COMPUTE_TYPES, "compute type"),
+                "type" => self.one_of(v, &here, ENVIRONMENT_TYPES, "environment type"),
+                "privileged-mode" => self.boolean(v, &here),
+                "variables" => self.variables(v, &here),
+                _ => { self.text(v, &here); }
+            }
+        }
+    }
+
+    /// Checks a build-graph or build-list; returns (builds, tasks without a buildspec).
+    fn tasks(&mut self, node: &Node, path: &str, graph: bool) -> (usize, usize) {
+        const KEYS: &[&str] = &["identifier", "buildspec", "depend-on", "env", "ignore-failure", "debug-session"];
+        let tasks = self.list(node, path);
+        if tasks.is_empty() && matches!(node.kind, Kind::Seq(_)) {
+            self.error(node, path, "the batch has no builds; add at least one");
+        }
+        let mut ids: HashMap<&str, String> = HashMap::with_capacity(tasks.len());
+        let mut order: Vec<&str> = Vec::with_capacity(tasks.len());
+        let mut deps: Vec<(&str, &Node, String)> = Vec::new();
+        let mut without_spec = 0;
+        for (i, task) in tasks.iter().enumerate() {
+            let at = index(path, i);
+            let fields = self.map(task, &at, KEYS);
+            if !fields.iter().any(|(k, _)| *k == "buildspec") {
+                without_spec += 1;
+            }
+            let mut id = None;
+            match fields.iter().find(|(k, _)| *k == "identifier") {
+                None => self.error(task, &at, "missing `identifier`"),
+                Some((_, v)) => {
+                    let here = join(&at, "identifier");
+                    if let Some(t) = self.text(v, &here) {
+                        if let Some(problem) = identifier_problem(t) {
+                            self.error(v, &here, problem);
+                        } else if let Some(first) = ids.get(t) {
+                            self.error(v, &here, format!("identifier `{t}` is used twice (first at {first}); make it unique"));
+                        } else {
+                            ids.insert(t, at.clone());
+                            order.push(t);
+                            id = Some(t);
+                        }
+                    }
+                }
+            }
+            for &(k, v) in &fields {
+                let here = join(&at, k);
+                match k {
+                    "identifier" => {}
+                    "buildspec" => { self.text(v, &here); }
+                    "env" => self.task_env(v, &here),
+                    "ignore-failure" | "debug-session" => self.boolean(v, &here),
+                    _ if !graph => self.error(v, &here, "`depend-on` only works in a build-graph; use build-graph or remove it"),
+                    _ => {
+                        for (j, dep) in self.list(v, &here).iter().enumerate() {
+                            if let (Some(from), Some(to)) = (id, dep.text()) {
+                                deps.push((from, dep, format!("{here}[{j}]")));
+                                let _ = to;
+                            } else {
+                                self.text(dep, &index(&here, j));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut edges: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (from, dep, at) in &deps {
+            let Some(to) = dep.text() else { continue };
+            if ids.contains_key(to) {
+                edges.entry(*from).or_default().push(to);
+            } else {
+                self.error(dep, at, format!("`{to}` is not an identifier in this batch; name an existing task"));
+            }
+        }
+        if let Some(cycle) = find_cycle(&order, &edges) {
+            let first = ids.get(cycle[0]).cloned().unwrap_or_default();
+            let line = tasks.iter().enumerate().find(|(i, _)| index(path, *i) == first).map_or(node.line, |(_, t)| t.line);
+            self.problems.push(Problem {
+                severity: Severity::Error,
+                path: first,
+                line,
+                message: format!("dependency cycle: {}; remove one of these depend-on entries", cycle.join(" → ")),
+            });
+        }
+        (tasks.len(), without_spec)
+    }
+
+    fn matrix(&mut self, node: &Node, path: &str) -> (usize, usize) {
+        let mut builds = 1usize;
+        let mut has_buildspec = false;
+        for (k, v) in self.map(node, path, &["static", "dynamic"]) {
+            let here = join(path, k);
+            if k == "static" {
+                for (sk, sv) in self.map(v, &here, &["ignore-failure", "env"]) {
+                    let at = join(&here, sk);
+                    if sk == "env" { self.task_env(sv, &at) } else { self.boolean(sv, &at) }
+                }
+                continue;
+            }
+            for (dk, dv) in self.map(v, &here, &["buildspec", "env"]) {
+                let at = join(&here, dk);
+                if dk == "buildspec" {
+                    has_buildspec = true;
+                    builds = builds.saturating_mul(self.text_list(dv, &at).max(1));
+                    continue;
+                }
+                for (ek, ev) in self.map(dv, &at, &["compute-type", "image", "variables"]) {
+                    let e_at = join(&at, ek);
+                    if ek == "variables" {
+                        for (name, values) in self.map(ev, &e_at, &[]) {
+                            builds = builds.saturating_mul(self.text_list(values, &join(&e_at, name)).max(1));
+                        }
+                    } else {
+                        let items = self.list(ev, &e_at);
+                        for (i, item) in items.iter().enumerate() {
+                            let i_at = index(&e_at, i);
+                            if ek == "compute-type" {
+                                self.one_of(item, &i_at, COMPUTE_TYPES, "compute type");
+                            } else {
+                                self.text(item, &i_at);
+                            }
+                        }
+                        builds = builds.saturating_mul(items.len().max(1));
+                    }
+                }
+            }
+        }
+        (builds, usize::from(!has_buildspec))
+    }
+
+    fn fanout(&mut self, node: &Node, path: &str) -> usize {
+        let mut parallelism = 1;
+        for (k, v) in self.map(node, path, &["parallelism", "ignore-failure"]) {
+            let here = join(path, k);
+            if k == "ignore-failure" {
+                self.boolean(v, &here);
+            } else if let Some(t) = self.text(v, &here) {
+                match t.parse::<usize>() {
+                    Ok(n) if n >= 1 => parallelism = n,
+                    _ => self.error(v, &here, format!("expected a whole number of at least 1, found `{t}`")),
+                }
+            }
+        }
+        parallelism
+    }
+
+    fn phases(&mut self, phases: &Node) {
+        const PHASES: &[&str] = &["install", "pre_build", "build", "post_build"];
+        const KEYS: &[&str] = &["run-as", "on-failure", "runtime-versions", "commands", "finally"];
+        let entries = self.map(phases, "phases", PHASES);
+        if entries.is_empty() && matches!(phases.kind, Kind::Map(_)) {
+            self.error(phases, "phases", "no phases; add at least a `build` phase with `commands`");
+        }
+        for (name, phase) in entries {
+            let path = join("phases", name);
+            let fields = self.map(phase, &path, KEYS);
+            let has_commands = fields.iter().any(|(k, _)| *k == "commands");
+            for (k, v) in fields {
+                let here = join(&path, k);
+                match k {
+                    "commands" => { self.text_list(v, &here); }
+                    "finally" => {
+                        self.text_list(v, &here);
+                        if !has_commands {
+                            self.error(v, &here, "`finally` needs `commands` in the same phase");
+                        }
+                    }
+                    "runtime-versions" => {
+                        if name != "install" {
+                            self.error(v, &here, "only the install phase takes runtime-versions; move it there");
+                        }
+                        self.variables(v, &here);
+                    }
+                    "on-failure" => {
+                        if let Some(t) = self.text(v, &here) {
+                            if !(t == "ABORT" || t == "CONTINUE" || t == "RETRY" || t.starts_with("RETRY-")) {
+                                self.error(v, &here, format!("unknown on-failure `{t}`; expected ABORT, CONTINUE or RETRY[-count][-regex]"));
+                            }
+                        }
+                    }
+                    _ => { self.text(v, &here); }
+                }
+            }
+        }
+    }
+
+    fn artifacts(&mut self, node: &Node, path: &str, primary: bool) {
+        const KEYS: &[&str] = &["files", "name", "discard-paths", "base-directory", "exclude-paths", "enable-symlinks", "s3-prefix", "secondary-artifacts"];
+        let fields = self.map(node, path, if primary { KEYS } else { &KEYS[..7] });
+        if !fields.iter().any(|(k, _)| *k == "files") && !fields.iter().any(|(k, _)| *k == "secondary-artifacts") {
+            self.error(node, path, "missing `files`; list what to upload");
+        }
+        for (k, v) in fields {
+            let here = join(path, k);
+            match k {
+                "files" => { self.text_list(v, &here); }
+                "exclude-paths" => self.text_or_list(v, &here),
+                "discard-paths" | "enable-symlinks" => self.boolean(v, &here),
+                "secondary-artifacts" => {
+                    for (id, artifact) in self.map(v, &here, &[]) {
+                        let at = join(&here, id);
+                        if let Some(problem) = identifier_problem(id) {
+                            self.error(artifact, &at, problem.replace("identifier", "artifact identifier"));
+                        }
+                        self.artifacts(artifact, &at, false);
+                    }
+                }
+                _ => { self.text(v, &here); }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> Vec<String> {
+        validate_text(text, Limits { max_builds: Some(3) }).iter().map(ToString::to_string).collect()
+    }
+
+    const GOOD: &str = "version: 0.2\nbatch:\n  fast-fail: false\n  build-graph:\n    - identifier: build_a\n    - identifier: build_b\n      depend-on:\n        - build_a\nphases:\n  build:\n    commands:\n      - echo hi\n";
+
+    #[test]
+    fn a_valid_batch_buildspec_has_no_problems() {
+        assert_eq!(check(GOOD), Vec::<String>::new());
+    }
+
+    #[test]
+    fn each_error_kind_is_reported_with_path_and_line() {
+        let cases: &[(&str, &str)] = &[
+            ("version: 0.3\nphases: {build: {commands: [x]}}\n", "line 1: error: version: unsupported version"),
+            ("phases: {build: {commands: [x]}}\n", "version: missing `version`"),
+            ("version: 0.2\n", "phases: missing `phases`"),
+            ("version: 0.2\nphase:\n  build: {}\n", "line 2: error: phase: unknown key `phase`"),
+            ("version: 0.2\nbatch:\n  build-graph:\n    - identifier: build-a\nphases: {build: {commands: [x]}}\n", "line 4: error: batch.build-graph[0].identifier: identifier `build-a` contains '-'"),
+            ("version: 0.2\nbatch:\n  build-graph:\n    - identifier: a\n    - identifier: a\nphases: {build: {commands: [x]}}\n", "line 5: error: batch.build-graph[1].identifier: identifier `a` is used twice (first at batch.build-graph[0])"),
+            ("version: 0.2\nbatch:\n  build-graph:\n    - identifier: a\n      depend-on: [b]\nphases: {build: {commands: [x]}}\n", "line 5: error: batch.build-graph[0].depend-on[0]: `b` is not an identifier"),
+            ("version: 0.2\nbatch:\n  build-graph:\n    - identifier: a\n      depend-on: [b]\n    - identifier: b\n      depend-on: [a]\nphases: {build: {commands: [x]}}\n", "line 4: error: batch.build-graph[0]: dependency cycle: a → b → a"),
+            ("version: 0.2\nbatch:\n  build-list:\n    - identifier: a\n    - identifier: b\n    - identifier: c\n    - identifier: d\nphases: {build: {commands: [x]}}\n", "line 4: error: batch.build-list: the batch has 4 builds but the project allows at most 3"),
+            ("version: 0.2\nbatch:\n  build-list:\n    - identifier: a\n      depend-on: [a]\nphases: {build: {commands: [x]}}\n", "batch.build-list[0].depend-on: `depend-on` only works in a build-graph"),
+            ("version: 0.2\nbatch:\n  build-graph:\n    - identifier: a\n      env:\n        compute-type: HUGE\nphases: {build: {commands: [x]}}\n", "line 6: error: batch.build-graph[0].env.compute-type: unknown compute type `HUGE`"),
+            ("version: 0.2\nbatch:\n  build-graph:\n    - identifier: a\n      env: {privileged-mode: maybe}\nphases: {build: {commands: [x]}}\n", "batch.build-graph[0].env.privileged-mode: expected true/false"),
+            ("version: 0.2\nbatch:\n  build-graph:\n    - identifier: a\n", "phases: 1 batch task(s) name no `buildspec`"),
+            ("version: 0.2\nbatch:\n  fast-fail: true\n", "batch: no batch kind"),
+            ("version: 0.2\nbatch:\n  build-matrix:\n    dynamic:\n      env:\n        variables:\n          A: [1, 2]\n          B: [1, 2]\n      buildspec: [x.yml]\n", "the batch has 4 builds but the project allows at most 3"),
+            ("version: 0.2\nbatch:\n  build-fanout:\n    parallelism: 0\nphases: {build: {commands: [x]}}\n", "batch.build-fanout.parallelism: expected a whole number of at least 1"),
+            ("version: 0.2\nenv:\n  shell: zsh\nphases: {build: {commands: [x]}}\n", "env.shell: unknown shell `zsh`"),
+            ("version: 0.2\nenv:\n  variables:\n    CODEBUILD_X: a\n    EMPTY:\nphases: {build: {commands: [x]}}\n", "env.variables.CODEBUILD_X: `CODEBUILD_X`: names starting with CODEBUILD_ are reserved"),
+            ("version: 0.2\nenv:\n  variables:\n    EMPTY:\nphases: {build: {commands: [x]}}\n", "env.variables.EMPTY: `EMPTY` has no value"),
+            ("version: 0.2\nphases:\n  build:\n    runtime-versions: {python: 3.12}\n    commands: [x]\n", "phases.build.runtime-versions: only the install phase"),
+            ("version: 0.2\nphases:\n  build:\n    finally: [x]\n", "phases.build.finally: `finally` needs `commands`"),
+            ("version: 0.2\nphases:\n  build:\n    commands: [x]\n    on-failure: IGNORE\n", "phases.build.on-failure: unknown on-failure `IGNORE`"),
+            ("version: 0.2\nphases:\n  build:\n    commands: x\n", "phases.build.commands: expected a list"),
+            ("version: 0.2\nphases: {build: {commands: [x]}}\nreports:\n  r:\n    files: [a]\n    file-format: XML\n", "reports.r.file-format: unknown report format `XML`"),
+            ("version: 0.2\nphases: {build: {commands: [x]}}\nartifacts:\n  name: x\n", "artifacts: missing `files`"),
+            ("version: 0.2\nphases: {build: {commands: [x]}}\ncache:\n  paths: /x\n", "cache.paths: expected a list"),
+            ("version: 0.2\nversion: 0.2\nphases: {build: {commands: [x]}}\n", "line 2: error: version: `version` appears twice"),
+            ("version: 0.2\nphases: [build]\n", "phases: expected a mapping"),
+            ("version: 0.2\nphases: {build: {commands: [x]}\n", "not valid YAML"),
+            ("- a\n", "a buildspec is a mapping"),
+        ];
+        for (text, expected) in cases {
+            let problems = check(text);
+            assert!(problems.iter().any(|p| p.contains(expected)), "{text}\nexpected {expected:?}\ngot {problems:#?}");
+        }
+    }
+
+    #[test]
+    fn all_problems_are_reported_not_just_the_first() {
+        let problems = check("version: 0.2\nenv: {shell: zsh}\nphases:\n  build:\n    commands: x\n    finally: [y]\n  test: {}\n");
+        assert!(problems.len() >= 3, "{problems:#?}");
+    }
+
+    #[test]
+    fn oversized_buildspecs_get_a_warning_not_an_error() {
+        let mut text = String::from("version: 0.2\nphases:\n  build:\n    commands:\n");
+        while text.len() <= INLINE_LIMIT_CHARS {
+            text.push_str("      - echo 0123456789012345678901234567890123456789\n");
+        }
+        let problems = validate_text(&text, Limits::default());
+        assert!(!has_errors(&problems));
+        assert!(problems[0].message.contains("25600"), "{problems:?}");
+    }
+
+    #[test]
+    fn cycles_are_found_and_named() {
+        let edges: HashMap<&str, Vec<&str>> = [("a", vec!["b"]), ("b", vec!["c"]), ("c", vec!["b"])].into();
+        assert_eq!(find_cycle(&["a", "b", "c"], &edges), Some(vec!["b", "c", "b"]));
+        let dag: HashMap<&str, Vec<&str>> = [("a", vec!["b", "c"]), ("b", vec!["c"])].into();
+        assert_eq!(find_cycle(&["a", "b", "c"], &dag), None);
+    }
+}
