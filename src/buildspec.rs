@@ -173,7 +173,10 @@ impl MapBuilder {
         self.put(key, value.map(|b| Value::Raw(if b { "yes" } else { "no" })))
     }
     fn list(self, key: &str, items: &[String]) -> Self {
-        self.put(key, (!items.is_empty()).then(|| Value::strs(items.iter().cloned())))
+        self.put(
+            key,
+            (!items.is_empty()).then(|| Value::strs(items.iter().cloned())),
+        )
     }
     fn pairs(self, key: &str, pairs: &[(String, String)]) -> Self {
         self.put(key, (!pairs.is_empty()).then(|| string_map(pairs)))
@@ -187,7 +190,12 @@ impl MapBuilder {
 }
 
 fn string_map(pairs: &[(String, String)]) -> Value {
-    Value::Map(pairs.iter().map(|(k, v)| (k.clone(), Value::str(v.clone()))).collect())
+    Value::Map(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::str(v.clone())))
+            .collect(),
+    )
 }
 
 impl Buildspec {
@@ -197,24 +205,37 @@ impl Buildspec {
             .put("version", Some(Value::Raw("0.2")))
             .text("run-as", &self.run_as)
             .put("env", self.env.as_ref().and_then(Env::to_value))
-            .put("proxy", self.proxy.as_ref().and_then(|p| {
-                MapBuilder::default()
-                    .yes_no("upload-artifacts", p.upload_artifacts)
-                    .yes_no("logs", p.logs)
-                    .done_if_any()
-            }))
+            .put(
+                "proxy",
+                self.proxy.as_ref().and_then(|p| {
+                    MapBuilder::default()
+                        .yes_no("upload-artifacts", p.upload_artifacts)
+                        .yes_no("logs", p.logs)
+                        .done_if_any()
+                }),
+            )
             .put("batch", self.batch.as_ref().map(Batch::to_value))
             .put("phases", self.phases.to_value())
             .put(
                 "reports",
                 (!self.reports.is_empty()).then(|| {
-                    Value::Map(self.reports.iter().map(|(k, r)| (k.clone(), r.to_value())).collect())
+                    Value::Map(
+                        self.reports
+                            .iter()
+                            .map(|(k, r)| (k.clone(), r.to_value()))
+                            .collect(),
+                    )
                 }),
             )
-            .put("artifacts", self.artifacts.as_ref().map(|a| a.to_value(true)))
+            .put(
+                "artifacts",
+                self.artifacts.as_ref().map(|a| a.to_value(true)),
+            )
             .put(
                 "cache",
-                self.cache.as_ref().map(|c| MapBuilder::default().list("paths", &c.paths).done()),
+                self.cache
+                    .as_ref()
+                    .map(|c| MapBuilder::default().list("paths", &c.paths).done()),
             )
             .done()
     }

@@ -34,16 +34,22 @@ impl FlavorName {
             return Err(invalid("the name is empty"));
         }
         if name.chars().count() > MAX_NAME_CHARS {
-            return Err(invalid(&format!("it is longer than {MAX_NAME_CHARS} characters; shorten it")));
+            return Err(invalid(&format!(
+                "it is longer than {MAX_NAME_CHARS} characters; shorten it"
+            )));
         }
         if name.contains(['/', '\\']) {
-            return Err(invalid("it contains a path separator; name a single directory"));
+            return Err(invalid(
+                "it contains a path separator; name a single directory",
+            ));
         }
         if name.contains("..") {
             return Err(invalid("it contains `..`; name a single directory"));
         }
         if name.starts_with('.') {
-            return Err(invalid("it starts with `.`; hidden directories are not flavors"));
+            return Err(invalid(
+                "it starts with `.`; hidden directories are not flavors",
+            ));
         }
         if name.chars().any(char::is_control) {
             return Err(invalid("it contains a control character"));
@@ -62,11 +68,13 @@ impl FlavorName {
     pub fn identifier(&self) -> String {
         let mut id = String::with_capacity(IDENTIFIER_PREFIX.len() + self.0.len());
         id.push_str(IDENTIFIER_PREFIX);
-        id.extend(
-            self.0
-                .chars()
-                .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }),
-        );
+        id.extend(self.0.chars().map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        }));
         id
     }
 }
@@ -87,7 +95,11 @@ pub enum FlavorError {
     #[error(
         "flavors `{first}` and `{second}` both map to build identifier `{identifier}`; rename one"
     )]
-    IdentifierCollision { first: String, second: String, identifier: String },
+    IdentifierCollision {
+        first: String,
+        second: String,
+        identifier: String,
+    },
     #[error("no flavors directory at {}: create it or point `flavors-dir` (or --flavors-dir) at it", path.display())]
     MissingDirectory { path: PathBuf },
     #[error("{} is not a directory: point `flavors-dir` (or --flavors-dir) at the directory that holds one directory per flavor", path.display())]
@@ -100,7 +112,11 @@ pub enum FlavorError {
         "flavor link {} points to {}, which {reason}; if it points into a git submodule, run `git submodule update --init --recursive`, otherwise fix or remove the link",
         path.display(), target.display()
     )]
-    BrokenLink { path: PathBuf, target: PathBuf, reason: String },
+    BrokenLink {
+        path: PathBuf,
+        target: PathBuf,
+        reason: String,
+    },
     #[error("{} is not valid UTF-8: rename the directory", path.display())]
     NonUtf8Name { path: PathBuf },
     #[error("cannot read {}: {message}", path.display())]
@@ -173,12 +189,18 @@ impl FlavorSet {
         let meta = match std::fs::metadata(dir) {
             Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(FlavorError::MissingDirectory { path: dir.to_owned() }.into());
+                return Err(FlavorError::MissingDirectory {
+                    path: dir.to_owned(),
+                }
+                .into());
             }
             Err(e) => return Err(io_error(dir, e).into()),
         };
         if !meta.is_dir() {
-            return Err(FlavorError::NotADirectory { path: dir.to_owned() }.into());
+            return Err(FlavorError::NotADirectory {
+                path: dir.to_owned(),
+            }
+            .into());
         }
         let entries = std::fs::read_dir(dir).map_err(|e| io_error(dir, e))?;
         let mut names = Vec::new();
@@ -206,7 +228,11 @@ impl FlavorSet {
                         } else {
                             format!("cannot be followed ({e})")
                         };
-                        errors.push(FlavorError::BrokenLink { path, target, reason });
+                        errors.push(FlavorError::BrokenLink {
+                            path,
+                            target,
+                            reason,
+                        });
                         continue;
                     }
                 }
@@ -221,12 +247,17 @@ impl FlavorSet {
             }
         }
         if names.is_empty() && errors.is_empty() {
-            errors.push(FlavorError::NoFlavors { path: dir.to_owned() });
+            errors.push(FlavorError::NoFlavors {
+                path: dir.to_owned(),
+            });
         }
         Self::build(names, errors)
     }
 
-    fn build(mut names: Vec<FlavorName>, mut errors: Vec<FlavorError>) -> Result<Self, FlavorErrors> {
+    fn build(
+        mut names: Vec<FlavorName>,
+        mut errors: Vec<FlavorError>,
+    ) -> Result<Self, FlavorErrors> {
         names.sort();
         let mut flavors: Vec<Flavor> = Vec::with_capacity(names.len());
         let mut by_identifier: HashMap<String, usize> = HashMap::with_capacity(names.len());
@@ -339,7 +370,10 @@ mod tests {
     fn every_problem_in_a_list_is_reported() {
         let err = FlavorSet::from_names(["a", "a", "", "b/c"]).unwrap_err();
         assert_eq!(err.0.len(), 3, "{err}");
-        assert!(matches!(FlavorSet::from_names(Vec::<String>::new()).unwrap_err().0[0], FlavorError::EmptyList));
+        assert!(matches!(
+            FlavorSet::from_names(Vec::<String>::new()).unwrap_err().0[0],
+            FlavorError::EmptyList
+        ));
     }
 
     #[test]
@@ -379,9 +413,18 @@ mod tests {
         let err = FlavorSet::discover(&flavors, &[]).unwrap_err();
         assert_eq!(err.0.len(), 2, "{err}");
         let text = err.to_string();
-        assert!(text.contains("flavors/gone points to ../submodule/flavors/gone, which does not exist"), "{text}");
-        assert!(text.contains("git submodule update --init --recursive"), "{text}");
-        assert!(text.contains("flavors/loop points to loop, which cannot be followed"), "{text}");
+        assert!(
+            text.contains("flavors/gone points to ../submodule/flavors/gone, which does not exist"),
+            "{text}"
+        );
+        assert!(
+            text.contains("git submodule update --init --recursive"),
+            "{text}"
+        );
+        assert!(
+            text.contains("flavors/loop points to loop, which cannot be followed"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -1,1 +1,316 @@
-fn main() {}
+//! `flavor-ci`: generate and validate CodeBuild batch buildspecs for multi-flavor repositories.
+
+use std::fs;
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use flavor_ci::flavors::FlavorSet;
+use flavor_ci::generate::{self, Output, Request};
+use flavor_ci::settings::{SETTINGS_FILE, Settings};
+use flavor_ci::validate::{self, Limits, Severity};
+
+/// Exit status: the input (flavors, settings or a buildspec) has problems.
+const EXIT_INVALID: u8 = 1;
+/// Exit status: a file could not be read or written.
+const EXIT_IO: u8 = 3;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "flavor-ci",
+    version,
+    about = "Generate and validate AWS CodeBuild batch buildspecs for repositories with one directory per flavor",
+    after_help = "Exit status: 0 success, 1 invalid input (flavors, settings or buildspec problems), 2 usage error, 3 a file could not be read or written."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Find the repository's flavors and write the CI and release buildspecs into a directory.
+    Generate(GenerateArgs),
+    /// Check buildspec files against the buildspec 0.2 schema and CodeBuild's batch rules.
+    Validate(ValidateArgs),
+    /// List the repository's flavors with their build identifiers.
+    Flavors(RepoArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RepoArgs {
+    /// The repository root.
+    #[arg(long, short = 'r', default_value = ".", value_name = "DIR")]
+    repo: PathBuf,
+    /// Settings file [default: <repo>/flavor-ci.yaml if present, else built-in defaults].
+    #[arg(long, short = 's', value_name = "FILE")]
+    settings: Option<PathBuf>,
+    /// The directory holding one directory per flavor [default: <repo>/<flavors-dir setting>].
+    #[arg(long, value_name = "DIR")]
+    flavors_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct GenerateArgs {
+    #[command(flatten)]
+    repo: RepoArgs,
+    /// Where to write the buildspecs; created if missing.
+    #[arg(long, short = 'o', default_value = "buildspecs", value_name = "DIR")]
+    out: PathBuf,
+    /// Build only this flavor (repeat for more); default: all flavors.
+    #[arg(long = "flavor", short = 'f', value_name = "NAME")]
+    only: Vec<String>,
+    /// Release id passed to release builds as RELEASE_ID [default: release.release-id].
+    #[arg(long, value_name = "ID")]
+    release_id: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct ValidateArgs {
+    /// Buildspec files to check.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// The project's maximum builds per batch; larger batches are errors.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_builds: Option<u32>,
+}
+
+/// A failure to report: its message and exit status.
+struct Failure {
+    status: u8,
+    message: String,
+}
+
+impl Failure {
+    fn invalid(message: impl ToString) -> Self {
+        Self {
+            status: EXIT_INVALID,
+            message: message.to_string(),
+        }
+    }
+    fn io(path: &Path, action: &str, e: &io::Error) -> Self {
+        Self {
+            status: EXIT_IO,
+            message: format!("cannot {action} {}: {e}", path.display()),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Generate(args) => run_generate(&args),
+        Command::Validate(args) => run_validate(&args),
+        Command::Flavors(args) => run_flavors(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(failure) => {
+            let _ = writeln!(io::stderr(), "error: {}", failure.message);
+            ExitCode::from(failure.status)
+        }
+    }
+}
+
+fn load_settings(args: &RepoArgs) -> Result<(Settings, Option<PathBuf>), Failure> {
+    let (path, required) = match &args.settings {
+        Some(p) => (p.clone(), true),
+        None => (args.repo.join(SETTINGS_FILE), false),
+    };
+    match fs::read_to_string(&path) {
+        Ok(text) => Settings::from_yaml(&text)
+            .map(|s| (s, Some(path.clone())))
+            .map_err(|e| Failure::invalid(format!("{} has problems:\n{e}", path.display()))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !required => {
+            Ok((Settings::default(), None))
+        }
+        Err(e) => Err(Failure::io(&path, "read settings file", &e)),
+    }
+}
+
+fn discover(args: &RepoArgs, settings: &Settings) -> Result<FlavorSet, Failure> {
+    let dir = args
+        .flavors_dir
+        .clone()
+        .unwrap_or_else(|| args.repo.join(&settings.flavors_dir));
+    FlavorSet::discover(&dir, &settings.exclude).map_err(Failure::invalid)
+}
+
+fn run_flavors(args: &RepoArgs) -> Result<ExitCode, Failure> {
+    let (settings, _) = load_settings(args)?;
+    let flavors = discover(args, &settings)?;
+    let mut out = io::stdout().lock();
+    for f in &flavors {
+        let _ = writeln!(out, "{}\t{}", f.name, f.identifier);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_generate(args: &GenerateArgs) -> Result<ExitCode, Failure> {
+    let (settings, settings_path) = load_settings(&args.repo)?;
+    let flavors = discover(&args.repo, &settings)?;
+    let output = generate::generate(Request {
+        settings: &settings,
+        flavors: &flavors,
+        only: (!args.only.is_empty()).then_some(args.only.as_slice()),
+        release_id: args.release_id.as_deref(),
+    })
+    .map_err(Failure::invalid)?;
+    let removed = write_all(&args.out, &output)?;
+
+    let mut out = io::stdout().lock();
+    match &settings_path {
+        Some(p) => {
+            let _ = writeln!(out, "settings: {}", p.display());
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "settings: built-in defaults (no {SETTINGS_FILE} in {})",
+                args.repo.repo.display()
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "flavors: {} of {} ({})",
+        output.selected.len(),
+        flavors.len(),
+        output.selected.join(", ")
+    );
+    for d in &output.documents {
+        let _ = writeln!(
+            out,
+            "wrote {} ({} bytes, sha256 {})",
+            args.out.join(&d.file_name).display(),
+            d.yaml.len(),
+            &d.sha256()[..12]
+        );
+    }
+    for path in removed {
+        let _ = writeln!(out, "removed stale {}", path.display());
+    }
+    let mut err = io::stderr().lock();
+    for w in &output.warnings {
+        let _ = writeln!(err, "warning: {w}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// File names this tool writes; any of them not written by this run is stale.
+const KNOWN_FILES: &[&str] = &[
+    "ci-batch-buildspec.yaml",
+    "ci-build-buildspec.yaml",
+    "release-batch-buildspec.yaml",
+    "release-build-buildspec.yaml",
+];
+
+/// Writes every document through a temporary file and a rename, so a reader never sees a
+/// half-written buildspec; removes earlier outputs this run no longer produces.
+fn write_all(dir: &Path, output: &Output) -> Result<Vec<PathBuf>, Failure> {
+    fs::create_dir_all(dir).map_err(|e| Failure::io(dir, "create output directory", &e))?;
+    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::with_capacity(output.documents.len());
+    let cleanup = |staged: &[(PathBuf, PathBuf)]| {
+        for (tmp, _) in staged {
+            let _ = fs::remove_file(tmp);
+        }
+    };
+    for d in &output.documents {
+        let target = dir.join(&d.file_name);
+        let tmp = dir.join(format!(".{}.tmp-{}", d.file_name, std::process::id()));
+        if let Err(e) = fs::write(&tmp, d.yaml.as_bytes()) {
+            let _ = fs::remove_file(&tmp);
+            cleanup(&staged);
+            return Err(Failure::io(&target, "write", &e));
+        }
+        staged.push((tmp, target));
+    }
+    for (i, (tmp, target)) in staged.iter().enumerate() {
+        if let Err(e) = fs::rename(tmp, target) {
+            cleanup(&staged[i..]);
+            return Err(Failure::io(target, "write", &e));
+        }
+    }
+    let mut removed = Vec::new();
+    for name in KNOWN_FILES {
+        if output.documents.iter().any(|d| d.file_name == *name) {
+            continue;
+        }
+        let path = dir.join(name);
+        match fs::remove_file(&path) {
+            Ok(()) => removed.push(path),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Failure::io(&path, "remove stale", &e)),
+        }
+    }
+    Ok(removed)
+}
+
+fn run_validate(args: &ValidateArgs) -> Result<ExitCode, Failure> {
+    let limits = Limits {
+        max_builds: args.max_builds,
+    };
+    let mut out = io::stdout().lock();
+    let (mut errors, mut warnings, mut unreadable) = (0usize, 0usize, 0usize);
+    for file in &args.files {
+        let text = match fs::read(file) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = writeln!(
+                        out,
+                        "{}: error: not UTF-8 text; save the buildspec as UTF-8",
+                        file.display()
+                    );
+                    errors += 1;
+                    continue;
+                }
+            },
+            Err(e) => {
+                let _ = writeln!(out, "{}: error: cannot read: {e}", file.display());
+                unreadable += 1;
+                continue;
+            }
+        };
+        let problems = validate::validate_text(&text, limits);
+        if problems.is_empty() {
+            let _ = writeln!(out, "{}: ok", file.display());
+        }
+        for p in &problems {
+            match p.severity {
+                Severity::Error => errors += 1,
+                Severity::Warning => warnings += 1,
+            }
+            let level = if p.severity == Severity::Error {
+                "error"
+            } else {
+                "warning"
+            };
+            let at = if p.path.is_empty() {
+                "(document)"
+            } else {
+                p.path.as_str()
+            };
+            let _ = writeln!(
+                out,
+                "{}:{}: {level}: {at}: {}",
+                file.display(),
+                p.line,
+                p.message
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{} file(s): {errors} error(s), {warnings} warning(s)",
+        args.files.len()
+    );
+    Ok(if unreadable > 0 {
+        ExitCode::from(EXIT_IO)
+    } else if errors > 0 {
+        ExitCode::from(EXIT_INVALID)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

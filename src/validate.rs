@@ -81,7 +81,11 @@ impl fmt::Display for Problem {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        let at = if self.path.is_empty() { "(document)" } else { &self.path };
+        let at = if self.path.is_empty() {
+            "(document)"
+        } else {
+            &self.path
+        };
         write!(f, "line {}: {level}: {at}: {}", self.line, self.message)
     }
 }
@@ -113,7 +117,10 @@ pub fn validate_text(text: &str, limits: Limits) -> Vec<Problem> {
 
 /// Validates a parsed buildspec whose source text is `chars` characters long.
 pub fn validate_document(root: &Node, chars: usize, limits: Limits) -> Vec<Problem> {
-    let mut v = Validator { problems: Vec::new(), limits };
+    let mut v = Validator {
+        problems: Vec::new(),
+        limits,
+    };
     v.document(root);
     if chars > INLINE_LIMIT_CHARS {
         v.problems.push(Problem {
@@ -134,7 +141,10 @@ pub fn identifier_problem(id: &str) -> Option<String> {
     if id.is_empty() {
         return Some("the identifier is empty".into());
     }
-    if let Some(c) = id.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_')) {
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_'))
+    {
         return Some(format!(
             "identifier `{id}` contains {c:?}; CodeBuild allows only letters, digits and `_`"
         ));
@@ -150,7 +160,10 @@ pub fn identifier_problem(id: &str) -> Option<String> {
 
 /// Finds a dependency cycle in a graph given as node → successors, returning it as a closed
 /// path (`[a, b, a]`). Nodes are visited in the order given, so the answer is deterministic.
-pub fn find_cycle<'a>(order: &[&'a str], edges: &HashMap<&'a str, Vec<&'a str>>) -> Option<Vec<&'a str>> {
+pub fn find_cycle<'a>(
+    order: &[&'a str],
+    edges: &HashMap<&'a str, Vec<&'a str>>,
+) -> Option<Vec<&'a str>> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         Open,
@@ -193,13 +206,33 @@ pub fn find_cycle<'a>(order: &[&'a str], edges: &HashMap<&'a str, Vec<&'a str>>)
 fn is_bool_word(text: &str) -> bool {
     matches!(
         text,
-        "true" | "True" | "TRUE" | "false" | "False" | "FALSE" | "yes" | "Yes" | "YES" | "no" | "No"
-            | "NO" | "on" | "On" | "ON" | "off" | "Off" | "OFF"
+        "true"
+            | "True"
+            | "TRUE"
+            | "false"
+            | "False"
+            | "FALSE"
+            | "yes"
+            | "Yes"
+            | "YES"
+            | "no"
+            | "No"
+            | "NO"
+            | "on"
+            | "On"
+            | "ON"
+            | "off"
+            | "Off"
+            | "OFF"
     )
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 fn index(path: &str, i: usize) -> String {
@@ -231,9 +264,18 @@ impl Validator {
     }
 
     /// The entries of a mapping whose keys are all in `allowed`; reports anything else.
-    fn map<'n>(&mut self, node: &'n Node, path: &str, allowed: &[&str]) -> Vec<(&'n str, &'n Node)> {
+    fn map<'n>(
+        &mut self,
+        node: &'n Node,
+        path: &str,
+        allowed: &[&str],
+    ) -> Vec<(&'n str, &'n Node)> {
         let Kind::Map(entries) = &node.kind else {
-            self.error(node, path, format!("expected a mapping, found {}", node.type_name()));
+            self.error(
+                node,
+                path,
+                format!("expected a mapping, found {}", node.type_name()),
+            );
             return Vec::new();
         };
         let mut seen: Vec<&str> = Vec::with_capacity(entries.len());
@@ -253,7 +295,10 @@ impl Validator {
                 self.error(
                     key,
                     &here,
-                    format!("unknown key `{name}`; expected one of: {}", allowed.join(", ")),
+                    format!(
+                        "unknown key `{name}`; expected one of: {}",
+                        allowed.join(", ")
+                    ),
                 );
                 continue;
             }
@@ -266,7 +311,11 @@ impl Validator {
         match node.text() {
             Some(t) if !node.is_null() => Some(t),
             _ => {
-                self.error(node, path, format!("expected a value, found {}", node.type_name()));
+                self.error(
+                    node,
+                    path,
+                    format!("expected a value, found {}", node.type_name()),
+                );
                 None
             }
         }
@@ -275,7 +324,14 @@ impl Validator {
     fn one_of(&mut self, node: &Node, path: &str, allowed: &[&str], what: &str) {
         if let Some(t) = self.text(node, path) {
             if !allowed.contains(&t) {
-                self.error(node, path, format!("unknown {what} `{t}`; expected one of: {}", allowed.join(", ")));
+                self.error(
+                    node,
+                    path,
+                    format!(
+                        "unknown {what} `{t}`; expected one of: {}",
+                        allowed.join(", ")
+                    ),
+                );
             }
         }
     }
@@ -283,7 +339,11 @@ impl Validator {
     fn boolean(&mut self, node: &Node, path: &str) {
         if let Some(t) = self.text(node, path) {
             if !is_bool_word(t) {
-                self.error(node, path, format!("expected true/false (or yes/no), found `{t}`"));
+                self.error(
+                    node,
+                    path,
+                    format!("expected true/false (or yes/no), found `{t}`"),
+                );
             }
         }
     }
@@ -292,7 +352,11 @@ impl Validator {
         match &node.kind {
             Kind::Seq(items) => items,
             _ => {
-                self.error(node, path, format!("expected a list, found {}", node.type_name()));
+                self.error(
+                    node,
+                    path,
+                    format!("expected a list, found {}", node.type_name()),
+                );
                 &[]
             }
         }
@@ -321,7 +385,11 @@ impl Validator {
                 self.error(value, &here, format!("`{name}`: names starting with CODEBUILD_ are reserved by CodeBuild; rename it"));
             }
             if value.is_null() {
-                self.error(value, &here, format!("`{name}` has no value; write \"\" for an empty one"));
+                self.error(
+                    value,
+                    &here,
+                    format!("`{name}` has no value; write \"\" for an empty one"),
+                );
             } else {
                 self.text(value, &here);
             }
@@ -329,9 +397,23 @@ impl Validator {
     }
 
     fn document(&mut self, root: &Node) {
-        const TOP: &[&str] = &["version", "run-as", "env", "proxy", "batch", "phases", "reports", "artifacts", "cache"];
+        const TOP: &[&str] = &[
+            "version",
+            "run-as",
+            "env",
+            "proxy",
+            "batch",
+            "phases",
+            "reports",
+            "artifacts",
+            "cache",
+        ];
         if !matches!(root.kind, Kind::Map(_)) {
-            self.error(root, "", format!("a buildspec is a mapping, found {}", root.type_name()));
+            self.error(
+                root,
+                "",
+                format!("a buildspec is a mapping, found {}", root.type_name()),
+            );
             return;
         }
         let entries = self.map(root, "", TOP);
@@ -340,7 +422,11 @@ impl Validator {
             None => self.error(root, "version", "missing `version`; add `version: 0.2`"),
             Some(v) => match v.text() {
                 Some("0.2") => {}
-                Some("0.1") => self.warning(v, "version", "version 0.1 runs every command in a fresh shell; use 0.2"),
+                Some("0.1") => self.warning(
+                    v,
+                    "version",
+                    "version 0.1 runs every command in a fresh shell; use 0.2",
+                ),
                 _ => self.error(v, "version", "unsupported version; use `version: 0.2`"),
             },
         }
@@ -369,17 +455,25 @@ impl Validator {
         if let Some(reports) = get("reports") {
             for (name, report) in self.map(reports, "reports", &[]) {
                 let path = join("reports", name);
-                let fields = self.map(report, &path, &["files", "base-directory", "discard-paths", "file-format"]);
+                let fields = self.map(
+                    report,
+                    &path,
+                    &["files", "base-directory", "discard-paths", "file-format"],
+                );
                 if !fields.iter().any(|(k, _)| *k == "files") {
                     self.error(report, &path, "missing `files`; list the report files");
                 }
                 for (k, v) in fields {
                     let here = join(&path, k);
                     match k {
-                        "files" => { self.text_list(v, &here); }
+                        "files" => {
+                            self.text_list(v, &here);
+                        }
                         "discard-paths" => self.boolean(v, &here),
                         "file-format" => self.one_of(v, &here, REPORT_FORMATS, "report format"),
-                        _ => { self.text(v, &here); }
+                        _ => {
+                            self.text(v, &here);
+                        }
                     }
                 }
             }
@@ -391,22 +485,35 @@ impl Validator {
             for (k, v) in self.map(cache, "cache", &["paths", "key", "fallback-keys", "action"]) {
                 let here = join("cache", k);
                 match k {
-                    "paths" | "fallback-keys" => { self.text_list(v, &here); }
+                    "paths" | "fallback-keys" => {
+                        self.text_list(v, &here);
+                    }
                     "action" => self.one_of(v, &here, &["restore", "save"], "cache action"),
-                    _ => { self.text(v, &here); }
+                    _ => {
+                        self.text(v, &here);
+                    }
                 }
             }
         }
     }
 
     fn env(&mut self, env: &Node) {
-        const KEYS: &[&str] = &["shell", "variables", "parameter-store", "exported-variables", "secrets-manager", "git-credential-helper"];
+        const KEYS: &[&str] = &[
+            "shell",
+            "variables",
+            "parameter-store",
+            "exported-variables",
+            "secrets-manager",
+            "git-credential-helper",
+        ];
         for (k, v) in self.map(env, "env", KEYS) {
             let here = join("env", k);
             match k {
                 "shell" => self.one_of(v, &here, SHELLS, "shell"),
                 "variables" | "parameter-store" => self.variables(v, &here),
-                "exported-variables" => { self.text_list(v, &here); }
+                "exported-variables" => {
+                    self.text_list(v, &here);
+                }
                 "git-credential-helper" => self.boolean(v, &here),
                 _ => {
                     for (name, reference) in self.map(v, &here, &[]) {
@@ -425,19 +532,43 @@ impl Validator {
     /// Checks `batch` and returns how many tasks name no buildspec of their own.
     fn batch(&mut self, batch: &Node) -> usize {
         const KINDS: &[&str] = &["build-graph", "build-list", "build-matrix", "build-fanout"];
-        let entries = self.map(batch, "batch", &["fast-fail", "build-graph", "build-list", "build-matrix", "build-fanout"]);
+        let entries = self.map(
+            batch,
+            "batch",
+            &[
+                "fast-fail",
+                "build-graph",
+                "build-list",
+                "build-matrix",
+                "build-fanout",
+            ],
+        );
         let kinds: Vec<_> = entries.iter().filter(|(k, _)| KINDS.contains(k)).collect();
         if kinds.is_empty() {
-            self.error(batch, "batch", "no batch kind; add one of build-graph, build-list, build-matrix, build-fanout");
+            self.error(
+                batch,
+                "batch",
+                "no batch kind; add one of build-graph, build-list, build-matrix, build-fanout",
+            );
         } else if kinds.len() > 1 {
             let names: Vec<&str> = kinds.iter().map(|(k, _)| *k).collect();
-            self.error(batch, "batch", format!("a batch holds exactly one kind, found {}; keep one", names.join(" and ")));
+            self.error(
+                batch,
+                "batch",
+                format!(
+                    "a batch holds exactly one kind, found {}; keep one",
+                    names.join(" and ")
+                ),
+            );
         }
         let mut without_spec = 0;
         for &(k, v) in &entries {
             let here = join("batch", k);
             let (builds, missing) = match k {
-                "fast-fail" => { self.boolean(v, &here); continue; }
+                "fast-fail" => {
+                    self.boolean(v, &here);
+                    continue;
+                }
                 "build-graph" => self.tasks(v, &here, true),
                 "build-list" => self.tasks(v, &here, false),
                 "build-matrix" => self.matrix(v, &here),
@@ -456,7 +587,14 @@ impl Validator {
     }
 
     fn task_env(&mut self, env: &Node, path: &str) {
-        const KEYS: &[&str] = &["compute-type", "fleet", "image", "privileged-mode", "type", "variables"];
+        const KEYS: &[&str] = &[
+            "compute-type",
+            "fleet",
+            "image",
+            "privileged-mode",
+            "type",
+            "variables",
+        ];
         for (k, v) in self.map(env, path, KEYS) {
             let here = join(path, k);
             match k {
@@ -464,14 +602,23 @@ impl Validator {
                 "type" => self.one_of(v, &here, ENVIRONMENT_TYPES, "environment type"),
                 "privileged-mode" => self.boolean(v, &here),
                 "variables" => self.variables(v, &here),
-                _ => { self.text(v, &here); }
+                _ => {
+                    self.text(v, &here);
+                }
             }
         }
     }
 
     /// Checks a build-graph or build-list; returns (builds, tasks without a buildspec).
     fn tasks(&mut self, node: &Node, path: &str, graph: bool) -> (usize, usize) {
-        const KEYS: &[&str] = &["identifier", "buildspec", "depend-on", "env", "ignore-failure", "debug-session"];
+        const KEYS: &[&str] = &[
+            "identifier",
+            "buildspec",
+            "depend-on",
+            "env",
+            "ignore-failure",
+            "debug-session",
+        ];
         let tasks = self.list(node, path);
         if tasks.is_empty() && matches!(node.kind, Kind::Seq(_)) {
             self.error(node, path, "the batch has no builds; add at least one");
@@ -508,10 +655,16 @@ impl Validator {
                 let here = join(&at, k);
                 match k {
                     "identifier" => {}
-                    "buildspec" => { self.text(v, &here); }
+                    "buildspec" => {
+                        self.text(v, &here);
+                    }
                     "env" => self.task_env(v, &here),
                     "ignore-failure" | "debug-session" => self.boolean(v, &here),
-                    _ if !graph => self.error(v, &here, "`depend-on` only works in a build-graph; use build-graph or remove it"),
+                    _ if !graph => self.error(
+                        v,
+                        &here,
+                        "`depend-on` only works in a build-graph; use build-graph or remove it",
+                    ),
                     _ => {
                         for (j, dep) in self.list(v, &here).iter().enumerate() {
                             if let (Some(from), Some(to)) = (id, dep.text()) {
@@ -531,17 +684,28 @@ impl Validator {
             if ids.contains_key(to) {
                 edges.entry(*from).or_default().push(to);
             } else {
-                self.error(dep, at, format!("`{to}` is not an identifier in this batch; name an existing task"));
+                self.error(
+                    dep,
+                    at,
+                    format!("`{to}` is not an identifier in this batch; name an existing task"),
+                );
             }
         }
         if let Some(cycle) = find_cycle(&order, &edges) {
             let first = ids.get(cycle[0]).cloned().unwrap_or_default();
-            let line = tasks.iter().enumerate().find(|(i, _)| index(path, *i) == first).map_or(node.line, |(_, t)| t.line);
+            let line = tasks
+                .iter()
+                .enumerate()
+                .find(|(i, _)| index(path, *i) == first)
+                .map_or(node.line, |(_, t)| t.line);
             self.problems.push(Problem {
                 severity: Severity::Error,
                 path: first,
                 line,
-                message: format!("dependency cycle: {}; remove one of these depend-on entries", cycle.join(" → ")),
+                message: format!(
+                    "dependency cycle: {}; remove one of these depend-on entries",
+                    cycle.join(" → ")
+                ),
             });
         }
         (tasks.len(), without_spec)
@@ -555,7 +719,11 @@ impl Validator {
             if k == "static" {
                 for (sk, sv) in self.map(v, &here, &["ignore-failure", "env"]) {
                     let at = join(&here, sk);
-                    if sk == "env" { self.task_env(sv, &at) } else { self.boolean(sv, &at) }
+                    if sk == "env" {
+                        self.task_env(sv, &at)
+                    } else {
+                        self.boolean(sv, &at)
+                    }
                 }
                 continue;
             }
@@ -570,7 +738,8 @@ impl Validator {
                     let e_at = join(&at, ek);
                     if ek == "variables" {
                         for (name, values) in self.map(ev, &e_at, &[]) {
-                            builds = builds.saturating_mul(self.text_list(values, &join(&e_at, name)).max(1));
+                            builds = builds
+                                .saturating_mul(self.text_list(values, &join(&e_at, name)).max(1));
                         }
                     } else {
                         let items = self.list(ev, &e_at);
@@ -599,7 +768,11 @@ impl Validator {
             } else if let Some(t) = self.text(v, &here) {
                 match t.parse::<usize>() {
                     Ok(n) if n >= 1 => parallelism = n,
-                    _ => self.error(v, &here, format!("expected a whole number of at least 1, found `{t}`")),
+                    _ => self.error(
+                        v,
+                        &here,
+                        format!("expected a whole number of at least 1, found `{t}`"),
+                    ),
                 }
             }
         }
@@ -608,10 +781,20 @@ impl Validator {
 
     fn phases(&mut self, phases: &Node) {
         const PHASES: &[&str] = &["install", "pre_build", "build", "post_build"];
-        const KEYS: &[&str] = &["run-as", "on-failure", "runtime-versions", "commands", "finally"];
+        const KEYS: &[&str] = &[
+            "run-as",
+            "on-failure",
+            "runtime-versions",
+            "commands",
+            "finally",
+        ];
         let entries = self.map(phases, "phases", PHASES);
         if entries.is_empty() && matches!(phases.kind, Kind::Map(_)) {
-            self.error(phases, "phases", "no phases; add at least a `build` phase with `commands`");
+            self.error(
+                phases,
+                "phases",
+                "no phases; add at least a `build` phase with `commands`",
+            );
         }
         for (name, phase) in entries {
             let path = join("phases", name);
@@ -620,7 +803,9 @@ impl Validator {
             for (k, v) in fields {
                 let here = join(&path, k);
                 match k {
-                    "commands" => { self.text_list(v, &here); }
+                    "commands" => {
+                        self.text_list(v, &here);
+                    }
                     "finally" => {
                         self.text_list(v, &here);
                         if !has_commands {
@@ -629,45 +814,74 @@ impl Validator {
                     }
                     "runtime-versions" => {
                         if name != "install" {
-                            self.error(v, &here, "only the install phase takes runtime-versions; move it there");
+                            self.error(
+                                v,
+                                &here,
+                                "only the install phase takes runtime-versions; move it there",
+                            );
                         }
                         self.variables(v, &here);
                     }
                     "on-failure" => {
                         if let Some(t) = self.text(v, &here) {
-                            if !(t == "ABORT" || t == "CONTINUE" || t == "RETRY" || t.starts_with("RETRY-")) {
+                            if !(t == "ABORT"
+                                || t == "CONTINUE"
+                                || t == "RETRY"
+                                || t.starts_with("RETRY-"))
+                            {
                                 self.error(v, &here, format!("unknown on-failure `{t}`; expected ABORT, CONTINUE or RETRY[-count][-regex]"));
                             }
                         }
                     }
-                    _ => { self.text(v, &here); }
+                    _ => {
+                        self.text(v, &here);
+                    }
                 }
             }
         }
     }
 
     fn artifacts(&mut self, node: &Node, path: &str, primary: bool) {
-        const KEYS: &[&str] = &["files", "name", "discard-paths", "base-directory", "exclude-paths", "enable-symlinks", "s3-prefix", "secondary-artifacts"];
+        const KEYS: &[&str] = &[
+            "files",
+            "name",
+            "discard-paths",
+            "base-directory",
+            "exclude-paths",
+            "enable-symlinks",
+            "s3-prefix",
+            "secondary-artifacts",
+        ];
         let fields = self.map(node, path, if primary { KEYS } else { &KEYS[..7] });
-        if !fields.iter().any(|(k, _)| *k == "files") && !fields.iter().any(|(k, _)| *k == "secondary-artifacts") {
+        if !fields.iter().any(|(k, _)| *k == "files")
+            && !fields.iter().any(|(k, _)| *k == "secondary-artifacts")
+        {
             self.error(node, path, "missing `files`; list what to upload");
         }
         for (k, v) in fields {
             let here = join(path, k);
             match k {
-                "files" => { self.text_list(v, &here); }
+                "files" => {
+                    self.text_list(v, &here);
+                }
                 "exclude-paths" => self.text_or_list(v, &here),
                 "discard-paths" | "enable-symlinks" => self.boolean(v, &here),
                 "secondary-artifacts" => {
                     for (id, artifact) in self.map(v, &here, &[]) {
                         let at = join(&here, id);
                         if let Some(problem) = identifier_problem(id) {
-                            self.error(artifact, &at, problem.replace("identifier", "artifact identifier"));
+                            self.error(
+                                artifact,
+                                &at,
+                                problem.replace("identifier", "artifact identifier"),
+                            );
                         }
                         self.artifacts(artifact, &at, false);
                     }
                 }
-                _ => { self.text(v, &here); }
+                _ => {
+                    self.text(v, &here);
+                }
             }
         }
     }
@@ -678,7 +892,15 @@ mod tests {
     use super::*;
 
     fn check(text: &str) -> Vec<String> {
-        validate_text(text, Limits { max_builds: Some(3) }).iter().map(ToString::to_string).collect()
+        validate_text(
+            text,
+            Limits {
+                max_builds: Some(3),
+            },
+        )
+        .iter()
+        .map(ToString::to_string)
+        .collect()
     }
 
     const GOOD: &str = "version: 0.2\nbatch:\n  fast-fail: false\n  build-graph:\n    - identifier: build_a\n    - identifier: build_b\n      depend-on:\n        - build_a\nphases:\n  build:\n    commands:\n      - echo hi\n";
@@ -691,46 +913,135 @@ mod tests {
     #[test]
     fn each_error_kind_is_reported_with_path_and_line() {
         let cases: &[(&str, &str)] = &[
-            ("version: 0.3\nphases: {build: {commands: [x]}}\n", "line 1: error: version: unsupported version"),
-            ("phases: {build: {commands: [x]}}\n", "version: missing `version`"),
+            (
+                "version: 0.3\nphases: {build: {commands: [x]}}\n",
+                "line 1: error: version: unsupported version",
+            ),
+            (
+                "phases: {build: {commands: [x]}}\n",
+                "version: missing `version`",
+            ),
             ("version: 0.2\n", "phases: missing `phases`"),
-            ("version: 0.2\nphase:\n  build: {}\n", "line 2: error: phase: unknown key `phase`"),
-            ("version: 0.2\nbatch:\n  build-graph:\n    - identifier: build-a\nphases: {build: {commands: [x]}}\n", "line 4: error: batch.build-graph[0].identifier: identifier `build-a` contains '-'"),
-            ("version: 0.2\nbatch:\n  build-graph:\n    - identifier: a\n    - identifier: a\nphases: {build: {commands: [x]}}\n", "line 5: error: batch.build-graph[1].identifier: identifier `a` is used twice (first at batch.build-graph[0])"),
-            ("version: 0.2\nbatch:\n  build-graph:\n    - identifier: a\n      depend-on: [b]\nphases: {build: {commands: [x]}}\n", "line 5: error: batch.build-graph[0].depend-on[0]: `b` is not an identifier"),
-            ("version: 0.2\nbatch:\n  build-graph:\n    - identifier: a\n      depend-on: [b]\n    - identifier: b\n      depend-on: [a]\nphases: {build: {commands: [x]}}\n", "line 4: error: batch.build-graph[0]: dependency cycle: a → b → a"),
-            ("version: 0.2\nbatch:\n  build-list:\n    - identifier: a\n    - identifier: b\n    - identifier: c\n    - identifier: d\nphases: {build: {commands: [x]}}\n", "line 4: error: batch.build-list: the batch has 4 builds but the project allows at most 3"),
-            ("version: 0.2\nbatch:\n  build-list:\n    - identifier: a\n      depend-on: [a]\nphases: {build: {commands: [x]}}\n", "batch.build-list[0].depend-on: `depend-on` only works in a build-graph"),
-            ("version: 0.2\nbatch:\n  build-graph:\n    - identifier: a\n      env:\n        compute-type: HUGE\nphases: {build: {commands: [x]}}\n", "line 6: error: batch.build-graph[0].env.compute-type: unknown compute type `HUGE`"),
-            ("version: 0.2\nbatch:\n  build-graph:\n    - identifier: a\n      env: {privileged-mode: maybe}\nphases: {build: {commands: [x]}}\n", "batch.build-graph[0].env.privileged-mode: expected true/false"),
-            ("version: 0.2\nbatch:\n  build-graph:\n    - identifier: a\n", "phases: 1 batch task(s) name no `buildspec`"),
-            ("version: 0.2\nbatch:\n  fast-fail: true\n", "batch: no batch kind"),
-            ("version: 0.2\nbatch:\n  build-matrix:\n    dynamic:\n      env:\n        variables:\n          A: [1, 2]\n          B: [1, 2]\n      buildspec: [x.yml]\n", "the batch has 4 builds but the project allows at most 3"),
-            ("version: 0.2\nbatch:\n  build-fanout:\n    parallelism: 0\nphases: {build: {commands: [x]}}\n", "batch.build-fanout.parallelism: expected a whole number of at least 1"),
-            ("version: 0.2\nenv:\n  shell: zsh\nphases: {build: {commands: [x]}}\n", "env.shell: unknown shell `zsh`"),
-            ("version: 0.2\nenv:\n  variables:\n    CODEBUILD_X: a\n    EMPTY:\nphases: {build: {commands: [x]}}\n", "env.variables.CODEBUILD_X: `CODEBUILD_X`: names starting with CODEBUILD_ are reserved"),
-            ("version: 0.2\nenv:\n  variables:\n    EMPTY:\nphases: {build: {commands: [x]}}\n", "env.variables.EMPTY: `EMPTY` has no value"),
-            ("version: 0.2\nphases:\n  build:\n    runtime-versions: {python: 3.12}\n    commands: [x]\n", "phases.build.runtime-versions: only the install phase"),
-            ("version: 0.2\nphases:\n  build:\n    finally: [x]\n", "phases.build.finally: `finally` needs `commands`"),
-            ("version: 0.2\nphases:\n  build:\n    commands: [x]\n    on-failure: IGNORE\n", "phases.build.on-failure: unknown on-failure `IGNORE`"),
-            ("version: 0.2\nphases:\n  build:\n    commands: x\n", "phases.build.commands: expected a list"),
-            ("version: 0.2\nphases: {build: {commands: [x]}}\nreports:\n  r:\n    files: [a]\n    file-format: XML\n", "reports.r.file-format: unknown report format `XML`"),
-            ("version: 0.2\nphases: {build: {commands: [x]}}\nartifacts:\n  name: x\n", "artifacts: missing `files`"),
-            ("version: 0.2\nphases: {build: {commands: [x]}}\ncache:\n  paths: /x\n", "cache.paths: expected a list"),
-            ("version: 0.2\nversion: 0.2\nphases: {build: {commands: [x]}}\n", "line 2: error: version: `version` appears twice"),
-            ("version: 0.2\nphases: [build]\n", "phases: expected a mapping"),
-            ("version: 0.2\nphases: {build: {commands: [x]}\n", "not valid YAML"),
+            (
+                "version: 0.2\nphase:\n  build: {}\n",
+                "line 2: error: phase: unknown key `phase`",
+            ),
+            (
+                "version: 0.2\nbatch:\n  build-graph:\n    - identifier: build-a\nphases: {build: {commands: [x]}}\n",
+                "line 4: error: batch.build-graph[0].identifier: identifier `build-a` contains '-'",
+            ),
+            (
+                "version: 0.2\nbatch:\n  build-graph:\n    - identifier: a\n    - identifier: a\nphases: {build: {commands: [x]}}\n",
+                "line 5: error: batch.build-graph[1].identifier: identifier `a` is used twice (first at batch.build-graph[0])",
+            ),
+            (
+                "version: 0.2\nbatch:\n  build-graph:\n    - identifier: a\n      depend-on: [b]\nphases: {build: {commands: [x]}}\n",
+                "line 5: error: batch.build-graph[0].depend-on[0]: `b` is not an identifier",
+            ),
+            (
+                "version: 0.2\nbatch:\n  build-graph:\n    - identifier: a\n      depend-on: [b]\n    - identifier: b\n      depend-on: [a]\nphases: {build: {commands: [x]}}\n",
+                "line 4: error: batch.build-graph[0]: dependency cycle: a → b → a",
+            ),
+            (
+                "version: 0.2\nbatch:\n  build-list:\n    - identifier: a\n    - identifier: b\n    - identifier: c\n    - identifier: d\nphases: {build: {commands: [x]}}\n",
+                "line 4: error: batch.build-list: the batch has 4 builds but the project allows at most 3",
+            ),
+            (
+                "version: 0.2\nbatch:\n  build-list:\n    - identifier: a\n      depend-on: [a]\nphases: {build: {commands: [x]}}\n",
+                "batch.build-list[0].depend-on: `depend-on` only works in a build-graph",
+            ),
+            (
+                "version: 0.2\nbatch:\n  build-graph:\n    - identifier: a\n      env:\n        compute-type: HUGE\nphases: {build: {commands: [x]}}\n",
+                "line 6: error: batch.build-graph[0].env.compute-type: unknown compute type `HUGE`",
+            ),
+            (
+                "version: 0.2\nbatch:\n  build-graph:\n    - identifier: a\n      env: {privileged-mode: maybe}\nphases: {build: {commands: [x]}}\n",
+                "batch.build-graph[0].env.privileged-mode: expected true/false",
+            ),
+            (
+                "version: 0.2\nbatch:\n  build-graph:\n    - identifier: a\n",
+                "phases: 1 batch task(s) name no `buildspec`",
+            ),
+            (
+                "version: 0.2\nbatch:\n  fast-fail: true\n",
+                "batch: no batch kind",
+            ),
+            (
+                "version: 0.2\nbatch:\n  build-matrix:\n    dynamic:\n      env:\n        variables:\n          A: [1, 2]\n          B: [1, 2]\n      buildspec: [x.yml]\n",
+                "the batch has 4 builds but the project allows at most 3",
+            ),
+            (
+                "version: 0.2\nbatch:\n  build-fanout:\n    parallelism: 0\nphases: {build: {commands: [x]}}\n",
+                "batch.build-fanout.parallelism: expected a whole number of at least 1",
+            ),
+            (
+                "version: 0.2\nenv:\n  shell: zsh\nphases: {build: {commands: [x]}}\n",
+                "env.shell: unknown shell `zsh`",
+            ),
+            (
+                "version: 0.2\nenv:\n  variables:\n    CODEBUILD_X: a\n    EMPTY:\nphases: {build: {commands: [x]}}\n",
+                "env.variables.CODEBUILD_X: `CODEBUILD_X`: names starting with CODEBUILD_ are reserved",
+            ),
+            (
+                "version: 0.2\nenv:\n  variables:\n    EMPTY:\nphases: {build: {commands: [x]}}\n",
+                "env.variables.EMPTY: `EMPTY` has no value",
+            ),
+            (
+                "version: 0.2\nphases:\n  build:\n    runtime-versions: {python: 3.12}\n    commands: [x]\n",
+                "phases.build.runtime-versions: only the install phase",
+            ),
+            (
+                "version: 0.2\nphases:\n  build:\n    finally: [x]\n",
+                "phases.build.finally: `finally` needs `commands`",
+            ),
+            (
+                "version: 0.2\nphases:\n  build:\n    commands: [x]\n    on-failure: IGNORE\n",
+                "phases.build.on-failure: unknown on-failure `IGNORE`",
+            ),
+            (
+                "version: 0.2\nphases:\n  build:\n    commands: x\n",
+                "phases.build.commands: expected a list",
+            ),
+            (
+                "version: 0.2\nphases: {build: {commands: [x]}}\nreports:\n  r:\n    files: [a]\n    file-format: XML\n",
+                "reports.r.file-format: unknown report format `XML`",
+            ),
+            (
+                "version: 0.2\nphases: {build: {commands: [x]}}\nartifacts:\n  name: x\n",
+                "artifacts: missing `files`",
+            ),
+            (
+                "version: 0.2\nphases: {build: {commands: [x]}}\ncache:\n  paths: /x\n",
+                "cache.paths: expected a list",
+            ),
+            (
+                "version: 0.2\nversion: 0.2\nphases: {build: {commands: [x]}}\n",
+                "line 2: error: version: `version` appears twice",
+            ),
+            (
+                "version: 0.2\nphases: [build]\n",
+                "phases: expected a mapping",
+            ),
+            (
+                "version: 0.2\nphases: {build: {commands: [x]}\n",
+                "not valid YAML",
+            ),
             ("- a\n", "a buildspec is a mapping"),
         ];
         for (text, expected) in cases {
             let problems = check(text);
-            assert!(problems.iter().any(|p| p.contains(expected)), "{text}\nexpected {expected:?}\ngot {problems:#?}");
+            assert!(
+                problems.iter().any(|p| p.contains(expected)),
+                "{text}\nexpected {expected:?}\ngot {problems:#?}"
+            );
         }
     }
 
     #[test]
     fn all_problems_are_reported_not_just_the_first() {
-        let problems = check("version: 0.2\nenv: {shell: zsh}\nphases:\n  build:\n    commands: x\n    finally: [y]\n  test: {}\n");
+        let problems = check(
+            "version: 0.2\nenv: {shell: zsh}\nphases:\n  build:\n    commands: x\n    finally: [y]\n  test: {}\n",
+        );
         assert!(problems.len() >= 3, "{problems:#?}");
     }
 
@@ -747,8 +1058,12 @@ mod tests {
 
     #[test]
     fn cycles_are_found_and_named() {
-        let edges: HashMap<&str, Vec<&str>> = [("a", vec!["b"]), ("b", vec!["c"]), ("c", vec!["b"])].into();
-        assert_eq!(find_cycle(&["a", "b", "c"], &edges), Some(vec!["b", "c", "b"]));
+        let edges: HashMap<&str, Vec<&str>> =
+            [("a", vec!["b"]), ("b", vec!["c"]), ("c", vec!["b"])].into();
+        assert_eq!(
+            find_cycle(&["a", "b", "c"], &edges),
+            Some(vec!["b", "c", "b"])
+        );
         let dag: HashMap<&str, Vec<&str>> = [("a", vec!["b", "c"]), ("b", vec!["c"])].into();
         assert_eq!(find_cycle(&["a", "b", "c"], &dag), None);
     }

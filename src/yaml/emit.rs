@@ -251,7 +251,14 @@ mod tests {
 
     #[test]
     fn plain_strings_stay_plain() {
-        for s in ["standard-EXASOL-all", "python_3", "./build.sh", "a#b", "a:b", "x y z"] {
+        for s in [
+            "standard-EXASOL-all",
+            "python_3",
+            "./build.sh",
+            "a#b",
+            "a:b",
+            "x y z",
+        ] {
             assert_eq!(scalar(s), s, "{s}");
         }
     }
@@ -259,8 +266,29 @@ mod tests {
     #[test]
     fn ambiguous_strings_are_quoted() {
         for s in [
-            "1.10", "3.10", "yes", "no", "on", "off", "null", "~", "0x1F", "*", "- x", "a: b",
-            "a #b", " lead", "trail ", "", "-", "+1", ".5", ".inf", "2024-01-01", "<<", "a:",
+            "1.10",
+            "3.10",
+            "yes",
+            "no",
+            "on",
+            "off",
+            "null",
+            "~",
+            "0x1F",
+            "*",
+            "- x",
+            "a: b",
+            "a #b",
+            " lead",
+            "trail ",
+            "",
+            "-",
+            "+1",
+            ".5",
+            ".inf",
+            "2024-01-01",
+            "<<",
+            "a:",
         ] {
             assert!(scalar(s).starts_with(['\'', '"']), "{s:?} -> {}", scalar(s));
         }
@@ -292,7 +320,10 @@ mod tests {
                 ]),
             ),
             ("empty".into(), Value::Map(vec![])),
-            ("nested".into(), Value::Seq(vec![Value::strs(["x"]), Value::Int(3)])),
+            (
+                "nested".into(),
+                Value::Seq(vec![Value::strs(["x"]), Value::Int(3)]),
+            ),
         ]);
         assert_eq!(
             emit(&doc),

@@ -21,7 +21,10 @@ pub struct Node {
 pub enum Kind {
     /// A scalar with its text as written; `quoted` is true for every style but plain, so a
     /// quoted `"yes"` is a string while a plain `yes` may be a boolean to the reader.
-    Scalar { text: String, quoted: bool },
+    Scalar {
+        text: String,
+        quoted: bool,
+    },
     Seq(Vec<Node>),
     /// Entries in document order; duplicate keys are kept so validation can report them.
     Map(Vec<(Node, Node)>),
@@ -37,7 +40,11 @@ pub struct ReadError {
 
 impl fmt::Display for ReadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}, column {}: {}", self.line, self.col, self.message)
+        write!(
+            f,
+            "line {}, column {}: {}",
+            self.line, self.col, self.message
+        )
     }
 }
 
@@ -84,7 +91,9 @@ impl Node {
         Ok(match &self.kind {
             Kind::Scalar { .. } if self.is_null() => J::Null,
             Kind::Scalar { text, .. } => J::String(text.clone()),
-            Kind::Seq(items) => J::Array(items.iter().map(Node::to_json).collect::<Result<_, _>>()?),
+            Kind::Seq(items) => {
+                J::Array(items.iter().map(Node::to_json).collect::<Result<_, _>>()?)
+            }
             Kind::Map(entries) => {
                 let mut map = serde_json::Map::with_capacity(entries.len());
                 for (key, value) in entries {
@@ -92,7 +101,9 @@ impl Node {
                         return Err(key.error("mapping keys must be plain text"));
                     };
                     if map.insert(name.to_owned(), value.to_json()?).is_some() {
-                        return Err(key.error(format!("key `{name}` appears twice in this mapping; keep one")));
+                        return Err(key.error(format!(
+                            "key `{name}` appears twice in this mapping; keep one"
+                        )));
                     }
                 }
                 J::Object(map)
@@ -101,17 +112,34 @@ impl Node {
     }
 
     fn error(&self, message: impl Into<String>) -> ReadError {
-        ReadError { line: self.line, col: self.col, message: message.into() }
+        ReadError {
+            line: self.line,
+            col: self.col,
+            message: message.into(),
+        }
     }
 }
 
 enum Frame {
-    Seq { at: Span, anchor: usize, items: Vec<Node> },
-    Map { at: Span, anchor: usize, entries: Vec<(Node, Node)>, key: Option<Node> },
+    Seq {
+        at: Span,
+        anchor: usize,
+        items: Vec<Node>,
+    },
+    Map {
+        at: Span,
+        anchor: usize,
+        entries: Vec<(Node, Node)>,
+        key: Option<Node>,
+    },
 }
 
 fn node_at(span: Span, kind: Kind) -> Node {
-    Node { line: span.start.line(), col: span.start.col() + 1, kind }
+    Node {
+        line: span.start.line(),
+        col: span.start.col() + 1,
+        kind,
+    }
 }
 
 fn count_nodes(node: &Node) -> usize {
@@ -119,7 +147,10 @@ fn count_nodes(node: &Node) -> usize {
         Kind::Scalar { .. } => 1,
         Kind::Seq(items) => 1 + items.iter().map(count_nodes).sum::<usize>(),
         Kind::Map(entries) => {
-            1 + entries.iter().map(|(k, v)| count_nodes(k) + count_nodes(v)).sum::<usize>()
+            1 + entries
+                .iter()
+                .map(|(k, v)| count_nodes(k) + count_nodes(v))
+                .sum::<usize>()
         }
     }
 }
@@ -158,7 +189,9 @@ pub fn read(text: &str) -> Result<Node, ReadError> {
             }
             Event::Alias(id) => {
                 let Some(target) = anchors.get(&id) else {
-                    return Err(here("alias refers to an anchor that is not defined before it".into()));
+                    return Err(here(
+                        "alias refers to an anchor that is not defined before it".into(),
+                    ));
                 };
                 nodes += count_nodes(target);
                 Some((0, target.clone()))
@@ -166,14 +199,32 @@ pub fn read(text: &str) -> Result<Node, ReadError> {
             Event::Scalar(value, style, anchor, _tag) => {
                 nodes += 1;
                 let quoted = !matches!(style, ScalarStyle::Plain);
-                Some((anchor, node_at(span, Kind::Scalar { text: value.into_owned(), quoted })))
+                Some((
+                    anchor,
+                    node_at(
+                        span,
+                        Kind::Scalar {
+                            text: value.into_owned(),
+                            quoted,
+                        },
+                    ),
+                ))
             }
             Event::SequenceStart(anchor, _tag) => {
-                stack.push(Frame::Seq { at: span, anchor, items: Vec::new() });
+                stack.push(Frame::Seq {
+                    at: span,
+                    anchor,
+                    items: Vec::new(),
+                });
                 None
             }
             Event::MappingStart(anchor, _tag) => {
-                stack.push(Frame::Map { at: span, anchor, entries: Vec::new(), key: None });
+                stack.push(Frame::Map {
+                    at: span,
+                    anchor,
+                    entries: Vec::new(),
+                    key: None,
+                });
                 None
             }
             Event::SequenceEnd => match stack.pop() {
@@ -184,7 +235,12 @@ pub fn read(text: &str) -> Result<Node, ReadError> {
                 _ => return Err(here("unbalanced sequence end".into())),
             },
             Event::MappingEnd => match stack.pop() {
-                Some(Frame::Map { at, anchor, entries, .. }) => {
+                Some(Frame::Map {
+                    at,
+                    anchor,
+                    entries,
+                    ..
+                }) => {
                     nodes += 1;
                     Some((anchor, node_at(at, Kind::Map(entries))))
                 }
@@ -196,7 +252,9 @@ pub fn read(text: &str) -> Result<Node, ReadError> {
                 "the document expands to more than {MAX_NODES} nodes (through aliases?); simplify it"
             )));
         }
-        let Some((anchor, node)) = complete else { continue };
+        let Some((anchor, node)) = complete else {
+            continue;
+        };
         if anchor != 0 {
             anchors.insert(anchor, node.clone());
         }
@@ -209,7 +267,11 @@ pub fn read(text: &str) -> Result<Node, ReadError> {
             None => root = Some(node),
         }
     }
-    root.ok_or(ReadError { line: 1, col: 1, message: "the file holds no YAML document".into() })
+    root.ok_or(ReadError {
+        line: 1,
+        col: 1,
+        message: "the file holds no YAML document".into(),
+    })
 }
 
 #[cfg(test)]
@@ -221,16 +283,33 @@ mod tests {
         let doc = read("a: 3.10\nb:\n  - 0x1F\n  - 'yes'\n").unwrap();
         let a = doc.get("a").unwrap();
         assert_eq!((a.text(), a.line, a.col), (Some("3.10"), 1, 4));
-        let Kind::Seq(items) = &doc.get("b").unwrap().kind else { panic!() };
-        assert_eq!(items[0].kind, Kind::Scalar { text: "0x1F".into(), quoted: false });
-        assert_eq!(items[1].kind, Kind::Scalar { text: "yes".into(), quoted: true });
+        let Kind::Seq(items) = &doc.get("b").unwrap().kind else {
+            panic!()
+        };
+        assert_eq!(
+            items[0].kind,
+            Kind::Scalar {
+                text: "0x1F".into(),
+                quoted: false
+            }
+        );
+        assert_eq!(
+            items[1].kind,
+            Kind::Scalar {
+                text: "yes".into(),
+                quoted: true
+            }
+        );
         assert_eq!(items[1].line, 4);
     }
 
     #[test]
     fn aliases_are_expanded() {
         let doc = read("a: &x [1, 2]\nb: *x\n").unwrap();
-        assert_eq!(doc.get("b").unwrap().to_json().unwrap(), serde_json::json!(["1", "2"]));
+        assert_eq!(
+            doc.get("b").unwrap().to_json().unwrap(),
+            serde_json::json!(["1", "2"])
+        );
     }
 
     #[test]
@@ -249,7 +328,12 @@ mod tests {
         let err = read("a: [1, 2\nb: c\n").unwrap_err();
         assert!(err.line >= 1, "{err}");
         assert!(read("").is_err());
-        assert!(read("a: 1\n---\nb: 2\n").unwrap_err().message.contains("more than one"));
+        assert!(
+            read("a: 1\n---\nb: 2\n")
+                .unwrap_err()
+                .message
+                .contains("more than one")
+        );
     }
 
     #[test]

@@ -1,0 +1,535 @@
+//! Settings + flavors → the batch buildspec and the build buildspec it references, for the CI
+//! and the release variant, each validated before it is returned.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+
+use indexmap::IndexMap;
+use sha2::{Digest, Sha256};
+
+use crate::buildspec::{
+    Artifacts, Batch, BatchBuilds, BatchTask, Buildspec, Cache, Env, Phase, Phases, Report, TaskEnv,
+};
+use crate::flavors::{Flavor, FlavorSet};
+use crate::settings::{
+    ArtifactSettings, BatchShape, PhaseSet, PhaseSettings, Settings, SettingsError, SettingsProblem,
+};
+use crate::validate::{self, Limits, Problem, Severity};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Variant {
+    Ci,
+    Release,
+}
+
+impl Variant {
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Ci => "ci",
+            Variant::Release => "release",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Holds `batch:`; the document a project or `StartBuildBatch` points at.
+    Batch,
+    /// Holds the phases the batch tasks run, when they live in a separate document.
+    Build,
+}
+
+/// One generated buildspec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document {
+    pub variant: Variant,
+    pub role: Role,
+    /// A stable file name, e.g. `ci-batch-buildspec.yaml`.
+    pub file_name: String,
+    pub yaml: String,
+}
+
+impl Document {
+    /// Hex SHA-256 of the YAML bytes.
+    pub fn sha256(&self) -> String {
+        hex(&Sha256::digest(self.yaml.as_bytes()))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    out
+}
+
+/// What to generate.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub settings: &'a Settings,
+    pub flavors: &'a FlavorSet,
+    /// Build only these flavors (names); `None` builds all.
+    pub only: Option<&'a [String]>,
+    /// Overrides `release.release-id` (a webhook passes the pushed tag).
+    pub release_id: Option<&'a str>,
+}
+
+/// The generated documents: build buildspecs before the batch buildspecs that reference them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub documents: Vec<Document>,
+    /// The flavors the batch builds, sorted.
+    pub selected: Vec<String>,
+    /// Findings that do not stop generation (e.g. an override for a flavor that is gone).
+    pub warnings: Vec<String>,
+}
+
+impl Output {
+    /// The document of a variant and role.
+    pub fn document(&self, variant: Variant, role: Role) -> Option<&Document> {
+        self.documents
+            .iter()
+            .find(|d| d.variant == variant && d.role == role)
+    }
+
+    /// Hex SHA-256 over every document's name and bytes: changes whenever any output changes.
+    pub fn content_hash(&self) -> String {
+        let mut h = Sha256::new();
+        for d in &self.documents {
+            h.update(d.file_name.as_bytes());
+            h.update([0]);
+            h.update((d.yaml.len() as u64).to_be_bytes());
+            h.update(d.yaml.as_bytes());
+        }
+        hex(&h.finalize())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GenerateError {
+    #[error("{0}")]
+    Settings(#[from] SettingsError),
+    #[error("{0}")]
+    Selection(String),
+    #[error("generated {file} is not a valid buildspec:\n{}", list(problems))]
+    Invalid {
+        file: String,
+        problems: Vec<Problem>,
+    },
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Batch => "batch",
+            Role::Build => "build",
+        })
+    }
+}
+
+/// Flavors to rebuild when `changed` changed: those flavors plus every flavor that depends on
+/// them, directly or through others (per `flavors.<name>.depend-on`). Unknown names are kept
+/// out. Sorted.
+pub fn with_dependents(
+    settings: &Settings,
+    flavors: &FlavorSet,
+    changed: &[String],
+) -> Vec<String> {
+    let mut dependents: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (name, over) in &settings.flavors {
+        for dep in &over.depend_on {
+            dependents
+                .entry(dep.as_str())
+                .or_default()
+                .push(name.as_str());
+        }
+    }
+    let mut out: BTreeSet<String> = BTreeSet::new();
+    let mut queue: Vec<&str> = changed
+        .iter()
+        .map(String::as_str)
+        .filter(|n| flavors.get(n).is_some())
+        .collect();
+    while let Some(name) = queue.pop() {
+        if out.insert(name.to_owned()) {
+            for &d in dependents.get(name).map(Vec::as_slice).unwrap_or(&[]) {
+                if flavors.get(d).is_some() {
+                    queue.push(d);
+                }
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+fn settings_error(path: String, message: String) -> SettingsProblem {
+    SettingsProblem {
+        path,
+        line: None,
+        message,
+    }
+}
+
+/// Checks what settings say about flavors against the actual flavor set.
+fn check_against_flavors(
+    settings: &Settings,
+    flavors: &FlavorSet,
+) -> Result<Vec<String>, GenerateError> {
+    let mut warnings = Vec::new();
+    let mut problems = Vec::new();
+    let mut edges: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (name, over) in &settings.flavors {
+        if flavors.get(name).is_none() {
+            warnings.push(format!(
+                "flavors.{name}: there is no flavor `{name}`; its settings are unused (remove them)"
+            ));
+            continue;
+        }
+        for (i, dep) in over.depend_on.iter().enumerate() {
+            if flavors.get(dep).is_none() {
+                problems.push(settings_error(
+                    format!("flavors.{name}.depend-on[{i}]"),
+                    format!("there is no flavor `{dep}`; name an existing flavor"),
+                ));
+            } else {
+                edges.entry(name.as_str()).or_default().push(dep.as_str());
+            }
+        }
+    }
+    let order: Vec<&str> = settings.flavors.keys().map(String::as_str).collect();
+    if let Some(cycle) = validate::find_cycle(&order, &edges) {
+        problems.push(settings_error(
+            format!("flavors.{}.depend-on", cycle[0]),
+            format!(
+                "dependency cycle: {}; remove one of these depend-on entries",
+                cycle.join(" → ")
+            ),
+        ));
+    }
+    if problems.is_empty() {
+        Ok(warnings)
+    } else {
+        Err(SettingsError(problems).into())
+    }
+}
+
+fn select<'f>(
+    flavors: &'f FlavorSet,
+    only: Option<&[String]>,
+) -> Result<Vec<&'f Flavor>, GenerateError> {
+    let Some(only) = only else {
+        return Ok(flavors.iter().collect());
+    };
+    let unknown: Vec<&str> = only
+        .iter()
+        .map(String::as_str)
+        .filter(|n| flavors.get(n).is_none())
+        .collect();
+    if !unknown.is_empty() {
+        return Err(GenerateError::Selection(format!(
+            "no such flavor(s): {}; choose from: {}",
+            unknown.join(", "),
+            flavors.names().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    if only.is_empty() {
+        return Err(GenerateError::Selection(
+            "the selection is empty: name at least one flavor".into(),
+        ));
+    }
+    let wanted: BTreeSet<&str> = only.iter().map(String::as_str).collect();
+    Ok(flavors
+        .iter()
+        .filter(|f| wanted.contains(f.name.as_str()))
+        .collect())
+}
+
+/// Generates every document the settings ask for.
+pub fn generate(request: Request<'_>) -> Result<Output, GenerateError> {
+    let settings = request.settings;
+    let mut warnings = check_against_flavors(settings, request.flavors)?;
+    let selected = select(request.flavors, request.only)?;
+    let max = settings.batch.max_builds;
+    if selected.len() > max as usize {
+        return Err(SettingsError(vec![settings_error(
+            "batch.max-builds".into(),
+            format!(
+                "{} flavors would build but the project allows at most {max} builds per batch; raise batch.max-builds (and the project's maximum builds per batch) or build fewer flavors",
+                selected.len()
+            ),
+        )])
+        .into());
+    }
+    let mut variants = vec![Variant::Ci];
+    if settings.release.enabled {
+        variants.push(Variant::Release);
+    }
+    let mut documents = Vec::with_capacity(4);
+    for variant in variants {
+        for (role, spec) in variant_documents(settings, variant, &selected, request.release_id) {
+            let file_name = format!("{}-{role}-buildspec.yaml", variant.name());
+            let yaml = spec.to_yaml();
+            let problems = validate::validate_text(
+                &yaml,
+                Limits {
+                    max_builds: Some(max),
+                },
+            );
+            if validate::has_errors(&problems) {
+                return Err(GenerateError::Invalid {
+                    file: file_name,
+                    problems,
+                });
+            }
+            warnings.extend(
+                problems
+                    .iter()
+                    .filter(|p| p.severity == Severity::Warning)
+                    .map(|p| format!("{file_name}: {}", p.message)),
+            );
+            documents.push(Document {
+                variant,
+                role,
+                file_name,
+                yaml,
+            });
+        }
+    }
+    Ok(Output {
+        documents,
+        selected: selected
+            .iter()
+            .map(|f| f.name.as_str().to_owned())
+            .collect(),
+        warnings,
+    })
+}
+
+/// The (role, document) pairs of one variant, build document first.
+fn variant_documents(
+    settings: &Settings,
+    variant: Variant,
+    selected: &[&Flavor],
+    release_id: Option<&str>,
+) -> Vec<(Role, Buildspec)> {
+    let (variables, phases, location) = match variant {
+        Variant::Ci => (
+            &settings.ci.variables,
+            &settings.ci.phases,
+            settings.ci.build_buildspec.clone(),
+        ),
+        Variant::Release => (
+            &settings.release.variables,
+            &settings.release.phases,
+            settings.release.build_buildspec.clone(),
+        ),
+    };
+    let mut task_variables: Vec<(String, String)> = Vec::new();
+    if variant == Variant::Release {
+        let id = release_id.unwrap_or(&settings.release.release_id);
+        task_variables.push(("RELEASE_ID".into(), id.to_owned()));
+        task_variables.push(("DRY_RUN".into(), settings.release.dry_run.to_string()));
+    }
+    let tasks = selected
+        .iter()
+        .map(|f| task(settings, f, selected, &task_variables, location.clone()))
+        .collect();
+    let batch = Batch {
+        fast_fail: Some(settings.batch.fast_fail),
+        builds: match settings.batch.shape {
+            BatchShape::BuildGraph => BatchBuilds::Graph(tasks),
+            BatchShape::BuildList => BatchBuilds::List(tasks),
+        },
+    };
+    let build = build_spec(settings, variables, phases);
+    if location.is_some() {
+        let batch_only = Buildspec {
+            batch: Some(batch),
+            ..Buildspec::default()
+        };
+        vec![(Role::Build, build), (Role::Batch, batch_only)]
+    } else {
+        vec![(
+            Role::Batch,
+            Buildspec {
+                batch: Some(batch),
+                ..build
+            },
+        )]
+    }
+}
+
+fn task(
+    settings: &Settings,
+    flavor: &Flavor,
+    selected: &[&Flavor],
+    extra: &[(String, String)],
+    buildspec: Option<String>,
+) -> BatchTask {
+    let shared = &settings.build;
+    let over = settings
+        .flavors
+        .get(flavor.name.as_str())
+        .cloned()
+        .unwrap_or_default();
+    let mut variables = vec![("FLAVOR".to_owned(), flavor.name.as_str().to_owned())];
+    variables.extend(extra.iter().cloned());
+    merge(&mut variables, &over.variables);
+    let depend_on = if settings.batch.shape == BatchShape::BuildGraph {
+        // Dependencies outside the selection are not rebuilt; their last results stand.
+        over.depend_on
+            .iter()
+            .filter_map(|d| selected.iter().find(|f| f.name.as_str() == d))
+            .map(|f| f.identifier.clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let ignore_failure = over.ignore_failure.unwrap_or(settings.batch.ignore_failure);
+    BatchTask {
+        identifier: flavor.identifier.clone(),
+        buildspec,
+        depend_on,
+        env: Some(TaskEnv {
+            compute_type: Some(
+                over.compute_type
+                    .unwrap_or_else(|| shared.compute_type.clone()),
+            ),
+            fleet: over.fleet.or_else(|| shared.fleet.clone()),
+            image: over.image.or_else(|| shared.image.clone()),
+            privileged_mode: Some(over.privileged_mode.unwrap_or(shared.privileged_mode)),
+            environment_type: over
+                .environment_type
+                .or_else(|| shared.environment_type.clone()),
+            variables,
+        }),
+        ignore_failure: ignore_failure.then_some(true),
+        debug_session: None,
+    }
+}
+
+/// Sets each of `extra` in `base`, replacing a value of the same name in place.
+fn merge(base: &mut Vec<(String, String)>, extra: &IndexMap<String, String>) {
+    for (k, v) in extra {
+        match base.iter_mut().find(|(name, _)| name == k) {
+            Some(slot) => slot.1 = v.clone(),
+            None => base.push((k.clone(), v.clone())),
+        }
+    }
+}
+
+fn pairs(map: &IndexMap<String, String>) -> Vec<(String, String)> {
+    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+fn phase(settings: &PhaseSettings, runtime_versions: &IndexMap<String, String>) -> Phase {
+    Phase {
+        run_as: settings.run_as.clone(),
+        on_failure: settings.on_failure.clone(),
+        runtime_versions: pairs(runtime_versions),
+        commands: settings.commands.clone(),
+        finally: settings.finally.clone(),
+    }
+}
+
+/// Single-quotes a word for POSIX shells.
+fn sh_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
+fn build_spec(
+    settings: &Settings,
+    variant_variables: &IndexMap<String, String>,
+    variant_phases: &PhaseSet,
+) -> Buildspec {
+    let b = &settings.build;
+    let pick =
+        |v: &Option<PhaseSettings>, s: &Option<PhaseSettings>| v.clone().or_else(|| s.clone());
+    let mut install = pick(&variant_phases.install, &b.phases.install);
+    let pre_build = pick(&variant_phases.pre_build, &b.phases.pre_build);
+    let mut build = pick(&variant_phases.build, &b.phases.build);
+    let post_build = pick(&variant_phases.post_build, &b.phases.post_build);
+    if install.is_none() && pre_build.is_none() && build.is_none() && post_build.is_none() {
+        build = Some(PhaseSettings {
+            commands: vec![
+                "echo \"Building flavor ${FLAVOR}\"".into(),
+                format!("ls -la {}/\"${{FLAVOR}}\"", sh_quote(&settings.flavors_dir)),
+            ],
+            ..PhaseSettings::default()
+        });
+    }
+    // runtime-versions belong to the install phase; give it one when only versions are set.
+    if install.is_none() && !b.runtime_versions.is_empty() {
+        install = Some(PhaseSettings::default());
+    }
+    let mut variables = pairs(&b.variables);
+    merge(&mut variables, variant_variables);
+    let no_versions = IndexMap::new();
+    let env = Env {
+        shell: Some(b.shell.clone()),
+        variables,
+        parameter_store: pairs(&b.parameter_store),
+        exported_variables: b.exported_variables.clone(),
+        secrets_manager: pairs(&b.secrets_manager),
+        git_credential_helper: b.git_credential_helper,
+    };
+    Buildspec {
+        run_as: b.run_as.clone(),
+        env: Some(env),
+        proxy: None,
+        batch: None,
+        phases: Phases {
+            install: install.as_ref().map(|p| phase(p, &b.runtime_versions)),
+            pre_build: pre_build.as_ref().map(|p| phase(p, &no_versions)),
+            build: build.as_ref().map(|p| phase(p, &no_versions)),
+            post_build: post_build.as_ref().map(|p| phase(p, &no_versions)),
+        },
+        reports: b
+            .reports
+            .iter()
+            .map(|(k, r)| {
+                (
+                    k.clone(),
+                    Report {
+                        files: r.files.clone(),
+                        base_directory: r.base_directory.clone(),
+                        discard_paths: r.discard_paths,
+                        file_format: r.file_format.clone(),
+                    },
+                )
+            })
+            .collect(),
+        artifacts: b.artifacts.as_ref().map(artifacts),
+        cache: b.cache.as_ref().map(|c| Cache {
+            paths: c.paths.clone(),
+        }),
+    }
+}
+
+fn artifacts(a: &ArtifactSettings) -> Artifacts {
+    Artifacts {
+        files: a.files.clone(),
+        name: a.name.clone(),
+        discard_paths: a.discard_paths,
+        base_directory: a.base_directory.clone(),
+        exclude_paths: a.exclude_paths.clone(),
+        enable_symlinks: a.enable_symlinks,
+        s3_prefix: a.s3_prefix.clone(),
+        secondary_artifacts: a
+            .secondary_artifacts
+            .iter()
+            .map(|(k, v)| (k.clone(), artifacts(v)))
+            .collect(),
+    }
+}

@@ -1,0 +1,1005 @@
+//! The one settings schema, read from a repository's `flavor-ci.yaml`, from CloudFormation
+//! resource properties, or from the copy a deployed stack stored.
+//!
+//! Every scalar may arrive as a string (`"true"`, `"8"`): CloudFormation sends them that way,
+//! and the YAML reader hands over source text so that `3.10` is never the float 3.1.
+//! Unknown keys are rejected by name.
+
+use std::fmt;
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use crate::flavors::FlavorName;
+use crate::validate::{COMPUTE_TYPES, ENVIRONMENT_TYPES, REPORT_FORMATS, SHELLS};
+use crate::yaml::{self, Kind, Node};
+
+/// The file `flavor-ci generate` reads from a repository's root.
+pub const SETTINGS_FILE: &str = "flavor-ci.yaml";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct Settings {
+    /// Where the flavor directories are, relative to the repository root.
+    #[serde(deserialize_with = "lenient::text")]
+    pub flavors_dir: String,
+    /// Directory names under `flavors-dir` that are not flavors.
+    #[serde(deserialize_with = "lenient::text_list")]
+    pub exclude: Vec<String>,
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub batch: BatchSettings,
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub build: BuildSettings,
+    /// Per-flavor overrides and dependencies, by flavor name.
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub flavors: IndexMap<String, FlavorSettings>,
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub ci: VariantSettings,
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub release: ReleaseSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            flavors_dir: "flavors".into(),
+            exclude: vec!["__pycache__".into()],
+            batch: BatchSettings::default(),
+            build: BuildSettings::default(),
+            flavors: IndexMap::new(),
+            ci: VariantSettings::default(),
+            release: ReleaseSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BatchShape {
+    #[default]
+    BuildGraph,
+    BuildList,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct BatchSettings {
+    pub shape: BatchShape,
+    #[serde(deserialize_with = "lenient::flag")]
+    pub fast_fail: bool,
+    /// Let the batch succeed when a build fails (per flavor in `flavors.<name>`).
+    #[serde(deserialize_with = "lenient::flag")]
+    pub ignore_failure: bool,
+    /// The project's maximum number of builds per batch.
+    #[serde(deserialize_with = "lenient::count")]
+    pub max_builds: u32,
+}
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        Self {
+            shape: BatchShape::BuildGraph,
+            fast_fail: false,
+            ignore_failure: false,
+            max_builds: 100,
+        }
+    }
+}
+
+/// Build settings shared by every flavor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct BuildSettings {
+    #[serde(deserialize_with = "lenient::text")]
+    pub compute_type: String,
+    #[serde(
+        deserialize_with = "lenient::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub image: Option<String>,
+    #[serde(deserialize_with = "lenient::flag")]
+    pub privileged_mode: bool,
+    #[serde(
+        deserialize_with = "lenient::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub environment_type: Option<String>,
+    #[serde(
+        deserialize_with = "lenient::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub fleet: Option<String>,
+    #[serde(deserialize_with = "lenient::text")]
+    pub shell: String,
+    #[serde(
+        deserialize_with = "lenient::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub run_as: Option<String>,
+    #[serde(deserialize_with = "lenient::text_map")]
+    pub variables: IndexMap<String, String>,
+    #[serde(deserialize_with = "lenient::text_map")]
+    pub parameter_store: IndexMap<String, String>,
+    /// `NAME: secret-id:json-key[:version-stage[:version-id]]`, e.g. the Docker Hub secret.
+    #[serde(deserialize_with = "lenient::text_map")]
+    pub secrets_manager: IndexMap<String, String>,
+    #[serde(deserialize_with = "lenient::text_list")]
+    pub exported_variables: Vec<String>,
+    #[serde(
+        deserialize_with = "lenient::opt_flag",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub git_credential_helper: Option<bool>,
+    #[serde(deserialize_with = "lenient::text_map")]
+    pub runtime_versions: IndexMap<String, String>,
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub phases: PhaseSet,
+    #[serde(
+        deserialize_with = "lenient::or_default",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub artifacts: Option<ArtifactSettings>,
+    #[serde(
+        deserialize_with = "lenient::or_default",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cache: Option<CacheSettings>,
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub reports: IndexMap<String, ReportSettings>,
+}
+
+impl Default for BuildSettings {
+    fn default() -> Self {
+        Self {
+            compute_type: "BUILD_GENERAL1_MEDIUM".into(),
+            image: None,
+            privileged_mode: true,
+            environment_type: None,
+            fleet: None,
+            shell: "bash".into(),
+            run_as: None,
+            variables: IndexMap::new(),
+            parameter_store: IndexMap::new(),
+            secrets_manager: IndexMap::new(),
+            exported_variables: Vec::new(),
+            git_credential_helper: None,
+            runtime_versions: IndexMap::new(),
+            phases: PhaseSet::default(),
+            artifacts: None,
+            cache: None,
+            reports: IndexMap::new(),
+        }
+    }
+}
+
+/// Commands per phase; a variant's phase replaces the shared phase of the same name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct PhaseSet {
+    #[serde(
+        deserialize_with = "lenient::or_default",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub install: Option<PhaseSettings>,
+    #[serde(
+        alias = "pre_build",
+        deserialize_with = "lenient::or_default",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pre_build: Option<PhaseSettings>,
+    #[serde(
+        deserialize_with = "lenient::or_default",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub build: Option<PhaseSettings>,
+    #[serde(
+        alias = "post_build",
+        deserialize_with = "lenient::or_default",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub post_build: Option<PhaseSettings>,
+}
+
+impl PhaseSet {
+    pub fn is_empty(&self) -> bool {
+        self.install.is_none()
+            && self.pre_build.is_none()
+            && self.build.is_none()
+            && self.post_build.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct PhaseSettings {
+    #[serde(deserialize_with = "lenient::text_list")]
+    pub commands: Vec<String>,
+    #[serde(
+        deserialize_with = "lenient::text_list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub finally: Vec<String>,
+    #[serde(
+        deserialize_with = "lenient::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub on_failure: Option<String>,
+    #[serde(
+        deserialize_with = "lenient::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub run_as: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct ArtifactSettings {
+    #[serde(deserialize_with = "lenient::text_list")]
+    pub files: Vec<String>,
+    #[serde(
+        deserialize_with = "lenient::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub name: Option<String>,
+    #[serde(
+        deserialize_with = "lenient::opt_flag",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub discard_paths: Option<bool>,
+    #[serde(
+        deserialize_with = "lenient::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub base_directory: Option<String>,
+    #[serde(
+        deserialize_with = "lenient::text_list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub exclude_paths: Vec<String>,
+    #[serde(
+        deserialize_with = "lenient::opt_flag",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub enable_symlinks: Option<bool>,
+    #[serde(
+        deserialize_with = "lenient::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub s3_prefix: Option<String>,
+    #[serde(
+        deserialize_with = "lenient::or_default",
+        skip_serializing_if = "IndexMap::is_empty"
+    )]
+    pub secondary_artifacts: IndexMap<String, ArtifactSettings>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct CacheSettings {
+    #[serde(deserialize_with = "lenient::text_list")]
+    pub paths: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct ReportSettings {
+    #[serde(deserialize_with = "lenient::text_list")]
+    pub files: Vec<String>,
+    #[serde(
+        deserialize_with = "lenient::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub base_directory: Option<String>,
+    #[serde(
+        deserialize_with = "lenient::opt_flag",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub discard_paths: Option<bool>,
+    #[serde(
+        deserialize_with = "lenient::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub file_format: Option<String>,
+}
+
+/// Overrides for one flavor's build.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct FlavorSettings {
+    #[serde(
+        deserialize_with = "lenient::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub compute_type: Option<String>,
+    #[serde(
+        deserialize_with = "lenient::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub image: Option<String>,
+    #[serde(
+        deserialize_with = "lenient::opt_flag",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub privileged_mode: Option<bool>,
+    #[serde(
+        deserialize_with = "lenient::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub environment_type: Option<String>,
+    #[serde(
+        deserialize_with = "lenient::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub fleet: Option<String>,
+    #[serde(
+        deserialize_with = "lenient::text_map",
+        skip_serializing_if = "IndexMap::is_empty"
+    )]
+    pub variables: IndexMap<String, String>,
+    /// Flavors that must build before this one (build-graph only).
+    #[serde(
+        deserialize_with = "lenient::text_list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub depend_on: Vec<String>,
+    #[serde(
+        deserialize_with = "lenient::opt_flag",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ignore_failure: Option<bool>,
+}
+
+/// What the CI variant adds to the shared build settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct VariantSettings {
+    #[serde(deserialize_with = "lenient::text_map")]
+    pub variables: IndexMap<String, String>,
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub phases: PhaseSet,
+    /// Where the tasks find a separate build buildspec (a repository path or an S3 ARN).
+    /// Unset: the batch buildspec carries the phases itself and every task runs it.
+    #[serde(
+        deserialize_with = "lenient::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub build_buildspec: Option<String>,
+}
+
+/// The release variant: passes `RELEASE_ID` and `DRY_RUN` to every build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct ReleaseSettings {
+    #[serde(deserialize_with = "lenient::flag")]
+    pub enabled: bool,
+    #[serde(deserialize_with = "lenient::text")]
+    pub release_id: String,
+    #[serde(deserialize_with = "lenient::flag")]
+    pub dry_run: bool,
+    #[serde(deserialize_with = "lenient::text_map")]
+    pub variables: IndexMap<String, String>,
+    #[serde(deserialize_with = "lenient::or_default")]
+    pub phases: PhaseSet,
+    #[serde(
+        deserialize_with = "lenient::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub build_buildspec: Option<String>,
+}
+
+impl Default for ReleaseSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            release_id: String::new(),
+            dry_run: true,
+            variables: IndexMap::new(),
+            phases: PhaseSet::default(),
+            build_buildspec: None,
+        }
+    }
+}
+
+/// One problem with the settings, located by key path and (for files) line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingsProblem {
+    pub path: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for SettingsProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(line) = self.line {
+            write!(f, "line {line}: ")?;
+        }
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Every problem found in a settings document.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct SettingsError(pub Vec<SettingsProblem>);
+
+impl fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Settings {
+    /// Reads settings from YAML text (a repository's `flavor-ci.yaml`).
+    pub fn from_yaml(text: &str) -> Result<Self, SettingsError> {
+        let located = |e: yaml::ReadError| {
+            SettingsError(vec![SettingsProblem {
+                path: String::new(),
+                line: Some(e.line),
+                message: e.message,
+            }])
+        };
+        let root = yaml::read(text).map_err(located)?;
+        let json = root.to_json().map_err(located)?;
+        Self::from_json(json).map_err(|SettingsError(problems)| {
+            SettingsError(
+                problems
+                    .into_iter()
+                    .map(|mut p| {
+                        p.line = line_of(&root, &p.path);
+                        p
+                    })
+                    .collect(),
+            )
+        })
+    }
+
+    /// Reads settings from JSON (CloudFormation properties, or the copy a stack stored).
+    pub fn from_json(value: serde_json::Value) -> Result<Self, SettingsError> {
+        let value = if value.is_null() {
+            serde_json::Value::Object(Default::default())
+        } else {
+            value
+        };
+        let settings: Settings = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            SettingsError(vec![SettingsProblem {
+                path,
+                line: None,
+                message: friendly(e.inner().to_string()),
+            }])
+        })?;
+        let problems = settings.check();
+        if problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(SettingsError(problems))
+        }
+    }
+
+    /// Canonical JSON of these settings; reading it back gives equal settings.
+    pub fn to_canonical_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
+    }
+
+    /// Checks values against CodeBuild's documented ranges. Flavor names are checked here;
+    /// whether named flavors exist is checked when generating for a flavor set.
+    pub fn check(&self) -> Vec<SettingsProblem> {
+        let mut out = Vec::new();
+        let mut bad = |path: String, message: String| {
+            out.push(SettingsProblem {
+                path,
+                line: None,
+                message,
+            })
+        };
+        let one_of = |value: &str, allowed: &[&str], what: &str| {
+            (!allowed.contains(&value)).then(|| {
+                format!(
+                    "unknown {what} `{value}`; expected one of: {}",
+                    allowed.join(", ")
+                )
+            })
+        };
+        if self.flavors_dir.trim().is_empty() {
+            bad(
+                "flavors-dir".into(),
+                "must name a directory, e.g. `flavors`".into(),
+            );
+        }
+        if self.batch.max_builds == 0 {
+            bad("batch.max-builds".into(), "must be at least 1".into());
+        }
+        let b = &self.build;
+        if let Some(m) = one_of(&b.compute_type, COMPUTE_TYPES, "compute type") {
+            bad("build.compute-type".into(), m);
+        }
+        if let Some(m) = b
+            .environment_type
+            .as_deref()
+            .and_then(|t| one_of(t, ENVIRONMENT_TYPES, "environment type"))
+        {
+            bad("build.environment-type".into(), m);
+        }
+        if let Some(m) = one_of(&b.shell, SHELLS, "shell") {
+            bad("build.shell".into(), m);
+        }
+        if b.image.as_deref().is_some_and(|i| i.trim().is_empty()) {
+            bad(
+                "build.image".into(),
+                "is empty; name an image or leave the key out to use the project's".into(),
+            );
+        }
+        let check_vars =
+            |path: &str, vars: &IndexMap<String, String>, bad: &mut dyn FnMut(String, String)| {
+                for name in vars.keys() {
+                    if name.is_empty() {
+                        bad(path.to_owned(), "a variable name is empty".into());
+                    } else if name.starts_with("CODEBUILD_") {
+                        bad(
+                            format!("{path}.{name}"),
+                            "names starting with CODEBUILD_ are reserved by CodeBuild; rename it"
+                                .into(),
+                        );
+                    }
+                }
+            };
+        check_vars("build.variables", &b.variables, &mut bad);
+        check_vars("build.parameter-store", &b.parameter_store, &mut bad);
+        check_vars("build.secrets-manager", &b.secrets_manager, &mut bad);
+        check_vars("ci.variables", &self.ci.variables, &mut bad);
+        check_vars("release.variables", &self.release.variables, &mut bad);
+        for (name, reference) in &b.secrets_manager {
+            if reference.split(':').next().is_none_or(str::is_empty) {
+                bad(format!("build.secrets-manager.{name}"), "expected secret-id:json-key[:version-stage[:version-id]], e.g. `Dockerhub:User`".into());
+            }
+        }
+        for (phase_path, set) in [
+            ("build.phases", &b.phases),
+            ("ci.phases", &self.ci.phases),
+            ("release.phases", &self.release.phases),
+        ] {
+            for (name, phase) in [
+                ("install", &set.install),
+                ("pre-build", &set.pre_build),
+                ("build", &set.build),
+                ("post-build", &set.post_build),
+            ] {
+                let Some(phase) = phase else { continue };
+                let path = format!("{phase_path}.{name}");
+                if phase.commands.is_empty() {
+                    bad(
+                        format!("{path}.commands"),
+                        "a phase needs at least one command; add one or remove the phase".into(),
+                    );
+                }
+                if let Some(f) = &phase.on_failure {
+                    if !(f == "ABORT" || f == "CONTINUE" || f == "RETRY" || f.starts_with("RETRY-"))
+                    {
+                        bad(
+                            format!("{path}.on-failure"),
+                            format!(
+                                "unknown on-failure `{f}`; expected ABORT, CONTINUE or RETRY[-count][-regex]"
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        for (name, report) in &b.reports {
+            if report.files.is_empty() {
+                bad(
+                    format!("build.reports.{name}.files"),
+                    "list the report files".into(),
+                );
+            }
+            if let Some(m) = report
+                .file_format
+                .as_deref()
+                .and_then(|f| one_of(f, REPORT_FORMATS, "report format"))
+            {
+                bad(format!("build.reports.{name}.file-format"), m);
+            }
+        }
+        if let Some(a) = &b.artifacts {
+            if a.files.is_empty() && a.secondary_artifacts.is_empty() {
+                bad("build.artifacts.files".into(), "list what to upload".into());
+            }
+        }
+        for (name, flavor) in &self.flavors {
+            let path = format!("flavors.{name}");
+            if let Err(e) = FlavorName::new(name) {
+                bad(path.clone(), e.to_string());
+            }
+            if let Some(m) = flavor
+                .compute_type
+                .as_deref()
+                .and_then(|t| one_of(t, COMPUTE_TYPES, "compute type"))
+            {
+                bad(format!("{path}.compute-type"), m);
+            }
+            if let Some(m) = flavor
+                .environment_type
+                .as_deref()
+                .and_then(|t| one_of(t, ENVIRONMENT_TYPES, "environment type"))
+            {
+                bad(format!("{path}.environment-type"), m);
+            }
+            check_vars(&format!("{path}.variables"), &flavor.variables, &mut bad);
+            if !flavor.depend_on.is_empty() && self.batch.shape == BatchShape::BuildList {
+                bad(format!("{path}.depend-on"), "dependencies need `batch.shape: build-graph`; change the shape or remove depend-on".into());
+            }
+        }
+        out
+    }
+}
+
+/// Rewords serde's messages where ours say more.
+fn friendly(message: String) -> String {
+    if let Some(rest) = message.strip_prefix("unknown field ") {
+        return format!("unknown key {rest}");
+    }
+    if let Some(rest) = message.strip_prefix("unknown variant ") {
+        return format!("unknown value {rest}");
+    }
+    message
+}
+
+/// The line of the node at a serde path (`batch.max-builds`, `flavors.a.depend-on[0]`).
+fn line_of(root: &Node, path: &str) -> Option<usize> {
+    let mut node = root;
+    let mut line = root.line;
+    let mut rest = path;
+    while !rest.is_empty() {
+        let (segment, tail) = match rest.find(['.', '[']) {
+            Some(0) if rest.starts_with('[') => {
+                let end = rest.find(']')?;
+                let i: usize = rest[1..end].parse().ok()?;
+                let Kind::Seq(items) = &node.kind else {
+                    return Some(line);
+                };
+                node = items.get(i)?;
+                line = node.line;
+                rest = rest[end + 1..].trim_start_matches('.');
+                continue;
+            }
+            Some(i) => (&rest[..i], rest[i..].trim_start_matches('.')),
+            None => (rest, ""),
+        };
+        let Kind::Map(entries) = &node.kind else {
+            return Some(line);
+        };
+        let Some((key, value)) = entries.iter().find(|(k, _)| k.text() == Some(segment)) else {
+            return Some(line);
+        };
+        line = key.line;
+        node = value;
+        rest = tail;
+    }
+    Some(line)
+}
+
+/// Deserializers that accept scalars as CloudFormation sends them: everything as a string.
+mod lenient {
+    use std::fmt;
+
+    use indexmap::IndexMap;
+    use serde::Deserialize;
+    use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+
+    /// A scalar of any JSON type, kept as text.
+    struct Text(String);
+
+    impl<'de> Deserialize<'de> for Text {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl Visitor<'_> for V {
+                type Value = Text;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a single value (text, number or boolean)")
+                }
+                fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
+                    Ok(Text(v.to_owned()))
+                }
+                fn visit_string<E: de::Error>(self, v: String) -> Result<Text, E> {
+                    Ok(Text(v))
+                }
+                fn visit_bool<E: de::Error>(self, v: bool) -> Result<Text, E> {
+                    Ok(Text(v.to_string()))
+                }
+                fn visit_i64<E: de::Error>(self, v: i64) -> Result<Text, E> {
+                    Ok(Text(v.to_string()))
+                }
+                fn visit_u64<E: de::Error>(self, v: u64) -> Result<Text, E> {
+                    Ok(Text(v.to_string()))
+                }
+                fn visit_f64<E: de::Error>(self, v: f64) -> Result<Text, E> {
+                    Ok(Text(v.to_string()))
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+
+    pub(super) fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        Option::<Text>::deserialize(d)?
+            .map(|t| t.0)
+            .ok_or_else(|| de::Error::custom("needs a value; remove the key to use the default"))
+    }
+
+    pub(super) fn opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        Ok(Option::<Text>::deserialize(d)?.map(|t| t.0))
+    }
+
+    fn parse_flag<E: de::Error>(text: &str) -> Result<bool, E> {
+        match text.to_ascii_lowercase().as_str() {
+            "true" | "yes" => Ok(true),
+            "false" | "no" => Ok(false),
+            _ => Err(E::custom(format!("expected true or false, found `{text}`"))),
+        }
+    }
+
+    pub(super) fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        parse_flag(&text(d)?)
+    }
+
+    pub(super) fn opt_flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+        opt_text(d)?.map(|t| parse_flag(&t)).transpose()
+    }
+
+    pub(super) fn count<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        let t = text(d)?;
+        t.trim()
+            .parse::<u32>()
+            .map_err(|_| de::Error::custom(format!("expected a whole number, found `{t}`")))
+    }
+
+    pub(super) fn or_default<'de, D, T>(d: D) -> Result<T, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de> + Default,
+    {
+        Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+    }
+
+    /// A list of values; a single value counts as a list of one; null as an empty list.
+    pub(super) fn text_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Vec<String>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of values")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Vec::new())
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Vec::new())
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(vec![v.to_owned()])
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(vec![v.to_string()])
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(vec![v.to_string()])
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(vec![v.to_string()])
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(vec![v.to_string()])
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(Text(t)) = seq.next_element()? {
+                    out.push(t);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_any(V)
+    }
+
+    /// A mapping of names to values; null counts as empty.
+    pub(super) fn text_map<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<IndexMap<String, String>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = IndexMap<String, String>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping of names to values")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(IndexMap::new())
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(IndexMap::new())
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = IndexMap::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some(key) = map.next_key::<String>()? {
+                    let value: Option<Text> = map.next_value()?;
+                    let Some(Text(value)) = value else {
+                        return Err(de::Error::custom(format!(
+                            "`{key}` has no value; write \"\" for an empty one"
+                        )));
+                    };
+                    out.insert(key, value);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_empty_document_gives_the_defaults() {
+        assert_eq!(Settings::from_yaml("{}\n").unwrap(), Settings::default());
+        assert_eq!(
+            Settings::from_json(json!(null)).unwrap(),
+            Settings::default()
+        );
+    }
+
+    #[test]
+    fn cloudformation_strings_are_accepted_for_numbers_and_booleans() {
+        let s = Settings::from_json(json!({
+            "batch": {"max-builds": "8", "fast-fail": "true"},
+            "build": {"privileged-mode": "false"},
+            "release": {"dry-run": "False"}
+        }))
+        .unwrap();
+        assert_eq!(
+            (
+                s.batch.max_builds,
+                s.batch.fast_fail,
+                s.build.privileged_mode,
+                s.release.dry_run
+            ),
+            (8, true, false, false)
+        );
+    }
+
+    #[test]
+    fn yaml_scalars_keep_their_source_text() {
+        let s = Settings::from_yaml("build:\n  runtime-versions:\n    python: 3.10\n  variables:\n    HEX: 0x1F\n    ON: on\n").unwrap();
+        assert_eq!(s.build.runtime_versions["python"], "3.10");
+        assert_eq!(s.build.variables["HEX"], "0x1F");
+        assert_eq!(s.build.variables["ON"], "on");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_by_name_with_their_line() {
+        let err = Settings::from_yaml("batch:\n  fast-fail: true\n  compute-typ: X\n").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with(
+                "line 3: batch.compute-typ: unknown key `compute-typ`, expected one of `shape`"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_key_and_what_was_expected() {
+        let cases = [
+            (
+                json!({"batch": {"max-builds": "many"}}),
+                "batch.max-builds: expected a whole number, found `many`",
+            ),
+            (
+                json!({"batch": {"max-builds": "0"}}),
+                "batch.max-builds: must be at least 1",
+            ),
+            (
+                json!({"batch": {"fast-fail": "perhaps"}}),
+                "batch.fast-fail: expected true or false",
+            ),
+            (
+                json!({"batch": {"shape": "build-tree"}}),
+                "batch.shape: unknown value `build-tree`",
+            ),
+            (
+                json!({"build": {"compute-type": "HUGE"}}),
+                "build.compute-type: unknown compute type `HUGE`",
+            ),
+            (
+                json!({"build": {"environment-type": "LINUX"}}),
+                "build.environment-type: unknown environment type",
+            ),
+            (
+                json!({"build": {"shell": "zsh"}}),
+                "build.shell: unknown shell `zsh`",
+            ),
+            (
+                json!({"build": {"variables": {"CODEBUILD_X": "1"}}}),
+                "build.variables.CODEBUILD_X: names starting with CODEBUILD_ are reserved",
+            ),
+            (
+                json!({"build": {"variables": {"A": null}}}),
+                "build.variables: `A` has no value",
+            ),
+            (
+                json!({"build": {"secrets-manager": {"U": ":User"}}}),
+                "build.secrets-manager.U: expected secret-id:json-key",
+            ),
+            (
+                json!({"build": {"phases": {"build": {"commands": []}}}}),
+                "build.phases.build.commands: a phase needs at least one command",
+            ),
+            (
+                json!({"ci": {"phases": {"build": {"commands": ["x"], "on-failure": "SKIP"}}}}),
+                "ci.phases.build.on-failure: unknown on-failure `SKIP`",
+            ),
+            (
+                json!({"build": {"reports": {"r": {"files": ["a"], "file-format": "XML"}}}}),
+                "build.reports.r.file-format: unknown report format",
+            ),
+            (
+                json!({"build": {"artifacts": {"name": "x"}}}),
+                "build.artifacts.files: list what to upload",
+            ),
+            (
+                json!({"flavors": {"a/b": {}}}),
+                "flavors.a/b: flavor name \"a/b\" is invalid",
+            ),
+            (
+                json!({"flavors": {"a": {"compute-type": "BIG"}}}),
+                "flavors.a.compute-type: unknown compute type `BIG`",
+            ),
+            (
+                json!({"batch": {"shape": "build-list"}, "flavors": {"a": {"depend-on": ["b"]}}}),
+                "flavors.a.depend-on: dependencies need `batch.shape: build-graph`",
+            ),
+            (
+                json!({"flavors-dir": ""}),
+                "flavors-dir: must name a directory",
+            ),
+            (
+                json!({"build": {"image": null, "compute-type": null}}),
+                "build.compute-type: needs a value",
+            ),
+            (
+                json!({"release": {"enabled": ["x"]}}),
+                "release.enabled: invalid type: sequence",
+            ),
+        ];
+        for (input, expected) in cases {
+            let err = Settings::from_json(input.clone()).unwrap_err().to_string();
+            assert!(
+                err.contains(expected),
+                "{input}\nexpected {expected:?}\ngot {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn canonical_json_round_trips() {
+        let s = Settings::from_yaml(
+            "build:\n  image: aws/codebuild/standard:7.0\n  secrets-manager:\n    DOCKER_USER: Dockerhub:User\n  phases:\n    pre_build:\n      commands: [docker login]\nflavors:\n  a:\n    depend-on: [b]\nrelease:\n  dry-run: false\n",
+        )
+        .unwrap();
+        let json = s.to_canonical_json();
+        let back = Settings::from_json(serde_json::from_str(&json).unwrap()).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(back.to_canonical_json(), json);
+    }
+}
