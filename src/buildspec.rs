@@ -44,7 +44,7 @@ pub struct Batch {
 pub enum BatchBuilds {
     Graph(Vec<BatchTask>),
     List(Vec<BatchTask>),
-    Matrix(BuildMatrix),
+    Matrix(Box<BuildMatrix>),
     Fanout(BuildFanout),
 }
 

@@ -212,7 +212,7 @@ impl FlavorSet {
                 errors.push(FlavorError::NonUtf8Name { path });
                 continue;
             };
-            if name.starts_with('.') || exclude.iter().any(|x| *x == name) {
+            if name.starts_with('.') || exclude.contains(&name) {
                 continue;
             }
             let file_type = entry.file_type().map_err(|e| io_error(&path, e))?;

@@ -582,16 +582,15 @@ impl Settings {
                         "a phase needs at least one command; add one or remove the phase".into(),
                     );
                 }
-                if let Some(f) = &phase.on_failure {
-                    if !(f == "ABORT" || f == "CONTINUE" || f == "RETRY" || f.starts_with("RETRY-"))
-                    {
-                        bad(
-                            format!("{path}.on-failure"),
-                            format!(
-                                "unknown on-failure `{f}`; expected ABORT, CONTINUE or RETRY[-count][-regex]"
-                            ),
-                        );
-                    }
+                if let Some(f) = &phase.on_failure
+                    && !(f == "ABORT" || f == "CONTINUE" || f == "RETRY" || f.starts_with("RETRY-"))
+                {
+                    bad(
+                        format!("{path}.on-failure"),
+                        format!(
+                            "unknown on-failure `{f}`; expected ABORT, CONTINUE or RETRY[-count][-regex]"
+                        ),
+                    );
                 }
             }
         }
@@ -610,10 +609,11 @@ impl Settings {
                 bad(format!("build.reports.{name}.file-format"), m);
             }
         }
-        if let Some(a) = &b.artifacts {
-            if a.files.is_empty() && a.secondary_artifacts.is_empty() {
-                bad("build.artifacts.files".into(), "list what to upload".into());
-            }
+        if let Some(a) = &b.artifacts
+            && a.files.is_empty()
+            && a.secondary_artifacts.is_empty()
+        {
+            bad("build.artifacts.files".into(), "list what to upload".into());
         }
         for (name, flavor) in &self.flavors {
             let path = format!("flavors.{name}");

@@ -322,29 +322,29 @@ impl Validator {
     }
 
     fn one_of(&mut self, node: &Node, path: &str, allowed: &[&str], what: &str) {
-        if let Some(t) = self.text(node, path) {
-            if !allowed.contains(&t) {
-                self.error(
-                    node,
-                    path,
-                    format!(
-                        "unknown {what} `{t}`; expected one of: {}",
-                        allowed.join(", ")
-                    ),
-                );
-            }
+        if let Some(t) = self.text(node, path)
+            && !allowed.contains(&t)
+        {
+            self.error(
+                node,
+                path,
+                format!(
+                    "unknown {what} `{t}`; expected one of: {}",
+                    allowed.join(", ")
+                ),
+            );
         }
     }
 
     fn boolean(&mut self, node: &Node, path: &str) {
-        if let Some(t) = self.text(node, path) {
-            if !is_bool_word(t) {
-                self.error(
-                    node,
-                    path,
-                    format!("expected true/false (or yes/no), found `{t}`"),
-                );
-            }
+        if let Some(t) = self.text(node, path)
+            && !is_bool_word(t)
+        {
+            self.error(
+                node,
+                path,
+                format!("expected true/false (or yes/no), found `{t}`"),
+            );
         }
     }
 
@@ -518,10 +518,10 @@ impl Validator {
                 _ => {
                     for (name, reference) in self.map(v, &here, &[]) {
                         let at = join(&here, name);
-                        if let Some(r) = self.text(reference, &at) {
-                            if r.split(':').next().is_none_or(str::is_empty) {
-                                self.error(reference, &at, "expected secret-id:json-key:version-stage:version-id with a non-empty secret-id");
-                            }
+                        if let Some(r) = self.text(reference, &at)
+                            && r.split(':').next().is_none_or(str::is_empty)
+                        {
+                            self.error(reference, &at, "expected secret-id:json-key:version-stage:version-id with a non-empty secret-id");
                         }
                     }
                 }
@@ -575,12 +575,12 @@ impl Validator {
                 _ => (self.fanout(v, &here), 1),
             };
             without_spec += missing;
-            if let Some(max) = self.limits.max_builds {
-                if builds > max as usize {
-                    self.error(v, &here, format!(
+            if let Some(max) = self.limits.max_builds
+                && builds > max as usize
+            {
+                self.error(v, &here, format!(
                         "the batch has {builds} builds but the project allows at most {max}; raise the project's maximum builds per batch or build fewer at once"
                     ));
-                }
             }
         }
         without_spec
@@ -823,14 +823,13 @@ impl Validator {
                         self.variables(v, &here);
                     }
                     "on-failure" => {
-                        if let Some(t) = self.text(v, &here) {
-                            if !(t == "ABORT"
+                        if let Some(t) = self.text(v, &here)
+                            && !(t == "ABORT"
                                 || t == "CONTINUE"
                                 || t == "RETRY"
                                 || t.starts_with("RETRY-"))
-                            {
-                                self.error(v, &here, format!("unknown on-failure `{t}`; expected ABORT, CONTINUE or RETRY[-count][-regex]"));
-                            }
+                        {
+                            self.error(v, &here, format!("unknown on-failure `{t}`; expected ABORT, CONTINUE or RETRY[-count][-regex]"));
                         }
                     }
                     _ => {

@@ -233,7 +233,10 @@ pub fn needs_quotes(text: &str) -> bool {
     }
     if first == '.' {
         let rest = &text[1..];
-        if rest.starts_with(|c: char| c.is_ascii_digit())
+        // YAML 1.1's float pattern even matches `.` and `..`.
+        if rest
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | '_' | 'e' | 'E' | '+' | '-'))
             || ["inf", "Inf", "INF", "nan", "NaN", "NAN"].contains(&rest)
         {
             return true;

@@ -1,0 +1,296 @@
+//! The `flavor-ci` binary as a user runs it: output, files, exit codes.
+#![allow(clippy::unwrap_used, clippy::panic)] // test helpers fail loudly by design
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn flavor_ci(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_flavor-ci"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/script-languages")
+}
+
+fn repo_with(flavors: &[&str], settings: Option<&str>) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    for f in flavors {
+        std::fs::create_dir_all(tmp.path().join("flavors").join(f)).unwrap();
+    }
+    if let Some(s) = settings {
+        std::fs::write(tmp.path().join("flavor-ci.yaml"), s).unwrap();
+    }
+    tmp
+}
+
+#[test]
+fn generate_writes_the_example_buildspecs_and_says_what_it_wrote() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let o = flavor_ci(&[
+        "generate",
+        "--repo",
+        example().to_str().unwrap(),
+        "--out",
+        out_dir.path().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("flavors: 9 of 9"), "{text}");
+    assert!(text.contains("ci-batch-buildspec.yaml ("), "{text}");
+    assert!(text.contains("release-batch-buildspec.yaml ("), "{text}");
+    let golden = include_str!("snapshots/generate__ci-batch-buildspec.yaml.snap");
+    let written = std::fs::read_to_string(out_dir.path().join("ci-batch-buildspec.yaml")).unwrap();
+    assert!(
+        golden.ends_with(&written),
+        "the CLI and the library disagree"
+    );
+    let v = flavor_ci(&[
+        "validate",
+        out_dir
+            .path()
+            .join("ci-batch-buildspec.yaml")
+            .to_str()
+            .unwrap(),
+    ]);
+    assert!(v.status.success(), "{}", stdout(&v));
+}
+
+#[test]
+fn generate_without_a_settings_file_uses_the_defaults_and_says_so() {
+    let repo = repo_with(&["a", "b"], None);
+    let out = repo.path().join("out");
+    let o = flavor_ci(&[
+        "generate",
+        "-r",
+        repo.path().to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("settings: built-in defaults (no flavor-ci.yaml in"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(out.join("release-batch-buildspec.yaml").exists());
+}
+
+#[test]
+fn generate_removes_outputs_the_settings_no_longer_produce() {
+    let repo = repo_with(&["a"], None);
+    let out = repo.path().join("out");
+    let args = [
+        "generate",
+        "-r",
+        repo.path().to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    assert!(flavor_ci(&args).status.success());
+    std::fs::write(
+        repo.path().join("flavor-ci.yaml"),
+        "release:\n  enabled: false\n",
+    )
+    .unwrap();
+    let o = flavor_ci(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("removed stale"), "{}", stdout(&o));
+    assert!(!out.join("release-batch-buildspec.yaml").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers, ["ci-batch-buildspec.yaml"]);
+}
+
+#[test]
+fn bad_input_exits_1_with_a_clear_message_and_writes_nothing() {
+    let cases: &[(&[&str], Option<&str>, &str)] = &[
+        (
+            &["python-3.10", "python_3.10"],
+            None,
+            "flavors `python-3.10` and `python_3.10` both map to build identifier `build_python_3_10`; rename one",
+        ),
+        (
+            &["a"],
+            Some("batch:\n  max-build: 3\n"),
+            "line 2: batch.max-build: unknown key `max-build`",
+        ),
+        (
+            &["a"],
+            Some("build:\n  compute-type: HUGE\n"),
+            "line 2: build.compute-type: unknown compute type `HUGE`",
+        ),
+        (
+            &["a"],
+            Some("flavors:\n  a:\n    depend-on: [b]\n"),
+            "flavors.a.depend-on[0]: there is no flavor `b`",
+        ),
+        (
+            &["a"],
+            Some("build: [\n"),
+            "flavor-ci.yaml has problems:\nline 2",
+        ),
+        (&[], None, "holds no flavor directories"),
+    ];
+    for (flavors, settings, expected) in cases {
+        let repo = repo_with(flavors, *settings);
+        if flavors.is_empty() {
+            std::fs::create_dir_all(repo.path().join("flavors")).unwrap();
+        }
+        let out = repo.path().join("out");
+        let o = flavor_ci(&[
+            "generate",
+            "-r",
+            repo.path().to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{expected}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(expected),
+            "expected {expected:?}\ngot {}",
+            stderr(&o)
+        );
+        assert!(!stderr(&o).contains("panicked") && !stderr(&o).contains("backtrace"));
+        assert!(!out.exists(), "nothing may be written on bad input");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_broken_flavor_link_names_the_path_and_the_fix() {
+    let repo = repo_with(&["a"], None);
+    std::os::unix::fs::symlink("../submodule/flavors/b", repo.path().join("flavors/b")).unwrap();
+    let o = flavor_ci(&["flavors", "-r", repo.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("flavors/b points to ../submodule/flavors/b, which does not exist"),
+        "{err}"
+    );
+    assert!(
+        err.contains("git submodule update --init --recursive"),
+        "{err}"
+    );
+}
+
+#[test]
+fn flavors_lists_names_and_identifiers() {
+    let o = flavor_ci(&["flavors", "--repo", example().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o)
+            .contains("template-Exasol-all-python-3.10\tbuild_template_Exasol_all_python_3_10\n")
+    );
+}
+
+#[test]
+fn generate_for_selected_flavors_and_unknown_ones() {
+    let out = tempfile::tempdir().unwrap();
+    let ex = example();
+    let o = flavor_ci(&[
+        "generate",
+        "-r",
+        ex.to_str().unwrap(),
+        "-o",
+        out.path().to_str().unwrap(),
+        "-f",
+        "standard-EXASOL-all",
+        "--release-id",
+        "9.9.9",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("flavors: 1 of 9 (standard-EXASOL-all)"));
+    let release = std::fs::read_to_string(out.path().join("release-batch-buildspec.yaml")).unwrap();
+    assert!(release.contains("RELEASE_ID: '9.9.9'"));
+    let o = flavor_ci(&[
+        "generate",
+        "-r",
+        ex.to_str().unwrap(),
+        "-o",
+        out.path().to_str().unwrap(),
+        "-f",
+        "nope",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no such flavor(s): nope"));
+}
+
+#[test]
+fn validate_prints_every_problem_with_file_line_and_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(
+        &bad,
+        "version: 0.2\nbatch:\n  build-graph:\n    - identifier: build-a\n    - identifier: b\n      depend-on: [c]\nphases:\n  build:\n    commands: x\n",
+    )
+    .unwrap();
+    let o = flavor_ci(&["validate", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let text = stdout(&o);
+    let b = bad.display();
+    assert!(
+        text.contains(&format!(
+            "{b}:4: error: batch.build-graph[0].identifier: identifier `build-a` contains '-'"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{b}:6: error: batch.build-graph[1].depend-on[0]: `c` is not an identifier"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{b}:9: error: phases.build.commands: expected a list"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("1 file(s): 3 error(s), 0 warning(s)\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn validate_enforces_the_batch_size_and_reports_unreadable_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("spec.yml");
+    std::fs::write(&spec, "version: 0.2\nbatch:\n  build-list:\n    - identifier: a\n    - identifier: b\nphases: {build: {commands: [x]}}\n").unwrap();
+    assert!(
+        flavor_ci(&["validate", spec.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let o = flavor_ci(&["validate", "--max-builds", "1", spec.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("the batch has 2 builds but the project allows at most 1"));
+    let o = flavor_ci(&["validate", dir.path().join("missing.yml").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stdout(&o).contains("cannot read"));
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_explains_the_exit_codes() {
+    assert_eq!(flavor_ci(&["validate"]).status.code(), Some(2));
+    assert_eq!(flavor_ci(&["frobnicate"]).status.code(), Some(2));
+    let help = stdout(&flavor_ci(&["--help"]));
+    assert!(
+        help.contains("Exit status: 0 success, 1 invalid input"),
+        "{help}"
+    );
+    assert!(stdout(&flavor_ci(&["generate", "--help"])).contains("--flavor <NAME>"));
+}
