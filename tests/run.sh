@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, Rust tests, and checks against independent tools.
+# Installs what it needs (crates from crates.io, Python packages from PyPI into .venv).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --locked
+
+step "Python tools (.venv)"
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+
+step "generated YAML read back by PyYAML (a YAML 1.1 reader)"
+cargo build --locked --quiet --bin flavor-ci
+.venv/bin/python tests/yaml11_check.py target/debug/flavor-ci
+
+if [ -f template.yaml ]; then
+  step "template lint"
+  .venv/bin/cfn-lint template.yaml
+  .venv/bin/sam validate --lint --region us-east-1 --template-file template.yaml
+fi
+
+printf '\nall checks passed\n'
