@@ -129,13 +129,7 @@ pub struct FlavorErrors(pub Vec<FlavorError>);
 
 impl fmt::Display for FlavorErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("\n")?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
+        crate::write_lines(f, &self.0)
     }
 }
 

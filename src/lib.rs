@@ -1,6 +1,23 @@
+//! flavor-ci's core: flavor discovery, the settings schema, the buildspec model, generation
+//! and validation. The command line and the Lambda functions are thin layers over it.
+
 pub mod buildspec;
 pub mod flavors;
 pub mod generate;
 pub mod settings;
 pub mod validate;
 pub mod yaml;
+
+/// Writes `items` one per line, for errors that report every problem at once.
+pub(crate) fn write_lines<T: std::fmt::Display>(
+    f: &mut std::fmt::Formatter<'_>,
+    items: &[T],
+) -> std::fmt::Result {
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            f.write_str("\n")?;
+        }
+        write!(f, "{item}")?;
+    }
+    Ok(())
+}

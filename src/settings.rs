@@ -427,13 +427,7 @@ pub struct SettingsError(pub Vec<SettingsProblem>);
 
 impl fmt::Display for SettingsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, p) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("\n")?;
-            }
-            write!(f, "{p}")?;
-        }
-        Ok(())
+        crate::write_lines(f, &self.0)
     }
 }
 

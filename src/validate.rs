@@ -623,7 +623,8 @@ impl Validator {
         if tasks.is_empty() && matches!(node.kind, Kind::Seq(_)) {
             self.error(node, path, "the batch has no builds; add at least one");
         }
-        let mut ids: HashMap<&str, String> = HashMap::with_capacity(tasks.len());
+        // identifier → (path, line) of the task that defines it
+        let mut ids: HashMap<&str, (String, usize)> = HashMap::with_capacity(tasks.len());
         let mut order: Vec<&str> = Vec::with_capacity(tasks.len());
         let mut deps: Vec<(&str, &Node, String)> = Vec::new();
         let mut without_spec = 0;
@@ -642,9 +643,16 @@ impl Validator {
                         if let Some(problem) = identifier_problem(t) {
                             self.error(v, &here, problem);
                         } else if let Some(first) = ids.get(t) {
-                            self.error(v, &here, format!("identifier `{t}` is used twice (first at {first}); make it unique"));
+                            self.error(
+                                v,
+                                &here,
+                                format!(
+                                    "identifier `{t}` is used twice (first at {}); make it unique",
+                                    first.0
+                                ),
+                            );
                         } else {
-                            ids.insert(t, at.clone());
+                            ids.insert(t, (at.clone(), task.line));
                             order.push(t);
                             id = Some(t);
                         }
@@ -667,11 +675,11 @@ impl Validator {
                     ),
                     _ => {
                         for (j, dep) in self.list(v, &here).iter().enumerate() {
-                            if let (Some(from), Some(to)) = (id, dep.text()) {
-                                deps.push((from, dep, format!("{here}[{j}]")));
-                                let _ = to;
-                            } else {
-                                self.text(dep, &index(&here, j));
+                            let at = index(&here, j);
+                            if self.text(dep, &at).is_some()
+                                && let Some(from) = id
+                            {
+                                deps.push((from, dep, at));
                             }
                         }
                     }
@@ -692,12 +700,7 @@ impl Validator {
             }
         }
         if let Some(cycle) = find_cycle(&order, &edges) {
-            let first = ids.get(cycle[0]).cloned().unwrap_or_default();
-            let line = tasks
-                .iter()
-                .enumerate()
-                .find(|(i, _)| index(path, *i) == first)
-                .map_or(node.line, |(_, t)| t.line);
+            let (first, line) = ids.get(cycle[0]).cloned().unwrap_or_default();
             self.problems.push(Problem {
                 severity: Severity::Error,
                 path: first,
