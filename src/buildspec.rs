@@ -106,15 +106,6 @@ pub struct Phases {
     pub post_build: Option<Phase>,
 }
 
-impl Phases {
-    pub fn is_empty(&self) -> bool {
-        self.install.is_none()
-            && self.pre_build.is_none()
-            && self.build.is_none()
-            && self.post_build.is_none()
-    }
-}
-
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Phase {
     pub run_as: Option<String>,

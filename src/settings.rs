@@ -11,7 +11,10 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use crate::flavors::FlavorName;
-use crate::validate::{COMPUTE_TYPES, ENVIRONMENT_TYPES, REPORT_FORMATS, SHELLS};
+use crate::validate::{
+    COMPUTE_TYPES, ENVIRONMENT_TYPES, REPORT_FORMATS, SHELLS, on_failure_problem,
+    secret_reference_problem, unknown_value, variable_name_problem,
+};
 use crate::yaml::{self, Kind, Node};
 
 /// The file `flavor-ci generate` reads from a repository's root.
@@ -198,15 +201,6 @@ pub struct PhaseSet {
         skip_serializing_if = "Option::is_none"
     )]
     pub post_build: Option<PhaseSettings>,
-}
-
-impl PhaseSet {
-    pub fn is_empty(&self) -> bool {
-        self.install.is_none()
-            && self.pre_build.is_none()
-            && self.build.is_none()
-            && self.post_build.is_none()
-    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -496,14 +490,7 @@ impl Settings {
                 message,
             })
         };
-        let one_of = |value: &str, allowed: &[&str], what: &str| {
-            (!allowed.contains(&value)).then(|| {
-                format!(
-                    "unknown {what} `{value}`; expected one of: {}",
-                    allowed.join(", ")
-                )
-            })
-        };
+        let one_of = unknown_value;
         if self.flavors_dir.trim().is_empty() {
             bad(
                 "flavors-dir".into(),
@@ -536,14 +523,13 @@ impl Settings {
         let check_vars =
             |path: &str, vars: &IndexMap<String, String>, bad: &mut dyn FnMut(String, String)| {
                 for name in vars.keys() {
-                    if name.is_empty() {
-                        bad(path.to_owned(), "a variable name is empty".into());
-                    } else if name.starts_with("CODEBUILD_") {
-                        bad(
-                            format!("{path}.{name}"),
-                            "names starting with CODEBUILD_ are reserved by CodeBuild; rename it"
-                                .into(),
-                        );
+                    if let Some(problem) = variable_name_problem(name) {
+                        let at = if name.is_empty() {
+                            path.to_owned()
+                        } else {
+                            format!("{path}.{name}")
+                        };
+                        bad(at, problem.into());
                     }
                 }
             };
@@ -553,8 +539,8 @@ impl Settings {
         check_vars("ci.variables", &self.ci.variables, &mut bad);
         check_vars("release.variables", &self.release.variables, &mut bad);
         for (name, reference) in &b.secrets_manager {
-            if reference.split(':').next().is_none_or(str::is_empty) {
-                bad(format!("build.secrets-manager.{name}"), "expected secret-id:json-key[:version-stage[:version-id]], e.g. `Dockerhub:User`".into());
+            if let Some(problem) = secret_reference_problem(reference) {
+                bad(format!("build.secrets-manager.{name}"), problem.into());
             }
         }
         for (phase_path, set) in [
@@ -576,15 +562,8 @@ impl Settings {
                         "a phase needs at least one command; add one or remove the phase".into(),
                     );
                 }
-                if let Some(f) = &phase.on_failure
-                    && !(f == "ABORT" || f == "CONTINUE" || f == "RETRY" || f.starts_with("RETRY-"))
-                {
-                    bad(
-                        format!("{path}.on-failure"),
-                        format!(
-                            "unknown on-failure `{f}`; expected ABORT, CONTINUE or RETRY[-count][-regex]"
-                        ),
-                    );
+                if let Some(problem) = phase.on_failure.as_deref().and_then(on_failure_problem) {
+                    bad(format!("{path}.on-failure"), problem);
                 }
             }
         }

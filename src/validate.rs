@@ -158,6 +158,42 @@ pub fn identifier_problem(id: &str) -> Option<String> {
     None
 }
 
+/// `unknown <what> `<value>`; expected one of: …` when `value` is not in `allowed`.
+pub fn unknown_value(value: &str, allowed: &[&str], what: &str) -> Option<String> {
+    (!allowed.contains(&value)).then(|| {
+        format!(
+            "unknown {what} `{value}`; expected one of: {}",
+            allowed.join(", ")
+        )
+    })
+}
+
+/// Checks a build environment variable name (buildspec and settings alike).
+pub fn variable_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("a variable name is empty")
+    } else if name.starts_with("CODEBUILD_") {
+        Some("names starting with CODEBUILD_ are reserved by CodeBuild; rename it")
+    } else {
+        None
+    }
+}
+
+/// Checks a secrets-manager reference (`secret-id:json-key:version-stage:version-id`).
+pub fn secret_reference_problem(reference: &str) -> Option<&'static str> {
+    reference.split(':').next().is_none_or(str::is_empty).then_some(
+        "expected secret-id:json-key[:version-stage[:version-id]] with a non-empty secret-id, e.g. `Dockerhub:User`",
+    )
+}
+
+/// Checks a phase's `on-failure` (ABORT, CONTINUE, RETRY, RETRY-count, RETRY-regex, …).
+pub fn on_failure_problem(value: &str) -> Option<String> {
+    let known = matches!(value, "ABORT" | "CONTINUE" | "RETRY") || value.starts_with("RETRY-");
+    (!known).then(|| {
+        format!("unknown on-failure `{value}`; expected ABORT, CONTINUE or RETRY[-count][-regex]")
+    })
+}
+
 /// Finds a dependency cycle in a graph given as node → successors, returning it as a closed
 /// path (`[a, b, a]`). Nodes are visited in the order given, so the answer is deterministic.
 pub fn find_cycle<'a>(
@@ -322,17 +358,11 @@ impl Validator {
     }
 
     fn one_of(&mut self, node: &Node, path: &str, allowed: &[&str], what: &str) {
-        if let Some(t) = self.text(node, path)
-            && !allowed.contains(&t)
+        if let Some(message) = self
+            .text(node, path)
+            .and_then(|t| unknown_value(t, allowed, what))
         {
-            self.error(
-                node,
-                path,
-                format!(
-                    "unknown {what} `{t}`; expected one of: {}",
-                    allowed.join(", ")
-                ),
-            );
+            self.error(node, path, message);
         }
     }
 
@@ -381,8 +411,8 @@ impl Validator {
     fn variables(&mut self, node: &Node, path: &str) {
         for (name, value) in self.map(node, path, &[]) {
             let here = join(path, name);
-            if name.starts_with("CODEBUILD_") {
-                self.error(value, &here, format!("`{name}`: names starting with CODEBUILD_ are reserved by CodeBuild; rename it"));
+            if let Some(problem) = variable_name_problem(name) {
+                self.error(value, &here, format!("`{name}`: {problem}"));
             }
             if value.is_null() {
                 self.error(
@@ -518,10 +548,10 @@ impl Validator {
                 _ => {
                     for (name, reference) in self.map(v, &here, &[]) {
                         let at = join(&here, name);
-                        if let Some(r) = self.text(reference, &at)
-                            && r.split(':').next().is_none_or(str::is_empty)
+                        if let Some(problem) =
+                            self.text(reference, &at).and_then(secret_reference_problem)
                         {
-                            self.error(reference, &at, "expected secret-id:json-key:version-stage:version-id with a non-empty secret-id");
+                            self.error(reference, &at, problem);
                         }
                     }
                 }
@@ -826,13 +856,8 @@ impl Validator {
                         self.variables(v, &here);
                     }
                     "on-failure" => {
-                        if let Some(t) = self.text(v, &here)
-                            && !(t == "ABORT"
-                                || t == "CONTINUE"
-                                || t == "RETRY"
-                                || t.starts_with("RETRY-"))
-                        {
-                            self.error(v, &here, format!("unknown on-failure `{t}`; expected ABORT, CONTINUE or RETRY[-count][-regex]"));
+                        if let Some(problem) = self.text(v, &here).and_then(on_failure_problem) {
+                            self.error(v, &here, problem);
                         }
                     }
                     _ => {
