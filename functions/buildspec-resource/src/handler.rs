@@ -1,0 +1,558 @@
+//! One CloudFormation request: read the envelope leniently, do the work within the time the
+//! invocation has, and answer exactly once.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use flavor_ci::custom_resource::{self, PhysicalId, PlanError, RequestType, Response, Status};
+use indexmap::IndexMap;
+use lambda_runtime::tracing::{error, info, warn};
+use lambda_runtime::{Error, LambdaEvent};
+use serde_json::Value;
+use tokio::time::{Instant, timeout_at};
+
+use crate::inflight;
+use crate::respond::{Delivery, Responder, ResponseUrl};
+use crate::store::{ObjectStore, Put, Written};
+
+/// What the handler works with; built once per process.
+#[derive(Debug)]
+pub(crate) struct Deps<S> {
+    pub(crate) store: S,
+    pub(crate) responder: Responder,
+}
+
+/// The request fields the answer needs, read without trusting the event's shape.
+#[derive(Debug, Clone)]
+pub(crate) struct Envelope {
+    pub(crate) request_type: Option<RequestType>,
+    pub(crate) raw_request_type: String,
+    pub(crate) stack_id: String,
+    pub(crate) request_id: String,
+    pub(crate) logical_id: String,
+    pub(crate) physical_id: Option<String>,
+}
+
+fn text(event: &Value, field: &str) -> Option<String> {
+    event.get(field).and_then(Value::as_str).map(String::from)
+}
+
+impl Envelope {
+    pub(crate) fn read(event: &Value) -> Self {
+        let raw_request_type = text(event, "RequestType").unwrap_or_default();
+        Self {
+            request_type: RequestType::parse(&raw_request_type),
+            raw_request_type,
+            stack_id: text(event, "StackId").unwrap_or_default(),
+            request_id: text(event, "RequestId").unwrap_or_default(),
+            logical_id: text(event, "LogicalResourceId").unwrap_or_default(),
+            physical_id: text(event, "PhysicalResourceId").filter(|id| !id.is_empty()),
+        }
+    }
+
+    /// The id to answer with when the request fails: a failed Create gets the marker, anything
+    /// else keeps the id it came with, so a failure never turns into a replacement.
+    fn failure_id(&self) -> String {
+        match (self.request_type, &self.physical_id) {
+            (Some(RequestType::Create), _) | (_, None) => {
+                PhysicalId::failed_create(&self.request_id)
+            }
+            (_, Some(id)) => id.clone(),
+        }
+    }
+
+    fn missing_fields(&self) -> Vec<&'static str> {
+        let mut missing = Vec::new();
+        if self.stack_id.is_empty() {
+            missing.push("StackId");
+        }
+        if self.request_id.is_empty() {
+            missing.push("RequestId");
+        }
+        if self.logical_id.is_empty() {
+            missing.push("LogicalResourceId");
+        }
+        missing
+    }
+
+    fn response(&self, outcome: Outcome) -> Response {
+        Response {
+            status: outcome.status,
+            reason: outcome.reason,
+            physical_id: outcome.physical_id,
+            stack_id: self.stack_id.clone(),
+            request_id: self.request_id.clone(),
+            logical_id: self.logical_id.clone(),
+            data: outcome.data,
+        }
+    }
+}
+
+/// What the work decided.
+#[derive(Debug, Clone)]
+pub(crate) struct Outcome {
+    pub(crate) status: Status,
+    pub(crate) reason: String,
+    pub(crate) physical_id: String,
+    pub(crate) data: IndexMap<String, String>,
+}
+
+impl Outcome {
+    fn failed(physical_id: String, reason: impl Into<String>) -> Self {
+        Self {
+            status: Status::Failed,
+            reason: reason.into(),
+            physical_id,
+            data: IndexMap::new(),
+        }
+    }
+}
+
+/// How the invocation's time is shared between the work and the answer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Budget {
+    /// The work must be done by then, or the answer is FAILED.
+    pub(crate) work_until: Instant,
+    /// The last moment a PUT attempt may still be running.
+    pub(crate) answer_until: Instant,
+}
+
+impl Budget {
+    /// Leaves a quarter of the invocation (at least 1 s, at most 15 s) for the answer.
+    pub(crate) fn from_deadline_ms(deadline_ms: u64) -> Self {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let total = match deadline_ms.checked_sub(now_ms) {
+            Some(ms) if ms > 0 => Duration::from_millis(ms),
+            _ => {
+                warn!(
+                    deadline_ms,
+                    "the invocation has no usable deadline; assuming 60 s"
+                );
+                Duration::from_secs(60)
+            }
+        };
+        let reserve = (total / 4).clamp(Duration::from_secs(1), Duration::from_secs(15));
+        let now = Instant::now();
+        Self {
+            work_until: now + total.saturating_sub(reserve),
+            answer_until: now + total.saturating_sub(Duration::from_millis(200).min(total / 10)),
+        }
+    }
+}
+
+/// Handles one invocation. Returns an error only when no answer could be delivered for a
+/// reason a later retry may not have (network or 5xx), so that Lambda's retry can try again.
+pub(crate) async fn handle<S: ObjectStore>(
+    deps: Arc<Deps<S>>,
+    event: LambdaEvent<Value>,
+) -> Result<(), Error> {
+    let (payload, context) = event.into_parts();
+    let budget = Budget::from_deadline_ms(context.deadline);
+    handle_with_budget(deps, payload, budget).await
+}
+
+pub(crate) async fn handle_with_budget<S: ObjectStore>(
+    deps: Arc<Deps<S>>,
+    payload: Value,
+    budget: Budget,
+) -> Result<(), Error> {
+    let envelope = Envelope::read(&payload);
+    let raw_url = text(&payload, "ResponseURL");
+    let Some(url) = raw_url.as_deref().and_then(ResponseUrl::parse) else {
+        error!(
+            present = raw_url.is_some(),
+            stack_id = %envelope.stack_id,
+            logical_id = %envelope.logical_id,
+            "the event has no usable ResponseURL; nothing can be answered, so nothing is done"
+        );
+        return Ok(());
+    };
+    info!(
+        request_type = %envelope.raw_request_type,
+        stack_id = %envelope.stack_id,
+        logical_id = %envelope.logical_id,
+        request_id = %envelope.request_id,
+        physical_id = envelope.physical_id.as_deref().unwrap_or(""),
+        url = %url,
+        "request received"
+    );
+
+    inflight::arm(inflight::Armed {
+        url: url.clone(),
+        response: envelope.response(Outcome::failed(envelope.failure_id(), "")),
+        answer_until: budget.answer_until.into_std(),
+    });
+
+    let written = Arc::new(Mutex::new(Vec::new()));
+    let work = tokio::spawn(work(
+        deps.clone(),
+        envelope.clone(),
+        payload,
+        written.clone(),
+    ));
+    let abort = work.abort_handle();
+    let (outcome, timed_out) = match timeout_at(budget.work_until, work).await {
+        Ok(Ok(outcome)) => (outcome, false),
+        Ok(Err(e)) if e.is_panic() => {
+            if inflight::disarm().is_none() {
+                // The panic hook has answered FAILED already.
+                return Ok(());
+            }
+            (
+                Outcome::failed(
+                    envelope.failure_id(),
+                    "internal error in the buildspec resource function (a panic); see its log for details and report it",
+                ),
+                false,
+            )
+        }
+        Ok(Err(e)) => (
+            Outcome::failed(
+                envelope.failure_id(),
+                format!("the work was cancelled: {e}"),
+            ),
+            false,
+        ),
+        Err(_) => {
+            abort.abort();
+            let seconds = budget
+                .work_until
+                .saturating_duration_since(Instant::now())
+                .as_secs();
+            warn!(seconds, "the work did not finish before the deadline");
+            (
+                Outcome::failed(
+                    envelope.failure_id(),
+                    "did not finish within the function's time limit (S3 did not answer in time); check that S3 is reachable from the function and raise the function's Timeout if the flavor list is very large, then retry the stack operation",
+                ),
+                true,
+            )
+        }
+    };
+
+    let Some(armed) = inflight::disarm() else {
+        return Ok(());
+    };
+    let response = envelope.response(outcome);
+    info!(
+        status = ?response.status,
+        physical_id = %response.physical_id,
+        reason = %response.reason,
+        data_keys = response.data.len(),
+        "answering"
+    );
+    let body = Bytes::from(response.to_body());
+    let delivery = deps
+        .responder
+        .send(&armed.url, body, budget.answer_until)
+        .await;
+    if timed_out {
+        cleanup(&*deps, &written).await;
+    }
+    match delivery {
+        Delivery::Delivered { .. } => Ok(()),
+        Delivery::Rejected { status, attempts } => {
+            error!(status, attempts, url = %armed.url, "CloudFormation's response URL rejected the answer");
+            Ok(())
+        }
+        Delivery::GaveUp {
+            last_error,
+            attempts,
+        } => {
+            error!(attempts, error = %last_error, url = %armed.url, "the answer could not be delivered");
+            Err(format!(
+                "the answer could not be delivered after {attempts} attempts: {last_error}"
+            )
+            .into())
+        }
+    }
+}
+
+/// Objects a request created, with their bucket: removed again when the request fails.
+type WrittenLog = Mutex<Vec<(String, Written)>>;
+
+/// Removes what a failed request created, so a failure leaves no half-written state.
+async fn cleanup<S: ObjectStore>(deps: &Deps<S>, written: &WrittenLog) {
+    let entries: Vec<(String, Written)> = match written.lock() {
+        Ok(mut w) => w.drain(..).collect(),
+        Err(_) => return,
+    };
+    let Some(bucket) = entries.first().map(|(b, _)| b.clone()) else {
+        return;
+    };
+    let objects: Vec<Written> = entries.into_iter().map(|(_, o)| o).collect();
+    let bucket = bucket.as_str();
+    match tokio::time::timeout(
+        Duration::from_secs(5),
+        deps.store.delete_written(bucket, &objects),
+    )
+    .await
+    {
+        Ok(Ok(())) => info!(
+            count = objects.len(),
+            "removed the objects of the failed request"
+        ),
+        Ok(Err(e)) => warn!(error = %e, "could not remove the objects of the failed request"),
+        Err(_) => warn!("gave up removing the objects of the failed request"),
+    }
+}
+
+async fn work<S: ObjectStore>(
+    deps: Arc<Deps<S>>,
+    envelope: Envelope,
+    payload: Value,
+    written: Arc<WrittenLog>,
+) -> Outcome {
+    let failure_id = envelope.failure_id();
+    let Some(request_type) = envelope.request_type else {
+        return Outcome::failed(
+            failure_id,
+            format!(
+                "RequestType is {:?}; CloudFormation sends Create, Update or Delete, so this event did not come from CloudFormation",
+                envelope.raw_request_type
+            ),
+        );
+    };
+    let missing = envelope.missing_fields();
+    if !missing.is_empty() {
+        return Outcome::failed(
+            failure_id,
+            format!(
+                "the request lacks {}; it did not come from CloudFormation",
+                missing.join(", ")
+            ),
+        );
+    }
+    #[allow(unused_mut)]
+    let mut properties = payload
+        .get("ResourceProperties")
+        .cloned()
+        .unwrap_or(Value::Null);
+    #[cfg(feature = "fault-injection")]
+    crate::fault::inject(&mut properties).await;
+    match request_type {
+        RequestType::Delete => delete(&*deps, &envelope).await,
+        RequestType::Create | RequestType::Update => {
+            store(&*deps, &envelope, &properties, &written).await
+        }
+    }
+}
+
+async fn delete<S: ObjectStore>(deps: &Deps<S>, envelope: &Envelope) -> Outcome {
+    let id = envelope.physical_id.clone().unwrap_or_default();
+    let answer = |status, reason: String| Outcome {
+        status,
+        reason,
+        physical_id: if id.is_empty() {
+            envelope.failure_id()
+        } else {
+            id.clone()
+        },
+        data: IndexMap::new(),
+    };
+    match PhysicalId::parse(&id, &envelope.stack_id, &envelope.logical_id) {
+        PhysicalId::FailedCreate => answer(
+            Status::Success,
+            "nothing to delete: the Create of this resource had failed".into(),
+        ),
+        PhysicalId::Foreign => {
+            info!(physical_id = %id, "not an id this resource produced; acknowledging without touching S3");
+            answer(
+                Status::Success,
+                "nothing to delete: the physical id was not produced by this resource".into(),
+            )
+        }
+        PhysicalId::Stored { bucket, root } => {
+            match deps.store.delete_under(&bucket, &root).await {
+                Ok(count) => {
+                    info!(count, bucket = %bucket, root = %root, "deleted");
+                    answer(
+                        Status::Success,
+                        format!("deleted {count} object versions under s3://{bucket}/{root}"),
+                    )
+                }
+                Err(e) => answer(Status::Failed, e.to_string()),
+            }
+        }
+    }
+}
+
+async fn store<S: ObjectStore>(
+    deps: &Deps<S>,
+    envelope: &Envelope,
+    properties: &Value,
+    written: &WrittenLog,
+) -> Outcome {
+    let plan = match custom_resource::plan(properties, &envelope.stack_id, &envelope.logical_id) {
+        Ok(plan) => plan,
+        Err(e @ (PlanError::Properties(_) | PlanError::Generate(_) | PlanError::IdTooLong(_))) => {
+            return Outcome::failed(envelope.failure_id(), e.to_string());
+        }
+    };
+    let mut created = 0;
+    for object in &plan.objects {
+        match deps
+            .store
+            .put_if_absent(&plan.bucket, &object.key, &object.body, object.content_type)
+            .await
+        {
+            Ok(Put::Created { version }) => {
+                created += 1;
+                if let Ok(mut w) = written.lock() {
+                    w.push((
+                        plan.bucket.clone(),
+                        Written {
+                            key: object.key.clone(),
+                            version,
+                        },
+                    ));
+                }
+            }
+            Ok(Put::Existed) => {}
+            Err(e) => {
+                cleanup(deps, written).await;
+                return Outcome::failed(envelope.failure_id(), e.to_string());
+            }
+        }
+    }
+    if let Ok(mut w) = written.lock() {
+        w.clear();
+    }
+    info!(
+        bucket = %plan.bucket,
+        root = %plan.root,
+        objects = plan.objects.len(),
+        created,
+        "stored"
+    );
+    let mut reason = format!(
+        "stored {} objects ({created} new) under s3://{}/{}",
+        plan.objects.len(),
+        plan.bucket,
+        plan.root
+    );
+    for w in &plan.warnings {
+        reason.push_str("; warning: ");
+        reason.push_str(w);
+    }
+    Outcome {
+        status: Status::Success,
+        reason,
+        physical_id: plan.physical_id,
+        data: plan.data,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemoryStore;
+    use serde_json::json;
+
+    const STACK: &str = "arn:aws:cloudformation:us-east-1:123456789012:stack/ci/11111111-2222-3333-4444-555555555555";
+
+    fn event(request_type: &str, physical_id: Option<&str>) -> Value {
+        let mut e = json!({
+            "RequestType": request_type,
+            "ResponseURL": "http://127.0.0.1:9/response?sig=x",
+            "StackId": STACK,
+            "RequestId": "req-1",
+            "LogicalResourceId": "Buildspecs",
+            "ResourceProperties": {"Bucket": "specs", "Flavors": ["a", "b"]}
+        });
+        if let Some(id) = physical_id {
+            e["PhysicalResourceId"] = json!(id);
+        }
+        e
+    }
+
+    fn deps(store: MemoryStore) -> Arc<Deps<MemoryStore>> {
+        Arc::new(Deps {
+            store,
+            responder: Responder::new().unwrap(),
+        })
+    }
+
+    async fn run(deps: &Arc<Deps<MemoryStore>>, payload: Value) -> Outcome {
+        let envelope = Envelope::read(&payload);
+        work(
+            deps.clone(),
+            envelope,
+            payload,
+            Arc::new(Mutex::new(Vec::new())),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn create_then_delete_leaves_the_bucket_as_it_was() {
+        let deps = deps(MemoryStore::default());
+        let created = run(&deps, event("Create", None)).await;
+        assert_eq!(created.status, Status::Success, "{}", created.reason);
+        assert_eq!(deps.store.objects.lock().unwrap().len(), 3);
+        let again = run(&deps, event("Create", None)).await;
+        assert_eq!(again.physical_id, created.physical_id);
+        assert!(again.reason.contains("(0 new)"), "{}", again.reason);
+        let deleted = run(&deps, event("Delete", Some(&created.physical_id))).await;
+        assert_eq!(deleted.status, Status::Success);
+        assert!(deps.store.objects.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn failed_create_answers_the_marker_and_its_delete_touches_nothing() {
+        let deps = deps(MemoryStore::default());
+        let mut bad = event("Create", None);
+        bad["ResourceProperties"]["Flavors"] = json!([]);
+        let failed = run(&deps, bad).await;
+        assert_eq!(failed.status, Status::Failed);
+        assert!(failed.reason.contains("Flavors"), "{}", failed.reason);
+        assert!(failed.physical_id.contains("create-failed"));
+        let other = deps
+            .store
+            .objects
+            .lock()
+            .unwrap()
+            .insert(("specs".into(), "flavor-ci/keep".into()), "x".into());
+        assert!(other.is_none());
+        let deleted = run(&deps, event("Delete", Some(&failed.physical_id))).await;
+        assert_eq!(deleted.status, Status::Success);
+        assert_eq!(deps.store.objects.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn failed_update_keeps_the_old_id() {
+        let deps = deps(MemoryStore {
+            fail_puts: true,
+            ..Default::default()
+        });
+        let out = run(&deps, event("Update", Some("flavor-ci:v1:s3://specs/old/"))).await;
+        assert_eq!(out.status, Status::Failed);
+        assert_eq!(out.physical_id, "flavor-ci:v1:s3://specs/old/");
+        assert!(out.reason.contains("PutObject"), "{}", out.reason);
+    }
+
+    #[tokio::test]
+    async fn unknown_request_types_fail_with_a_reason() {
+        let deps = deps(MemoryStore::default());
+        let out = run(&deps, event("Upsert", None)).await;
+        assert_eq!(out.status, Status::Failed);
+        assert!(out.reason.contains("Upsert"));
+    }
+
+    #[test]
+    fn budget_leaves_time_for_the_answer() {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let b = Budget::from_deadline_ms(now_ms + 4000);
+        let now = Instant::now();
+        let work = b.work_until - now;
+        assert!(work <= Duration::from_millis(3000) && work > Duration::from_millis(2500));
+        assert!(b.answer_until > b.work_until);
+        assert!(b.answer_until - now <= Duration::from_millis(4000));
+    }
+}

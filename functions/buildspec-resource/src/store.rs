@@ -1,0 +1,318 @@
+//! Where the buildspecs go: a narrow trait over the few S3 calls the resource makes, the S3
+//! implementation, and an in-memory one for unit tests.
+
+use std::fmt;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+
+/// The outcome of a conditional write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Put {
+    /// The object is new; `version` is set in a versioned bucket.
+    Created { version: Option<String> },
+    /// An object with that key already existed and was left as it was.
+    Existed,
+}
+
+/// One object version this resource wrote, for removing exactly that.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Written {
+    pub(crate) key: String,
+    pub(crate) version: Option<String>,
+}
+
+/// A failed storage call, with what to check.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("S3 {operation} on s3://{bucket}/{key} failed: {message}{}", hint(code.as_deref()))]
+pub(crate) struct StoreError {
+    pub(crate) operation: &'static str,
+    pub(crate) bucket: String,
+    pub(crate) key: String,
+    pub(crate) code: Option<String>,
+    pub(crate) message: String,
+}
+
+fn hint(code: Option<&str>) -> &'static str {
+    match code {
+        Some("NoSuchBucket") => "; create the bucket or correct the Bucket property",
+        Some("AccessDenied" | "AllAccessDisabled") => {
+            "; allow the function's role s3:PutObject, s3:ListBucketVersions and s3:DeleteObjectVersion on this bucket and prefix"
+        }
+        Some(_) => "",
+        None => "; check that S3 is reachable from the function (VPC endpoints, AWS_ENDPOINT_URL)",
+    }
+}
+
+/// The S3 calls the resource needs.
+pub(crate) trait ObjectStore: Send + Sync + fmt::Debug + 'static {
+    /// Writes `body` at `key` unless an object is already there (`If-None-Match: *`).
+    fn put_if_absent(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: &str,
+        content_type: &str,
+    ) -> impl Future<Output = Result<Put, StoreError>> + Send;
+
+    /// Removes every object version under `root` (which ends with `/`); returns how many.
+    fn delete_under(
+        &self,
+        bucket: &str,
+        root: &str,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+
+    /// Removes exactly these object versions.
+    fn delete_written(
+        &self,
+        bucket: &str,
+        written: &[Written],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Amazon S3 (or anything that speaks its API, such as moto).
+#[derive(Debug, Clone)]
+pub(crate) struct S3Store {
+    client: Client,
+}
+
+impl S3Store {
+    pub(crate) fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+fn store_error<E, R>(
+    operation: &'static str,
+    bucket: &str,
+    key: &str,
+    e: &SdkError<E, R>,
+) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: fmt::Debug,
+{
+    let code = e.code().map(String::from);
+    let message = match (e.code(), e.message()) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(c), None) => c.to_string(),
+        _ => DisplayErrorContext(e).to_string(),
+    };
+    StoreError {
+        operation,
+        bucket: bucket.into(),
+        key: key.into(),
+        code,
+        message,
+    }
+}
+
+const DELETE_BATCH: usize = 1000;
+
+impl ObjectStore for S3Store {
+    async fn put_if_absent(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: &str,
+        content_type: &str,
+    ) -> Result<Put, StoreError> {
+        let result = self
+            .client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type(content_type)
+            .if_none_match("*")
+            .body(ByteStream::from(body.as_bytes().to_vec()))
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(Put::Created {
+                version: out.version_id().map(String::from),
+            }),
+            Err(e) => {
+                let status = e.raw_response().map(|r| r.status().as_u16());
+                // 412: the object exists. 409: a concurrent write of the same key is in flight;
+                // the key is content-addressed, so that write carries the same bytes.
+                if matches!(status, Some(412 | 409)) {
+                    Ok(Put::Existed)
+                } else {
+                    Err(store_error("PutObject", bucket, key, &e))
+                }
+            }
+        }
+    }
+
+    async fn delete_under(&self, bucket: &str, root: &str) -> Result<usize, StoreError> {
+        let mut deleted = 0;
+        let mut key_marker: Option<String> = None;
+        let mut version_marker: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_object_versions()
+                .bucket(bucket)
+                .prefix(root)
+                .set_key_marker(key_marker.take())
+                .set_version_id_marker(version_marker.take())
+                .send()
+                .await;
+            let page = match page {
+                Ok(p) => p,
+                Err(e) if e.code() == Some("NoSuchBucket") => return Ok(deleted),
+                Err(e) => return Err(store_error("ListObjectVersions", bucket, root, &e)),
+            };
+            let mut ids = Vec::new();
+            for v in page.versions() {
+                ids.push((v.key(), v.version_id()));
+            }
+            for m in page.delete_markers() {
+                ids.push((m.key(), m.version_id()));
+            }
+            let ids: Vec<Written> = ids
+                .into_iter()
+                .filter_map(|(k, v)| {
+                    k.map(|k| Written {
+                        key: k.into(),
+                        version: v.map(String::from),
+                    })
+                })
+                .collect();
+            deleted += ids.len();
+            self.delete_written(bucket, &ids).await?;
+            if page.is_truncated() == Some(true) {
+                key_marker = page.next_key_marker().map(String::from);
+                version_marker = page.next_version_id_marker().map(String::from);
+                if key_marker.is_none() {
+                    return Ok(deleted);
+                }
+            } else {
+                return Ok(deleted);
+            }
+        }
+    }
+
+    async fn delete_written(&self, bucket: &str, written: &[Written]) -> Result<(), StoreError> {
+        for chunk in written.chunks(DELETE_BATCH) {
+            let objects = chunk
+                .iter()
+                .map(|w| {
+                    ObjectIdentifier::builder()
+                        .key(&w.key)
+                        .set_version_id(w.version.clone())
+                        .build()
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| StoreError {
+                    operation: "DeleteObjects",
+                    bucket: bucket.into(),
+                    key: String::new(),
+                    code: None,
+                    message: e.to_string(),
+                })?;
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(|e| StoreError {
+                    operation: "DeleteObjects",
+                    bucket: bucket.into(),
+                    key: String::new(),
+                    code: None,
+                    message: e.to_string(),
+                })?;
+            let out = self
+                .client
+                .delete_objects()
+                .bucket(bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| store_error("DeleteObjects", bucket, "", &e))?;
+            // Keys that are already gone are fine; anything else is an error.
+            if let Some(err) = out
+                .errors()
+                .iter()
+                .find(|e| e.code() != Some("NoSuchKey") && e.code() != Some("NoSuchVersion"))
+            {
+                return Err(StoreError {
+                    operation: "DeleteObjects",
+                    bucket: bucket.into(),
+                    key: err.key().unwrap_or_default().into(),
+                    code: err.code().map(String::from),
+                    message: format!(
+                        "{}: {}",
+                        err.code().unwrap_or("error"),
+                        err.message().unwrap_or_default()
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod memory {
+    //! An in-memory bucket set, for unit tests of the handler.
+
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use super::*;
+
+    #[derive(Debug, Default)]
+    pub(crate) struct MemoryStore {
+        pub(crate) objects: Mutex<BTreeMap<(String, String), String>>,
+        pub(crate) fail_puts: bool,
+    }
+
+    impl ObjectStore for MemoryStore {
+        async fn put_if_absent(
+            &self,
+            bucket: &str,
+            key: &str,
+            body: &str,
+            _content_type: &str,
+        ) -> Result<Put, StoreError> {
+            if self.fail_puts {
+                return Err(StoreError {
+                    operation: "PutObject",
+                    bucket: bucket.into(),
+                    key: key.into(),
+                    code: Some("InternalError".into()),
+                    message: "injected".into(),
+                });
+            }
+            let mut objects = self.objects.lock().unwrap();
+            let k = (bucket.to_string(), key.to_string());
+            if objects.contains_key(&k) {
+                return Ok(Put::Existed);
+            }
+            objects.insert(k, body.into());
+            Ok(Put::Created { version: None })
+        }
+
+        async fn delete_under(&self, bucket: &str, root: &str) -> Result<usize, StoreError> {
+            let mut objects = self.objects.lock().unwrap();
+            let before = objects.len();
+            objects.retain(|(b, k), _| !(b == bucket && k.starts_with(root)));
+            Ok(before - objects.len())
+        }
+
+        async fn delete_written(
+            &self,
+            bucket: &str,
+            written: &[Written],
+        ) -> Result<(), StoreError> {
+            let mut objects = self.objects.lock().unwrap();
+            for w in written {
+                objects.remove(&(bucket.to_string(), w.key.clone()));
+            }
+            Ok(())
+        }
+    }
+}
