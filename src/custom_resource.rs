@@ -46,6 +46,21 @@ pub const DEFAULT_PREFIX: &str = "flavor-ci/";
 const ID_SCHEME: &str = "flavor-ci:v1:";
 const FAILED_CREATE: &str = "flavor-ci:v1:create-failed:";
 const PROPERTIES: [&str; 4] = ["Bucket", "Prefix", "Flavors", "Settings"];
+/// Properties CloudFormation itself defines for every custom resource.
+const CLOUDFORMATION_PROPERTIES: [&str; 2] = ["ServiceToken", "ServiceTimeout"];
+
+/// The resource's `ServiceTimeout` (1–3600 s), which CloudFormation passes along with the other
+/// properties: how long the stack waits for the answer.
+pub fn service_timeout(properties: &Value) -> Option<std::time::Duration> {
+    let seconds = match properties.get("ServiceTimeout")? {
+        Value::String(s) => s.trim().parse::<u64>().ok()?,
+        Value::Number(n) => n.as_u64()?,
+        _ => return None,
+    };
+    (1..=3600)
+        .contains(&seconds)
+        .then(|| std::time::Duration::from_secs(seconds))
+}
 
 /// What a CloudFormation request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,7 +129,7 @@ pub struct Properties {
 
 impl Properties {
     /// Reads `ResourceProperties`. Every value may arrive as a string, as CloudFormation sends
-    /// them; `ServiceToken` is CloudFormation's own and ignored.
+    /// them; `ServiceToken` and `ServiceTimeout` are CloudFormation's own.
     pub fn from_json(value: &Value) -> Result<Self, PropertyErrors> {
         let mut problems = Vec::new();
         let mut bad = |property: &str, message: String| {
@@ -130,7 +145,9 @@ impl Properties {
             }]));
         };
         for key in map.keys() {
-            if key != "ServiceToken" && !PROPERTIES.contains(&key.as_str()) {
+            if !CLOUDFORMATION_PROPERTIES.contains(&key.as_str())
+                && !PROPERTIES.contains(&key.as_str())
+            {
                 let hint = PROPERTIES
                     .iter()
                     .find(|p| {
@@ -603,23 +620,47 @@ struct Body<'a> {
     data: &'a IndexMap<String, String>,
 }
 
+/// Room kept for `Reason` when checking that `Data` fits before anything is written.
+const REASON_ROOM: usize = 512;
+
 impl Response {
+    /// `Some(size of Data)` when the response, with room for a reason, would exceed
+    /// [`MAX_RESPONSE_BYTES`]: the caller fails the request before writing anything.
+    pub fn data_overflow(&self) -> Option<usize> {
+        let without_reason = Self {
+            reason: String::new(),
+            ..self.clone()
+        };
+        let size = serde_json::to_vec(&without_reason.body_parts(self.status, "", &self.data))
+            .map_or(usize::MAX, |b| b.len());
+        (size + REASON_ROOM > MAX_RESPONSE_BYTES)
+            .then(|| serde_json::to_vec(&self.data).map_or(0, |d| d.len()))
+    }
+
+    fn body_parts<'a>(
+        &'a self,
+        status: Status,
+        reason: &'a str,
+        data: &'a IndexMap<String, String>,
+    ) -> Body<'a> {
+        Body {
+            status,
+            reason,
+            physical_resource_id: &self.physical_id,
+            stack_id: &self.stack_id,
+            request_id: &self.request_id,
+            logical_resource_id: &self.logical_id,
+            no_echo: false,
+            data,
+        }
+    }
+
     /// The JSON body, at most [`MAX_RESPONSE_BYTES`]. A long `Reason` keeps its start and end;
     /// `Data` that cannot fit turns the response into a FAILED one that says why.
     pub fn to_body(&self) -> Vec<u8> {
         let empty = IndexMap::new();
         let serialize = |status: Status, reason: &str, data: &IndexMap<String, String>| {
-            serde_json::to_vec(&Body {
-                status,
-                reason,
-                physical_resource_id: &self.physical_id,
-                stack_id: &self.stack_id,
-                request_id: &self.request_id,
-                logical_resource_id: &self.logical_id,
-                no_echo: false,
-                data,
-            })
-            .unwrap_or_default()
+            serde_json::to_vec(&self.body_parts(status, reason, data)).unwrap_or_default()
         };
         let full = serialize(self.status, &self.reason, &self.data);
         if full.len() <= MAX_RESPONSE_BYTES {
@@ -893,6 +934,15 @@ mod tests {
         assert_eq!(v["Status"], "FAILED");
         assert!(v.get("Data").is_none());
         assert!(v["Reason"].as_str().unwrap().contains("4096-byte"));
+    }
+
+    #[test]
+    fn overflowing_data_is_detected_before_writing() {
+        let mut data = IndexMap::new();
+        data.insert("Key".into(), "x".repeat(3000));
+        assert_eq!(response("", data.clone()).data_overflow(), None);
+        data.insert("Key2".into(), "x".repeat(600));
+        assert!(response("", data).data_overflow().is_some());
     }
 
     #[test]

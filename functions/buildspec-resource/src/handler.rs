@@ -119,20 +119,34 @@ pub(crate) struct Budget {
 }
 
 impl Budget {
-    /// Leaves a quarter of the invocation (at least 1 s, at most 15 s) for the answer.
-    pub(crate) fn from_deadline_ms(deadline_ms: u64) -> Self {
+    /// The time until the earlier of the invocation's deadline and the stack's `ServiceTimeout`
+    /// (counted from now), of which a quarter (at least 1 s, at most 15 s) is left for the answer.
+    ///
+    /// Lambda's deadline is in Unix milliseconds. A value too small to be one (local emulators
+    /// such as `cargo lambda watch` send the function timeout, 600000) is read as milliseconds
+    /// from now.
+    pub(crate) fn new(deadline_ms: u64, service_timeout: Option<Duration>) -> Self {
+        const YEAR_2001_MS: u64 = 978_307_200_000;
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        let total = match deadline_ms.checked_sub(now_ms) {
-            Some(ms) if ms > 0 => Duration::from_millis(ms),
-            _ => {
-                warn!(
-                    deadline_ms,
-                    "the invocation has no usable deadline; assuming 60 s"
-                );
-                Duration::from_secs(60)
-            }
+        let lambda = if deadline_ms < YEAR_2001_MS {
+            Duration::from_millis(deadline_ms)
+        } else {
+            Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+        };
+        let total = match service_timeout {
+            Some(t) => t.min(lambda),
+            None => lambda,
+        };
+        let total = if total.is_zero() {
+            warn!(
+                deadline_ms,
+                "the invocation has no time left by its deadline; assuming 10 s"
+            );
+            Duration::from_secs(10)
+        } else {
+            total
         };
         let reserve = (total / 4).clamp(Duration::from_secs(1), Duration::from_secs(15));
         let now = Instant::now();
@@ -150,7 +164,10 @@ pub(crate) async fn handle<S: ObjectStore>(
     event: LambdaEvent<Value>,
 ) -> Result<(), Error> {
     let (payload, context) = event.into_parts();
-    let budget = Budget::from_deadline_ms(context.deadline);
+    let service_timeout = payload
+        .get("ResourceProperties")
+        .and_then(custom_resource::service_timeout);
+    let budget = Budget::new(context.deadline, service_timeout);
     handle_with_budget(deps, payload, budget).await
 }
 
@@ -392,6 +409,20 @@ async fn store<S: ObjectStore>(
             return Outcome::failed(envelope.failure_id(), e.to_string());
         }
     };
+    let tentative = envelope.response(Outcome {
+        status: Status::Success,
+        reason: String::new(),
+        physical_id: plan.physical_id.clone(),
+        data: plan.data.clone(),
+    });
+    if let Some(size) = tentative.data_overflow() {
+        return Outcome::failed(
+            envelope.failure_id(),
+            format!(
+                "the response Data would be {size} bytes and not fit CloudFormation's 4096-byte response; shorten Prefix (its keys repeat in Data), the stack name or the logical id"
+            ),
+        );
+    }
     let mut created = 0;
     for object in &plan.objects {
         match deps
@@ -548,11 +579,16 @@ mod tests {
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_millis() as u64;
-        let b = Budget::from_deadline_ms(now_ms + 4000);
-        let now = Instant::now();
-        let work = b.work_until - now;
-        assert!(work <= Duration::from_millis(3000) && work > Duration::from_millis(2500));
-        assert!(b.answer_until > b.work_until);
-        assert!(b.answer_until - now <= Duration::from_millis(4000));
+        for b in [
+            Budget::new(now_ms + 4000, None),
+            Budget::new(4000, None),
+            Budget::new(now_ms + 900_000, Some(Duration::from_secs(4))),
+        ] {
+            let now = Instant::now();
+            let work = b.work_until - now;
+            assert!(work <= Duration::from_millis(3000) && work > Duration::from_millis(2500));
+            assert!(b.answer_until > b.work_until);
+            assert!(b.answer_until - now <= Duration::from_millis(4000));
+        }
     }
 }
