@@ -516,7 +516,19 @@ pub fn plan(properties: &Value, stack_id: &str, logical_id: &str) -> Result<Plan
         only: None,
         release_id: None,
     })
-    .map_err(|e| PlanError::Generate(e.to_string().replace('\n', "; ")))?;
+    .map_err(|e| match e {
+        generate::GenerateError::Settings(settings) => PlanError::Properties(PropertyErrors(
+            settings
+                .0
+                .into_iter()
+                .map(|p| PropertyProblem {
+                    property: settings_path(&p.path),
+                    message: p.message,
+                })
+                .collect(),
+        )),
+        other => PlanError::Generate(other.to_string().replace('\n', "; ")),
+    })?;
     let Location { bucket, prefix } = props.location;
     let root = resource_root(&prefix, stack_id, logical_id);
     let physical_id = PhysicalId::stored(&bucket, &root);

@@ -11,6 +11,7 @@ cargo fmt --all -- --check
 
 step "cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --all-targets --locked --all-features -- -D warnings
 
 step "cargo test"
 cargo test --locked
@@ -20,10 +21,15 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps cargo-lambda==1.9.2
 
 step "generated YAML read back by PyYAML (a YAML 1.1 reader)"
 cargo build --locked --quiet --bin flavor-ci
 .venv/bin/python tests/yaml11_check.py target/debug/flavor-ci
+
+step "functions against real local servers (moto, cargo lambda watch, a response receiver)"
+cargo build --locked --quiet -p buildspec-resource --features fault-injection
+(cd tests/functions && ../../.venv/bin/python -m pytest -q -p no:cacheprovider)
 
 if [ -f template.yaml ]; then
   step "template lint"
