@@ -19,7 +19,6 @@ import threading
 import time
 import urllib.request
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import boto3
@@ -27,6 +26,9 @@ import pytest
 from botocore.config import Config
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests/tools"))
+from response_receiver import Receiver  # noqa: E402
+
 VENV_BIN = Path(sys.executable).parent
 REGION = "us-east-1"
 FUNCTION = "buildspec-resource"
@@ -141,70 +143,6 @@ class Gateway:
         self.closed = True
         self.set_mode("refuse")
         self.sock.close()
-
-
-class Receiver:
-    """Stands in for CloudFormation's pre-signed response URL (an S3 object URL)."""
-
-    def __init__(self):
-        self.requests: list[dict] = []
-        self.script: dict[str, list] = {}
-        self.cond = threading.Condition()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_PUT(self):
-                length = int(self.headers.get("Content-Length", "0"))
-                body = self.rfile.read(length)
-                path = self.path.split("?", 1)[0]
-                with receiver.cond:
-                    answers = receiver.script.get(path, [])
-                    answer = answers.pop(0) if answers else 200
-                    receiver.requests.append(
-                        {
-                            "path": path,
-                            "query": self.path.split("?", 1)[1] if "?" in self.path else "",
-                            "headers": {k.lower(): v for k, v in self.headers.items()},
-                            "raw": body,
-                            "answer": answer,
-                            "at": time.monotonic(),
-                        }
-                    )
-                    receiver.cond.notify_all()
-                if answer == "drop":
-                    self.close_connection = True
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                    return
-                self.send_response(answer)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def new_url(self, answers=None) -> tuple[str, str]:
-        """A fresh response URL (with a signature-like query) and its path."""
-        path = f"/cloudformation-response/{uuid.uuid4()}"
-        if answers:
-            with self.cond:
-                self.script[path] = list(answers)
-        secret = uuid.uuid4().hex
-        return f"http://127.0.0.1:{self.port}{path}?X-Amz-Signature={secret}&X-Amz-Expires=7200", path
-
-    def received(self, path: str) -> list[dict]:
-        with self.cond:
-            return [r for r in self.requests if r["path"] == path]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class Watch:
