@@ -844,6 +844,24 @@ mod tests {
     }
 
     #[test]
+    fn build_buildspecs_are_stored_before_the_batch_buildspecs_that_use_them() {
+        let mut v = props();
+        v["Settings"] = json!({"ci": {"build-buildspec": "ci/build.yaml"}});
+        let plan = plan(&v, STACK, "Buildspecs").unwrap();
+        let at = |name: &str| {
+            plan.objects
+                .iter()
+                .position(|o| o.key.ends_with(name))
+                .unwrap()
+        };
+        assert!(at("/ci-build-buildspec.yaml") < at("/ci-batch-buildspec.yaml"));
+        assert_eq!(
+            plan.data["CiBuildBuildspecKey"],
+            plan.objects[at("/ci-build-buildspec.yaml")].key
+        );
+    }
+
+    #[test]
     fn plan_is_deterministic_and_id_depends_only_on_location() {
         let a = plan(&props(), STACK, "Buildspecs").unwrap();
         let b = plan(&props(), STACK, "Buildspecs").unwrap();

@@ -29,6 +29,7 @@ cargo build --locked --quiet --bin flavor-ci
 
 step "functions against real local servers (moto, cargo lambda watch, a response receiver)"
 cargo build --locked --quiet -p buildspec-resource --features fault-injection
+cargo build --locked --quiet -p buildspec-resource --features fault-injection --profile panic-abort
 (cd tests/functions && ../../.venv/bin/python -m pytest -q -p no:cacheprovider)
 
 if [ -f template.yaml ]; then

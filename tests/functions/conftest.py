@@ -236,9 +236,7 @@ def receiver():
     r.close()
 
 
-@pytest.fixture(scope="session")
-def watch(ports, gateway, tmp_path_factory):
-    log = tmp_path_factory.mktemp("watch") / "watch.log"
+def start_watch(port: int, gateway: Gateway, log: Path, *extra: str):
     env = {
         **os.environ,
         **AWS_ENV,
@@ -251,9 +249,8 @@ def watch(ports, gateway, tmp_path_factory):
         proc = subprocess.Popen(
             [
                 "cargo", "lambda", "watch", "--ignore-changes", "--locked",
-                "-A", "127.0.0.1", "-P", str(ports["watch"]),
-                "--concurrency", "2",
-                "-p", FUNCTION, "--features", "fault-injection",
+                "-A", "127.0.0.1", "-P", str(port),
+                "-p", FUNCTION, "--features", "fault-injection", *extra,
             ],
             cwd=ROOT,
             env=env,
@@ -262,10 +259,32 @@ def watch(ports, gateway, tmp_path_factory):
             start_new_session=True,
         )
     try:
-        wait_for_port(ports["watch"], proc, "cargo lambda watch")
-        yield Watch(ports["watch"], proc, log)
-    finally:
+        wait_for_port(port, proc, "cargo lambda watch")
+    except Exception:
         stop(proc)
+        raise
+    return Watch(port, proc, log)
+
+
+@pytest.fixture(scope="session")
+def watch(ports, gateway, tmp_path_factory):
+    w = start_watch(
+        ports["watch"], gateway, tmp_path_factory.mktemp("watch") / "watch.log",
+        "--concurrency", "2",
+    )
+    yield w
+    stop(w.proc)
+
+
+@pytest.fixture(scope="session")
+def watch_abort(gateway, tmp_path_factory):
+    """The function built with `panic = "abort"` (profile panic-abort)."""
+    w = start_watch(
+        free_port(), gateway, tmp_path_factory.mktemp("watch-abort") / "watch.log",
+        "--profile", "panic-abort",
+    )
+    yield w
+    stop(w.proc)
 
 
 @pytest.fixture

@@ -149,6 +149,32 @@ def test_a_new_prefix_is_a_replacement_and_the_old_delete_cleans_only_the_old(
     assert left and all(k.startswith("moved/specs/") for k in left)
 
 
+def test_an_invalid_update_fails_and_keeps_the_old_id(watch, receiver, s3, bucket):
+    c, cpath = event("create", receiver, bucket)
+    created = answer(watch, receiver, c, cpath)
+    before = keys(s3, bucket)
+    u, upath = event("update", receiver, bucket, Flavors=["ok", "bad/name"])
+    u["PhysicalResourceId"] = created["PhysicalResourceId"]
+    r = answer(watch, receiver, u, upath)
+    assert r["Status"] == "FAILED"
+    assert r["PhysicalResourceId"] == created["PhysicalResourceId"]
+    assert "Flavors" in r["Reason"]
+    assert keys(s3, bucket) == before
+
+
+def test_delete_with_s3_unavailable_fails_with_a_reason(watch, receiver, gateway, s3, bucket):
+    c, cpath = event("create", receiver, bucket)
+    created = answer(watch, receiver, c, cpath)
+    gateway.set_mode("refuse")
+    d, dpath = event("delete", receiver, bucket)
+    d["PhysicalResourceId"] = created["PhysicalResourceId"]
+    r = answer(watch, receiver, d, dpath)
+    assert r["Status"] == "FAILED"
+    assert "ListObjectVersions" in r["Reason"], r["Reason"]
+    gateway.set_mode("pass")
+    assert len(keys(s3, bucket)) == 3
+
+
 def test_delete_removes_every_version_it_wrote_and_nothing_else(watch, receiver, s3, bucket):
     s3.put_object(Bucket=bucket, Key="flavor-ci/someone-else.txt", Body=b"keep")
     c, cpath = event("create", receiver, bucket)
@@ -335,6 +361,27 @@ def test_a_panic_still_answers_failed_and_the_function_lives_on(watch, receiver,
     assert r["PhysicalResourceId"].startswith("flavor-ci:v1:create-failed:")
     e2, path2 = event("create", receiver, bucket)
     assert answer(watch, receiver, e2, path2)["Status"] == "SUCCESS"
+
+
+def test_a_panic_answers_failed_even_when_panics_abort(watch_abort, receiver, bucket):
+    e, path = event("create", receiver, bucket, FaultInjection="panic")
+    # The process aborts after answering; the emulator never completes the invocation (Lambda
+    # would report the runtime's exit), so only the answer is awaited.
+    def invoke():
+        try:
+            watch_abort.invoke(e, timeout=60)
+        except OSError:
+            pass
+
+    threading.Thread(target=invoke, daemon=True).start()
+    got = receiver.wait_for(path, timeout=120)
+    time.sleep(0.5)
+    got = receiver.received(path)
+    assert len(got) == 1, got
+    r = json.loads(got[0]["raw"])
+    assert r["Status"] == "FAILED"
+    assert "injected fault" in r["Reason"]
+    assert r["PhysicalResourceId"].startswith("flavor-ci:v1:create-failed:")
 
 
 def test_response_url_failing_then_recovering_delivers_once(watch, receiver, bucket):

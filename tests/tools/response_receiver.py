@@ -74,6 +74,17 @@ class Receiver:
         with self.cond:
             return [r for r in self.requests if r["path"] == path]
 
+    def wait_for(self, path: str, timeout: float) -> list[dict]:
+        """Waits until something arrived at `path`, or `timeout` seconds passed."""
+        end = time.monotonic() + timeout
+        with self.cond:
+            while not any(r["path"] == path for r in self.requests):
+                left = end - time.monotonic()
+                if left <= 0:
+                    break
+                self.cond.wait(left)
+        return self.received(path)
+
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
