@@ -15,11 +15,15 @@ from conftest import ROOT, client
 EVENTS = ROOT / "events"
 
 
-def event(name: str, receiver, bucket: str, answers=None, **properties) -> tuple[dict, str]:
+def event(
+    name: str, receiver, bucket: str, answers=None, physical_id=None, **properties
+) -> tuple[dict, str]:
     """A sample event from events/, aimed at `bucket` and a fresh response URL."""
     e = json.loads((EVENTS / f"buildspec-resource-{name}.json").read_text())
     url, path = receiver.new_url(answers)
     e["ResponseURL"] = url
+    if physical_id is not None:
+        e["PhysicalResourceId"] = physical_id
     for props in ("ResourceProperties", "OldResourceProperties"):
         if props in e:
             e[props]["Bucket"] = bucket
@@ -115,8 +119,7 @@ def test_stored_settings_regenerate_the_same_buildspecs(watch, receiver, s3, buc
 def test_update_keeps_the_id_and_changes_the_spec_key(watch, receiver, s3, bucket):
     c, cpath = event("create", receiver, bucket)
     created = answer(watch, receiver, c, cpath)
-    u, upath = event("update", receiver, bucket)
-    u["PhysicalResourceId"] = created["PhysicalResourceId"]
+    u, upath = event("update", receiver, bucket, physical_id=created["PhysicalResourceId"])
     updated = answer(watch, receiver, u, upath)
     assert updated["Status"] == "SUCCESS", updated
     assert updated["PhysicalResourceId"] == created["PhysicalResourceId"]
@@ -133,15 +136,13 @@ def test_a_new_prefix_is_a_replacement_and_the_old_delete_cleans_only_the_old(
 ):
     c, cpath = event("create", receiver, bucket)
     old = answer(watch, receiver, c, cpath)
-    u, upath = event("update", receiver, bucket, Prefix="moved/specs/")
-    u["PhysicalResourceId"] = old["PhysicalResourceId"]
+    u, upath = event("update", receiver, bucket, Prefix="moved/specs/", physical_id=old["PhysicalResourceId"])
     new = answer(watch, receiver, u, upath)
     assert new["Status"] == "SUCCESS", new
     assert new["PhysicalResourceId"] != old["PhysicalResourceId"]
     assert new["Data"]["CiBatchBuildspecKey"].startswith("moved/specs/")
 
-    d, dpath = event("delete", receiver, bucket)
-    d["PhysicalResourceId"] = old["PhysicalResourceId"]
+    d, dpath = event("delete", receiver, bucket, physical_id=old["PhysicalResourceId"])
     deleted = answer(watch, receiver, d, dpath)
     assert deleted["Status"] == "SUCCESS", deleted
     assert deleted["PhysicalResourceId"] == old["PhysicalResourceId"]
@@ -153,8 +154,7 @@ def test_an_invalid_update_fails_and_keeps_the_old_id(watch, receiver, s3, bucke
     c, cpath = event("create", receiver, bucket)
     created = answer(watch, receiver, c, cpath)
     before = keys(s3, bucket)
-    u, upath = event("update", receiver, bucket, Flavors=["ok", "bad/name"])
-    u["PhysicalResourceId"] = created["PhysicalResourceId"]
+    u, upath = event("update", receiver, bucket, Flavors=["ok", "bad/name"], physical_id=created["PhysicalResourceId"])
     r = answer(watch, receiver, u, upath)
     assert r["Status"] == "FAILED"
     assert r["PhysicalResourceId"] == created["PhysicalResourceId"]
@@ -166,8 +166,7 @@ def test_delete_with_s3_unavailable_fails_with_a_reason(watch, receiver, gateway
     c, cpath = event("create", receiver, bucket)
     created = answer(watch, receiver, c, cpath)
     gateway.set_mode("refuse")
-    d, dpath = event("delete", receiver, bucket)
-    d["PhysicalResourceId"] = created["PhysicalResourceId"]
+    d, dpath = event("delete", receiver, bucket, physical_id=created["PhysicalResourceId"])
     r = answer(watch, receiver, d, dpath)
     assert r["Status"] == "FAILED"
     assert "ListObjectVersions" in r["Reason"], r["Reason"]
@@ -179,15 +178,13 @@ def test_delete_removes_every_version_it_wrote_and_nothing_else(watch, receiver,
     s3.put_object(Bucket=bucket, Key="flavor-ci/someone-else.txt", Body=b"keep")
     c, cpath = event("create", receiver, bucket)
     created = answer(watch, receiver, c, cpath)
-    d, dpath = event("delete", receiver, bucket)
-    d["PhysicalResourceId"] = created["PhysicalResourceId"]
+    d, dpath = event("delete", receiver, bucket, physical_id=created["PhysicalResourceId"])
     r = answer(watch, receiver, d, dpath)
     assert r["Status"] == "SUCCESS", r
     assert keys(s3, bucket) == ["flavor-ci/someone-else.txt"]
     assert versions(s3, bucket) == 1
     # Deleting again (objects already gone) is fine.
-    d2, d2path = event("delete", receiver, bucket)
-    d2["PhysicalResourceId"] = created["PhysicalResourceId"]
+    d2, d2path = event("delete", receiver, bucket, physical_id=created["PhysicalResourceId"])
     assert answer(watch, receiver, d2, d2path)["Status"] == "SUCCESS"
 
 
@@ -200,8 +197,7 @@ def test_delete_after_failed_create_is_acknowledged_without_touching_s3(
     assert failed["PhysicalResourceId"] == f"flavor-ci:v1:create-failed:{c['RequestId']}"
     assert keys(s3, bucket) == []
     s3.put_object(Bucket=bucket, Key="flavor-ci/other.txt", Body=b"x")
-    d, dpath = event("delete", receiver, bucket)
-    d["PhysicalResourceId"] = failed["PhysicalResourceId"]
+    d, dpath = event("delete", receiver, bucket, physical_id=failed["PhysicalResourceId"])
     r = answer(watch, receiver, d, dpath)
     assert r["Status"] == "SUCCESS"
     assert r["PhysicalResourceId"] == failed["PhysicalResourceId"]
@@ -220,8 +216,7 @@ def test_delete_of_an_id_this_resource_never_produced_touches_nothing(
     watch, receiver, s3, bucket, physical_id
 ):
     s3.put_object(Bucket=bucket, Key="flavor-ci/other-stack-0123456789ab/Buildspecs/x", Body=b"x")
-    d, dpath = event("delete", receiver, bucket)
-    d["PhysicalResourceId"] = physical_id.format(bucket=bucket)
+    d, dpath = event("delete", receiver, bucket, physical_id=physical_id.format(bucket=bucket))
     r = answer(watch, receiver, d, dpath)
     assert r["Status"] == "SUCCESS", r
     assert r["PhysicalResourceId"] == d["PhysicalResourceId"]

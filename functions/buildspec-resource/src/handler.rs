@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use flavor_ci::custom_resource::{self, PhysicalId, PlanError, RequestType, Response, Status};
+use flavor_ci::custom_resource::{self, PhysicalId, RequestType, Response, Status};
 use indexmap::IndexMap;
 use lambda_runtime::tracing::{error, info, warn};
 use lambda_runtime::{Error, LambdaEvent};
@@ -405,9 +405,7 @@ async fn store<S: ObjectStore>(
 ) -> Outcome {
     let plan = match custom_resource::plan(properties, &envelope.stack_id, &envelope.logical_id) {
         Ok(plan) => plan,
-        Err(e @ (PlanError::Properties(_) | PlanError::Generate(_) | PlanError::IdTooLong(_))) => {
-            return Outcome::failed(envelope.failure_id(), e.to_string());
-        }
+        Err(e) => return Outcome::failed(envelope.failure_id(), e.to_string()),
     };
     let tentative = envelope.response(Outcome {
         status: Status::Success,

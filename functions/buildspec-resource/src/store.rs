@@ -196,6 +196,13 @@ impl ObjectStore for S3Store {
     }
 
     async fn delete_written(&self, bucket: &str, written: &[Written]) -> Result<(), StoreError> {
+        let request_error = |bucket: &str, e: &dyn std::error::Error| StoreError {
+            operation: "DeleteObjects",
+            bucket: bucket.into(),
+            key: String::new(),
+            code: None,
+            message: format!("cannot build the request: {e}"),
+        };
         for chunk in written.chunks(DELETE_BATCH) {
             let objects = chunk
                 .iter()
@@ -206,24 +213,12 @@ impl ObjectStore for S3Store {
                         .build()
                 })
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| StoreError {
-                    operation: "DeleteObjects",
-                    bucket: bucket.into(),
-                    key: String::new(),
-                    code: None,
-                    message: e.to_string(),
-                })?;
+                .map_err(|e| request_error(bucket, &e))?;
             let delete = Delete::builder()
                 .set_objects(Some(objects))
                 .quiet(true)
                 .build()
-                .map_err(|e| StoreError {
-                    operation: "DeleteObjects",
-                    bucket: bucket.into(),
-                    key: String::new(),
-                    code: None,
-                    message: e.to_string(),
-                })?;
+                .map_err(|e| request_error(bucket, &e))?;
             let out = self
                 .client
                 .delete_objects()
