@@ -214,7 +214,7 @@ pub(crate) async fn handle_with_budget<S: ObjectStore>(
     let (outcome, timed_out) = match timeout_at(budget.work_until, work).await {
         Ok(Ok(outcome)) => (outcome, false),
         Ok(Err(e)) if e.is_panic() => {
-            if inflight::disarm().is_none() {
+            if !inflight::is_armed() {
                 // The panic hook has answered FAILED already.
                 return Ok(());
             }
@@ -235,11 +235,7 @@ pub(crate) async fn handle_with_budget<S: ObjectStore>(
         ),
         Err(_) => {
             abort.abort();
-            let seconds = budget
-                .work_until
-                .saturating_duration_since(Instant::now())
-                .as_secs();
-            warn!(seconds, "the work did not finish before the deadline");
+            warn!("the work did not finish in the time kept for it; answering FAILED");
             (
                 Outcome::failed(
                     envelope.failure_id(),

@@ -37,6 +37,14 @@ pub(crate) fn disarm() -> Option<Armed> {
     }
 }
 
+/// Whether a request is waiting for its answer.
+pub(crate) fn is_armed() -> bool {
+    match SLOT.lock() {
+        Ok(slot) => slot.is_some(),
+        Err(poisoned) => poisoned.into_inner().is_some(),
+    }
+}
+
 /// Installs a panic hook that answers the armed request FAILED, then runs the previous hook.
 pub(crate) fn install_panic_hook() {
     let previous = std::panic::take_hook();
