@@ -390,7 +390,7 @@ pub fn prefix_problem(prefix: &str) -> Option<String> {
 /// The root under which the resource `logical_id` of stack `stack_id` keeps its objects.
 pub fn resource_root(prefix: &str, stack_id: &str, logical_id: &str) -> String {
     let digest = Sha256::digest(stack_id.as_bytes());
-    let hash: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    let hash = generate::hex(&digest[..6]);
     format!(
         "{prefix}{}-{hash}/{}/",
         key_segment(stack_name(stack_id)),
@@ -594,7 +594,7 @@ pub fn spec_key(root: &str, document: &Document) -> String {
 /// The content-addressed key of stored settings.
 pub fn settings_key(root: &str, settings_json: &str) -> String {
     let digest = Sha256::digest(settings_json.as_bytes());
-    let hash: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let hash = generate::hex(&digest);
     format!("{root}settings/{hash}.json")
 }
 
@@ -835,12 +835,8 @@ mod tests {
         );
         assert_eq!(plan.data["FlavorCount"], "2");
         let obj = plan.objects.iter().find(|o| &o.key == batch).unwrap();
-        let hash = hex(&Sha256::digest(obj.body.as_bytes()));
+        let hash = generate::hex(&Sha256::digest(obj.body.as_bytes()));
         assert!(batch.contains(&hash));
-    }
-
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|b| format!("{b:02x}")).collect()
     }
 
     #[test]
