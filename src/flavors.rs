@@ -117,6 +117,14 @@ pub enum FlavorError {
         target: PathBuf,
         reason: String,
     },
+    #[error(
+        "flavor link {path} points to {target}, which {reason} at the pushed commit; fix or remove the link"
+    )]
+    BrokenLinkAtCommit {
+        path: String,
+        target: String,
+        reason: String,
+    },
     #[error("{} is not valid UTF-8: rename the directory", path.display())]
     NonUtf8Name { path: PathBuf },
     #[error("cannot read {}: {message}", path.display())]
@@ -206,7 +214,7 @@ impl FlavorSet {
                 errors.push(FlavorError::NonUtf8Name { path });
                 continue;
             };
-            if name.starts_with('.') || exclude.contains(&name) {
+            if !is_candidate(&name, exclude) {
                 continue;
             }
             let file_type = entry.file_type().map_err(|e| io_error(&path, e))?;
@@ -246,6 +254,37 @@ impl FlavorSet {
             });
         }
         Self::build(names, errors)
+    }
+
+    /// The flavors among `names`, the directories (and links that resolve to directories) of a
+    /// flavors directory listed somewhere other than the local disk, such as a git tree. The
+    /// same rules as [`FlavorSet::discover`]: hidden and excluded names are skipped, and
+    /// `errors` (broken links found by the caller) are reported with any others.
+    pub fn from_listing<I, S>(
+        dir: &str,
+        names: I,
+        exclude: &[String],
+        mut errors: Vec<FlavorError>,
+    ) -> Result<Self, FlavorErrors>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut valid = Vec::new();
+        for name in names {
+            let name = name.as_ref();
+            if !is_candidate(name, exclude) {
+                continue;
+            }
+            match FlavorName::new(name) {
+                Ok(n) => valid.push(n),
+                Err(e) => errors.push(e),
+            }
+        }
+        if valid.is_empty() && errors.is_empty() {
+            errors.push(FlavorError::NoFlavors { path: dir.into() });
+        }
+        Self::build(valid, errors)
     }
 
     fn build(
@@ -302,6 +341,11 @@ impl FlavorSet {
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.flavors.iter().map(|f| f.name.as_str())
     }
+}
+
+/// Whether a directory entry called `name` can be a flavor: not hidden, not excluded.
+pub fn is_candidate(name: &str, exclude: &[String]) -> bool {
+    !name.starts_with('.') && !exclude.iter().any(|e| e == name)
 }
 
 impl<'a> IntoIterator for &'a FlavorSet {

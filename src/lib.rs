@@ -7,6 +7,7 @@ pub mod flavors;
 pub mod generate;
 pub mod settings;
 pub mod validate;
+pub mod webhook;
 pub mod yaml;
 
 /// Writes `items` one per line, for errors that report every problem at once.

@@ -14,7 +14,7 @@ use tokio::time::{Instant, timeout_at};
 
 use crate::inflight;
 use crate::respond::{Delivery, Responder, ResponseUrl};
-use crate::store::{ObjectStore, Put, Written};
+use flavor_ci_aws::store::{ObjectStore, Put, Written};
 
 /// What the handler works with; built once per process.
 #[derive(Debug)]
@@ -421,7 +421,13 @@ async fn store<S: ObjectStore>(
     for object in &plan.objects {
         match deps
             .store
-            .put_if_absent(&plan.bucket, &object.key, &object.body, object.content_type)
+            .put_if_absent(
+                &plan.bucket,
+                &object.key,
+                object.body.as_bytes(),
+                object.content_type,
+                "",
+            )
             .await
         {
             Ok(Put::Created { version }) => {
@@ -474,7 +480,7 @@ async fn store<S: ObjectStore>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::memory::MemoryStore;
+    use flavor_ci_aws::store::memory::MemoryStore;
     use serde_json::json;
 
     const STACK: &str = "arn:aws:cloudformation:us-east-1:123456789012:stack/ci/11111111-2222-3333-4444-555555555555";

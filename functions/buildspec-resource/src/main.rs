@@ -3,8 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_config::BehaviorVersion;
-use aws_config::timeout::TimeoutConfig;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 
@@ -13,34 +11,18 @@ mod fault;
 mod handler;
 mod inflight;
 mod respond;
-mod store;
 
+use flavor_ci_aws::store::S3Store;
 use handler::Deps;
-use store::S3Store;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     inflight::install_panic_hook();
 
-    let config = aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(3))
-                .operation_attempt_timeout(Duration::from_secs(20))
-                .build(),
-        )
-        .load()
-        .await;
-    // A local endpoint (moto, MinIO) needs path-style addressing.
-    let local_endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
-    let s3 = aws_sdk_s3::config::Builder::from(&config)
-        .force_path_style(local_endpoint)
-        .build();
+    let config = flavor_ci_aws::load_config(Duration::from_secs(20)).await;
     let deps = Arc::new(Deps {
-        store: S3Store::new(aws_sdk_s3::Client::from_conf(s3)),
+        store: S3Store::new(flavor_ci_aws::s3_client(&config)),
         responder: respond::Responder::new()?,
     });
 

@@ -6,13 +6,10 @@ use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
+use flavor_ci_aws::{HttpsClient, https_client};
 use http_body_util::{BodyExt, Full};
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Uri};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use lambda_runtime::tracing::{info, warn};
 use tokio::time::{Instant, sleep, timeout};
 
@@ -68,28 +65,17 @@ pub(crate) enum Delivery {
     },
 }
 
-type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
-
 /// Sends responses; cheap to clone.
 #[derive(Clone, Debug)]
 pub(crate) struct Responder {
-    client: HttpClient,
+    client: HttpsClient,
 }
 
 impl Responder {
     pub(crate) fn new() -> std::io::Result<Self> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()?
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(0)
-            .build(https);
-        Ok(Self { client })
+        Ok(Self {
+            client: https_client(CONNECT_TIMEOUT, false)?,
+        })
     }
 
     /// PUTs `body` to `url`, retrying until `give_up_at`.

@@ -1,5 +1,5 @@
-//! Where the buildspecs go: a narrow trait over the few S3 calls the resource makes, the S3
-//! implementation, and an in-memory one for unit tests.
+//! Where the functions keep their objects: a narrow trait over the few S3 calls they make, the
+//! S3 implementation, and (feature `memory`) an in-memory one for unit tests.
 
 use std::fmt;
 
@@ -10,7 +10,7 @@ use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 
 /// The outcome of a conditional write.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Put {
+pub enum Put {
     /// The object is new; `version` is set in a versioned bucket.
     Created { version: Option<String> },
     /// An object with that key already existed and was left as it was.
@@ -19,43 +19,64 @@ pub(crate) enum Put {
 
 /// One object version this resource wrote, for removing exactly that.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Written {
-    pub(crate) key: String,
-    pub(crate) version: Option<String>,
+pub struct Written {
+    pub key: String,
+    pub version: Option<String>,
 }
 
 /// A failed storage call, with what to check.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("S3 {operation} on s3://{bucket}/{key} failed: {message}{}", hint(code.as_deref()))]
-pub(crate) struct StoreError {
-    pub(crate) operation: &'static str,
-    pub(crate) bucket: String,
-    pub(crate) key: String,
-    pub(crate) code: Option<String>,
-    pub(crate) message: String,
+pub struct StoreError {
+    pub operation: &'static str,
+    pub bucket: String,
+    pub key: String,
+    pub code: Option<String>,
+    pub message: String,
 }
 
 fn hint(code: Option<&str>) -> &'static str {
     match code {
-        Some("NoSuchBucket") => "; create the bucket or correct the Bucket property",
+        Some("NoSuchBucket") => {
+            "; create the bucket or correct the bucket name the function is given"
+        }
         Some("AccessDenied" | "AllAccessDisabled") => {
-            "; allow the function's role s3:PutObject, s3:ListBucketVersions and s3:DeleteObjectVersion on this bucket and prefix"
+            "; allow the function's role this S3 action on the bucket and prefix"
         }
         Some(_) => "",
         None => "; check that S3 is reachable from the function (VPC endpoints, AWS_ENDPOINT_URL)",
     }
 }
 
-/// The S3 calls the resource needs.
-pub(crate) trait ObjectStore: Send + Sync + fmt::Debug + 'static {
+/// The S3 calls the functions need.
+pub trait ObjectStore: Send + Sync + fmt::Debug + 'static {
     /// Writes `body` at `key` unless an object is already there (`If-None-Match: *`).
+    /// `tagging` is a URL-encoded tag set (`kind=delivery`), or empty for none.
     fn put_if_absent(
         &self,
         bucket: &str,
         key: &str,
-        body: &str,
+        body: &[u8],
         content_type: &str,
+        tagging: &str,
     ) -> impl Future<Output = Result<Put, StoreError>> + Send;
+
+    /// Writes `body` at `key`, replacing whatever is there.
+    fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: &[u8],
+        content_type: &str,
+        tagging: &str,
+    ) -> impl Future<Output = Result<Written, StoreError>> + Send;
+
+    /// The object's bytes, or `None` when there is no such key.
+    fn get(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
 
     /// Removes every object version under `root` (which ends with `/`); returns how many.
     fn delete_under(
@@ -74,12 +95,12 @@ pub(crate) trait ObjectStore: Send + Sync + fmt::Debug + 'static {
 
 /// Amazon S3 (or anything that speaks its API, such as moto).
 #[derive(Debug, Clone)]
-pub(crate) struct S3Store {
+pub struct S3Store {
     client: Client,
 }
 
 impl S3Store {
-    pub(crate) fn new(client: Client) -> Self {
+    pub fn new(client: Client) -> Self {
         Self { client }
     }
 }
@@ -116,8 +137,9 @@ impl ObjectStore for S3Store {
         &self,
         bucket: &str,
         key: &str,
-        body: &str,
+        body: &[u8],
         content_type: &str,
+        tagging: &str,
     ) -> Result<Put, StoreError> {
         let result = self
             .client
@@ -125,8 +147,9 @@ impl ObjectStore for S3Store {
             .bucket(bucket)
             .key(key)
             .content_type(content_type)
+            .set_tagging((!tagging.is_empty()).then(|| tagging.to_owned()))
             .if_none_match("*")
-            .body(ByteStream::from(body.as_bytes().to_vec()))
+            .body(ByteStream::from(body.to_vec()))
             .send()
             .await;
         match result {
@@ -144,6 +167,54 @@ impl ObjectStore for S3Store {
                 }
             }
         }
+    }
+
+    async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: &[u8],
+        content_type: &str,
+        tagging: &str,
+    ) -> Result<Written, StoreError> {
+        let out = self
+            .client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type(content_type)
+            .set_tagging((!tagging.is_empty()).then(|| tagging.to_owned()))
+            .body(ByteStream::from(body.to_vec()))
+            .send()
+            .await
+            .map_err(|e| store_error("PutObject", bucket, key, &e))?;
+        Ok(Written {
+            key: key.into(),
+            version: out.version_id().map(String::from),
+        })
+    }
+
+    async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if e.code() == Some("NoSuchKey") => return Ok(None),
+            Err(e) => return Err(store_error("GetObject", bucket, key, &e)),
+        };
+        let bytes = out.body.collect().await.map_err(|e| StoreError {
+            operation: "GetObject",
+            bucket: bucket.into(),
+            key: key.into(),
+            code: None,
+            message: format!("reading the body failed: {e}"),
+        })?;
+        Ok(Some(bytes.to_vec()))
     }
 
     async fn delete_under(&self, bucket: &str, root: &str) -> Result<usize, StoreError> {
@@ -250,9 +321,10 @@ impl ObjectStore for S3Store {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod memory {
-    //! An in-memory bucket set, for unit tests of the handler.
+#[cfg(feature = "memory")]
+#[allow(clippy::unwrap_used)]
+pub mod memory {
+    //! An in-memory bucket set, for unit tests of the handlers.
 
     use std::collections::BTreeMap;
     use std::sync::Mutex;
@@ -260,19 +332,21 @@ pub(crate) mod memory {
     use super::*;
 
     #[derive(Debug, Default)]
-    pub(crate) struct MemoryStore {
-        pub(crate) objects: Mutex<BTreeMap<(String, String), String>>,
-        pub(crate) fail_puts: bool,
+    pub struct MemoryStore {
+        pub objects: Mutex<BTreeMap<(String, String), Vec<u8>>>,
+        pub fail_puts: bool,
     }
 
-    impl ObjectStore for MemoryStore {
-        async fn put_if_absent(
-            &self,
-            bucket: &str,
-            key: &str,
-            body: &str,
-            _content_type: &str,
-        ) -> Result<Put, StoreError> {
+    impl MemoryStore {
+        /// The object at `key` as text, if there is one.
+        pub fn text(&self, bucket: &str, key: &str) -> Option<String> {
+            let objects = self.objects.lock().unwrap();
+            objects
+                .get(&(bucket.to_string(), key.to_string()))
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+        }
+
+        fn injected(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
             if self.fail_puts {
                 return Err(StoreError {
                     operation: "PutObject",
@@ -282,12 +356,48 @@ pub(crate) mod memory {
                     message: "injected".into(),
                 });
             }
+            Ok(())
+        }
+    }
+
+    impl ObjectStore for MemoryStore {
+        async fn put(
+            &self,
+            bucket: &str,
+            key: &str,
+            body: &[u8],
+            _content_type: &str,
+            _tagging: &str,
+        ) -> Result<Written, StoreError> {
+            self.injected(bucket, key)?;
+            let mut objects = self.objects.lock().unwrap();
+            objects.insert((bucket.to_string(), key.to_string()), body.to_vec());
+            Ok(Written {
+                key: key.into(),
+                version: None,
+            })
+        }
+
+        async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            let objects = self.objects.lock().unwrap();
+            Ok(objects.get(&(bucket.to_string(), key.to_string())).cloned())
+        }
+
+        async fn put_if_absent(
+            &self,
+            bucket: &str,
+            key: &str,
+            body: &[u8],
+            _content_type: &str,
+            _tagging: &str,
+        ) -> Result<Put, StoreError> {
+            self.injected(bucket, key)?;
             let mut objects = self.objects.lock().unwrap();
             let k = (bucket.to_string(), key.to_string());
             if objects.contains_key(&k) {
                 return Ok(Put::Existed);
             }
-            objects.insert(k, body.into());
+            objects.insert(k, body.to_vec());
             Ok(Put::Created { version: None })
         }
 

@@ -1,0 +1,61 @@
+//! What the flavor-ci Lambda functions share: loading the SDK configuration, the S3 object
+//! store, and an HTTPS client on the SDK's own rustls stack (so there is no second TLS stack).
+
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+pub mod store;
+
+/// The SDK configuration from the standard AWS environment, with timeouts that keep a stalled
+/// endpoint from eating the invocation: 3 s to connect, `attempt` per attempt.
+pub async fn load_config(attempt: Duration) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .operation_attempt_timeout(attempt)
+                .build(),
+        )
+        .load()
+        .await
+}
+
+/// An S3 client; path-style addressing when a local endpoint (moto, MinIO) is configured.
+pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
+    let local_endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
+    let s3 = aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(local_endpoint)
+        .build();
+    aws_sdk_s3::Client::from_conf(s3)
+}
+
+/// A hyper client for `http` and `https` URLs with the platform's root certificates.
+pub type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Builds an [`HttpsClient`]. `keep_alive` keeps idle connections for the next invocation.
+pub fn https_client(connect_timeout: Duration, keep_alive: bool) -> std::io::Result<HttpsClient> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(connect_timeout));
+    http.set_nodelay(true);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_native_roots()?
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    let mut builder = Client::builder(TokioExecutor::new());
+    if !keep_alive {
+        builder.pool_max_idle_per_host(0);
+    }
+    Ok(builder.build(https))
+}

@@ -1,0 +1,9 @@
+//! GitHub webhook deliveries: signature verification, the push payload, routing by ref, and
+//! the choice of flavors to rebuild. Pure functions; the Lambda function does the I/O.
+
+pub mod glob;
+pub mod push;
+pub mod signature;
+
+#[cfg(test)]
+mod tests;
