@@ -398,6 +398,30 @@ pub fn resource_root(prefix: &str, stack_id: &str, logical_id: &str) -> String {
     )
 }
 
+/// The partition (`aws`, `aws-cn`, `aws-us-gov`, …) of an ARN; `aws` when it is not one.
+pub fn partition(arn: &str) -> &str {
+    arn.strip_prefix("arn:")
+        .and_then(|rest| rest.split(':').next())
+        .filter(|p| !p.is_empty())
+        .unwrap_or("aws")
+}
+
+/// The partition of a region: `cn-*` is `aws-cn`, `us-gov-*` is `aws-us-gov`, others `aws`.
+pub fn region_partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
+/// The ARN CodeBuild takes for a buildspec stored in S3.
+pub fn s3_object_arn(partition: &str, bucket: &str, key: &str) -> String {
+    format!("arn:{partition}:s3:::{bucket}/{key}")
+}
+
 /// The stack name inside a stack ARN (`arn:aws:cloudformation:…:stack/NAME/GUID`).
 pub fn stack_name(stack_id: &str) -> &str {
     stack_id
@@ -564,7 +588,7 @@ pub fn plan(properties: &Value, stack_id: &str, logical_id: &str) -> Result<Plan
         let arn = if key.is_empty() {
             String::new()
         } else {
-            format!("arn:aws:s3:::{bucket}/{key}")
+            s3_object_arn(partition(stack_id), &bucket, &key)
         };
         data.insert(format!("{stem}BatchBuildspecArn"), arn);
         data.insert(format!("{stem}BatchBuildspecKey"), key);

@@ -1,1 +1,62 @@
-fn main() {}
+//! The GitHub webhook behind a Lambda function URL: a verified push refreshes the batch
+//! buildspec in S3 and starts the CodeBuild batch build for the pushed commit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lambda_runtime::tracing::error;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+mod builds;
+mod config;
+mod github;
+mod handler;
+mod secrets;
+
+use builds::CodeBuild;
+use config::Config;
+use flavor_ci_aws::store::S3Store;
+use github::GitHub;
+use handler::Deps;
+use secrets::{Cached, SecretsManager};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let sdk = flavor_ci_aws::load_config(Duration::from_secs(3)).await;
+    let config = Config::from_env();
+    if let Err(e) = &config {
+        // Every request answers 500 with this message until the configuration is fixed.
+        error!(problem = %e, "the function is misconfigured");
+    }
+    let secrets = Arc::new(SecretsManager::new(aws_sdk_secretsmanager::Client::new(
+        &sdk,
+    )));
+    let (secret_id, token_id, api) = match &config {
+        Ok(c) => (
+            c.webhook_secret.clone(),
+            c.github_token_secret.clone(),
+            c.github_api.clone(),
+        ),
+        Err(_) => (String::new(), None, String::new()),
+    };
+    let deps = Arc::new(Deps {
+        store: S3Store::new(flavor_ci_aws::s3_client(&sdk)),
+        builds: CodeBuild::new(aws_sdk_codebuild::Client::new(&sdk)),
+        webhook_secrets: Cached::new(secrets.clone(), secret_id, secrets::webhook_secrets),
+        github_token: token_id.map(|id| Cached::new(secrets, id, secrets::github_token)),
+        github: GitHub::new(
+            flavor_ci_aws::https_client(Duration::from_secs(2), true)?,
+            &api,
+        ),
+        region: sdk.region().map(ToString::to_string).unwrap_or_default(),
+        settings: Mutex::new(None),
+        config,
+    });
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        handler::handle(deps.clone(), event)
+    }))
+    .await
+}

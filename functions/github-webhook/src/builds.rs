@@ -1,0 +1,99 @@
+//! Starting the batch build: a narrow trait over `StartBuildBatch`, its CodeBuild
+//! implementation, and a recording one for unit tests.
+
+use std::fmt;
+
+use aws_sdk_codebuild::Client;
+use aws_sdk_codebuild::error::{DisplayErrorContext, ProvideErrorMetadata};
+
+/// One batch build to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BatchRequest {
+    pub(crate) project: String,
+    /// The pushed commit.
+    pub(crate) source_version: String,
+    /// `arn:aws:s3:::bucket/key` of the batch buildspec.
+    pub(crate) buildspec: String,
+    /// The delivery id: a retry within CodeBuild's five minutes starts nothing new.
+    pub(crate) idempotency_token: String,
+}
+
+pub(crate) trait Builds: Send + Sync + fmt::Debug + 'static {
+    /// Starts the batch; returns its id.
+    fn start_batch(
+        &self,
+        request: &BatchRequest,
+    ) -> impl Future<Output = Result<String, String>> + Send;
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct CodeBuild {
+    client: Client,
+}
+
+impl CodeBuild {
+    pub(crate) fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+impl Builds for CodeBuild {
+    async fn start_batch(&self, request: &BatchRequest) -> Result<String, String> {
+        let out = self
+            .client
+            .start_build_batch()
+            .project_name(&request.project)
+            .source_version(&request.source_version)
+            .buildspec_override(&request.buildspec)
+            .idempotency_token(&request.idempotency_token)
+            .send()
+            .await
+            .map_err(|e| {
+                let hint = match e.code() {
+                    Some("ResourceNotFoundException") => {
+                        "; create the project or correct the function's project setting"
+                    }
+                    Some("AccessDeniedException") => {
+                        "; allow the function's role codebuild:StartBuildBatch on the project"
+                    }
+                    Some("InvalidInputException") => {
+                        "; check that the project has a batch configuration (BuildBatchConfig)"
+                    }
+                    _ => "",
+                };
+                match (e.code(), e.message()) {
+                    (Some(c), Some(m)) => format!("{c}: {m}{hint}"),
+                    _ => format!("{}{hint}", DisplayErrorContext(&e)),
+                }
+            })?;
+        out.build_batch()
+            .and_then(|b| b.id())
+            .map(str::to_owned)
+            .ok_or_else(|| "CodeBuild answered without a batch build id".to_owned())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod recording {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Records every request; fails when `fail` is set.
+    #[derive(Debug, Default)]
+    pub(crate) struct Recording {
+        pub(crate) started: Mutex<Vec<BatchRequest>>,
+        pub(crate) fail: Option<String>,
+    }
+
+    impl Builds for Recording {
+        async fn start_batch(&self, request: &BatchRequest) -> Result<String, String> {
+            if let Some(e) = &self.fail {
+                return Err(e.clone());
+            }
+            let mut started = self.started.lock().unwrap();
+            started.push(request.clone());
+            Ok(format!("{}:batch-{}", request.project, started.len()))
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! The function's configuration, from its environment. Every problem is reported at once.
+
+use flavor_ci::webhook::glob::Glob;
+
+/// What the function is told by the stack.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    /// The bucket the buildspec resource stores into.
+    pub(crate) bucket: String,
+    /// The resource's root in the bucket (`GetAtt <resource>.Root`), ending with `/`.
+    pub(crate) root: String,
+    /// The settings the stack deployed (`GetAtt <resource>.SettingsKey`).
+    pub(crate) settings_key: String,
+    pub(crate) webhook_secret: String,
+    pub(crate) github_token_secret: Option<String>,
+    pub(crate) github_api: String,
+    pub(crate) ci_project: String,
+    pub(crate) release_project: Option<String>,
+    pub(crate) branches: Vec<Glob>,
+    pub(crate) tags: Vec<Glob>,
+    pub(crate) ignored: Vec<Glob>,
+    /// Only pushes to this repository (`owner/name`) are acted on, when set.
+    pub(crate) repository: Option<String>,
+}
+
+impl Config {
+    pub(crate) fn from_env() -> Result<Self, String> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let mut problems = Vec::new();
+        let optional = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let mut required = |name: &str, what: &str| {
+            optional(name).unwrap_or_else(|| {
+                problems.push(format!("{name} is not set: set it to {what}"));
+                String::new()
+            })
+        };
+        let bucket = required("FLAVOR_CI_BUCKET", "the bucket of the buildspec resource");
+        let root = required("FLAVOR_CI_ROOT", "the buildspec resource's Root attribute");
+        let settings_key = required(
+            "FLAVOR_CI_SETTINGS_KEY",
+            "the buildspec resource's SettingsKey attribute",
+        );
+        let webhook_secret = required(
+            "WEBHOOK_SECRET_ID",
+            "the ARN or name of the Secrets Manager secret that holds the webhook secret",
+        );
+        let ci_project = required("CI_PROJECT", "the name of the CodeBuild CI project");
+        if !root.is_empty() && !root.ends_with('/') {
+            problems.push(format!("FLAVOR_CI_ROOT {root:?} must end with `/`"));
+        }
+        let mut globs = |name: &str, default: &str| {
+            let text = optional(name).unwrap_or_else(|| default.to_owned());
+            Glob::list(&text).unwrap_or_else(|e| {
+                problems.push(format!("{name}: {e}"));
+                Vec::new()
+            })
+        };
+        let branches = globs("BRANCH_PATTERNS", "**");
+        let tags = globs("TAG_PATTERNS", "**");
+        let ignored = globs("IGNORED_PATHS", "");
+        let github_api = optional("GITHUB_API_URL")
+            .unwrap_or_else(|| "https://api.github.com".into())
+            .trim_end_matches('/')
+            .to_owned();
+        if !(github_api.starts_with("https://") || github_api.starts_with("http://")) {
+            problems.push(format!(
+                "GITHUB_API_URL {github_api:?} is not an http(s) URL: use https://api.github.com or https://<host>/api/v3 for GitHub Enterprise Server"
+            ));
+        }
+        let repository = optional("GITHUB_REPOSITORY");
+        if let Some(r) = &repository
+            && r.split('/').filter(|p| !p.is_empty()).count() != 2
+        {
+            problems.push(format!("GITHUB_REPOSITORY {r:?} is not `owner/name`"));
+        }
+        if !problems.is_empty() {
+            return Err(problems.join("; "));
+        }
+        Ok(Self {
+            bucket,
+            root,
+            settings_key,
+            webhook_secret,
+            github_token_secret: optional("GITHUB_TOKEN_SECRET_ID"),
+            github_api,
+            ci_project,
+            release_project: optional("RELEASE_PROJECT"),
+            branches,
+            tags,
+            ignored,
+            repository,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, String> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    const BASE: [(&str, &str); 5] = [
+        ("FLAVOR_CI_BUCKET", "specs"),
+        ("FLAVOR_CI_ROOT", "flavor-ci/stack-0123456789ab/Buildspecs/"),
+        (
+            "FLAVOR_CI_SETTINGS_KEY",
+            "flavor-ci/stack-0123456789ab/Buildspecs/settings/x.json",
+        ),
+        ("WEBHOOK_SECRET_ID", "webhook"),
+        ("CI_PROJECT", "ci"),
+    ];
+
+    #[test]
+    fn defaults_build_every_branch_and_tag_against_github_com() {
+        let c = config(&BASE).unwrap();
+        assert_eq!(c.github_api, "https://api.github.com");
+        assert!(c.branches[0].matches("feature/x"));
+        assert!(c.tags[0].matches("v1"));
+        assert!(c.ignored.is_empty());
+        assert!(c.release_project.is_none() && c.github_token_secret.is_none());
+    }
+
+    #[test]
+    fn every_problem_is_named_with_its_fix() {
+        let err = config(&[
+            ("FLAVOR_CI_ROOT", "no-slash"),
+            ("GITHUB_API_URL", "ftp://x"),
+            ("GITHUB_REPOSITORY", "acme"),
+        ])
+        .unwrap_err();
+        for part in [
+            "FLAVOR_CI_BUCKET is not set",
+            "FLAVOR_CI_SETTINGS_KEY is not set",
+            "WEBHOOK_SECRET_ID is not set",
+            "CI_PROJECT is not set",
+            "must end with `/`",
+            "GITHUB_API_URL \"ftp://x\" is not an http(s) URL",
+            "GITHUB_REPOSITORY \"acme\" is not `owner/name`",
+        ] {
+            assert!(err.contains(part), "{part} missing from {err}");
+        }
+    }
+}

@@ -1,0 +1,504 @@
+//! The GitHub REST API calls that list the flavors at a commit: git trees and blobs, so the
+//! answer is exactly the pushed commit's content, symbolic links included.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use bytes::Bytes;
+use flavor_ci::flavors::{FlavorError, FlavorSet, is_candidate};
+use flavor_ci::webhook::push::{LinkedFlavor, resolve_link};
+use flavor_ci_aws::HttpsClient;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::header::{ACCEPT, AUTHORIZATION, HeaderValue, USER_AGENT};
+use hyper::{Method, Request, Response};
+use serde::Deserialize;
+use tokio::task::JoinSet;
+use tokio::time::timeout;
+
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(4);
+/// Tree listings of huge directories stay far below this.
+const MAX_RESPONSE_BYTES: usize = 32 << 20;
+/// How many links a path may pass through, like the kernel's limit on nested links.
+const MAX_LINK_DEPTH: u8 = 8;
+const MODE_TREE: &str = "040000";
+const MODE_LINK: &str = "120000";
+const MODE_SUBMODULE: &str = "160000";
+
+/// A failed API call, with the HTTP status the webhook answers for it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub(crate) struct ApiError {
+    /// 502 for a wrong answer, 503 when GitHub is rate limiting or unavailable.
+    pub(crate) status: u16,
+    pub(crate) message: String,
+    /// GitHub rejected the token: worth fetching it again.
+    pub(crate) unauthorized: bool,
+}
+
+/// Why the flavors could not be listed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ListError {
+    #[error("{0}")]
+    Api(#[from] ApiError),
+    /// The repository's content is the problem (422).
+    #[error("{0}")]
+    Repository(String),
+}
+
+/// A GitHub (or GitHub Enterprise Server) REST API.
+#[derive(Debug, Clone)]
+pub(crate) struct GitHub {
+    client: HttpsClient,
+    base: Arc<str>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct TreeEntry {
+    path: String,
+    mode: String,
+    sha: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Tree {
+    #[serde(default)]
+    tree: Vec<TreeEntry>,
+    #[serde(default)]
+    truncated: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct Blob {
+    content: String,
+    #[serde(default)]
+    encoding: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct CommitTree {
+    sha: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct GitCommit {
+    tree: CommitTree,
+}
+
+impl GitHub {
+    pub(crate) fn new(client: HttpsClient, base: &str) -> Self {
+        Self {
+            client,
+            base: base.trim_end_matches('/').into(),
+        }
+    }
+
+    async fn get<T: for<'de> Deserialize<'de>>(
+        &self,
+        path: &str,
+        token: Option<&str>,
+    ) -> Result<T, ApiError> {
+        let url = format!("{}{path}", self.base);
+        let fail = |status: u16, message: String| ApiError {
+            status,
+            message,
+            unauthorized: false,
+        };
+        let mut request = Request::builder()
+            .method(Method::GET)
+            .uri(&url)
+            .header(ACCEPT, "application/vnd.github+json")
+            .header("X-GitHub-Api-Version", "2022-11-28")
+            .header(USER_AGENT, "flavor-ci");
+        if let Some(token) = token {
+            let mut value = HeaderValue::try_from(format!("Bearer {token}"))
+                .map_err(|_| fail(502, "the GitHub token holds characters a header cannot carry; store the token alone".into()))?;
+            value.set_sensitive(true);
+            request = request.header(AUTHORIZATION, value);
+        }
+        let request = request
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| fail(502, format!("cannot build the request for GET {url}: {e}")))?;
+        let response = match timeout(REQUEST_TIMEOUT, self.client.request(request)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                return Err(fail(
+                    502,
+                    format!(
+                        "GET {url} failed: {e}; check GITHUB_API_URL and the network path to GitHub"
+                    ),
+                ));
+            }
+            Err(_) => {
+                return Err(fail(
+                    503,
+                    format!(
+                        "GET {url} got no answer within {} s; GitHub may be slow, redeliver the push later",
+                        REQUEST_TIMEOUT.as_secs()
+                    ),
+                ));
+            }
+        };
+        let status = response.status().as_u16();
+        let (parts, body) = response.into_parts();
+        let body = Limited::new(body, MAX_RESPONSE_BYTES)
+            .collect()
+            .await
+            .map_err(|e| fail(502, format!("reading the answer to GET {url} failed: {e}")))?
+            .to_bytes();
+        if (200..300).contains(&status) {
+            return serde_json::from_slice(&body).map_err(|e| {
+                fail(
+                    502,
+                    format!(
+                        "GET {url} answered {status} with a body that is not the expected JSON: {e}"
+                    ),
+                )
+            });
+        }
+        Err(status_error(
+            &url,
+            status,
+            &Response::from_parts(parts, ()),
+            &body,
+            token.is_some(),
+        ))
+    }
+
+    /// The root tree of `commit`.
+    async fn commit_tree(
+        &self,
+        repo: &str,
+        commit: &str,
+        token: Option<&str>,
+    ) -> Result<String, ApiError> {
+        let c: GitCommit = self
+            .get(&format!("/repos/{repo}/git/commits/{commit}"), token)
+            .await?;
+        Ok(c.tree.sha)
+    }
+
+    async fn tree(&self, repo: &str, sha: &str, token: Option<&str>) -> Result<Tree, ApiError> {
+        self.get(&format!("/repos/{repo}/git/trees/{sha}"), token)
+            .await
+    }
+
+    /// A link's target: the blob's bytes as text.
+    async fn link_target(
+        &self,
+        repo: &str,
+        sha: &str,
+        token: Option<&str>,
+    ) -> Result<String, ApiError> {
+        let blob: Blob = self
+            .get(&format!("/repos/{repo}/git/blobs/{sha}"), token)
+            .await?;
+        let bad = |why: &str| ApiError {
+            status: 502,
+            message: format!("GitHub's blob {sha} in {repo} {why}"),
+            unauthorized: false,
+        };
+        if blob.encoding != "base64" {
+            return Err(bad("is not base64-encoded"));
+        }
+        let compact: String = blob.content.split_whitespace().collect();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(compact)
+            .map_err(|_| bad("holds invalid base64"))?;
+        String::from_utf8(bytes).map_err(|_| bad("is a link target that is not UTF-8"))
+    }
+}
+
+/// The error for a non-2xx answer.
+fn status_error(
+    url: &str,
+    status: u16,
+    response: &Response<()>,
+    body: &[u8],
+    with_token: bool,
+) -> ApiError {
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let github_message = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+        .unwrap_or_default();
+    let said = if github_message.is_empty() {
+        String::new()
+    } else {
+        format!(" ({github_message})")
+    };
+    let exhausted = header("x-ratelimit-remaining").as_deref() == Some("0");
+    if status == 429 || ((status == 403) && (exhausted || header("retry-after").is_some())) {
+        let when = if let Some(after) = header("retry-after") {
+            format!("retry after {after} s")
+        } else if let Some(reset) = header("x-ratelimit-reset").and_then(|r| r.parse::<u64>().ok())
+        {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            format!("the limit resets in {} s", reset.saturating_sub(now))
+        } else {
+            "retry later".to_owned()
+        };
+        let fix = if with_token {
+            ""
+        } else {
+            "; set GITHUB_TOKEN_SECRET_ID for a higher limit"
+        };
+        return ApiError {
+            status: 503,
+            message: format!(
+                "GitHub's API rate limit is exhausted{said}: {when}, then redeliver the push{fix}"
+            ),
+            unauthorized: false,
+        };
+    }
+    let (answer, message) = match status {
+        401 => (
+            502,
+            format!(
+                "GitHub rejected the token for GET {url} (401){said}: store a valid token in the GitHub token secret"
+            ),
+        ),
+        403 | 404 => (
+            502,
+            format!(
+                "GET {url} answered {status}{said}: the commit does not exist or the token cannot read the repository; give the token read access to its contents"
+            ),
+        ),
+        500..=599 => (
+            503,
+            format!(
+                "GitHub answered {status} for GET {url}{said}: GitHub is unavailable; redeliver the push later"
+            ),
+        ),
+        _ => (502, format!("GitHub answered {status} for GET {url}{said}")),
+    };
+    ApiError {
+        status: answer,
+        message,
+        unauthorized: status == 401,
+    }
+}
+
+/// The flavors at a commit, and where linked flavors keep their content.
+#[derive(Debug, Clone)]
+pub(crate) struct Listing {
+    pub(crate) flavors: FlavorSet,
+    pub(crate) links: Vec<LinkedFlavor>,
+    /// API calls made.
+    pub(crate) calls: usize,
+}
+
+/// What a repository path is at the commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Found {
+    Tree(String),
+    /// A git submodule (or a path inside one): its content is not in this repository.
+    Submodule(String),
+    File,
+    Missing(String),
+}
+
+/// Walks one commit's trees, fetching each tree once.
+struct Walker<'a> {
+    api: &'a GitHub,
+    repo: &'a str,
+    token: Option<&'a str>,
+    root: String,
+    trees: HashMap<String, Arc<Vec<TreeEntry>>>,
+    calls: usize,
+}
+
+impl Walker<'_> {
+    async fn tree(&mut self, sha: &str) -> Result<Arc<Vec<TreeEntry>>, ListError> {
+        if let Some(t) = self.trees.get(sha) {
+            return Ok(t.clone());
+        }
+        self.calls += 1;
+        let tree = self.api.tree(self.repo, sha, self.token).await?;
+        if tree.truncated {
+            return Err(ListError::Repository(format!(
+                "GitHub truncated the listing of tree {sha}: the directory is too large to list"
+            )));
+        }
+        let entries = Arc::new(tree.tree);
+        self.trees.insert(sha.to_owned(), entries.clone());
+        Ok(entries)
+    }
+
+    /// Follows `path` from the root, through links, to what it names.
+    async fn lookup(&mut self, path: &str, depth: u8) -> Result<(Found, String), ListError> {
+        if depth > MAX_LINK_DEPTH {
+            return Ok((
+                Found::Missing(format!("passes through more than {MAX_LINK_DEPTH} links")),
+                path.into(),
+            ));
+        }
+        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+        let mut sha = self.root.clone();
+        for (i, part) in parts.iter().enumerate() {
+            let here = parts[..=i].join("/");
+            let entries = self.tree(&sha).await?;
+            let Some(entry) = entries.iter().find(|e| e.path == *part).cloned() else {
+                return Ok((Found::Missing("does not exist".into()), here));
+            };
+            let last = i + 1 == parts.len();
+            match entry.mode.as_str() {
+                MODE_TREE => sha = entry.sha,
+                MODE_SUBMODULE => return Ok((Found::Submodule(here.clone()), here)),
+                MODE_LINK => {
+                    self.calls += 1;
+                    let target = self
+                        .api
+                        .link_target(self.repo, &entry.sha, self.token)
+                        .await?;
+                    let Some(mut resolved) = resolve_link(&here, &target) else {
+                        return Ok((Found::Missing("leaves the repository".into()), here));
+                    };
+                    for rest in &parts[i + 1..] {
+                        resolved.push('/');
+                        resolved.push_str(rest);
+                    }
+                    return Box::pin(self.lookup(&resolved, depth + 1)).await;
+                }
+                _ if last => return Ok((Found::File, here)),
+                _ => return Ok((Found::Missing("is not a directory".into()), here)),
+            }
+        }
+        Ok((Found::Tree(sha), parts.join("/")))
+    }
+}
+
+/// Lists the flavors in `dir` at `commit` of `repo` (`owner/name`). `tree` is the commit's root
+/// tree when the push names it, which saves a call.
+pub(crate) async fn list_flavors(
+    api: &GitHub,
+    repo: &str,
+    commit: &str,
+    tree: Option<&str>,
+    dir: &str,
+    exclude: &[String],
+    token: Option<&str>,
+) -> Result<Listing, ListError> {
+    let mut calls = 0;
+    let root = match tree {
+        Some(t) => t.to_owned(),
+        None => {
+            calls += 1;
+            api.commit_tree(repo, commit, token).await?
+        }
+    };
+    let mut walker = Walker {
+        api,
+        repo,
+        token,
+        root,
+        trees: HashMap::new(),
+        calls,
+    };
+    let dir = dir.trim_matches('/');
+    let dir = if dir == "." { "" } else { dir };
+    let shown = if dir.is_empty() {
+        "the repository root"
+    } else {
+        dir
+    };
+    let dir_sha = match walker.lookup(dir, 0).await? {
+        (Found::Tree(sha), _) => sha,
+        (Found::Missing(why), at) => {
+            return Err(ListError::Repository(format!(
+                "no flavors directory {shown} at commit {commit}: {at} {why}; create it or correct `flavors-dir` in the deployed settings"
+            )));
+        }
+        (Found::Submodule(at), _) => {
+            return Err(ListError::Repository(format!(
+                "the flavors directory {shown} is inside the submodule {at}; point `flavors-dir` at a directory of this repository"
+            )));
+        }
+        (Found::File, _) => {
+            return Err(ListError::Repository(format!(
+                "{shown} is a file at commit {commit}, not a directory; correct `flavors-dir`"
+            )));
+        }
+    };
+    let entries = walker.tree(&dir_sha).await?;
+    let path_of = |name: &str| {
+        if dir.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{dir}/{name}")
+        }
+    };
+    let mut names = Vec::new();
+    let mut link_entries = Vec::new();
+    for e in entries.iter().filter(|e| is_candidate(&e.path, exclude)) {
+        match e.mode.as_str() {
+            MODE_TREE | MODE_SUBMODULE => names.push(e.path.clone()),
+            MODE_LINK => link_entries.push(e.clone()),
+            _ => {}
+        }
+    }
+    // Link targets are independent: fetch them together.
+    let mut fetches = JoinSet::new();
+    for e in &link_entries {
+        let (api, repo, sha, token) = (
+            api.clone(),
+            repo.to_owned(),
+            e.sha.clone(),
+            token.map(str::to_owned),
+        );
+        let name = e.path.clone();
+        fetches.spawn(async move { (name, api.link_target(&repo, &sha, token.as_deref()).await) });
+    }
+    let mut targets = Vec::with_capacity(link_entries.len());
+    while let Some(joined) = fetches.join_next().await {
+        let (name, target) = joined.map_err(|e| ApiError {
+            status: 502,
+            message: format!("a link lookup failed: {e}"),
+            unauthorized: false,
+        })?;
+        walker.calls += 1;
+        targets.push((name, target?));
+    }
+    targets.sort();
+    let mut links = Vec::new();
+    let mut errors = Vec::new();
+    for (name, target) in targets {
+        let link = path_of(&name);
+        let broken = |reason: &str| FlavorError::BrokenLinkAtCommit {
+            path: link.clone(),
+            target: target.clone(),
+            reason: reason.into(),
+        };
+        let Some(resolved) = resolve_link(&link, &target) else {
+            errors.push(broken("leaves the repository"));
+            continue;
+        };
+        match walker.lookup(&resolved, 1).await? {
+            (Found::Tree(_), at) | (Found::Submodule(at), _) => {
+                names.push(name.clone());
+                links.push(LinkedFlavor {
+                    flavor: name,
+                    path: at,
+                });
+            }
+            (Found::File, _) => {}
+            (Found::Missing(why), _) => errors.push(broken(&why)),
+        }
+    }
+    let flavors = FlavorSet::from_listing(shown, names, exclude, errors)
+        .map_err(|e| ListError::Repository(e.to_string()))?;
+    Ok(Listing {
+        flavors,
+        links,
+        calls: walker.calls,
+    })
+}

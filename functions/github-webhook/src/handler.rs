@@ -1,0 +1,920 @@
+//! One function-URL request: verify, route, choose flavors, generate, store, start.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex as SyncMutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use flavor_ci::custom_resource::{region_partition, s3_object_arn};
+use flavor_ci::generate::{self, Role, Variant};
+use flavor_ci::settings::Settings;
+use flavor_ci::webhook::push::{self, Push, Route, Routing, Selection};
+use flavor_ci::webhook::signature::{self, SignatureError};
+use flavor_ci_aws::store::{ObjectStore, Put, Written};
+use lambda_runtime::tracing::{info, warn};
+use lambda_runtime::{Error, LambdaEvent};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+use tokio::time::timeout;
+
+use crate::builds::{BatchRequest, Builds};
+use crate::config::Config;
+use crate::github::{GitHub, ListError, list_flavors};
+use crate::secrets::{Cached, SecretSource};
+
+/// GitHub gives up after 10 s; every answer leaves well before that.
+const BUDGET: Duration = Duration::from_secs(8);
+/// Lambda's synchronous payload limit.
+pub(crate) const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+/// A claim older than this belongs to an invocation that is no longer running.
+const STALE_CLAIM_MS: u64 = 60_000;
+const SPEC_TAGGING: &str = "flavor-ci=push-spec";
+const DELIVERY_TAGGING: &str = "flavor-ci=delivery";
+
+/// Everything a request needs; built once per process.
+#[derive(Debug)]
+pub(crate) struct Deps<S, B, K> {
+    pub(crate) config: Result<Config, String>,
+    pub(crate) store: S,
+    pub(crate) builds: B,
+    pub(crate) webhook_secrets: Cached<K, Vec<Vec<u8>>>,
+    pub(crate) github_token: Option<Cached<K, String>>,
+    pub(crate) github: GitHub,
+    pub(crate) region: String,
+    pub(crate) settings: Mutex<Option<Arc<Settings>>>,
+}
+
+/// The HTTP answer.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) body: Value,
+}
+
+impl Reply {
+    fn new(status: u16, word: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: json!({"status": word, "message": message.into()}),
+        }
+    }
+
+    fn error(status: u16, message: impl Into<String>) -> Self {
+        Self::new(status, "error", message)
+    }
+
+    fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.body[key] = value.into();
+        self
+    }
+
+    /// The function URL response (payload format 2.0).
+    pub(crate) fn to_response(&self) -> Value {
+        let mut headers = json!({"content-type": "application/json"});
+        if self.status == 405 {
+            headers["allow"] = "POST".into();
+        }
+        json!({
+            "statusCode": self.status,
+            "headers": headers,
+            "body": self.body.to_string(),
+        })
+    }
+}
+
+/// A function URL request, read leniently.
+#[derive(Debug)]
+struct HttpRequest {
+    method: String,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+impl HttpRequest {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+}
+
+fn read_request(event: &Value) -> Result<HttpRequest, Reply> {
+    let method = event
+        .pointer("/requestContext/http/method")
+        .or_else(|| event.get("httpMethod"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            Reply::error(
+                400,
+                "the event is not a function URL request (no requestContext.http.method); invoke the function through its URL",
+            )
+        })?
+        .to_ascii_uppercase();
+    let headers = event
+        .get("headers")
+        .and_then(Value::as_object)
+        .map(|h| {
+            h.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.to_ascii_lowercase(), v.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let text = event
+        .get("body")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let encoded = event
+        .get("isBase64Encoded")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let too_large = |n: usize| {
+        Reply::error(
+            413,
+            format!(
+                "the body is {n} bytes; Lambda accepts at most {MAX_BODY_BYTES}. Trim the push (fewer commits per push) or build it by hand"
+            ),
+        )
+    };
+    let body = if encoded {
+        if text.len() / 4 * 3 > MAX_BODY_BYTES + 3 {
+            return Err(too_large(text.len() / 4 * 3));
+        }
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|e| {
+                Reply::error(
+                    400,
+                    format!("the body is marked base64 but does not decode: {e}"),
+                )
+            })?
+    } else {
+        text.as_bytes().to_vec()
+    };
+    if body.len() > MAX_BODY_BYTES {
+        return Err(too_large(body.len()));
+    }
+    Ok(HttpRequest {
+        method,
+        headers,
+        body,
+    })
+}
+
+/// The Lambda entry point: always answers with an HTTP response.
+pub(crate) async fn handle<S, B, K>(
+    deps: Arc<Deps<S, B, K>>,
+    event: LambdaEvent<Value>,
+) -> Result<Value, Error>
+where
+    S: ObjectStore,
+    B: Builds,
+    K: SecretSource,
+{
+    let written = Arc::new(SyncMutex::new(Progress::default()));
+    let reply = match timeout(BUDGET, process(&deps, &event.payload, &written)).await {
+        Ok(reply) => reply,
+        Err(_) => {
+            let left = take_cleanup(&written);
+            if let (Ok(config), false) = (&deps.config, left.is_empty()) {
+                cleanup(&deps.store, &config.bucket, &left).await;
+            }
+            Reply::error(
+                503,
+                format!(
+                    "the delivery took longer than {} s (GitHub, S3 or CodeBuild is slow); nothing was started; redeliver it",
+                    BUDGET.as_secs()
+                ),
+            )
+        }
+    };
+    let message = reply.body["message"].as_str().unwrap_or_default();
+    if reply.status >= 400 {
+        warn!(status = reply.status, request_id = %event.context.request_id, message, "delivery rejected");
+    } else {
+        info!(status = reply.status, message, "delivery answered");
+    }
+    Ok(reply.to_response())
+}
+
+/// What a request wrote, for removing it again when the request fails.
+#[derive(Debug, Default)]
+struct Progress {
+    written: Vec<Written>,
+    /// Once the batch has started, what was written stays.
+    started: bool,
+}
+
+fn take_cleanup(progress: &SyncMutex<Progress>) -> Vec<Written> {
+    let mut p = progress
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if p.started {
+        Vec::new()
+    } else {
+        std::mem::take(&mut p.written)
+    }
+}
+
+async fn cleanup<S: ObjectStore>(store: &S, bucket: &str, written: &[Written]) {
+    match timeout(
+        Duration::from_millis(1500),
+        store.delete_written(bucket, written),
+    )
+    .await
+    {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn!(error = %e, "removing what a failed delivery wrote failed"),
+        Err(_) => warn!("removing what a failed delivery wrote timed out"),
+    }
+}
+
+async fn process<S, B, K>(
+    deps: &Deps<S, B, K>,
+    event: &Value,
+    progress: &SyncMutex<Progress>,
+) -> Reply
+where
+    S: ObjectStore,
+    B: Builds,
+    K: SecretSource,
+{
+    match receive(deps, event, progress).await {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+async fn receive<S, B, K>(
+    deps: &Deps<S, B, K>,
+    event: &Value,
+    progress: &SyncMutex<Progress>,
+) -> Result<Reply, Reply>
+where
+    S: ObjectStore,
+    B: Builds,
+    K: SecretSource,
+{
+    let config = deps
+        .config
+        .as_ref()
+        .map_err(|e| Reply::error(500, format!("the function is misconfigured: {e}")))?;
+    let request = read_request(event)?;
+    if request.method != "POST" {
+        return Err(Reply::error(
+            405,
+            format!(
+                "{} is not accepted; GitHub delivers webhooks with POST",
+                request.method
+            ),
+        ));
+    }
+    verify(deps, &request).await?;
+
+    let media_type = request
+        .header("content-type")
+        .and_then(|t| t.split(';').next())
+        .map(|t| t.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let form = match media_type.as_str() {
+        "application/json" => false,
+        "application/x-www-form-urlencoded" => true,
+        other => {
+            let shown = if other.is_empty() { "missing" } else { other };
+            return Err(Reply::error(
+                415,
+                format!(
+                    "the content type is {shown}; set the webhook's content type to application/json (or application/x-www-form-urlencoded)"
+                ),
+            ));
+        }
+    };
+    let missing = |name: &str| {
+        Reply::error(
+            400,
+            format!(
+                "the {name} header is missing; GitHub always sends it, so this did not come from GitHub's webhook"
+            ),
+        )
+    };
+    let event_name = request
+        .header("x-github-event")
+        .ok_or_else(|| missing("X-GitHub-Event"))?;
+    let delivery = request
+        .header("x-github-delivery")
+        .ok_or_else(|| missing("X-GitHub-Delivery"))?;
+    if delivery.is_empty()
+        || delivery.len() > 100
+        || !delivery
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return Err(Reply::error(
+            400,
+            "the X-GitHub-Delivery header is not a delivery id (a GUID)",
+        ));
+    }
+    let payload = if form {
+        form_urlencoded::parse(&request.body)
+            .find(|(k, _)| k == "payload")
+            .map(|(_, v)| v.into_owned().into_bytes())
+            .ok_or_else(|| Reply::error(400, "the form body has no `payload` field"))?
+    } else {
+        request.body.clone()
+    };
+
+    match event_name {
+        "ping" => {
+            let ping: Value = serde_json::from_slice(&payload).unwrap_or(Value::Null);
+            let mut reply = Reply::new(
+                200,
+                "pong",
+                "the webhook is set up; flavor-ci starts builds on push events",
+            );
+            if let Some(id) = ping.get("hook_id") {
+                reply = reply.with("hookId", id.clone());
+            }
+            Ok(reply)
+        }
+        "push" => on_push(deps, config, delivery, &payload, progress).await,
+        other => Ok(Reply::new(
+            202,
+            "ignored",
+            format!("flavor-ci acts on push events; this {other} event was ignored"),
+        )),
+    }
+}
+
+/// Checks the signature against the cached secrets, and once more against a fresh copy.
+async fn verify<S, B, K: SecretSource>(
+    deps: &Deps<S, B, K>,
+    request: &HttpRequest,
+) -> Result<(), Reply> {
+    let header = request.header("x-hub-signature-256");
+    let unauthorized = |e: SignatureError| Reply::error(401, e.to_string());
+    // A missing or malformed header is rejected before any secret is read.
+    signature::parse(
+        header
+            .ok_or(SignatureError::Missing)
+            .map_err(unauthorized)?,
+    )
+    .map_err(unauthorized)?;
+    let unavailable = |e: crate::secrets::SecretError| {
+        Reply::error(503, format!("cannot verify the delivery: {e}"))
+    };
+    let secrets = deps.webhook_secrets.get().await.map_err(unavailable)?;
+    match signature::verify(&secrets, &request.body, header) {
+        Ok(_) => Ok(()),
+        Err(SignatureError::Mismatch) => {
+            match deps
+                .webhook_secrets
+                .refresh(&secrets)
+                .await
+                .map_err(unavailable)?
+            {
+                Some(fresh) => signature::verify(&fresh, &request.body, header)
+                    .map(|_| ())
+                    .map_err(unauthorized),
+                None => Err(unauthorized(SignatureError::Mismatch)),
+            }
+        }
+        Err(e) => Err(unauthorized(e)),
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+async fn settings<S: ObjectStore, B, K>(
+    deps: &Deps<S, B, K>,
+    config: &Config,
+) -> Result<Arc<Settings>, Reply> {
+    let mut cached = deps.settings.lock().await;
+    if let Some(s) = cached.as_ref() {
+        return Ok(s.clone());
+    }
+    let location = format!("s3://{}/{}", config.bucket, config.settings_key);
+    let bytes = deps
+        .store
+        .get(&config.bucket, &config.settings_key)
+        .await
+        .map_err(|e| Reply::error(503, format!("cannot read the deployed settings: {e}")))?
+        .ok_or_else(|| {
+            Reply::error(500, format!("the deployed settings {location} are missing: redeploy the stack, or set FLAVOR_CI_SETTINGS_KEY to the resource's SettingsKey"))
+        })?;
+    let invalid = |e: String| {
+        Reply::error(
+            500,
+            format!("the deployed settings {location} are not valid: {e}; redeploy the stack"),
+        )
+    };
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
+    let settings = Arc::new(Settings::from_json(value).map_err(|e| invalid(e.to_string()))?);
+    *cached = Some(settings.clone());
+    Ok(settings)
+}
+
+fn delivery_key(config: &Config, delivery: &str) -> String {
+    format!("{}pushes/deliveries/{delivery}.json", config.root)
+}
+
+/// The answer for a delivery that was already handled, if `record` says so.
+fn already_handled(record: &[u8]) -> Option<Reply> {
+    let record: Value = serde_json::from_slice(record).ok()?;
+    let state = record.get("state").and_then(Value::as_str)?;
+    let at = record.get("at").and_then(Value::as_u64).unwrap_or(0);
+    if state == "claimed" && now_ms().saturating_sub(at) > STALE_CLAIM_MS {
+        return None;
+    }
+    let mut reply = Reply::new(
+        200,
+        "already handled",
+        "this delivery was handled before; nothing new was started",
+    );
+    for key in ["batchBuildId", "project", "buildspec", "flavors"] {
+        if let Some(v) = record.get(key) {
+            reply = reply.with(key, v.clone());
+        }
+    }
+    Some(reply)
+}
+
+async fn on_push<S, B, K>(
+    deps: &Deps<S, B, K>,
+    config: &Config,
+    delivery: &str,
+    payload: &[u8],
+    progress: &SyncMutex<Progress>,
+) -> Result<Reply, Reply>
+where
+    S: ObjectStore,
+    B: Builds,
+    K: SecretSource,
+{
+    let push = Push::from_json(payload).map_err(|e| Reply::error(400, e))?;
+    let repo = push.repository.full_name.clone();
+    if let Some(expected) = &config.repository
+        && !expected.eq_ignore_ascii_case(&repo)
+    {
+        return Ok(Reply::new(
+            202,
+            "ignored",
+            format!("the push is to {repo}, but this stack builds {expected}; ignored"),
+        ));
+    }
+    let record_key = delivery_key(config, delivery);
+    let (settings, record) = tokio::join!(
+        settings(deps, config),
+        deps.store.get(&config.bucket, &record_key)
+    );
+    let settings = settings?;
+    let record = record
+        .map_err(|e| Reply::error(503, format!("cannot check for an earlier delivery: {e}")))?;
+    if let Some(reply) = record.as_deref().and_then(already_handled) {
+        return Ok(reply);
+    }
+    let routing = Routing {
+        branches: config.branches.clone(),
+        tags: config.tags.clone(),
+        release: match (&config.release_project, settings.release.enabled) {
+            (None, _) => Err("no release project is configured (RELEASE_PROJECT)".into()),
+            (Some(_), false) => Err("the deployed settings disable the release variant".into()),
+            (Some(_), true) => Ok(()),
+        },
+    };
+    let (variant, project, release_id) = match push::route(&push, &routing) {
+        Route::Ignore { reason } => return Ok(Reply::new(202, "ignored", reason)),
+        Route::Ci { .. } => (Variant::Ci, config.ci_project.clone(), None),
+        Route::Release { tag } => (
+            Variant::Release,
+            config.release_project.clone().unwrap_or_default(),
+            Some(tag),
+        ),
+    };
+
+    let listing = list(deps, &push, &settings).await?;
+    let selection = push::select(
+        &push,
+        &settings,
+        &listing.flavors,
+        &listing.links,
+        &config.ignored,
+    );
+    let only = match &selection {
+        Selection::Nothing { reason } => return Ok(Reply::new(202, "ignored", reason.clone())),
+        Selection::All { .. } => None,
+        Selection::Some { flavors, .. } => Some(flavors.as_slice()),
+    };
+    let output = generate::generate(generate::Request {
+        settings: &settings,
+        flavors: &listing.flavors,
+        only,
+        release_id: release_id.as_deref(),
+    })
+    .map_err(|e| {
+        Reply::error(
+            422,
+            format!(
+                "cannot generate the batch buildspec for commit {}: {e}",
+                push.after
+            ),
+        )
+    })?;
+    let Some(doc) = output.document(variant, Role::Batch) else {
+        return Err(Reply::error(
+            500,
+            format!(
+                "the settings produced no {} batch buildspec",
+                variant.name()
+            ),
+        ));
+    };
+    let spec_key = format!(
+        "{}pushes/specs/{}/{}",
+        config.root,
+        doc.sha256(),
+        doc.file_name
+    );
+    let spec_arn = s3_object_arn(region_partition(&deps.region), &config.bucket, &spec_key);
+    let spec_uri = format!("s3://{}/{spec_key}", config.bucket);
+    info!(
+        delivery,
+        after = %push.after,
+        project = %project,
+        flavors = ?output.selected,
+        reason = selection.reason(),
+        github_calls = listing.calls,
+        "building"
+    );
+
+    let store_failed = |e: flavor_ci_aws::store::StoreError| {
+        Reply::error(503, format!("{e}; nothing was started; redeliver the push"))
+    };
+    let put = deps
+        .store
+        .put_if_absent(
+            &config.bucket,
+            &spec_key,
+            doc.yaml.as_bytes(),
+            "application/yaml",
+            SPEC_TAGGING,
+        )
+        .await
+        .map_err(store_failed)?;
+    let mut mine = Vec::new();
+    if let Put::Created { version } = put {
+        mine.push(Written {
+            key: spec_key.clone(),
+            version,
+        });
+    }
+    remember(progress, &mine);
+
+    let mut record = json!({
+        "delivery": delivery,
+        "state": "claimed",
+        "at": now_ms(),
+        "ref": push.git_ref,
+        "after": push.after,
+        "project": project,
+        "buildspec": spec_uri,
+        "flavors": output.selected,
+    });
+    let claim = record.to_string();
+    let claimed = match deps
+        .store
+        .put_if_absent(
+            &config.bucket,
+            &record_key,
+            claim.as_bytes(),
+            "application/json",
+            DELIVERY_TAGGING,
+        )
+        .await
+    {
+        Ok(Put::Created { version }) => Written {
+            key: record_key.clone(),
+            version,
+        },
+        Ok(Put::Existed) => {
+            // A concurrent duplicate won the claim, or an abandoned claim is being taken over.
+            let current = deps
+                .store
+                .get(&config.bucket, &record_key)
+                .await
+                .ok()
+                .flatten();
+            if let Some(reply) = current.as_deref().and_then(already_handled) {
+                return Ok(reply);
+            }
+            match deps
+                .store
+                .put(
+                    &config.bucket,
+                    &record_key,
+                    claim.as_bytes(),
+                    "application/json",
+                    DELIVERY_TAGGING,
+                )
+                .await
+            {
+                Ok(w) => w,
+                Err(e) => return Err(failed(deps, config, progress, &mine, store_failed(e)).await),
+            }
+        }
+        Err(e) => return Err(failed(deps, config, progress, &mine, store_failed(e)).await),
+    };
+    mine.push(claimed);
+    remember(progress, &mine);
+
+    let request = BatchRequest {
+        project: project.clone(),
+        source_version: push.after.clone(),
+        buildspec: spec_arn.clone(),
+        idempotency_token: delivery.to_owned(),
+    };
+    let batch_id = match deps.builds.start_batch(&request).await {
+        Ok(id) => id,
+        Err(e) => {
+            let reply = Reply::error(
+                502,
+                format!("CodeBuild did not start the batch build on {project}: {e}"),
+            );
+            return Err(failed(deps, config, progress, &mine, reply).await);
+        }
+    };
+    progress
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .started = true;
+    record["state"] = "started".into();
+    record["batchBuildId"] = batch_id.clone().into();
+    if let Err(e) = deps
+        .store
+        .put(
+            &config.bucket,
+            &record_key,
+            record.to_string().as_bytes(),
+            "application/json",
+            DELIVERY_TAGGING,
+        )
+        .await
+    {
+        warn!(error = %e, delivery, "the batch started but its delivery record was not updated");
+    }
+    Ok(Reply::new(200, "started", selection.reason())
+        .with("batchBuildId", batch_id)
+        .with("project", project)
+        .with("sourceVersion", push.after.clone())
+        .with("buildspec", spec_uri)
+        .with("buildspecArn", spec_arn)
+        .with("flavors", output.selected.clone()))
+}
+
+fn remember(progress: &SyncMutex<Progress>, mine: &[Written]) {
+    progress
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .written = mine.to_vec();
+}
+
+/// Removes what this request wrote, then returns `reply`.
+async fn failed<S: ObjectStore, B, K>(
+    deps: &Deps<S, B, K>,
+    config: &Config,
+    progress: &SyncMutex<Progress>,
+    mine: &[Written],
+    reply: Reply,
+) -> Reply {
+    remember(progress, &[]);
+    if !mine.is_empty() {
+        cleanup(&deps.store, &config.bucket, mine).await;
+    }
+    reply
+}
+
+/// The flavors at the pushed commit; a token GitHub rejects is fetched again once.
+async fn list<S, B, K: SecretSource>(
+    deps: &Deps<S, B, K>,
+    push: &Push,
+    settings: &Settings,
+) -> Result<crate::github::Listing, Reply> {
+    let token_error = |e: crate::secrets::SecretError| {
+        Reply::error(503, format!("cannot read the GitHub token: {e}"))
+    };
+    let mut token = match &deps.github_token {
+        Some(cache) => Some(cache.get().await.map_err(token_error)?),
+        None => None,
+    };
+    let mut retried = false;
+    loop {
+        let result = list_flavors(
+            &deps.github,
+            &push.repository.full_name,
+            &push.after,
+            push.tree_id(),
+            &settings.flavors_dir,
+            &settings.exclude,
+            token.as_deref().map(String::as_str),
+        )
+        .await;
+        match result {
+            Ok(listing) => return Ok(listing),
+            Err(ListError::Api(e)) if e.unauthorized && !retried => {
+                retried = true;
+                let (Some(cache), Some(stale)) = (&deps.github_token, &token) else {
+                    return Err(Reply::error(e.status, e.message));
+                };
+                match cache.refresh(stale).await.map_err(token_error)? {
+                    Some(fresh) => token = Some(fresh),
+                    None => return Err(Reply::error(e.status, e.message)),
+                }
+            }
+            Err(ListError::Api(e)) => return Err(Reply::error(e.status, e.message)),
+            Err(ListError::Repository(e)) => {
+                return Err(Reply::error(
+                    422,
+                    format!("cannot list the flavors at commit {}: {e}", push.after),
+                ));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use flavor_ci_aws::store::memory::MemoryStore;
+    use lambda_runtime::Context;
+
+    use super::*;
+    use crate::builds::recording::Recording;
+
+    const SECRET: &str = "s3cr3t";
+    const AFTER: &str = "2222222222222222222222222222222222222222";
+
+    #[derive(Debug)]
+    struct Fixed(&'static str);
+
+    impl SecretSource for Fixed {
+        async fn fetch(&self, _id: &str) -> Result<String, String> {
+            Ok(self.0.into())
+        }
+    }
+
+    fn deps() -> Arc<Deps<MemoryStore, Recording, Fixed>> {
+        let vars = [
+            ("FLAVOR_CI_BUCKET", "specs"),
+            ("FLAVOR_CI_ROOT", "root/"),
+            ("FLAVOR_CI_SETTINGS_KEY", "root/settings/x.json"),
+            ("WEBHOOK_SECRET_ID", "webhook"),
+            ("CI_PROJECT", "ci"),
+            ("GITHUB_API_URL", "http://127.0.0.1:9"),
+        ];
+        let config = Config::from_lookup(|k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        });
+        let store = MemoryStore::default();
+        store.objects.lock().unwrap().insert(
+            ("specs".into(), "root/settings/x.json".into()),
+            Settings::default().to_canonical_json().into_bytes(),
+        );
+        Arc::new(Deps {
+            config,
+            store,
+            builds: Recording::default(),
+            webhook_secrets: Cached::new(
+                Arc::new(Fixed(SECRET)),
+                "webhook".into(),
+                crate::secrets::webhook_secrets,
+            ),
+            github_token: None,
+            github: GitHub::new(
+                flavor_ci_aws::https_client(Duration::from_secs(1), false).unwrap(),
+                "http://127.0.0.1:9",
+            ),
+            region: "us-east-1".into(),
+            settings: Mutex::new(None),
+        })
+    }
+
+    fn event(method: &str, headers: Value, body: &str) -> Value {
+        json!({
+            "version": "2.0",
+            "requestContext": {"http": {"method": method}},
+            "headers": headers,
+            "body": body,
+            "isBase64Encoded": false,
+        })
+    }
+
+    fn signed(event_name: &str, content_type: &str, body: &str) -> Value {
+        event(
+            "POST",
+            json!({
+                "content-type": content_type,
+                "x-github-event": event_name,
+                "x-github-delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+                "x-hub-signature-256": signature::sign(SECRET.as_bytes(), body.as_bytes()),
+            }),
+            body,
+        )
+    }
+
+    async fn call(deps: &Arc<Deps<MemoryStore, Recording, Fixed>>, payload: Value) -> (u16, Value) {
+        let response = handle(deps.clone(), LambdaEvent::new(payload, Context::default()))
+            .await
+            .unwrap();
+        let status = u16::try_from(response["statusCode"].as_u64().unwrap()).unwrap();
+        let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+        (status, body)
+    }
+
+    #[tokio::test]
+    async fn requests_are_checked_in_order_and_each_rejection_names_the_fix() {
+        let d = deps();
+        let (status, body) = call(&d, event("GET", json!({}), "")).await;
+        assert_eq!(status, 405, "{body}");
+        let (status, body) = call(&d, event("POST", json!({"x-github-event": "push"}), "{}")).await;
+        assert_eq!(status, 401);
+        assert!(
+            body["message"].as_str().unwrap().contains("missing"),
+            "{body}"
+        );
+        let (status, _) = call(&d, signed("push", "text/plain", "{}")).await;
+        assert_eq!(status, 415);
+        let mut no_event = signed("push", "application/json", "{}");
+        no_event["headers"]
+            .as_object_mut()
+            .unwrap()
+            .remove("x-github-event");
+        let (status, body) = call(&d, no_event).await;
+        assert_eq!(status, 400);
+        assert!(
+            body["message"].as_str().unwrap().contains("X-GitHub-Event"),
+            "{body}"
+        );
+        let (status, body) = call(&d, signed("push", "application/json", "{not json")).await;
+        assert_eq!(status, 400, "{body}");
+        let (status, _) = call(&d, json!({"hello": "world"})).await;
+        assert_eq!(status, 400);
+        assert!(d.builds.started.lock().unwrap().is_empty());
+        assert_eq!(d.store.objects.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn pings_pong_other_events_and_deleted_branches_are_ignored() {
+        let d = deps();
+        let (status, body) = call(
+            &d,
+            signed("ping", "application/json", r#"{"zen":"x","hook_id":7}"#),
+        )
+        .await;
+        assert_eq!((status, body["status"].as_str()), (200, Some("pong")));
+        assert_eq!(body["hookId"], 7);
+        let (status, body) = call(&d, signed("issues", "application/json", "{}")).await;
+        assert_eq!(status, 202);
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("issues event was ignored")
+        );
+        let deletion = json!({
+            "ref": "refs/heads/gone", "before": AFTER, "after": "0000000000000000000000000000000000000000",
+            "deleted": true, "commits": [], "head_commit": null, "repository": {"full_name": "acme/slc"}
+        })
+        .to_string();
+        let form: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("payload", &deletion)
+            .finish();
+        let (status, body) = call(
+            &d,
+            signed("push", "application/x-www-form-urlencoded", &form),
+        )
+        .await;
+        assert_eq!(status, 202, "{body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("was deleted"),
+            "{body}"
+        );
+        assert!(d.builds.started.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn base64_bodies_are_verified_after_decoding_and_oversize_ones_rejected() {
+        let d = deps();
+        let body = r#"{"zen":"x"}"#;
+        let mut e = signed("ping", "application/json", body);
+        e["body"] = base64::engine::general_purpose::STANDARD
+            .encode(body)
+            .into();
+        e["isBase64Encoded"] = true.into();
+        assert_eq!(call(&d, e).await.0, 200);
+        let big = "x".repeat(MAX_BODY_BYTES + 1);
+        assert_eq!(
+            call(&d, signed("push", "application/json", &big)).await.0,
+            413
+        );
+    }
+}

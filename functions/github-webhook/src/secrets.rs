@@ -1,0 +1,221 @@
+//! Secrets from AWS Secrets Manager, fetched once and kept across invocations. A value is
+//! fetched again when it stops working (a signature that does not verify, a token GitHub
+//! rejects), at most once a second, so a flood of bad deliveries cannot flood Secrets Manager.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Where secret values come from.
+pub(crate) trait SecretSource: Send + Sync + fmt::Debug + 'static {
+    /// The current value of the secret `id` (an ARN or a name).
+    fn fetch(&self, id: &str) -> impl Future<Output = Result<String, String>> + Send;
+}
+
+/// Secrets Manager.
+#[derive(Debug, Clone)]
+pub(crate) struct SecretsManager {
+    client: Client,
+}
+
+impl SecretsManager {
+    pub(crate) fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+impl SecretSource for SecretsManager {
+    async fn fetch(&self, id: &str) -> Result<String, String> {
+        let out = self
+            .client
+            .get_secret_value()
+            .secret_id(id)
+            .send()
+            .await
+            .map_err(|e| {
+                let hint = match e.code() {
+                    Some("ResourceNotFoundException") => {
+                        "; create the secret or correct the function's secret setting"
+                    }
+                    Some("AccessDeniedException") => {
+                        "; allow the function's role secretsmanager:GetSecretValue on it"
+                    }
+                    Some("DecryptionFailure") => {
+                        "; allow the function's role kms:Decrypt on the secret's key"
+                    }
+                    _ => "",
+                };
+                match (e.code(), e.message()) {
+                    (Some(c), Some(m)) => format!("{c}: {m}{hint}"),
+                    _ => format!("{}{hint}", DisplayErrorContext(&e)),
+                }
+            })?;
+        out.secret_string()
+            .map(str::to_owned)
+            .ok_or_else(|| "the secret has no string value; store it as text".to_owned())
+    }
+}
+
+#[derive(Debug)]
+struct State<T> {
+    value: Option<Arc<T>>,
+    last_refresh: Option<Instant>,
+}
+
+/// One secret, parsed by `parse` and cached.
+#[derive(Debug)]
+pub(crate) struct Cached<S, T> {
+    source: Arc<S>,
+    id: String,
+    parse: fn(&str) -> Result<T, String>,
+    state: Mutex<State<T>>,
+}
+
+/// A failure to read a secret; never contains the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot read the secret {id}: {message}")]
+pub(crate) struct SecretError {
+    pub(crate) id: String,
+    pub(crate) message: String,
+}
+
+impl<S: SecretSource, T> Cached<S, T> {
+    pub(crate) fn new(source: Arc<S>, id: String, parse: fn(&str) -> Result<T, String>) -> Self {
+        Self {
+            source,
+            id,
+            parse,
+            state: Mutex::new(State {
+                value: None,
+                last_refresh: None,
+            }),
+        }
+    }
+
+    /// The cached value, fetched on first use.
+    pub(crate) async fn get(&self) -> Result<Arc<T>, SecretError> {
+        let mut state = self.state.lock().await;
+        if let Some(v) = &state.value {
+            return Ok(v.clone());
+        }
+        self.load(&mut state).await
+    }
+
+    /// Fetches the value again because `stale` did not work. Returns `None` when there is
+    /// nothing newer to try: another caller already refreshed past `stale`, or a refresh
+    /// happened less than a second ago.
+    pub(crate) async fn refresh(&self, stale: &Arc<T>) -> Result<Option<Arc<T>>, SecretError> {
+        let mut state = self.state.lock().await;
+        if let Some(v) = &state.value
+            && !Arc::ptr_eq(v, stale)
+        {
+            return Ok(Some(v.clone()));
+        }
+        if state
+            .last_refresh
+            .is_some_and(|t| t.elapsed() < MIN_REFRESH_INTERVAL)
+        {
+            return Ok(None);
+        }
+        state.last_refresh = Some(Instant::now());
+        self.load(&mut state).await.map(Some)
+    }
+
+    async fn load(&self, state: &mut State<T>) -> Result<Arc<T>, SecretError> {
+        let error = |message: String| SecretError {
+            id: self.id.clone(),
+            message,
+        };
+        let text = self.source.fetch(&self.id).await.map_err(error)?;
+        let value = Arc::new((self.parse)(&text).map_err(error)?);
+        state.value = Some(value.clone());
+        Ok(value)
+    }
+}
+
+/// The accepted webhook secrets: the value itself, or, while a secret is being rotated, a JSON
+/// list of secrets (`["new", "old"]`), each of which is accepted.
+pub(crate) fn webhook_secrets(text: &str) -> Result<Vec<Vec<u8>>, String> {
+    if text.trim_start().starts_with('[') {
+        let list: Vec<String> = serde_json::from_str(text).map_err(|e| {
+            format!("the value starts with `[` but is not a JSON list of strings ({e}); store one secret, or a list such as [\"new\", \"old\"]")
+        })?;
+        if list.is_empty() || list.iter().any(String::is_empty) {
+            return Err("the list of webhook secrets is empty or holds an empty secret".into());
+        }
+        return Ok(list.into_iter().map(String::into_bytes).collect());
+    }
+    if text.is_empty() {
+        return Err("the webhook secret is empty; store the secret GitHub signs with".into());
+    }
+    Ok(vec![text.as_bytes().to_vec()])
+}
+
+/// A GitHub token: the value with surrounding whitespace removed.
+pub(crate) fn github_token(text: &str) -> Result<String, String> {
+    let token = text.trim();
+    if token.is_empty() || token.contains(char::is_whitespace) {
+        return Err("the value is not a GitHub token; store the token alone".into());
+    }
+    Ok(token.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[derive(Debug, Default)]
+    struct Counting {
+        calls: AtomicUsize,
+    }
+
+    impl SecretSource for Counting {
+        async fn fetch(&self, _id: &str) -> Result<String, String> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst);
+            Ok(format!("secret-{n}"))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn values_are_cached_and_refreshed_at_most_once_a_second() {
+        let source = Arc::new(Counting::default());
+        let cache = Cached::new(source.clone(), "id".into(), webhook_secrets);
+        let first = cache.get().await.unwrap();
+        assert_eq!(cache.get().await.unwrap(), first);
+        assert_eq!(source.calls.load(Ordering::SeqCst), 1);
+        let second = cache.refresh(&first).await.unwrap().unwrap();
+        assert_eq!(second[0], b"secret-1");
+        // A caller still holding the first value gets the newer one without a fetch.
+        assert!(Arc::ptr_eq(
+            &cache.refresh(&first).await.unwrap().unwrap(),
+            &second
+        ));
+        assert!(cache.refresh(&second).await.unwrap().is_none());
+        tokio::time::advance(Duration::from_millis(1100)).await;
+        assert!(cache.refresh(&second).await.unwrap().is_some());
+        assert_eq!(source.calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn secret_values_are_one_secret_or_a_list_while_rotating() {
+        assert_eq!(webhook_secrets("s3cr3t").unwrap(), [b"s3cr3t".to_vec()]);
+        assert_eq!(
+            webhook_secrets(r#"["new", "old"]"#).unwrap(),
+            [b"new".to_vec(), b"old".to_vec()]
+        );
+        assert!(webhook_secrets("[new").unwrap_err().contains("JSON list"));
+        assert!(webhook_secrets("[]").is_err());
+        assert!(webhook_secrets("").is_err());
+        assert_eq!(github_token("ghp_abc\n").unwrap(), "ghp_abc");
+        assert!(github_token("a b").is_err());
+    }
+}
