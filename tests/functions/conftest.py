@@ -4,7 +4,8 @@
 - a TCP gateway in front of moto that can pass, stall or refuse connections, so a test can make
   S3 slow or unavailable for the function;
 - an HTTP receiver that records what arrives at a ResponseURL and answers as a test scripts;
-- `cargo lambda watch`, the Lambda runtime API emulator, running the real function binary.
+- `cargo lambda watch`, the Lambda runtime API emulator, running the real function binaries;
+- a stand-in for GitHub's REST API (tests/tools/github_api.py) for the webhook.
 
 Every process started here is stopped at the end of the session.
 """
@@ -27,6 +28,7 @@ from botocore.config import Config
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests/tools"))
+from github_api import GitHubApi  # noqa: E402
 from response_receiver import Receiver  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
@@ -148,15 +150,16 @@ class Gateway:
 class Watch:
     """`cargo lambda watch` running the function; `invoke` posts one event and waits."""
 
-    def __init__(self, port: int, proc: subprocess.Popen, log: Path):
+    def __init__(self, port: int, proc: subprocess.Popen, log: Path, function: str = FUNCTION):
         self.port = port
         self.proc = proc
         self.log = log
+        self.function = function
 
     def invoke(self, event, timeout: float = 120) -> tuple[int, bytes]:
         data = event if isinstance(event, bytes) else json.dumps(event).encode()
         req = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}/2015-03-31/functions/{FUNCTION}/invocations",
+            f"http://127.0.0.1:{self.port}/2015-03-31/functions/{self.function}/invocations",
             data=data,
             method="POST",
         )
@@ -236,7 +239,9 @@ def receiver():
     r.close()
 
 
-def start_watch(port: int, gateway: Gateway, log: Path, *extra: str):
+def start_watch(port: int, gateway: Gateway, log: Path, *extra: str,
+                function: str = FUNCTION, features: str = "fault-injection",
+                env: dict | None = None):
     env = {
         **os.environ,
         **AWS_ENV,
@@ -244,13 +249,15 @@ def start_watch(port: int, gateway: Gateway, log: Path, *extra: str):
         "AWS_ENDPOINT_URL": gateway.url,
         "AWS_LAMBDA_LOG_FORMAT": "JSON",
         "RUST_BACKTRACE": "0",
+        **(env or {}),
     }
+    feature_args = ["--features", features] if features else []
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [
                 "cargo", "lambda", "watch", "--ignore-changes", "--locked",
                 "-A", "127.0.0.1", "-P", str(port),
-                "-p", FUNCTION, "--features", "fault-injection", *extra,
+                "-p", function, *feature_args, *extra,
             ],
             cwd=ROOT,
             env=env,
@@ -263,7 +270,7 @@ def start_watch(port: int, gateway: Gateway, log: Path, *extra: str):
     except Exception:
         stop(proc)
         raise
-    return Watch(port, proc, log)
+    return Watch(port, proc, log, function)
 
 
 @pytest.fixture(scope="session")
@@ -294,3 +301,95 @@ def bucket(s3):
     s3.create_bucket(Bucket=name)
     s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     return name
+
+
+# -- the GitHub webhook ------------------------------------------------------------------------
+
+WEBHOOK = "github-webhook"
+WEBHOOK_SECRET = "flavor-ci-webhook-secret"
+GITHUB_TOKEN = "ghs_flavorcitoken1"
+WEBHOOK_BUCKET = "flavor-ci-webhook-specs"
+WEBHOOK_ROOT = "flavor-ci/ci-0123456789ab/Buildspecs/"
+WEBHOOK_SETTINGS = {
+    "flavors": {"standard": {"depend-on": ["base"]}},
+    "batch": {"max-builds": 600},
+    "release": {"enabled": True, "release-id": "unset", "dry-run": False},
+}
+
+
+class Webhook:
+    """The webhook function behind `cargo lambda watch`'s function URL path."""
+
+    def __init__(self, watch: Watch, settings_key: str):
+        self.watch = watch
+        self.settings_key = settings_key
+
+    def post(self, body: bytes, headers: dict, method: str = "POST", timeout: float = 60):
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.watch.port}/lambda-url/{WEBHOOK}/",
+            data=body if method != "GET" else None,
+            method=method,
+            headers=headers,
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return resp.status, json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            try:
+                return e.code, json.loads(raw)
+            except ValueError:
+                return e.code, raw.decode(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def github():
+    api = GitHubApi(token=GITHUB_TOKEN)
+    yield api
+    api.close()
+
+
+@pytest.fixture(scope="session")
+def webhook(gateway, github, tmp_path_factory):
+    sm = client("secretsmanager", gateway.url)
+    sm.create_secret(Name="flavor-ci/webhook", SecretString=WEBHOOK_SECRET)
+    sm.create_secret(Name="flavor-ci/github-token", SecretString=GITHUB_TOKEN + "\n")
+    s3 = client("s3", gateway.url)
+    s3.create_bucket(Bucket=WEBHOOK_BUCKET)
+    s3.put_bucket_versioning(Bucket=WEBHOOK_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    settings_key = f"{WEBHOOK_ROOT}settings/deployed.json"
+    s3.put_object(Bucket=WEBHOOK_BUCKET, Key=settings_key, Body=json.dumps(WEBHOOK_SETTINGS).encode())
+    cb = client("codebuild", gateway.url)
+    iam = client("iam", gateway.url)
+    role = iam.create_role(RoleName="codebuild-ci", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    for name in ("ci", "release"):
+        cb.create_project(
+            name=name,
+            source={"type": "GITHUB", "location": "https://github.com/acme/slc.git"},
+            artifacts={"type": "NO_ARTIFACTS"},
+            environment={"type": "LINUX_CONTAINER", "image": "aws/codebuild/standard:7.0",
+                         "computeType": "BUILD_GENERAL1_SMALL"},
+            serviceRole=role,
+        )
+    w = start_watch(
+        free_port(), gateway, tmp_path_factory.mktemp("webhook") / "watch.log",
+        "--concurrency", "4",
+        function=WEBHOOK, features="",
+        env={
+            "FLAVOR_CI_BUCKET": WEBHOOK_BUCKET,
+            "FLAVOR_CI_ROOT": WEBHOOK_ROOT,
+            "FLAVOR_CI_SETTINGS_KEY": settings_key,
+            "WEBHOOK_SECRET_ID": "flavor-ci/webhook",
+            "GITHUB_TOKEN_SECRET_ID": "flavor-ci/github-token",
+            "GITHUB_API_URL": github.url,
+            "CI_PROJECT": "ci",
+            "RELEASE_PROJECT": "release",
+            "BRANCH_PATTERNS": "main, master, release/*",
+            "TAG_PATTERNS": "v*",
+            "IGNORED_PATHS": "docs, **/*.md",
+            # Short, so the rotation test sees a removed secret stop working.
+            "SECRET_CACHE_SECONDS": "2",
+        },
+    )
+    yield Webhook(w, settings_key)
+    stop(w.proc)

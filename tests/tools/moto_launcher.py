@@ -4,6 +4,8 @@
   needs Docker. Here the event is forwarded to a real function behind `cargo lambda watch`
   (LAMBDA_FORWARD_URL), and moto's response endpoint is announced on 127.0.0.1, so the
   function's answer completes the stack.
+- CodeBuild batch builds: `StartBuildBatch` (with its idempotency token and a check that an S3
+  `buildspecOverride` exists), `BatchGetBuildBatches` and `ListBuildBatchesForProject`.
 
 Usage: python moto_launcher.py PORT
 """
@@ -36,7 +38,89 @@ def main() -> None:
             return resp.read().decode()
 
     lambda_models.LambdaFunction.invoke = invoke
+    add_batch_builds()
     server_main(["-H", "127.0.0.1", "-p", port])
+
+
+def add_batch_builds() -> None:
+    """CodeBuild's batch calls, kept per backend, as far as flavor-ci uses them."""
+    import threading
+    import time
+    import uuid
+
+    from moto.codebuild.exceptions import InvalidInputException, ResourceNotFoundException
+    from moto.codebuild.responses import CodeBuildResponse
+    from moto.core.responses import ActionResult
+    from moto.s3.models import s3_backends
+    from moto.utilities.utils import get_partition
+
+    lock = threading.Lock()
+
+    def batches(self):
+        backend = self.codebuild_backend
+        if not hasattr(backend, "flavor_ci_batches"):
+            backend.flavor_ci_batches = {}
+            backend.flavor_ci_tokens = {}
+        return backend
+
+    def start_build_batch(self):
+        name = self._get_param("projectName")
+        backend = batches(self)
+        partition = get_partition(self.region)
+        if name not in backend.codebuild_projects:
+            raise ResourceNotFoundException(
+                f"Project cannot be found: arn:{partition}:codebuild:{self.region}:{self.current_account}:project/{name}"
+            )
+        spec = self._get_param("buildspecOverride")
+        prefix = f"arn:{partition}:s3:::"
+        if spec and spec.startswith(prefix):
+            bucket, _, key = spec[len(prefix):].partition("/")
+            s3 = s3_backends[self.current_account][partition]
+            try:
+                found = s3.get_object(bucket, key)
+            except Exception:
+                found = None
+            if found is None:
+                raise InvalidInputException(f"Invalid buildspec override: {spec} does not exist")
+        token = self._get_param("idempotencyToken")
+        with lock:
+            now = time.time()
+            if token and token in backend.flavor_ci_tokens:
+                batch_id, at = backend.flavor_ci_tokens[token]
+                if now - at < 300:
+                    return ActionResult({"buildBatch": backend.flavor_ci_batches[batch_id]})
+            batch_id = f"{name}:{uuid.uuid4()}"
+            batch = {
+                "id": batch_id,
+                "arn": f"arn:{partition}:codebuild:{self.region}:{self.current_account}:build-batch/{batch_id}",
+                "projectName": name,
+                "sourceVersion": self._get_param("sourceVersion"),
+                "buildBatchStatus": "IN_PROGRESS",
+                "startTime": now,
+                # The batch's shape has no override field; its source carries the spec used.
+                "source": {"type": "GITHUB", "buildspec": spec},
+            }
+            backend.flavor_ci_batches[batch_id] = batch
+            if token:
+                backend.flavor_ci_tokens[token] = (batch_id, now)
+        return ActionResult({"buildBatch": batch})
+
+    def batch_get_build_batches(self):
+        backend = batches(self)
+        ids = self._get_param("ids") or []
+        found = [backend.flavor_ci_batches[i] for i in ids if i in backend.flavor_ci_batches]
+        missing = [i for i in ids if i not in backend.flavor_ci_batches]
+        return ActionResult({"buildBatches": found, "buildBatchesNotFound": missing})
+
+    def list_build_batches_for_project(self):
+        backend = batches(self)
+        name = self._get_param("projectName")
+        ids = [b["id"] for b in backend.flavor_ci_batches.values() if b["projectName"] == name]
+        return ActionResult({"ids": ids})
+
+    CodeBuildResponse.start_build_batch = start_build_batch
+    CodeBuildResponse.batch_get_build_batches = batch_get_build_batches
+    CodeBuildResponse.list_build_batches_for_project = list_build_batches_for_project
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 //! The function's configuration, from its environment. Every problem is reported at once.
 
+use std::time::Duration;
+
 use flavor_ci::webhook::glob::Glob;
 
 /// What the function is told by the stack.
@@ -21,6 +23,8 @@ pub(crate) struct Config {
     pub(crate) ignored: Vec<Glob>,
     /// Only pushes to this repository (`owner/name`) are acted on, when set.
     pub(crate) repository: Option<String>,
+    /// How long secret values are kept before they are fetched again.
+    pub(crate) secret_ttl: Duration,
 }
 
 impl Config {
@@ -74,6 +78,14 @@ impl Config {
                 "GITHUB_API_URL {github_api:?} is not an http(s) URL: use https://api.github.com or https://<host>/api/v3 for GitHub Enterprise Server"
             ));
         }
+        let secret_ttl = match optional("SECRET_CACHE_SECONDS").map(|v| v.parse::<u64>()) {
+            None => Duration::from_secs(300),
+            Some(Ok(n)) => Duration::from_secs(n),
+            Some(Err(_)) => {
+                problems.push("SECRET_CACHE_SECONDS is not a whole number of seconds".into());
+                Duration::ZERO
+            }
+        };
         let repository = optional("GITHUB_REPOSITORY");
         if let Some(r) = &repository
             && r.split('/').filter(|p| !p.is_empty()).count() != 2
@@ -96,6 +108,7 @@ impl Config {
             tags,
             ignored,
             repository,
+            secret_ttl,
         })
     }
 }

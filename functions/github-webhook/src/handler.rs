@@ -78,6 +78,8 @@ impl Reply {
             "statusCode": self.status,
             "headers": headers,
             "body": self.body.to_string(),
+            "isBase64Encoded": false,
+            "cookies": [],
         })
     }
 }
@@ -187,9 +189,9 @@ where
     };
     let message = reply.body["message"].as_str().unwrap_or_default();
     if reply.status >= 400 {
-        warn!(status = reply.status, request_id = %event.context.request_id, message, "delivery rejected");
+        warn!(status = reply.status, detail = message, "delivery rejected");
     } else {
-        info!(status = reply.status, message, "delivery answered");
+        info!(status = reply.status, detail = message, "delivery answered");
     }
     Ok(reply.to_response())
 }
@@ -787,6 +789,7 @@ mod tests {
                 Arc::new(Fixed(SECRET)),
                 "webhook".into(),
                 crate::secrets::webhook_secrets,
+                Duration::from_secs(300),
             ),
             github_token: None,
             github: GitHub::new(

@@ -34,19 +34,20 @@ async fn main() -> Result<(), Error> {
     let secrets = Arc::new(SecretsManager::new(aws_sdk_secretsmanager::Client::new(
         &sdk,
     )));
-    let (secret_id, token_id, api) = match &config {
+    let (secret_id, token_id, api, ttl) = match &config {
         Ok(c) => (
             c.webhook_secret.clone(),
             c.github_token_secret.clone(),
             c.github_api.clone(),
+            c.secret_ttl,
         ),
-        Err(_) => (String::new(), None, String::new()),
+        Err(_) => (String::new(), None, String::new(), Duration::ZERO),
     };
     let deps = Arc::new(Deps {
         store: S3Store::new(flavor_ci_aws::s3_client(&sdk)),
         builds: CodeBuild::new(aws_sdk_codebuild::Client::new(&sdk)),
-        webhook_secrets: Cached::new(secrets.clone(), secret_id, secrets::webhook_secrets),
-        github_token: token_id.map(|id| Cached::new(secrets, id, secrets::github_token)),
+        webhook_secrets: Cached::new(secrets.clone(), secret_id, secrets::webhook_secrets, ttl),
+        github_token: token_id.map(|id| Cached::new(secrets, id, secrets::github_token, ttl)),
         github: GitHub::new(
             flavor_ci_aws::https_client(Duration::from_secs(2), true)?,
             &api,

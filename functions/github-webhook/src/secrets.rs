@@ -1,4 +1,5 @@
-//! Secrets from AWS Secrets Manager, fetched once and kept across invocations. A value is
+//! Secrets from AWS Secrets Manager, fetched once and kept across invocations for up to a
+//! time-to-live (so a secret removed from the value stops working within it). A value is also
 //! fetched again when it stops working (a signature that does not verify, a token GitHub
 //! rejects), at most once a second, so a flood of bad deliveries cannot flood Secrets Manager.
 
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata};
+use lambda_runtime::tracing::warn;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
@@ -66,6 +68,7 @@ impl SecretSource for SecretsManager {
 #[derive(Debug)]
 struct State<T> {
     value: Option<Arc<T>>,
+    fetched_at: Option<Instant>,
     last_refresh: Option<Instant>,
 }
 
@@ -75,6 +78,7 @@ pub(crate) struct Cached<S, T> {
     source: Arc<S>,
     id: String,
     parse: fn(&str) -> Result<T, String>,
+    ttl: Duration,
     state: Mutex<State<T>>,
 }
 
@@ -87,25 +91,45 @@ pub(crate) struct SecretError {
 }
 
 impl<S: SecretSource, T> Cached<S, T> {
-    pub(crate) fn new(source: Arc<S>, id: String, parse: fn(&str) -> Result<T, String>) -> Self {
+    pub(crate) fn new(
+        source: Arc<S>,
+        id: String,
+        parse: fn(&str) -> Result<T, String>,
+        ttl: Duration,
+    ) -> Self {
         Self {
             source,
             id,
             parse,
+            ttl,
             state: Mutex::new(State {
                 value: None,
+                fetched_at: None,
                 last_refresh: None,
             }),
         }
     }
 
-    /// The cached value, fetched on first use.
+    /// The cached value, fetched on first use and after the time-to-live. When fetching again
+    /// fails, the expired value is used rather than failing the request.
     pub(crate) async fn get(&self) -> Result<Arc<T>, SecretError> {
         let mut state = self.state.lock().await;
-        if let Some(v) = &state.value {
-            return Ok(v.clone());
+        let fresh = state.fetched_at.is_some_and(|t| t.elapsed() < self.ttl);
+        match (&state.value, fresh) {
+            (Some(v), true) => Ok(v.clone()),
+            (Some(v), false) => {
+                let stale = v.clone();
+                match self.load(&mut state).await {
+                    Ok(v) => Ok(v),
+                    Err(e) => {
+                        warn!(error = %e, "keeping the expired secret value");
+                        state.fetched_at = Some(Instant::now());
+                        Ok(stale)
+                    }
+                }
+            }
+            (None, _) => self.load(&mut state).await,
         }
-        self.load(&mut state).await
     }
 
     /// Fetches the value again because `stale` did not work. Returns `None` when there is
@@ -136,6 +160,7 @@ impl<S: SecretSource, T> Cached<S, T> {
         let text = self.source.fetch(&self.id).await.map_err(error)?;
         let value = Arc::new((self.parse)(&text).map_err(error)?);
         state.value = Some(value.clone());
+        state.fetched_at = Some(Instant::now());
         Ok(value)
     }
 }
@@ -188,7 +213,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn values_are_cached_and_refreshed_at_most_once_a_second() {
         let source = Arc::new(Counting::default());
-        let cache = Cached::new(source.clone(), "id".into(), webhook_secrets);
+        let cache = Cached::new(
+            source.clone(),
+            "id".into(),
+            webhook_secrets,
+            Duration::from_secs(300),
+        );
         let first = cache.get().await.unwrap();
         assert_eq!(cache.get().await.unwrap(), first);
         assert_eq!(source.calls.load(Ordering::SeqCst), 1);
@@ -203,6 +233,11 @@ mod tests {
         tokio::time::advance(Duration::from_millis(1100)).await;
         assert!(cache.refresh(&second).await.unwrap().is_some());
         assert_eq!(source.calls.load(Ordering::SeqCst), 3);
+        // Past the time-to-live, the next use fetches again.
+        let current = cache.get().await.unwrap();
+        tokio::time::advance(Duration::from_secs(301)).await;
+        assert!(!Arc::ptr_eq(&cache.get().await.unwrap(), &current));
+        assert_eq!(source.calls.load(Ordering::SeqCst), 4);
     }
 
     #[test]

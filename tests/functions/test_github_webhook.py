@@ -1,0 +1,485 @@
+"""The GitHub webhook function, run for real behind `cargo lambda watch`'s function URL path,
+against moto (S3, Secrets Manager, CodeBuild with batch calls) and a GitHub REST API stand-in."""
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import subprocess
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import (
+    GITHUB_TOKEN, ROOT, WEBHOOK, WEBHOOK_BUCKET, WEBHOOK_ROOT, WEBHOOK_SECRET, WEBHOOK_SETTINGS,
+    client,
+)
+
+ZERO = "0" * 40
+FLAVORS = ["base", "python-3.10", "r-4.4", "standard"]
+EXAMPLES = ROOT / "tests/.npm/node_modules/@octokit/webhooks-examples/api.github.com/index.json"
+
+
+def sign(body: bytes, secret: str = WEBHOOK_SECRET) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def headers(body: bytes, event: str = "push", delivery: str | None = None, secret=WEBHOOK_SECRET,
+            content_type: str = "application/json") -> dict:
+    h = {
+        "Content-Type": content_type,
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+        "X-GitHub-Hook-ID": "42",
+        "User-Agent": "GitHub-Hookshot/test",
+    }
+    if secret is not None:
+        h["X-Hub-Signature-256"] = sign(body, secret)
+    return h
+
+
+@pytest.fixture(scope="module")
+def aws(gateway):
+    return {
+        "url": gateway.url,
+        "s3": client("s3", gateway.url),
+        "codebuild": client("codebuild", gateway.url),
+        "sm": client("secretsmanager", gateway.url),
+    }
+
+
+@pytest.fixture
+def repo(github):
+    """A fresh repository in the GitHub stand-in with the four flavors at one commit."""
+    name = f"acme/slc-{uuid.uuid4().hex[:8]}"
+    files = {f"flavors/{f}/Dockerfile": f"FROM {f}\n" for f in FLAVORS}
+    files["scripts/build.sh"] = "echo build\n"
+    commit, tree = github.add_commit(name, files)
+    return {"name": name, "commit": commit, "tree": tree, "files": files}
+
+
+def push_payload(repo: dict, paths: list[str] | None = None, ref: str = "refs/heads/main",
+                 commits: list | None = None, **extra) -> dict:
+    if commits is None:
+        commits = [{"id": repo["commit"], "tree_id": repo["tree"], "distinct": True,
+                    "message": "change", "added": [], "removed": [], "modified": paths or []}]
+    payload = {
+        "ref": ref, "before": "1" * 40, "after": repo["commit"],
+        "created": False, "deleted": False, "forced": False,
+        "base_ref": None, "compare": "https://github.com/x",
+        "commits": commits,
+        "head_commit": {"id": repo["commit"], "tree_id": repo["tree"], "message": "change"},
+        "repository": {"id": 1, "name": repo["name"].split("/")[1], "full_name": repo["name"]},
+        "pusher": {"name": "dev"}, "sender": {"login": "dev"},
+    }
+    payload.update(extra)
+    return payload
+
+
+def state(aws) -> tuple[int, int]:
+    """(objects under the webhook's prefix, batch builds started) — for 'nothing happened'."""
+    s3, cb = aws["s3"], aws["codebuild"]
+    listed = s3.list_object_versions(Bucket=WEBHOOK_BUCKET, Prefix=f"{WEBHOOK_ROOT}pushes/")
+    objects = len(listed.get("Versions", [])) + len(listed.get("DeleteMarkers", []))
+    batches = sum(len(cb.list_build_batches_for_project(projectName=p)["ids"]) for p in ("ci", "release"))
+    return objects, batches
+
+
+def deliver(webhook, payload, **kw):
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return webhook.post(body, headers(body, **kw))
+
+
+def spec_of(aws, answer) -> str:
+    bucket, _, key = answer["buildspec"].removeprefix("s3://").partition("/")
+    return aws["s3"].get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+
+
+def batch(aws, batch_id):
+    return aws["codebuild"].batch_get_build_batches(ids=[batch_id])["buildBatches"][0]
+
+
+# -- a push that builds ----------------------------------------------------------------------
+
+
+def test_a_push_under_one_flavor_builds_it_and_its_dependents(webhook, aws, repo):
+    status, answer = deliver(webhook, push_payload(repo, ["flavors/base/Dockerfile"]))
+    assert status == 200, answer
+    assert answer["status"] == "started"
+    assert answer["flavors"] == ["base", "standard"]
+    assert "base" in answer["message"] and "depend on them (standard)" in answer["message"]
+    assert answer["project"] == "ci" and answer["sourceVersion"] == repo["commit"]
+    key = answer["buildspec"].removeprefix(f"s3://{WEBHOOK_BUCKET}/")
+    assert key.startswith(f"{WEBHOOK_ROOT}pushes/specs/") and key.endswith("/ci-batch-buildspec.yaml")
+    assert answer["buildspecArn"] == f"arn:aws:s3:::{WEBHOOK_BUCKET}/{key}"
+    digest = key.split("/")[-2]
+    spec = spec_of(aws, answer)
+    assert hashlib.sha256(spec.encode()).hexdigest() == digest
+    assert "build_base" in spec and "build_standard" in spec and "build_r_4_4" not in spec
+    started = batch(aws, answer["batchBuildId"])
+    assert started["projectName"] == "ci"
+    assert started["sourceVersion"] == repo["commit"]
+    assert started["source"]["buildspec"] == answer["buildspecArn"]
+    tags = aws["s3"].get_object_tagging(Bucket=WEBHOOK_BUCKET, Key=key)["TagSet"]
+    assert tags == [{"Key": "flavor-ci", "Value": "push-spec"}]
+
+
+def test_every_commit_of_a_push_counts(webhook, repo):
+    commits = [
+        {"id": "a" * 40, "added": ["flavors/r-4.4/x"], "removed": [], "modified": []},
+        {"id": repo["commit"], "added": [], "removed": ["flavors/python-3.10/y"], "modified": []},
+    ]
+    status, answer = deliver(webhook, push_payload(repo, commits=commits))
+    assert status == 200, answer
+    assert answer["flavors"] == ["python-3.10", "r-4.4"]
+
+
+@pytest.mark.parametrize("shape, why", [
+    ({"forced": True}, "forced push"),
+    ({"created": True, "before": ZERO}, "new branch"),
+    ({"commits": []}, "no commits"),
+    ({"commits": [{"id": "b" * 40, "modified": ["flavors/base/x"]}] * 2048}, "may be incomplete"),
+    ({"commits": [{"id": "b" * 40, "modified": ["scripts/build.sh", "flavors/base/x"]}]}, "scripts/build.sh changed"),
+])
+def test_pushes_whose_changes_are_unknown_or_shared_build_every_flavor(webhook, repo, shape, why):
+    status, answer = deliver(webhook, push_payload(repo, **shape))
+    assert status == 200, answer
+    assert answer["flavors"] == FLAVORS
+    assert why in answer["message"]
+
+
+def test_the_all_flavors_spec_is_byte_identical_to_the_deploy_time_spec(webhook, aws, repo, tmp_path):
+    status, answer = deliver(webhook, push_payload(repo, forced=True))
+    assert status == 200, answer
+    # The deploy-time spec: the CLI (the same generator as the buildspec resource, whose own
+    # test compares the two) given the deployed settings and the same flavors.
+    local = tmp_path / "repo"
+    for name in FLAVORS:
+        (local / "flavors" / name).mkdir(parents=True)
+    (local / "flavor-ci.yaml").write_text(json.dumps(WEBHOOK_SETTINGS))
+    subprocess.run(
+        ["cargo", "run", "--quiet", "--locked", "--bin", "flavor-ci", "--", "generate",
+         "--repo", str(local), "--out", str(tmp_path / "out")],
+        cwd=ROOT, check=True,
+    )
+    assert (tmp_path / "out" / "ci-batch-buildspec.yaml").read_text() == spec_of(aws, answer)
+
+
+def test_a_tag_push_builds_the_release_variant_on_the_release_project(webhook, aws, repo):
+    status, answer = deliver(webhook, push_payload(repo, ref="refs/tags/v2.1.0", created=True, before=ZERO))
+    assert status == 200, answer
+    assert answer["project"] == "release"
+    assert answer["buildspec"].endswith("/release-batch-buildspec.yaml")
+    spec = spec_of(aws, answer)
+    assert "RELEASE_ID: v2.1.0\n" in spec, spec
+    assert batch(aws, answer["batchBuildId"])["projectName"] == "release"
+
+
+def test_symlinked_flavors_count_and_changes_under_their_targets_select_them(webhook, github):
+    name = f"acme/links-{uuid.uuid4().hex[:8]}"
+    commit, tree = github.add_commit(name, {
+        "flavors/base/Dockerfile": "FROM x\n",
+        "flavors/python-3.10": ("link", "../ext/slc/flavors/python-3.10"),
+        "flavors/r-4.4": ("link", "../shared/r"),
+        "flavors/notes": ("link", "../README"),
+        "flavors/.hidden/x": "x",
+        "shared/r/Dockerfile": "FROM r\n",
+        "README": "x",
+        "ext/slc": ("submodule", "c" * 40),
+    })
+    repo = {"name": name, "commit": commit, "tree": tree}
+    status, answer = deliver(webhook, push_payload(repo, forced=True))
+    assert status == 200, answer
+    assert answer["flavors"] == ["base", "python-3.10", "r-4.4"]
+    status, answer = deliver(webhook, push_payload(repo, ["shared/r/Dockerfile"]))
+    assert answer["flavors"] == ["r-4.4"], answer
+    status, answer = deliver(webhook, push_payload(repo, ["ext/slc"]))
+    assert answer["flavors"] == ["python-3.10"], answer
+
+
+def test_without_a_tree_id_the_commit_is_looked_up(webhook, github, repo):
+    payload = push_payload(repo, ["flavors/r-4.4/x"])
+    payload["head_commit"] = None
+    before = len(github.requests)
+    status, answer = deliver(webhook, payload)
+    assert status == 200, answer
+    assert any(f"/git/commits/{repo['commit']}" in p for p in github.requests[before:])
+
+
+def test_a_form_encoded_delivery_is_verified_over_the_raw_form(webhook, repo):
+    from urllib.parse import urlencode
+
+    body = urlencode({"payload": json.dumps(push_payload(repo, ["flavors/r-4.4/x"]))}).encode()
+    status, answer = webhook.post(body, headers(body, content_type="application/x-www-form-urlencoded"))
+    assert status == 200, answer
+    assert answer["flavors"] == ["r-4.4"]
+
+
+def test_a_base64_function_url_event_is_decoded_before_verifying(webhook, repo):
+    body = json.dumps(push_payload(repo, ["flavors/r-4.4/x"])).encode()
+    event = {
+        "version": "2.0", "rawPath": "/", "requestContext": {"http": {"method": "POST", "path": "/"}},
+        "headers": {k.lower(): v for k, v in headers(body).items()},
+        "body": base64.b64encode(body).decode(), "isBase64Encoded": True,
+    }
+    status, raw = webhook.watch.invoke(event)
+    assert status == 200
+    response = json.loads(raw)
+    assert response["statusCode"] == 200, response
+    assert json.loads(response["body"])["flavors"] == ["r-4.4"]
+
+
+# -- deliveries that build nothing -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape, why", [
+    ({"deleted": True, "after": ZERO, "head_commit": None}, "was deleted"),
+    ({"ref": "refs/heads/feature/x"}, "matches none of the branch patterns (main, master, release/*)"),
+    ({"ref": "refs/tags/nightly"}, "matches none of the tag patterns (v*)"),
+    ({"commits": [{"id": "d" * 40, "modified": ["docs/index.md", "flavors/base/NOTES.md"]}]}, "only ignored paths"),
+    ({"commits": [{"id": "d" * 40, "removed": ["flavors/gone/Dockerfile"]}]}, "removed flavors"),
+])
+def test_pushes_that_need_no_build_are_acknowledged_with_the_reason(webhook, aws, repo, shape, why):
+    before = state(aws)
+    status, answer = deliver(webhook, push_payload(repo, **shape))
+    assert status == 202, answer
+    assert answer["status"] == "ignored" and why in answer["message"], answer
+    assert state(aws) == before
+
+
+def test_ping_and_other_events(webhook, aws):
+    body = json.dumps({"zen": "Keep it logically awesome.", "hook_id": 42, "hook": {}}).encode()
+    status, answer = webhook.post(body, headers(body, event="ping"))
+    assert (status, answer["status"], answer["hookId"]) == (200, "pong", 42)
+    body = b'{"action": "opened"}'
+    status, answer = webhook.post(body, headers(body, event="issues"))
+    assert status == 202 and "issues event was ignored" in answer["message"]
+
+
+# -- rejected deliveries: nothing is written or started --------------------------------------
+
+
+def rejections(repo):
+    good = json.dumps(push_payload(repo, ["flavors/base/x"])).encode()
+    h = headers(good)
+    without = lambda name: {k: v for k, v in h.items() if k != name}  # noqa: E731
+    return [
+        ("missing signature", good, without("X-Hub-Signature-256"), "POST", 401, "missing"),
+        ("no sha256= prefix", good, {**h, "X-Hub-Signature-256": h["X-Hub-Signature-256"][7:]}, "POST", 401, "prefix"),
+        ("bad hex", good, {**h, "X-Hub-Signature-256": "sha256=" + "zz" * 32}, "POST", 401, "not hex"),
+        ("wrong length", good, {**h, "X-Hub-Signature-256": "sha256=abcd"}, "POST", 401, "wrong length"),
+        ("wrong secret", good, headers(good, secret="not-the-secret"), "POST", 401, "does not match"),
+        ("altered body", good + b" ", h, "POST", 401, "does not match"),
+        ("GET", b"", {}, "GET", 405, "POST"),
+        ("text/plain", good, {**h, "Content-Type": "text/plain"}, "POST", 415, "content type"),
+        ("no event header", good, without("X-GitHub-Event"), "POST", 400, "X-GitHub-Event"),
+        ("no delivery header", good, without("X-GitHub-Delivery"), "POST", 400, "X-GitHub-Delivery"),
+        ("bad JSON", b"{oops", headers(b"{oops"), "POST", 400, "not valid"),
+        ("wrong field type", b'{"ref": 1}', headers(b'{"ref": 1}'), "POST", 400, "`ref`"),
+    ]
+
+
+def test_every_rejection_has_its_status_and_changes_nothing(webhook, aws, repo):
+    before = state(aws)
+    for name, body, h, method, expected, words in rejections(repo):
+        status, answer = webhook.post(body, h, method=method)
+        assert status == expected, (name, answer)
+        assert words in answer["message"], (name, answer)
+        assert "not-the-secret" not in json.dumps(answer) and WEBHOOK_SECRET not in json.dumps(answer)
+    assert state(aws) == before
+
+
+def test_an_oversize_body_is_413(webhook, aws, repo):
+    before = state(aws)
+    payload = push_payload(repo, ["flavors/base/x"])
+    payload["padding"] = "x" * (6 * 1024 * 1024)
+    body = json.dumps(payload).encode()
+    event = {
+        "version": "2.0", "requestContext": {"http": {"method": "POST"}},
+        "headers": {k.lower(): v for k, v in headers(body).items()},
+        "body": body.decode(), "isBase64Encoded": False,
+    }
+    status, raw = webhook.watch.invoke(event)
+    response = json.loads(raw)
+    assert response["statusCode"] == 413, response
+    assert state(aws) == before
+
+
+@pytest.mark.parametrize("failure, expected, words", [
+    ("rate-limit", 503, "rate limit is exhausted"),
+    ("429", 503, "retry after 60 s"),
+    ("500", 503, "GitHub is unavailable"),
+    ("stall", 503, "no answer within"),
+])
+def test_github_api_failures_answer_5xx_and_leave_nothing(webhook, aws, github, repo, failure, expected, words):
+    before = state(aws)
+    github.failures[:] = [failure]
+    try:
+        status, answer = deliver(webhook, push_payload(repo, ["flavors/base/x"]))
+    finally:
+        github.failures.clear()
+    assert status == expected, answer
+    assert words in answer["message"], answer
+    assert state(aws) == before
+
+
+def test_an_unknown_commit_is_502(webhook, aws, repo):
+    before = state(aws)
+    payload = push_payload(repo, ["flavors/base/x"], after="e" * 40)
+    payload["head_commit"] = None
+    status, answer = deliver(webhook, payload)
+    assert status == 502 and "does not exist or the token cannot read" in answer["message"], answer
+    assert state(aws) == before
+
+
+def test_repository_problems_are_422(webhook, aws, github):
+    before = state(aws)
+    name = f"acme/broken-{uuid.uuid4().hex[:8]}"
+    commit, tree = github.add_commit(name, {
+        "flavors/base/Dockerfile": "x",
+        "flavors/py": ("link", "../ext/missing"),
+    })
+    status, answer = deliver(webhook, push_payload({"name": name, "commit": commit, "tree": tree}, forced=True))
+    assert status == 422, answer
+    assert "flavor link flavors/py points to ../ext/missing, which does not exist" in answer["message"]
+    commit, tree = github.add_commit(name, {"src/x": "x"})
+    status, answer = deliver(webhook, push_payload({"name": name, "commit": commit, "tree": tree}, forced=True))
+    assert status == 422 and "no flavors directory flavors" in answer["message"], answer
+    assert state(aws) == before
+
+
+def test_a_codebuild_failure_is_502_and_removes_what_was_written(webhook, aws, repo, gateway):
+    cb = aws["codebuild"]
+    cb.delete_project(name="release")
+    try:
+        before = state(aws)
+        status, answer = deliver(webhook, push_payload(repo, ref="refs/tags/v9", created=True, before=ZERO))
+        assert status == 502, answer
+        assert "CodeBuild did not start the batch build on release" in answer["message"]
+        objects, batches = state(aws)
+        # Removed again: versions are deleted, so nothing is left behind.
+        assert (objects, batches) == before
+    finally:
+        role = aws["s3"]  # noqa: F841 — the project is recreated for later tests
+        iam = client("iam", gateway.url)
+        arn = iam.get_role(RoleName="codebuild-ci")["Role"]["Arn"]
+        cb.create_project(
+            name="release", source={"type": "GITHUB", "location": "https://github.com/acme/slc.git"},
+            artifacts={"type": "NO_ARTIFACTS"},
+            environment={"type": "LINUX_CONTAINER", "image": "aws/codebuild/standard:7.0",
+                         "computeType": "BUILD_GENERAL1_SMALL"},
+            serviceRole=arn,
+        )
+
+
+# -- duplicates, rotation, tokens ------------------------------------------------------------
+
+
+def test_a_redelivery_is_already_handled_and_starts_nothing(webhook, aws, repo):
+    delivery = str(uuid.uuid4())
+    payload = push_payload(repo, ["flavors/base/x"])
+    status, first = deliver(webhook, payload, delivery=delivery)
+    assert status == 200, first
+    after_first = state(aws)
+    status, again = deliver(webhook, payload, delivery=delivery)
+    assert status == 200 and again["status"] == "already handled", again
+    assert again["batchBuildId"] == first["batchBuildId"]
+    assert state(aws) == after_first
+    record = aws["s3"].get_object(Bucket=WEBHOOK_BUCKET, Key=f"{WEBHOOK_ROOT}pushes/deliveries/{delivery}.json")
+    assert json.loads(record["Body"].read())["state"] == "started"
+
+
+def test_concurrent_duplicates_start_one_batch(webhook, aws, repo):
+    delivery = str(uuid.uuid4())
+    body = json.dumps(push_payload(repo, ["flavors/r-4.4/x"])).encode()
+    h = headers(body, delivery=delivery)
+    _, batches_before = state(aws)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(webhook.post(body, h))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    statuses = sorted((s, a["status"]) for s, a in results)
+    started = [a for s, a in results if a["status"] == "started"]
+    assert len(started) == 1, statuses
+    assert all(s == 200 for s, _ in results), statuses
+    assert state(aws)[1] == batches_before + 1
+
+
+def test_a_rotated_secret_keeps_both_secrets_valid_until_the_old_one_is_dropped(webhook, aws, repo):
+    sm = aws["sm"]
+    try:
+        sm.put_secret_value(SecretId="flavor-ci/webhook", SecretString=json.dumps(["rotated-secret", WEBHOOK_SECRET]))
+        status, answer = deliver(webhook, push_payload(repo, ["flavors/base/x"]), secret="rotated-secret")
+        assert status == 200, answer
+        status, answer = deliver(webhook, push_payload(repo, ["flavors/r-4.4/x"]))
+        assert status == 200, answer
+        sm.put_secret_value(SecretId="flavor-ci/webhook", SecretString="rotated-secret")
+        import time
+        time.sleep(2.2)  # past the function's secret time-to-live (SECRET_CACHE_SECONDS)
+        status, answer = deliver(webhook, push_payload(repo, ["flavors/base/x"]))
+        assert status == 401, answer
+    finally:
+        sm.put_secret_value(SecretId="flavor-ci/webhook", SecretString=WEBHOOK_SECRET)
+        import time
+        time.sleep(1.1)
+    status, answer = deliver(webhook, push_payload(repo, ["flavors/base/x"]))
+    assert status == 200, answer
+
+
+def test_a_token_github_rejects_is_fetched_again(webhook, aws, github, repo):
+    sm = aws["sm"]
+    try:
+        github.token = "ghs_rotatedtoken2"
+        sm.put_secret_value(SecretId="flavor-ci/github-token", SecretString="ghs_rotatedtoken2")
+        status, answer = deliver(webhook, push_payload(repo, ["flavors/base/x"]))
+        assert status == 200, answer
+    finally:
+        github.token = GITHUB_TOKEN
+        sm.put_secret_value(SecretId="flavor-ci/github-token", SecretString=GITHUB_TOKEN)
+
+
+def test_logs_are_json_and_hold_no_secret(webhook):
+    text = webhook.watch.log_text()
+    assert WEBHOOK_SECRET not in text and GITHUB_TOKEN not in text and "rotated-secret" not in text
+    lines = [l for l in text.splitlines() if '"delivery answered"' in l]
+    assert lines and all(json.loads(l[l.index("{"):])["level"] for l in lines)
+
+
+# -- GitHub's own example payloads -----------------------------------------------------------
+
+
+def examples(name: str) -> list[dict]:
+    if not EXAMPLES.exists():
+        pytest.fail(f"{EXAMPLES} is missing: run tests/run.sh, which installs @octokit/webhooks-examples")
+    return next(e["examples"] for e in json.loads(EXAMPLES.read_text()) if e["name"] == name)
+
+
+def test_octokit_example_payloads(webhook, aws, github):
+    for ping in examples("ping"):
+        body = json.dumps(ping).encode()
+        status, answer = webhook.post(body, headers(body, event="ping"))
+        assert status == 200 and answer["status"] == "pong", answer
+    outcomes = []
+    for push in examples("push"):
+        if push["head_commit"] and not push["deleted"]:
+            github.add_commit(
+                push["repository"]["full_name"],
+                {f"flavors/{f}/Dockerfile": "x" for f in FLAVORS},
+                commit=push["after"], tree_alias=push["head_commit"]["tree_id"],
+            )
+        body = json.dumps(push).encode()
+        status, answer = webhook.post(body, headers(body))
+        outcomes.append((push["ref"], push["deleted"], status, answer.get("status")))
+        if push["deleted"]:
+            assert status == 202 and "was deleted" in answer["message"], answer
+        elif push["ref"].startswith("refs/tags/"):
+            assert status == 202 and "tag patterns" in answer["message"], answer
+        else:
+            assert status == 200 and answer["flavors"] == FLAVORS, answer
+            assert "new branch" in answer["message"]
+    assert any(o[2] == 200 for o in outcomes), outcomes

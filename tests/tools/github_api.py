@@ -1,0 +1,169 @@
+"""A local stand-in for the GitHub REST API's git database: commits, trees and blobs, with
+GitHub's shapes, object ids computed as git computes them, token checks, and scripted failures
+(rate limits, server errors, stalls).
+
+    api = GitHubApi(token="t"); commit, tree = api.add_commit("acme/slc", {
+        "flavors/base/Dockerfile": "FROM x",
+        "flavors/py": ("link", "../ext/py"),
+        "ext": ("submodule", "aaaa..."),
+    })
+"""
+
+import base64
+import hashlib
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def git_sha(kind: str, data: bytes) -> str:
+    return hashlib.sha1(f"{kind} {len(data)}\0".encode() + data).hexdigest()
+
+
+class GitHubApi:
+    def __init__(self, token: str | None = None):
+        self.token = token
+        self.objects: dict[str, dict] = {}  # sha -> {"kind": ..., ...}
+        self.commits: dict[tuple[str, str], str] = {}  # (repo, commit) -> tree
+        self.requests: list[str] = []
+        self.failures: list[str] = []  # consumed one per request: rate-limit, 429, 500, stall
+        self.lock = threading.Lock()
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                status, headers, body = api.answer(self.path, self.headers.get("Authorization"))
+                if status == 0:
+                    time.sleep(30)
+                    return
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    # -- content ---------------------------------------------------------------------------
+
+    def _blob(self, data: bytes) -> str:
+        sha = git_sha("blob", data)
+        self.objects[sha] = {"kind": "blob", "data": data}
+        return sha
+
+    def _tree(self, node: dict) -> str:
+        entries = []
+        raw = b""
+        for name in sorted(node):
+            value = node[name]
+            if isinstance(value, dict):
+                mode, kind, sha = "040000", "tree", self._tree(value)
+            elif isinstance(value, tuple) and value[0] == "link":
+                mode, kind, sha = "120000", "blob", self._blob(value[1].encode())
+            elif isinstance(value, tuple) and value[0] == "submodule":
+                mode, kind, sha = "160000", "commit", value[1]
+            else:
+                data = value.encode() if isinstance(value, str) else value
+                mode, kind, sha = "100644", "blob", self._blob(data)
+            entries.append({"path": name, "mode": mode, "type": kind, "sha": sha})
+            raw += f"{mode.lstrip('0')} {name}\0".encode() + bytes.fromhex(sha)
+        sha = git_sha("tree", raw)
+        self.objects[sha] = {"kind": "tree", "entries": entries}
+        return sha
+
+    def add_commit(self, repo: str, files: dict, commit: str | None = None,
+                   tree_alias: str | None = None) -> tuple[str, str]:
+        """Stores a commit whose tree holds `files` (path -> text | ("link", target) |
+        ("submodule", sha)); returns (commit id, tree id). `tree_alias` also serves the root
+        tree under that id (for recorded payloads that name their own tree)."""
+        root: dict = {}
+        for path, value in files.items():
+            node = root
+            *dirs, leaf = path.split("/")
+            for d in dirs:
+                node = node.setdefault(d, {})
+            node[leaf] = value
+        with self.lock:
+            tree = self._tree(root)
+            commit = commit or git_sha("commit", f"tree {tree}\n{time.time_ns()}".encode())
+            self.commits[(repo, commit)] = tree
+            if tree_alias:
+                self.objects[tree_alias] = self.objects[tree]
+        return commit, tree
+
+    # -- answers ---------------------------------------------------------------------------
+
+    def answer(self, path: str, auth: str | None):
+        with self.lock:
+            self.requests.append(path)
+            failure = self.failures.pop(0) if self.failures else None
+        if failure == "stall":
+            return 0, {}, None
+        if failure == "rate-limit":
+            reset = int(time.time()) + 600
+            return 403, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset)}, {
+                "message": "API rate limit exceeded for installation ID 1.",
+                "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api",
+            }
+        if failure == "429":
+            return 429, {"retry-after": "60"}, {"message": "You have exceeded a secondary rate limit."}
+        if failure == "500":
+            return 500, {}, {"message": "Server Error"}
+        if self.token is not None and auth != f"Bearer {self.token}":
+            return 401, {}, {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}
+        parts = path.split("?")[0].strip("/").split("/")
+        not_found = (404, {}, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"})
+        if len(parts) != 6 or parts[0] != "repos" or parts[3] != "git":
+            return not_found
+        repo, kind, sha = f"{parts[1]}/{parts[2]}", parts[4], parts[5]
+        base = f"{self.url}/repos/{repo}/git"
+        if kind == "commits":
+            tree = self.commits.get((repo, sha))
+            if tree is None:
+                return not_found
+            return 200, {}, {
+                "sha": sha, "url": f"{base}/commits/{sha}",
+                "tree": {"sha": tree, "url": f"{base}/trees/{tree}"},
+                "message": "commit", "parents": [],
+            }
+        obj = self.objects.get(sha)
+        if kind == "trees" and obj and obj["kind"] == "tree":
+            return 200, {}, {
+                "sha": sha, "url": f"{base}/trees/{sha}", "truncated": False,
+                "tree": [{**e, "url": f"{base}/{'trees' if e['type'] == 'tree' else 'blobs'}/{e['sha']}"}
+                         for e in obj["entries"]],
+            }
+        if kind == "blobs" and obj and obj["kind"] == "blob":
+            encoded = base64.encodebytes(obj["data"]).decode()
+            return 200, {}, {
+                "sha": sha, "node_id": "B_x", "size": len(obj["data"]),
+                "url": f"{base}/blobs/{sha}", "content": encoded, "encoding": "base64",
+            }
+        return not_found
+
+
+def flavor_files(count: int, prefix: str = "flavor") -> dict:
+    return {f"flavors/{prefix}-{i:04d}/Dockerfile": f"FROM base-{i}\n" for i in range(count)}
+
