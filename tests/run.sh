@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, Rust tests, and checks against independent tools.
-# Installs what it needs (crates from crates.io, Python packages from PyPI into .venv).
+# Installs what it needs (crates from crates.io, Python packages from PyPI into .venv, GitHub's
+# example webhook payloads from npm into tests/.npm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,11 +24,15 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps cargo-lambda==1.9.2
 
+step "GitHub's example webhook payloads (npm)"
+npm install --silent --no-audit --no-fund --prefix tests/.npm @octokit/webhooks-examples@7.6.1
+
 step "generated YAML read back by PyYAML (a YAML 1.1 reader)"
 cargo build --locked --quiet --bin flavor-ci
 .venv/bin/python tests/yaml11_check.py target/debug/flavor-ci
 
-step "functions against real local servers (moto, cargo lambda watch, a response receiver)"
+step "functions against real local servers (moto, cargo lambda watch, a response receiver, a GitHub API stand-in)"
+cargo build --locked --quiet -p github-webhook
 cargo build --locked --quiet -p buildspec-resource --features fault-injection
 cargo build --locked --quiet -p buildspec-resource --features fault-injection --profile panic-abort
 (cd tests/functions && ../../.venv/bin/python -m pytest -q -p no:cacheprovider)

@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests/tools"))
 from github_api import GitHubApi  # noqa: E402
 from response_receiver import Receiver  # noqa: E402
+from webhook_events import EXAMPLE_SECRET, add_example  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 REGION = "us-east-1"
@@ -306,7 +307,7 @@ def bucket(s3):
 # -- the GitHub webhook ------------------------------------------------------------------------
 
 WEBHOOK = "github-webhook"
-WEBHOOK_SECRET = "flavor-ci-webhook-secret"
+WEBHOOK_SECRET = EXAMPLE_SECRET  # the events in events/ are signed with it
 GITHUB_TOKEN = "ghs_flavorcitoken1"
 WEBHOOK_BUCKET = "flavor-ci-webhook-specs"
 WEBHOOK_ROOT = "flavor-ci/ci-0123456789ab/Buildspecs/"
@@ -345,6 +346,7 @@ class Webhook:
 @pytest.fixture(scope="session")
 def github():
     api = GitHubApi(token=GITHUB_TOKEN)
+    add_example(api)
     yield api
     api.close()
 

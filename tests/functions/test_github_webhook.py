@@ -7,6 +7,7 @@ import hmac
 import json
 import os
 import subprocess
+import sys
 import threading
 import uuid
 from pathlib import Path
@@ -448,6 +449,27 @@ def test_logs_are_json_and_hold_no_secret(webhook):
     assert WEBHOOK_SECRET not in text and GITHUB_TOKEN not in text and "rotated-secret" not in text
     lines = [l for l in text.splitlines() if '"delivery answered"' in l]
     assert lines and all(json.loads(l[l.index("{"):])["level"] for l in lines)
+
+
+# -- the sample events in events/ -----------------------------------------------------------
+
+
+def test_the_sample_events_are_up_to_date_and_answer_as_documented(webhook):
+    subprocess.run([sys.executable, str(ROOT / "tests/tools/webhook_events.py"), "check"], check=True)
+    expected = {
+        "github-webhook-push.json": (200, "started"),
+        "github-webhook-tag.json": (200, "started"),
+        "github-webhook-branch-deleted.json": (202, "ignored"),
+        "github-webhook-ping.json": (200, "pong"),
+        "github-webhook-bad-signature.json": (401, "error"),
+        "github-webhook-form.json": (200, "started"),
+    }
+    for name, (status, word) in expected.items():
+        code, raw = webhook.watch.invoke((ROOT / "events" / name).read_bytes())
+        assert code == 200, raw
+        response = json.loads(raw)
+        body = json.loads(response["body"])
+        assert (response["statusCode"], body["status"]) == (status, word), (name, body)
 
 
 # -- GitHub's own example payloads -----------------------------------------------------------

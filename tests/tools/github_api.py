@@ -23,7 +23,7 @@ def git_sha(kind: str, data: bytes) -> str:
 
 
 class GitHubApi:
-    def __init__(self, token: str | None = None):
+    def __init__(self, token: str | None = None, port: int = 0):
         self.token = token
         self.objects: dict[str, dict] = {}  # sha -> {"kind": ..., ...}
         self.commits: dict[tuple[str, str], str] = {}  # (repo, commit) -> tree
@@ -56,7 +56,7 @@ class GitHubApi:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"

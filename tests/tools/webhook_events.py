@@ -1,0 +1,157 @@
+"""The sample function-URL events of the GitHub webhook in events/, and the example repository
+their pushes refer to.
+
+    python tests/tools/webhook_events.py write        # (re)writes events/github-webhook-*.json
+    python tests/tools/webhook_events.py check        # fails when events/ is out of date
+    python tests/tools/webhook_events.py serve PORT   # a GitHub API stand-in serving acme/slc
+
+Every event is signed with EXAMPLE_SECRET, the webhook secret to store for local runs.
+"""
+
+import hashlib
+import hmac
+import json
+import sys
+import threading
+from pathlib import Path
+from urllib.parse import urlencode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from github_api import GitHubApi  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE_SECRET = "flavor-ci-example-secret"
+EXAMPLE_REPO = "acme/slc"
+EXAMPLE_COMMIT = "6dcb09b5b57875f334f61aebed695e2e4193db5e"
+BEFORE = "a10867b14bb761a232cd80139fbd4c0d33264240"
+ZERO = "0" * 40
+EXAMPLE_FILES = {
+    "flavors/base/Dockerfile": "FROM ubuntu:24.04\n",
+    "flavors/python-3.10/Dockerfile": "FROM base\n",
+    "flavors/r-4.4/Dockerfile": "FROM base\n",
+    "flavors/standard/Dockerfile": "FROM base\n",
+    "scripts/build.sh": "#!/bin/sh\n",
+}
+
+
+def add_example(api: GitHubApi) -> str:
+    """Adds the example commit to `api`; returns its root tree id."""
+    return api.add_commit(EXAMPLE_REPO, EXAMPLE_FILES, commit=EXAMPLE_COMMIT)[1]
+
+
+def example_tree() -> str:
+    api = GitHubApi()
+    try:
+        return add_example(api)
+    finally:
+        api.close()
+
+
+def push(tree: str, ref: str, modified: list[str], **extra) -> dict:
+    commit = {
+        "id": EXAMPLE_COMMIT, "tree_id": tree, "distinct": True, "message": "Update the base image",
+        "timestamp": "2026-11-20T10:00:00Z", "url": f"https://github.com/{EXAMPLE_REPO}/commit/{EXAMPLE_COMMIT}",
+        "author": {"name": "Dev", "email": "dev@example.com", "username": "dev"},
+        "committer": {"name": "Dev", "email": "dev@example.com", "username": "dev"},
+        "added": [], "removed": [], "modified": modified,
+    }
+    payload = {
+        "ref": ref, "before": BEFORE, "after": EXAMPLE_COMMIT,
+        "repository": {"id": 1296269, "name": "slc", "full_name": EXAMPLE_REPO, "private": False,
+                       "owner": {"login": "acme"}, "default_branch": "main"},
+        "pusher": {"name": "dev", "email": "dev@example.com"},
+        "sender": {"login": "dev", "id": 1},
+        "created": False, "deleted": False, "forced": False, "base_ref": None,
+        "compare": f"https://github.com/{EXAMPLE_REPO}/compare/{BEFORE[:12]}...{EXAMPLE_COMMIT[:12]}",
+        "commits": [commit], "head_commit": commit,
+    }
+    payload.update(extra)
+    return payload
+
+
+def event(name: str, delivery: str, body: str, content_type: str = "application/json",
+          secret: str = EXAMPLE_SECRET) -> dict:
+    signature = "sha256=" + hmac.new(secret.encode(), body.encode(), hashlib.sha256).hexdigest()
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": "/",
+        "rawQueryString": "",
+        "headers": {
+            "content-type": content_type,
+            "content-length": str(len(body.encode())),
+            "host": "abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws",
+            "user-agent": "GitHub-Hookshot/4d63832",
+            "x-github-delivery": delivery,
+            "x-github-event": name,
+            "x-github-hook-id": "123456789",
+            "x-github-hook-installation-target-id": "1296269",
+            "x-github-hook-installation-target-type": "repository",
+            "x-hub-signature-256": signature,
+        },
+        "requestContext": {
+            "accountId": "anonymous",
+            "apiId": "abcdefghijklmnopqrstuvwxyz012345",
+            "domainName": "abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws",
+            "domainPrefix": "abcdefghijklmnopqrstuvwxyz012345",
+            "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1",
+                     "sourceIp": "140.82.115.1", "userAgent": "GitHub-Hookshot/4d63832"},
+            "requestId": delivery,
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "20/Nov/2026:10:00:00 +0000",
+            "timeEpoch": 1795168800000,
+        },
+        "body": body,
+        "isBase64Encoded": False,
+    }
+
+
+def events() -> dict[str, dict]:
+    tree = example_tree()
+    j = lambda v: json.dumps(v, separators=(",", ":"))  # noqa: E731
+    ping = {"zen": "Design for failure.", "hook_id": 123456789,
+            "hook": {"type": "Repository", "id": 123456789, "events": ["push"], "active": True,
+                     "config": {"content_type": "json", "insecure_ssl": "0"}},
+            "repository": {"full_name": EXAMPLE_REPO}, "sender": {"login": "dev"}}
+    base = j(push(tree, "refs/heads/main", ["flavors/base/Dockerfile"]))
+    return {
+        "github-webhook-push.json": event("push", "0b3c6a1e-0000-4000-8000-000000000001", base),
+        "github-webhook-tag.json": event("push", "0b3c6a1e-0000-4000-8000-000000000002", j(
+            push(tree, "refs/tags/v1.0.0", [], before=ZERO, created=True, commits=[]))),
+        "github-webhook-branch-deleted.json": event("push", "0b3c6a1e-0000-4000-8000-000000000003", j(
+            push(tree, "refs/heads/feature/old", [], after=ZERO, deleted=True, commits=[], head_commit=None))),
+        "github-webhook-ping.json": event("ping", "0b3c6a1e-0000-4000-8000-000000000004", j(ping)),
+        "github-webhook-bad-signature.json": event(
+            "push", "0b3c6a1e-0000-4000-8000-000000000005", base, secret="not-the-webhook-secret"),
+        "github-webhook-form.json": event(
+            "push", "0b3c6a1e-0000-4000-8000-000000000006",
+            urlencode({"payload": j(push(tree, "refs/heads/main", ["flavors/r-4.4/Dockerfile"]))}),
+            content_type="application/x-www-form-urlencoded"),
+    }
+
+
+def main() -> None:
+    command = sys.argv[1] if len(sys.argv) > 1 else ""
+    if command in ("write", "check"):
+        stale = []
+        for name, value in events().items():
+            path = ROOT / "events" / name
+            text = json.dumps(value, indent=2) + "\n"
+            if command == "write":
+                path.write_text(text)
+            elif not path.exists() or path.read_text() != text:
+                stale.append(name)
+        if stale:
+            sys.exit(f"out of date: {', '.join(stale)}; run python tests/tools/webhook_events.py write")
+    elif command == "serve" and len(sys.argv) == 3:
+        api = GitHubApi(port=int(sys.argv[2]))
+        add_example(api)
+        print(f"GitHub API stand-in serving {EXAMPLE_REPO}@{EXAMPLE_COMMIT} at {api.url}", flush=True)
+        threading.Event().wait()
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()
