@@ -52,8 +52,9 @@ fn nibble(c: u8) -> Option<u8> {
     }
 }
 
-/// Checks `header` against `body` under each of `secrets`; returns the index of the secret that
-/// signed it. The comparison is constant-time.
+/// Checks `header` against `body` under each of `secrets` in order; returns the index of the
+/// first secret that signed it. Each comparison is constant-time; which secret matched may show
+/// in the timing, what the secrets are does not.
 pub fn verify<S: AsRef<[u8]>>(
     secrets: &[S],
     body: &[u8],
@@ -64,15 +65,14 @@ pub fn verify<S: AsRef<[u8]>>(
     if secrets.is_empty() {
         return Err(SignatureError::NoSecret);
     }
-    let mut matched = None;
-    for (i, secret) in secrets.iter().enumerate() {
-        let mut mac = mac(secret.as_ref());
-        mac.update(body);
-        if mac.verify_slice(&expected).is_ok() && matched.is_none() {
-            matched = Some(i);
-        }
-    }
-    matched.ok_or(SignatureError::Mismatch)
+    secrets
+        .iter()
+        .position(|secret| {
+            let mut mac = mac(secret.as_ref());
+            mac.update(body);
+            mac.verify_slice(&expected).is_ok()
+        })
+        .ok_or(SignatureError::Mismatch)
 }
 
 /// The header value GitHub would send for `body` under `secret`.

@@ -1,0 +1,160 @@
+"""Benchmarks the github-webhook function's release binary against local servers: moto (S3,
+Secrets Manager, CodeBuild with batch calls) and the GitHub REST API stand-in.
+
+Prints, from one run:
+- the stripped release binary's size;
+- cold start: process start → first request for work, over many starts;
+- a push end to end (verify → flavors at the commit → generate → S3 → StartBuildBatch), for a
+  repository of 5, 50 and 500 flavors, building every flavor (a forced push) and building one
+  changed flavor; each delivery has its own delivery id, so each starts a batch;
+- a 6 MB delivery (an event flavor-ci ignores after verifying it) against a small one: the
+  extra time is verifying and reading the larger body;
+- the process's peak RSS (VmHWM).
+
+Usage: .venv/bin/python benches/github_webhook.py [--starts 40] [--pushes 40]
+"""
+
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import statistics
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests/functions"))
+sys.path.insert(0, str(ROOT / "tests/tools"))
+sys.path.insert(0, str(ROOT / "benches"))
+from conftest import AWS_ENV, client, free_port, stop, wait_for_port  # noqa: E402
+from github_api import GitHubApi, flavor_files  # noqa: E402
+from runtime_api import RuntimeApi, cold_starts, peak_rss_mb, start_function  # noqa: E402
+
+BINARY = ROOT / "target/release/github-webhook"
+SECRET = "bench-secret"
+BUCKET = "bench-webhook"
+ROOT_PREFIX = "flavor-ci/bench-0123456789ab/Buildspecs/"
+
+
+def event(body: bytes, event_name: str = "push") -> dict:
+    return {
+        "version": "2.0",
+        "requestContext": {"http": {"method": "POST", "path": "/"}},
+        "headers": {
+            "content-type": "application/json",
+            "x-github-event": event_name,
+            "x-github-delivery": str(uuid.uuid4()),
+            "x-hub-signature-256": "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest(),
+        },
+        "body": body.decode(),
+        "isBase64Encoded": False,
+    }
+
+
+def push(repo: str, commit: str, tree: str, paths: list[str] | None) -> bytes:
+    commits = [{"id": commit, "added": [], "removed": [], "modified": paths or []}]
+    return json.dumps({
+        "ref": "refs/heads/main", "before": "1" * 40, "after": commit,
+        "created": False, "deleted": False, "forced": paths is None, "commits": commits,
+        "head_commit": {"id": commit, "tree_id": tree}, "repository": {"full_name": repo},
+    }).encode()
+
+
+def timed(api: RuntimeApi, body: bytes, n: int, event_name: str = "push", expect: int = 200) -> list[float]:
+    times = []
+    for _ in range(n):
+        times.append(api.invoke(event(body, event_name)) * 1000)
+        status = json.loads(api.last_response)["statusCode"]
+        if status != expect:
+            raise SystemExit(f"expected {expect}, got {api.last_response[:400]!r}")
+    return times
+
+
+def p90(xs: list[float]) -> float:
+    return statistics.quantiles(xs, n=10)[-1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--starts", type=int, default=40)
+    parser.add_argument("--pushes", type=int, default=40)
+    args = parser.parse_args()
+
+    subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "-p", "github-webhook"],
+                   cwd=ROOT, check=True)
+    size_mb = BINARY.stat().st_size / 1e6
+
+    port = free_port()
+    moto = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests/tools/moto_launcher.py"), str(port)],
+        env={**os.environ, **AWS_ENV}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    github = GitHubApi()
+    try:
+        wait_for_port(port, moto, "moto")
+        endpoint = f"http://127.0.0.1:{port}"
+        s3 = client("s3", endpoint)
+        s3.create_bucket(Bucket=BUCKET)
+        settings_key = f"{ROOT_PREFIX}settings/bench.json"
+        s3.put_object(Bucket=BUCKET, Key=settings_key, Body=b'{"batch": {"max-builds": 1000}}')
+        client("secretsmanager", endpoint).create_secret(Name="bench/webhook", SecretString=SECRET)
+        role = client("iam", endpoint).create_role(RoleName="bench", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        client("codebuild", endpoint).create_project(
+            name="ci", source={"type": "GITHUB", "location": "https://github.com/acme/x.git"},
+            artifacts={"type": "NO_ARTIFACTS"}, serviceRole=role,
+            environment={"type": "LINUX_CONTAINER", "image": "aws/codebuild/standard:7.0",
+                         "computeType": "BUILD_GENERAL1_SMALL"},
+        )
+        env = {
+            "AWS_ENDPOINT_URL": endpoint,
+            "FLAVOR_CI_BUCKET": BUCKET,
+            "FLAVOR_CI_ROOT": ROOT_PREFIX,
+            "FLAVOR_CI_SETTINGS_KEY": settings_key,
+            "WEBHOOK_SECRET_ID": "bench/webhook",
+            "GITHUB_API_URL": github.url,
+            "CI_PROJECT": "ci",
+        }
+
+        starts = cold_starts(args.starts, BINARY, env)
+        print(f"release binary (stripped): {size_mb:.2f} MB  (target < 12 MB)")
+        print(f"cold start to first /next: median {statistics.median(starts):.2f} ms, "
+              f"p90 {p90(starts):.2f} ms over {len(starts)} starts  (target < 25 ms)")
+
+        api = RuntimeApi()
+        proc = start_function(api, BINARY, env)
+        try:
+            print(f"\npush end to end ({args.pushes} deliveries each, one process):")
+            print(f"{'flavors':>8} {'building':>9} {'first':>9} {'median':>9} {'p90':>9}")
+            for count in (5, 50, 500):
+                repo = f"acme/bench-{count}"
+                commit, tree = github.add_commit(repo, flavor_files(count))
+                for label, paths in (("all", None), ("one", ["flavors/flavor-0001/Dockerfile"])):
+                    body = push(repo, commit, tree, paths)
+                    first = timed(api, body, 1)[0]
+                    warm = timed(api, body, args.pushes)
+                    print(f"{count:>8} {label:>9} {first:>7.2f}ms {statistics.median(warm):>7.2f}ms {p90(warm):>7.2f}ms")
+            small = json.dumps({"action": "opened", "padding": ""}).encode()
+            large = json.dumps({"action": "opened", "padding": "x" * (6 * 1024 * 1024 - 200)}).encode()
+            t_small = timed(api, small, args.pushes, "issues", 202)
+            t_large = timed(api, large, args.pushes, "issues", 202)
+            extra = statistics.median(t_large) - statistics.median(t_small)
+            print(f"\n{len(large) / 2**20:.2f} MiB delivery: median {statistics.median(t_large):.2f} ms, "
+                  f"small delivery {statistics.median(t_small):.2f} ms; the large body adds {extra:.2f} ms "
+                  "(reading the event, decoding and verifying)")
+            print(f"peak RSS (VmHWM): {peak_rss_mb(proc.pid):.1f} MB")
+            print("\ntargets: 500 flavors end to end median < 100 ms; verifying 6 MB < 30 ms "
+                  "(cargo bench --bench signature measures verification alone)")
+        finally:
+            stop(proc)
+            api.close()
+    finally:
+        github.close()
+        stop(moto)
+
+
+if __name__ == "__main__":
+    main()
