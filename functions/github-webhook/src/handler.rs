@@ -312,16 +312,19 @@ where
             "the X-GitHub-Delivery header is not a delivery id (a GUID)",
         ));
     }
+    let delivery = delivery.to_owned();
+    let event_name = event_name.to_owned();
     let payload = if form {
         form_urlencoded::parse(&request.body)
             .find(|(k, _)| k == "payload")
             .map(|(_, v)| v.into_owned().into_bytes())
             .ok_or_else(|| Reply::error(400, "the form body has no `payload` field"))?
     } else {
-        request.body.clone()
+        request.body
     };
+    let delivery = delivery.as_str();
 
-    match event_name {
+    match event_name.as_str() {
         "ping" => {
             let ping: Value = serde_json::from_slice(&payload).unwrap_or(Value::Null);
             let mut reply = Reply::new(
