@@ -202,6 +202,21 @@ def moto(ports, tmp_path_factory):
         stop(proc)
 
 
+def cli_generate(flavors, settings: dict, tmp: Path) -> Path:
+    """Runs `flavor-ci generate` on a repository with these flavors and settings; returns the
+    output directory."""
+    repo = tmp / "repo"
+    for name in flavors:
+        (repo / "flavors" / name).mkdir(parents=True)
+    (repo / "flavor-ci.yaml").write_text(json.dumps(settings))
+    subprocess.run(
+        ["cargo", "run", "--quiet", "--locked", "--bin", "flavor-ci", "--", "generate",
+         "--repo", str(repo), "--out", str(tmp / "out")],
+        cwd=ROOT, check=True,
+    )
+    return tmp / "out"
+
+
 def client(service: str, endpoint: str):
     return boto3.client(
         service,

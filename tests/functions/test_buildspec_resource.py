@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, client
+from conftest import ROOT, cli_generate, client
 
 EVENTS = ROOT / "events"
 
@@ -100,18 +100,8 @@ def test_stored_settings_regenerate_the_same_buildspecs(watch, receiver, s3, buc
     data = answer(watch, receiver, e, path)["Data"]
     settings = json.loads(s3.get_object(Bucket=bucket, Key=data["SettingsKey"])["Body"].read())
     # The CLI, given the stored settings and the same flavors, writes the same bytes.
-    repo = tmp_path / "repo"
-    for name in e["ResourceProperties"]["Flavors"]:
-        (repo / "flavors" / name).mkdir(parents=True)
-    (repo / "flavor-ci.yaml").write_text(json.dumps(settings))
-    import subprocess
-
-    subprocess.run(
-        ["cargo", "run", "--quiet", "--locked", "--bin", "flavor-ci", "--", "generate",
-         "--repo", str(repo), "--out", str(tmp_path / "out")],
-        cwd=ROOT, check=True,
-    )
-    local = (tmp_path / "out" / "ci-batch-buildspec.yaml").read_bytes()
+    out = cli_generate(e["ResourceProperties"]["Flavors"], settings, tmp_path)
+    local = (out / "ci-batch-buildspec.yaml").read_bytes()
     stored = s3.get_object(Bucket=bucket, Key=data["CiBatchBuildspecKey"])["Body"].read()
     assert local == stored
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (
-    GITHUB_TOKEN, ROOT, WEBHOOK, WEBHOOK_BUCKET, WEBHOOK_ROOT, WEBHOOK_SECRET, WEBHOOK_SETTINGS,
+    GITHUB_TOKEN, ROOT, WEBHOOK_BUCKET, WEBHOOK_ROOT, WEBHOOK_SECRET, WEBHOOK_SETTINGS, cli_generate,
     client,
 )
 
@@ -157,16 +157,8 @@ def test_the_all_flavors_spec_is_byte_identical_to_the_deploy_time_spec(webhook,
     assert status == 200, answer
     # The deploy-time spec: the CLI (the same generator as the buildspec resource, whose own
     # test compares the two) given the deployed settings and the same flavors.
-    local = tmp_path / "repo"
-    for name in FLAVORS:
-        (local / "flavors" / name).mkdir(parents=True)
-    (local / "flavor-ci.yaml").write_text(json.dumps(WEBHOOK_SETTINGS))
-    subprocess.run(
-        ["cargo", "run", "--quiet", "--locked", "--bin", "flavor-ci", "--", "generate",
-         "--repo", str(local), "--out", str(tmp_path / "out")],
-        cwd=ROOT, check=True,
-    )
-    assert (tmp_path / "out" / "ci-batch-buildspec.yaml").read_text() == spec_of(aws, answer)
+    out = cli_generate(FLAVORS, WEBHOOK_SETTINGS, tmp_path)
+    assert (out / "ci-batch-buildspec.yaml").read_text() == spec_of(aws, answer)
 
 
 def test_a_tag_push_builds_the_release_variant_on_the_release_project(webhook, aws, repo):

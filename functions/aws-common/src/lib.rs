@@ -39,6 +39,20 @@ pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(s3)
 }
 
+/// An SDK error as one line, `Code: message` when the service said so, then `hint`.
+pub fn sdk_error_message<E, R>(e: &aws_sdk_s3::error::SdkError<E, R>, hint: &str) -> String
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
+    match (e.code(), e.message()) {
+        (Some(c), Some(m)) => format!("{c}: {m}{hint}"),
+        (Some(c), None) => format!("{c}{hint}"),
+        _ => format!("{}{hint}", DisplayErrorContext(e)),
+    }
+}
+
 /// A hyper client for `http` and `https` URLs with the platform's root certificates.
 pub type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 

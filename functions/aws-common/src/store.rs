@@ -4,7 +4,7 @@
 use std::fmt;
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 
@@ -103,6 +103,23 @@ impl S3Store {
     pub fn new(client: Client) -> Self {
         Self { client }
     }
+
+    fn put_request(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: &[u8],
+        content_type: &str,
+        tagging: &str,
+    ) -> aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder {
+        self.client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type(content_type)
+            .set_tagging((!tagging.is_empty()).then(|| tagging.to_owned()))
+            .body(ByteStream::from(body.to_vec()))
+    }
 }
 
 fn store_error<E, R>(
@@ -116,11 +133,7 @@ where
     R: fmt::Debug,
 {
     let code = e.code().map(String::from);
-    let message = match (e.code(), e.message()) {
-        (Some(c), Some(m)) => format!("{c}: {m}"),
-        (Some(c), None) => c.to_string(),
-        _ => DisplayErrorContext(e).to_string(),
-    };
+    let message = crate::sdk_error_message(e, "");
     StoreError {
         operation,
         bucket: bucket.into(),
@@ -142,14 +155,8 @@ impl ObjectStore for S3Store {
         tagging: &str,
     ) -> Result<Put, StoreError> {
         let result = self
-            .client
-            .put_object()
-            .bucket(bucket)
-            .key(key)
-            .content_type(content_type)
-            .set_tagging((!tagging.is_empty()).then(|| tagging.to_owned()))
+            .put_request(bucket, key, body, content_type, tagging)
             .if_none_match("*")
-            .body(ByteStream::from(body.to_vec()))
             .send()
             .await;
         match result {
@@ -178,13 +185,7 @@ impl ObjectStore for S3Store {
         tagging: &str,
     ) -> Result<Written, StoreError> {
         let out = self
-            .client
-            .put_object()
-            .bucket(bucket)
-            .key(key)
-            .content_type(content_type)
-            .set_tagging((!tagging.is_empty()).then(|| tagging.to_owned()))
-            .body(ByteStream::from(body.to_vec()))
+            .put_request(bucket, key, body, content_type, tagging)
             .send()
             .await
             .map_err(|e| store_error("PutObject", bucket, key, &e))?;

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use aws_sdk_codebuild::Client;
-use aws_sdk_codebuild::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_codebuild::error::ProvideErrorMetadata;
 
 /// One batch build to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,10 +61,7 @@ impl Builds for CodeBuild {
                     }
                     _ => "",
                 };
-                match (e.code(), e.message()) {
-                    (Some(c), Some(m)) => format!("{c}: {m}{hint}"),
-                    _ => format!("{}{hint}", DisplayErrorContext(&e)),
-                }
+                flavor_ci_aws::sdk_error_message(&e, hint)
             })?;
         out.build_batch()
             .and_then(|b| b.id())

@@ -611,17 +611,7 @@ where
             if let Some(reply) = current.as_deref().and_then(already_handled) {
                 return Ok(reply);
             }
-            match deps
-                .store
-                .put(
-                    &config.bucket,
-                    &record_key,
-                    claim.as_bytes(),
-                    "application/json",
-                    DELIVERY_TAGGING,
-                )
-                .await
-            {
+            match put_record(&deps.store, config, &record_key, &claim).await {
                 Ok(w) => w,
                 Err(e) => return Err(failed(deps, config, progress, &mine, store_failed(e)).await),
             }
@@ -653,17 +643,7 @@ where
         .started = true;
     record["state"] = "started".into();
     record["batchBuildId"] = batch_id.clone().into();
-    if let Err(e) = deps
-        .store
-        .put(
-            &config.bucket,
-            &record_key,
-            record.to_string().as_bytes(),
-            "application/json",
-            DELIVERY_TAGGING,
-        )
-        .await
-    {
+    if let Err(e) = put_record(&deps.store, config, &record_key, &record.to_string()).await {
         warn!(error = %e, delivery, "the batch started but its delivery record was not updated");
     }
     Ok(Reply::new(200, "started", selection.reason())
@@ -673,6 +653,24 @@ where
         .with("buildspec", spec_uri)
         .with("buildspecArn", spec_arn)
         .with("flavors", output.selected.clone()))
+}
+
+/// Writes a delivery record over whatever is there.
+async fn put_record<S: ObjectStore>(
+    store: &S,
+    config: &Config,
+    key: &str,
+    text: &str,
+) -> Result<Written, flavor_ci_aws::store::StoreError> {
+    store
+        .put(
+            &config.bucket,
+            key,
+            text.as_bytes(),
+            "application/json",
+            DELIVERY_TAGGING,
+        )
+        .await
 }
 
 fn remember(progress: &SyncMutex<Progress>, mine: &[Written]) {

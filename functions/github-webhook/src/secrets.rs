@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 use lambda_runtime::tracing::warn;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -54,10 +54,7 @@ impl SecretSource for SecretsManager {
                     }
                     _ => "",
                 };
-                match (e.code(), e.message()) {
-                    (Some(c), Some(m)) => format!("{c}: {m}{hint}"),
-                    _ => format!("{}{hint}", DisplayErrorContext(&e)),
-                }
+                flavor_ci_aws::sdk_error_message(&e, hint)
             })?;
         out.secret_string()
             .map(str::to_owned)
