@@ -76,7 +76,16 @@ impl Push {
                 push.after
             ));
         }
-        if push.repository.full_name.split('/').count() != 2 {
+        let name_ok = |part: &str| {
+            !part.is_empty()
+                && part != "."
+                && part != ".."
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        };
+        let parts: Vec<&str> = push.repository.full_name.split('/').collect();
+        if parts.len() != 2 || !parts.iter().all(|p| name_ok(p)) {
             return Err(format!(
                 "the push payload's `repository.full_name` is {:?}, not `owner/name`",
                 push.repository.full_name

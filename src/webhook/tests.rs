@@ -55,6 +55,11 @@ fn payload_errors_name_the_field() {
     let body = json!({"ref": "refs/heads/main", "after": B, "repository": {"full_name": "ab"}});
     let err = Push::from_json(body.to_string().as_bytes()).unwrap_err();
     assert!(err.contains("owner/name"), "{err}");
+    for bad in ["a/../b", "../b", "a/b c", "a/"] {
+        let body = json!({"ref": "refs/heads/main", "after": B, "repository": {"full_name": bad}});
+        let err = Push::from_json(body.to_string().as_bytes()).unwrap_err();
+        assert!(err.contains("owner/name"), "{bad}: {err}");
+    }
     let body = json!({"ref": "refs/heads/main", "after": B, "commits": [{"added": "x"}], "repository": {"full_name": "a/b"}});
     let err = Push::from_json(body.to_string().as_bytes()).unwrap_err();
     assert!(err.contains("commits[0].added"), "{err}");

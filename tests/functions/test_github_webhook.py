@@ -319,6 +319,21 @@ def test_github_api_failures_answer_5xx_and_leave_nothing(webhook, aws, github, 
     assert state(aws) == before
 
 
+def test_a_stalled_aws_is_answered_within_githubs_ten_seconds(webhook, aws, gateway, repo):
+    import time
+
+    gateway.set_mode("stall")
+    try:
+        start = time.monotonic()
+        status, answer = deliver(webhook, push_payload(repo, ["flavors/base/x"]))
+        elapsed = time.monotonic() - start
+    finally:
+        gateway.set_mode("pass")
+    assert status == 503, answer
+    assert "took longer than 8 s" in answer["message"] or "cannot" in answer["message"], answer
+    assert elapsed < 9.5, elapsed
+
+
 def test_an_unknown_commit_is_502(webhook, aws, repo):
     before = state(aws)
     payload = push_payload(repo, ["flavors/base/x"], after="e" * 40)
