@@ -6,6 +6,7 @@ pub mod custom_resource;
 pub mod flavors;
 pub mod generate;
 pub mod settings;
+pub mod template;
 pub mod validate;
 pub mod webhook;
 pub mod yaml;

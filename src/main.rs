@@ -11,6 +11,8 @@ use flavor_ci::generate::{self, Output, Request};
 use flavor_ci::settings::{SETTINGS_FILE, Settings};
 use flavor_ci::validate::{self, Limits, Severity};
 
+mod ops;
+
 /// Exit status: the input (flavors, settings or a buildspec) has problems.
 const EXIT_INVALID: u8 = 1;
 /// Exit status: a file could not be read or written.
@@ -20,8 +22,8 @@ const EXIT_IO: u8 = 3;
 #[command(
     name = "flavor-ci",
     version,
-    about = "Generate and validate AWS CodeBuild batch buildspecs for repositories with one directory per flavor",
-    after_help = "Exit status: 0 success, 1 invalid input (flavors, settings or buildspec problems), 2 usage error, 3 a file could not be read or written."
+    about = "Generate and validate AWS CodeBuild batch buildspecs for repositories with one directory per flavor, and check and deploy what runs them",
+    after_help = "Exit status: 0 success, 1 invalid input or a failed check or deployment, 2 usage error, 3 a file could not be read or written.\nThe AWS commands use the standard AWS environment: AWS_PROFILE, AWS_REGION, credentials, AWS_ENDPOINT_URL."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -32,10 +34,18 @@ struct Cli {
 enum Command {
     /// Find the repository's flavors and write the CI and release buildspecs into a directory.
     Generate(GenerateArgs),
-    /// Check buildspec files against the buildspec 0.2 schema and CodeBuild's batch rules.
+    /// Check buildspec files against the buildspec 0.2 schema and CodeBuild's batch rules, and
+    /// CloudFormation templates through CloudFormation's ValidateTemplate plus a check of the
+    /// settings and flavors their Custom::Buildspecs resources carry.
     Validate(ValidateArgs),
     /// List the repository's flavors with their build identifiers.
     Flavors(RepoArgs),
+    /// Check region, credentials, secrets, and a deployed stack's bucket and projects; prints
+    /// PASS or FAIL with the fix per check.
+    Health(ops::health::HealthArgs),
+    /// Create or update the once-per-account stack of the GitHub source credential and follow
+    /// its events.
+    DeploySourceCredentials(ops::deploy::DeployArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -68,12 +78,27 @@ struct GenerateArgs {
 
 #[derive(Debug, clap::Args)]
 struct ValidateArgs {
-    /// Buildspec files to check.
+    /// Buildspec files and CloudFormation templates to check (told apart by content).
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
     /// The project's maximum builds per batch; larger batches are errors.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     max_builds: Option<u32>,
+    /// A template parameter's value for the settings check (repeat); others use their Default.
+    #[arg(long = "parameter", value_name = "KEY=VALUE", value_parser = parse_parameter)]
+    parameters: Vec<(String, String)>,
+    /// Skip CloudFormation's ValidateTemplate (no AWS needed); the settings check still runs.
+    #[arg(long)]
+    offline: bool,
+    #[command(flatten)]
+    aws: ops::AwsArgs,
+}
+
+fn parse_parameter(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
 }
 
 /// A failure to report: its message and exit status.
@@ -103,6 +128,19 @@ fn main() -> ExitCode {
         Command::Generate(args) => run_generate(&args),
         Command::Validate(args) => run_validate(&args),
         Command::Flavors(args) => run_flavors(&args),
+        Command::Health(args) => with_runtime(|| async move {
+            if ops::health::run(&args).await {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Ok(ExitCode::from(EXIT_INVALID))
+            }
+        }),
+        Command::DeploySourceCredentials(args) => with_runtime(|| async move {
+            ops::deploy::run(&args)
+                .await
+                .map(|()| ExitCode::SUCCESS)
+                .map_err(Failure::invalid)
+        }),
     };
     match result {
         Ok(code) => code,
@@ -111,6 +149,19 @@ fn main() -> ExitCode {
             ExitCode::from(failure.status)
         }
     }
+}
+
+/// Runs an async command on a runtime of its own.
+fn with_runtime<F, Fut>(command: F) -> Result<ExitCode, Failure>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<ExitCode, Failure>>,
+{
+    let runtime = ops::runtime().map_err(|e| Failure {
+        status: EXIT_IO,
+        message: format!("cannot start the async runtime: {e}"),
+    })?;
+    runtime.block_on(command())
 }
 
 fn load_settings(args: &RepoArgs) -> Result<(Settings, Option<PathBuf>), Failure> {
@@ -253,6 +304,7 @@ fn run_validate(args: &ValidateArgs) -> Result<ExitCode, Failure> {
     };
     let mut out = io::stdout().lock();
     let (mut errors, mut warnings, mut unreadable) = (0usize, 0usize, 0usize);
+    let mut templates = Vec::new();
     for file in &args.files {
         let text = match fs::read(file) {
             Ok(bytes) => match String::from_utf8(bytes) {
@@ -273,6 +325,16 @@ fn run_validate(args: &ValidateArgs) -> Result<ExitCode, Failure> {
                 continue;
             }
         };
+        if let Ok(value) = flavor_ci::template::read(&text)
+            && flavor_ci::template::is_template(&value)
+        {
+            templates.push(ops::validate::TemplateFile {
+                path: file.display().to_string(),
+                text,
+                value,
+            });
+            continue;
+        }
         let problems = validate::validate_text(&text, limits);
         if problems.is_empty() {
             let _ = writeln!(out, "{}: ok", file.display());
@@ -301,11 +363,31 @@ fn run_validate(args: &ValidateArgs) -> Result<ExitCode, Failure> {
             );
         }
     }
-    let _ = writeln!(
-        out,
-        "{} file(s): {errors} error(s), {warnings} warning(s)",
-        args.files.len()
-    );
+    let buildspecs = args.files.len() - templates.len();
+    if buildspecs > 0 || templates.is_empty() {
+        let _ = writeln!(
+            out,
+            "{buildspecs} file(s): {errors} error(s), {warnings} warning(s)"
+        );
+    }
+    drop(out);
+    if !templates.is_empty() {
+        let parameters = args.parameters.iter().cloned().collect();
+        let offline = args.offline;
+        let aws = args.aws.clone();
+        let passed = with_runtime(|| async move {
+            Ok(
+                if ops::validate::run(&aws, &templates, &parameters, offline).await {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(EXIT_INVALID)
+                },
+            )
+        })?;
+        if passed != ExitCode::SUCCESS {
+            errors += 1;
+        }
+    }
     Ok(if unreadable > 0 {
         ExitCode::from(EXIT_IO)
     } else if errors > 0 {

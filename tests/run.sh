@@ -38,9 +38,26 @@ cargo build --locked --quiet -p buildspec-resource --features fault-injection --
 (cd tests/functions && ../../.venv/bin/python -m pytest -q -p no:cacheprovider)
 
 if [ -f template.yaml ]; then
-  step "template lint"
-  .venv/bin/cfn-lint template.yaml
-  .venv/bin/sam validate --lint --region us-east-1 --template-file template.yaml
+  step "templates: least-privilege and structure tests"
+  .venv/bin/python -m pytest -q -p no:cacheprovider tests/template
+
+  step "templates: cfn-lint (plain and SAM-transformed), sam validate --lint (.venv-sam)"
+  if [ ! -x .venv-sam/bin/python ]; then
+    python3 -m venv .venv-sam
+  fi
+  .venv-sam/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements-template.txt
+  export SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1
+  .venv-sam/bin/cfn-lint template.yaml source-credentials.yaml
+  .venv-sam/bin/python tests/template/transform.py template.yaml target/template.transformed.json
+  .venv-sam/bin/cfn-lint target/template.transformed.json
+  .venv-sam/bin/sam validate --lint --region us-east-1 --template-file template.yaml
+
+  step "templates: sam build for x86_64 (cargo lambda build, zig from PyPI)"
+  PATH="$PWD/.venv/bin:$PATH" .venv-sam/bin/sam build --template-file template.yaml \
+    --parameter-overrides Architecture=x86_64 --beta-features --build-dir target/sam-build
+  for f in BuildspecResourceFunction WebhookFunction; do
+    test -x "target/sam-build/$f/bootstrap" || { echo "sam build produced no $f/bootstrap" >&2; exit 1; }
+  done
 fi
 
 printf '\nall checks passed\n'

@@ -15,6 +15,8 @@ pub struct Node {
     pub line: usize,
     pub col: usize,
     pub kind: Kind,
+    /// The node's tag as written (`!Ref`, `!!str`), if it has one.
+    pub tag: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,22 +126,29 @@ enum Frame {
     Seq {
         at: Span,
         anchor: usize,
+        tag: Option<String>,
         items: Vec<Node>,
     },
     Map {
         at: Span,
         anchor: usize,
+        tag: Option<String>,
         entries: Vec<(Node, Node)>,
         key: Option<Node>,
     },
 }
 
-fn node_at(span: Span, kind: Kind) -> Node {
+fn node_at(span: Span, kind: Kind, tag: Option<String>) -> Node {
     Node {
         line: span.start.line(),
         col: span.start.col() + 1,
         kind,
+        tag,
     }
+}
+
+fn tag_text(tag: Option<&saphyr_parser::Tag>) -> Option<String> {
+    tag.map(|t| format!("{}{}", t.handle, t.suffix))
 }
 
 fn count_nodes(node: &Node) -> usize {
@@ -196,7 +205,7 @@ pub fn read(text: &str) -> Result<Node, ReadError> {
                 nodes += count_nodes(target);
                 Some((0, target.clone()))
             }
-            Event::Scalar(value, style, anchor, _tag) => {
+            Event::Scalar(value, style, anchor, tag) => {
                 nodes += 1;
                 let quoted = !matches!(style, ScalarStyle::Plain);
                 Some((
@@ -207,30 +216,38 @@ pub fn read(text: &str) -> Result<Node, ReadError> {
                             text: value.into_owned(),
                             quoted,
                         },
+                        tag_text(tag.as_deref()),
                     ),
                 ))
             }
-            Event::SequenceStart(anchor, _tag) => {
+            Event::SequenceStart(anchor, tag) => {
                 stack.push(Frame::Seq {
                     at: span,
                     anchor,
+                    tag: tag_text(tag.as_deref()),
                     items: Vec::new(),
                 });
                 None
             }
-            Event::MappingStart(anchor, _tag) => {
+            Event::MappingStart(anchor, tag) => {
                 stack.push(Frame::Map {
                     at: span,
                     anchor,
+                    tag: tag_text(tag.as_deref()),
                     entries: Vec::new(),
                     key: None,
                 });
                 None
             }
             Event::SequenceEnd => match stack.pop() {
-                Some(Frame::Seq { at, anchor, items }) => {
+                Some(Frame::Seq {
+                    at,
+                    anchor,
+                    tag,
+                    items,
+                }) => {
                     nodes += 1;
-                    Some((anchor, node_at(at, Kind::Seq(items))))
+                    Some((anchor, node_at(at, Kind::Seq(items), tag)))
                 }
                 _ => return Err(here("unbalanced sequence end".into())),
             },
@@ -238,11 +255,12 @@ pub fn read(text: &str) -> Result<Node, ReadError> {
                 Some(Frame::Map {
                     at,
                     anchor,
+                    tag,
                     entries,
                     ..
                 }) => {
                     nodes += 1;
-                    Some((anchor, node_at(at, Kind::Map(entries))))
+                    Some((anchor, node_at(at, Kind::Map(entries), tag)))
                 }
                 _ => return Err(here("unbalanced mapping end".into())),
             },

@@ -4,6 +4,9 @@
   needs Docker. Here the event is forwarded to a real function behind `cargo lambda watch`
   (LAMBDA_FORWARD_URL), and moto's response endpoint is announced on 127.0.0.1, so the
   function's answer completes the stack.
+- CloudFormation dynamic references to Secrets Manager: a stack whose resource reads a secret
+  that does not exist fails the way CloudFormation fails it (the resource CREATE_FAILED with the
+  reason, then ROLLBACK_COMPLETE) instead of being created with the reference unresolved.
 - CodeBuild batch builds: `StartBuildBatch` (with its idempotency token and a check that an S3
   `buildspecOverride` exists), `BatchGetBuildBatches` and `ListBuildBatchesForProject`.
 
@@ -39,7 +42,47 @@ def main() -> None:
 
     lambda_models.LambdaFunction.invoke = invoke
     add_batch_builds()
+    add_secret_references()
     server_main(["-H", "127.0.0.1", "-p", port])
+
+
+def add_secret_references() -> None:
+    import re
+
+    from moto.cloudformation.models import Event, Stack
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    reference = re.compile(r"\{\{resolve:secretsmanager:([^:}]+)")
+    original = Stack.create_resources
+
+    def create_resources(self):
+        secrets = secretsmanager_backends[self.account_id][self.region_name]
+        for logical_id, resource in (self.template_dict.get("Resources") or {}).items():
+            text = json.dumps(resource.get("Properties") or {})
+            text = re.sub(r"\$\{([\w:]+)\}", lambda m: str(self.parameters.get(m.group(1), m.group(0))), text)
+            for name in reference.findall(text):
+                if secrets._is_valid_identifier(name):
+                    continue
+                self.status = "CREATE_IN_PROGRESS"
+                for status, reason in (
+                    ("CREATE_IN_PROGRESS", None),
+                    ("CREATE_FAILED", "Secrets Manager can't find the specified secret."),
+                ):
+                    self.events.append(Event(
+                        stack_id=self.stack_id, stack_name=self.name, logical_resource_id=logical_id,
+                        physical_resource_id="", resource_type=resource.get("Type", ""),
+                        resource_status=status, resource_status_reason=reason, resource_properties=None,
+                    ))
+                self._add_stack_event(
+                    "ROLLBACK_IN_PROGRESS",
+                    resource_status_reason=f"The following resource(s) failed to create: [{logical_id}]. Rollback requested by user.",
+                )
+                self._add_stack_event("ROLLBACK_COMPLETE")
+                self.status = "ROLLBACK_COMPLETE"
+                return
+        original(self)
+
+    Stack.create_resources = create_resources
 
 
 def add_batch_builds() -> None:

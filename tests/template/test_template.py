@@ -1,0 +1,195 @@
+"""Reads template.yaml and source-credentials.yaml and holds them to the least-privilege rules:
+no wildcard actions, no `*` resource where a resource can be named, every function's policy
+names this stack's own bucket prefix, secrets and projects."""
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Actions that support no resource-level permissions, so `*` is their only resource.
+UNSCOPABLE = {
+    "ec2:DescribeDhcpOptions", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups", "ec2:DescribeVpcs",
+}
+
+
+class CfnLoader(yaml.SafeLoader):
+    pass
+
+
+def _tag(loader, suffix, node):
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {name: value}
+
+
+CfnLoader.add_multi_constructor("!", _tag)
+
+
+def load(name: str) -> dict:
+    return yaml.load((ROOT / name).read_text(), Loader=CfnLoader)
+
+
+@pytest.fixture(scope="module")
+def template():
+    return load("template.yaml")
+
+
+def roles(template):
+    return {n: r for n, r in template["Resources"].items() if r["Type"] == "AWS::IAM::Role"}
+
+
+def branches(value):
+    """Both sides of an Fn::If, or the value itself."""
+    if isinstance(value, dict) and "Fn::If" in value:
+        _, a, b = value["Fn::If"]
+        return branches(a) + branches(b)
+    return [value]
+
+
+def statements(role):
+    for policy in role["Properties"].get("Policies", []):
+        for p in branches(policy):
+            if p == {"Ref": "AWS::NoValue"}:
+                continue
+            for st in p["PolicyDocument"]["Statement"]:
+                yield p["PolicyName"], st
+
+
+def as_list(v):
+    return v if isinstance(v, list) else [v]
+
+
+def resources(st):
+    out = []
+    for r in as_list(st["Resource"]):
+        for b in branches(r):
+            out.extend(as_list(b))
+    return out
+
+
+def text(resource) -> str:
+    """A resource as text: a literal, or the string inside Fn::Sub, or the Ref/GetAtt target."""
+    if isinstance(resource, str):
+        return resource
+    if "Fn::Sub" in resource:
+        sub = resource["Fn::Sub"]
+        return sub if isinstance(sub, str) else sub[0]
+    if "Ref" in resource:
+        return "${" + resource["Ref"] + "}"
+    if "Fn::GetAtt" in resource:
+        return "${" + ".".join(resource["Fn::GetAtt"]) + "}"
+    raise AssertionError(f"unexpected resource form {resource}")
+
+
+def test_no_role_grants_a_wildcard_action(template):
+    for name, role in roles(template).items():
+        for policy, st in statements(role):
+            for action in as_list(st["Action"]):
+                assert "*" not in action, (name, policy, action)
+
+
+def test_no_star_resource_where_a_resource_can_be_named(template):
+    for name, role in roles(template).items():
+        for policy, st in statements(role):
+            for r in resources(st):
+                if text(r) == "*":
+                    assert set(as_list(st["Action"])) <= UNSCOPABLE, (name, policy, st)
+
+
+def test_every_resource_is_this_stacks_own(template):
+    """Every resource names something of this stack: its bucket, logs, secrets or projects."""
+    own = re.compile(r"\$\{(SpecsBucket|\w+Logs|WebhookSecret|GitHubTokenSecretName|DockerHubSecretName|CiProject|ReleaseProject|ProjectName|AWS::Partition)")
+    for name, role in roles(template).items():
+        for policy, st in statements(role):
+            for r in resources(st):
+                t = text(r)
+                if t == "*":
+                    continue
+                assert own.search(t), (name, policy, t)
+
+
+def test_functions_touch_only_their_bucket_prefix(template):
+    for name in ("BuildspecResourceRole", "WebhookRole"):
+        for policy, st in statements(template["Resources"][name]):
+            s3_actions = [a for a in as_list(st["Action"]) if a.startswith("s3:")]
+            if not s3_actions:
+                continue
+            for r in resources(st):
+                t = text(r)
+                if any(a.startswith("s3:List") for a in s3_actions):
+                    assert t == "${SpecsBucket.Arn}", (name, t)
+                    assert st["Condition"]["StringLike"]["s3:prefix"] == {"Fn::Sub": "${SpecsPrefix}*"}
+                else:
+                    assert t == "${SpecsBucket.Arn}/${SpecsPrefix}*", (name, t)
+
+
+def test_the_webhook_may_only_start_batches_of_the_two_projects_and_read_its_secrets(template):
+    allowed = {
+        "codebuild:StartBuildBatch": {"${CiProject.Arn}", "${ReleaseProject.Arn}"},
+        "secretsmanager:GetSecretValue": {
+            "${WebhookSecret}",
+            "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${GitHubTokenSecretName}-??????",
+        },
+    }
+    for policy, st in statements(template["Resources"]["WebhookRole"]):
+        for action in as_list(st["Action"]):
+            if action in allowed:
+                assert {text(r) for r in resources(st)} <= allowed[action], (policy, st)
+            else:
+                assert action.split(":")[0] in ("s3", "logs"), (policy, action)
+
+
+def test_the_batch_role_only_runs_builds_of_its_projects(template):
+    for _, st in statements(template["Resources"]["BatchRole"]):
+        assert set(as_list(st["Action"])) == {"codebuild:StartBuild", "codebuild:StopBuild", "codebuild:RetryBuild"}
+        for r in resources(st):
+            assert text(r).startswith("arn:${AWS::Partition}:codebuild:${AWS::Region}:${AWS::AccountId}:project/${ProjectName}")
+
+
+def test_functions_use_their_own_roles_not_sam_generated_ones(template):
+    functions = {n: r for n, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
+    assert set(functions) == {"BuildspecResourceFunction", "WebhookFunction"}
+    for name, f in functions.items():
+        props = f["Properties"]
+        assert "Role" in props and "Policies" not in props, name
+        assert props["Runtime"] == "provided.al2023" and f["Metadata"]["BuildMethod"] == "rust-cargolambda"
+        assert props["LoggingConfig"]["LogFormat"] == "JSON"
+
+
+def test_the_custom_resource_gives_up_in_minutes_not_an_hour(template):
+    timeout = template["Resources"]["Buildspecs"]["Properties"]["ServiceTimeout"]
+    assert 60 <= int(timeout) <= 900
+
+
+def test_secrets_are_never_plaintext_parameters(template):
+    for name, p in template["Parameters"].items():
+        lowered = name.lower()
+        if "token" in lowered or "secret" in lowered or "password" in lowered:
+            assert name.endswith("SecretName"), name
+    creds = load("source-credentials.yaml")
+    token = creds["Resources"]["GitHubSourceCredential"]["Properties"]["Token"]
+    assert token["Fn::Sub"].startswith("{{resolve:secretsmanager:")
+
+
+def test_the_bucket_is_locked_down(template):
+    props = template["Resources"]["SpecsBucket"]["Properties"]
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    assert props["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert props["BucketEncryption"]
+    rules = {r["Id"] for r in props["LifecycleConfiguration"]["Rules"]}
+    assert {"expire-push-specs", "expire-delivery-records", "expire-superseded-versions"} <= rules
+    policy = template["Resources"]["SpecsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert any(s["Effect"] == "Deny" and s["Condition"]["Bool"]["aws:SecureTransport"] == "false" for s in policy)
