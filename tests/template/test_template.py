@@ -193,3 +193,18 @@ def test_the_bucket_is_locked_down(template):
     assert {"expire-push-specs", "expire-delivery-records", "expire-superseded-versions"} <= rules
     policy = template["Resources"]["SpecsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert any(s["Effect"] == "Deny" and s["Condition"]["Bool"]["aws:SecureTransport"] == "false" for s in policy)
+
+
+def test_the_build_role_writes_only_its_logs_and_its_projects_reports(template):
+    for policy, st in statements(template["Resources"]["BuildRole"]):
+        for action in as_list(st["Action"]):
+            service = action.split(":")[0]
+            if service == "codebuild":
+                for r in resources(st):
+                    assert text(r) == "arn:${AWS::Partition}:codebuild:${AWS::Region}:${AWS::AccountId}:report-group/${ProjectName}*", (policy, r)
+            elif service == "s3":
+                assert action in ("s3:GetObject", "s3:GetObjectVersion"), (policy, action)
+            elif service == "logs":
+                assert [text(r) for r in resources(st)] == ["${BuildLogs.Arn}"], (policy, st)
+            else:
+                assert service in ("secretsmanager", "ec2"), (policy, action)
