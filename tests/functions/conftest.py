@@ -217,6 +217,23 @@ def cli_generate(flavors, settings: dict, tmp: Path) -> Path:
     return tmp / "out"
 
 
+def codebuild_project(endpoint: str, name: str, role_name: str = "codebuild-ci") -> None:
+    """Creates a CodeBuild project for acme/slc in moto, and its service role if missing."""
+    iam = client("iam", endpoint)
+    try:
+        role = iam.get_role(RoleName=role_name)["Role"]["Arn"]
+    except iam.exceptions.NoSuchEntityException:
+        role = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    client("codebuild", endpoint).create_project(
+        name=name,
+        source={"type": "GITHUB", "location": "https://github.com/acme/slc.git"},
+        artifacts={"type": "NO_ARTIFACTS"},
+        environment={"type": "LINUX_CONTAINER", "image": "aws/codebuild/standard:7.0",
+                     "computeType": "BUILD_GENERAL1_SMALL"},
+        serviceRole=role,
+    )
+
+
 def client(service: str, endpoint: str):
     return boto3.client(
         service,
@@ -376,18 +393,8 @@ def webhook(gateway, github, tmp_path_factory):
     s3.put_bucket_versioning(Bucket=WEBHOOK_BUCKET, VersioningConfiguration={"Status": "Enabled"})
     settings_key = f"{WEBHOOK_ROOT}settings/deployed.json"
     s3.put_object(Bucket=WEBHOOK_BUCKET, Key=settings_key, Body=json.dumps(WEBHOOK_SETTINGS).encode())
-    cb = client("codebuild", gateway.url)
-    iam = client("iam", gateway.url)
-    role = iam.create_role(RoleName="codebuild-ci", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     for name in ("ci", "release"):
-        cb.create_project(
-            name=name,
-            source={"type": "GITHUB", "location": "https://github.com/acme/slc.git"},
-            artifacts={"type": "NO_ARTIFACTS"},
-            environment={"type": "LINUX_CONTAINER", "image": "aws/codebuild/standard:7.0",
-                         "computeType": "BUILD_GENERAL1_SMALL"},
-            serviceRole=role,
-        )
+        codebuild_project(gateway.url, name)
     w = start_watch(
         free_port(), gateway, tmp_path_factory.mktemp("webhook") / "watch.log",
         "--concurrency", "4",

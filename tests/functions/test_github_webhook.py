@@ -16,7 +16,7 @@ import pytest
 
 from conftest import (
     GITHUB_TOKEN, ROOT, WEBHOOK_BUCKET, WEBHOOK_ROOT, WEBHOOK_SECRET, WEBHOOK_SETTINGS, cli_generate,
-    client,
+    client, codebuild_project,
 )
 
 ZERO = "0" * 40
@@ -371,16 +371,8 @@ def test_a_codebuild_failure_is_502_and_removes_what_was_written(webhook, aws, r
         # Removed again: versions are deleted, so nothing is left behind.
         assert (objects, batches) == before
     finally:
-        role = aws["s3"]  # noqa: F841 — the project is recreated for later tests
-        iam = client("iam", gateway.url)
-        arn = iam.get_role(RoleName="codebuild-ci")["Role"]["Arn"]
-        cb.create_project(
-            name="release", source={"type": "GITHUB", "location": "https://github.com/acme/slc.git"},
-            artifacts={"type": "NO_ARTIFACTS"},
-            environment={"type": "LINUX_CONTAINER", "image": "aws/codebuild/standard:7.0",
-                         "computeType": "BUILD_GENERAL1_SMALL"},
-            serviceRole=arn,
-        )
+        # Later tests start release builds again.
+        codebuild_project(gateway.url, "release")
 
 
 # -- duplicates, rotation, tokens ------------------------------------------------------------

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from conftest import AWS_ENV, ROOT, client
+from conftest import AWS_ENV, ROOT, client, codebuild_project
 
 CLI = ROOT / "target/debug/flavor-ci"
 
@@ -74,12 +74,7 @@ Outputs:
   CiProjectName: {{Value: {project}}}
   WebhookSecretArn: {{Value: "{webhook}"}}
 """)
-    role = client("iam", moto).create_role(RoleName=f"{stack}-build", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    cb.create_project(
-        name=project, source={"type": "GITHUB", "location": "https://github.com/acme/slc.git"},
-        artifacts={"type": "NO_ARTIFACTS"}, serviceRole=role,
-        environment={"type": "LINUX_CONTAINER", "image": "aws/codebuild/standard:7.0", "computeType": "BUILD_GENERAL1_SMALL"},
-    )
+    codebuild_project(moto, project, role_name=f"{stack}-build")
     code, out = run("health", "--stack", stack, endpoint=moto)
     assert code == 0, out
     for line in ("PASS  region: us-east-1", "PASS  credentials: account", f"PASS  stack {stack}: CREATE_COMPLETE",

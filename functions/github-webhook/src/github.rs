@@ -11,8 +11,8 @@ use flavor_ci::flavors::{FlavorError, FlavorSet, is_candidate};
 use flavor_ci::webhook::push::{LinkedFlavor, resolve_link};
 use flavor_ci_aws::HttpsClient;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::header::{ACCEPT, AUTHORIZATION, HeaderValue, USER_AGENT};
-use hyper::{Method, Request, Response};
+use hyper::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, USER_AGENT};
+use hyper::{Method, Request};
 use serde::Deserialize;
 use tokio::task::JoinSet;
 use tokio::time::timeout;
@@ -160,7 +160,7 @@ impl GitHub {
         Err(status_error(
             &url,
             status,
-            &Response::from_parts(parts, ()),
+            &parts.headers,
             &body,
             token.is_some(),
         ))
@@ -214,13 +214,12 @@ impl GitHub {
 fn status_error(
     url: &str,
     status: u16,
-    response: &Response<()>,
+    headers: &HeaderMap,
     body: &[u8],
     with_token: bool,
 ) -> ApiError {
     let header = |name: &str| {
-        response
-            .headers()
+        headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)

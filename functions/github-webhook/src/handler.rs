@@ -295,12 +295,15 @@ where
             ),
         )
     };
+    // Owned: the body is moved out of the request below.
     let event_name = request
         .header("x-github-event")
-        .ok_or_else(|| missing("X-GitHub-Event"))?;
+        .ok_or_else(|| missing("X-GitHub-Event"))?
+        .to_owned();
     let delivery = request
         .header("x-github-delivery")
-        .ok_or_else(|| missing("X-GitHub-Delivery"))?;
+        .ok_or_else(|| missing("X-GitHub-Delivery"))?
+        .to_owned();
     if delivery.is_empty()
         || delivery.len() > 100
         || !delivery
@@ -312,8 +315,6 @@ where
             "the X-GitHub-Delivery header is not a delivery id (a GUID)",
         ));
     }
-    let delivery = delivery.to_owned();
-    let event_name = event_name.to_owned();
     let payload = if form {
         form_urlencoded::parse(&request.body)
             .find(|(k, _)| k == "payload")
@@ -322,7 +323,6 @@ where
     } else {
         request.body
     };
-    let delivery = delivery.as_str();
 
     match event_name.as_str() {
         "ping" => {
@@ -337,7 +337,7 @@ where
             }
             Ok(reply)
         }
-        "push" => on_push(deps, config, delivery, &payload, progress).await,
+        "push" => on_push(deps, config, &delivery, &payload, progress).await,
         other => Ok(Reply::new(
             202,
             "ignored",
