@@ -5,11 +5,14 @@ pub mod buildspec;
 pub mod custom_resource;
 pub mod flavors;
 pub mod generate;
+pub mod nesting;
 pub mod settings;
 pub mod template;
 pub mod validate;
 pub mod webhook;
 pub mod yaml;
+
+pub use nesting::MAX_NESTING;
 
 /// Writes `items` one per line, for errors that report every problem at once.
 pub(crate) fn write_lines<T: std::fmt::Display>(

@@ -294,3 +294,77 @@ fn usage_errors_exit_2_and_help_explains_the_exit_codes() {
     );
     assert!(stdout(&flavor_ci(&["generate", "--help"])).contains("--flavor <NAME>"));
 }
+
+/// Each way YAML and JSON nest, far past the bound (the shapes that overflowed the stack).
+fn deep_forms() -> Vec<(&'static str, String)> {
+    let n = 100_000;
+    let mut block_map = String::new();
+    for i in 0..2_000 {
+        block_map.push_str(&" ".repeat(i));
+        block_map.push_str("k:\n");
+    }
+    vec![
+        ("block sequence", format!("{}v\n", "- ".repeat(n))),
+        (
+            "flow sequence",
+            format!("{}{}\n", "[".repeat(n), "]".repeat(n)),
+        ),
+        (
+            "flow mapping",
+            format!("{}v{}\n", "{k: ".repeat(n), "}".repeat(n)),
+        ),
+        (
+            "json object",
+            format!("{}1{}\n", "{\"k\":".repeat(n), "}".repeat(n)),
+        ),
+        ("block mapping", block_map),
+    ]
+}
+
+#[test]
+fn deep_nesting_in_any_input_is_an_error_never_a_crash() {
+    let deep = "more than 100 levels deep";
+    for (form, text) in deep_forms() {
+        // A buildspec, and a CloudFormation template (told apart by content: both fail to read).
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("deep.yaml");
+        std::fs::write(&file, &text).unwrap();
+        let o = flavor_ci(&["validate", "--offline", file.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1), "{form}: {}", stderr(&o));
+        assert!(stdout(&o).contains(deep), "{form}: {}", stdout(&o));
+
+        let template = format!(
+            "AWSTemplateFormatVersion: '2010-09-09'\nResources:\n  B:\n    Type: Custom::Buildspecs\n    Properties:\n      Deep:\n{}",
+            text.lines()
+                .map(|l| format!("        {l}\n"))
+                .collect::<String>()
+        );
+        std::fs::write(&file, template).unwrap();
+        let o = flavor_ci(&["validate", "--offline", file.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1), "{form}: {}", stderr(&o));
+        assert!(stdout(&o).contains(deep), "{form}: {}", stdout(&o));
+
+        // Settings, at the top and under a key.
+        for settings in [
+            text.clone(),
+            format!("build:\n  variables:\n    A:\n{}", indent(&text)),
+        ] {
+            let repo = repo_with(&["a"], Some(&settings));
+            let out = repo.path().join("out");
+            let o = flavor_ci(&[
+                "generate",
+                "-r",
+                repo.path().to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+            ]);
+            assert_eq!(o.status.code(), Some(1), "{form}: {}", stderr(&o));
+            assert!(stderr(&o).contains(deep), "{form}: {}", stderr(&o));
+            assert!(!out.exists(), "{form}: nothing is written");
+        }
+    }
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("      {l}\n")).collect()
+}

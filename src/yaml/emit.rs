@@ -150,6 +150,8 @@ fn is_printable_inline(c: char) -> bool {
     match c {
         ' ' => true,
         '\u{feff}' | '\u{85}' | '\u{2028}' | '\u{2029}' => false,
+        // Not in YAML's printable set: a reader rejects the file when they appear raw.
+        '\u{fffe}' | '\u{ffff}' => false,
         c => !c.is_control(),
     }
 }

@@ -9,6 +9,11 @@ use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 /// expand into gigabytes ("billion laughs").
 const MAX_NODES: usize = 1_000_000;
 
+/// How deeply lists and mappings may nest, counting the copies aliases make. Every consumer
+/// of the tree walks it recursively; the bound keeps that walk far from the end of the stack
+/// whatever the input (see [`crate::nesting`]).
+const MAX_DEPTH: usize = crate::MAX_NESTING;
+
 /// A node of a YAML document with its 1-based line and column.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
@@ -128,6 +133,8 @@ enum Frame {
         anchor: usize,
         tag: Option<String>,
         items: Vec<Node>,
+        /// Collection levels of the tallest item so far (a scalar has none).
+        height: usize,
     },
     Map {
         at: Span,
@@ -135,7 +142,30 @@ enum Frame {
         tag: Option<String>,
         entries: Vec<(Node, Node)>,
         key: Option<Node>,
+        height: usize,
     },
+}
+
+impl Frame {
+    fn height_mut(&mut self) -> &mut usize {
+        match self {
+            Frame::Seq { height, .. } | Frame::Map { height, .. } => height,
+        }
+    }
+}
+
+fn too_deep(span: Span) -> ReadError {
+    ReadError {
+        line: span.start.line(),
+        col: span.start.col() + 1,
+        message: too_deep_message(),
+    }
+}
+
+fn too_deep_message() -> String {
+    format!(
+        "lists and mappings nest more than {MAX_DEPTH} levels deep here (aliases count as copies); flatten the document"
+    )
 }
 
 fn node_at(span: Span, kind: Kind, tag: Option<String>) -> Node {
@@ -168,7 +198,8 @@ fn count_nodes(node: &Node) -> usize {
 pub fn read(text: &str) -> Result<Node, ReadError> {
     let mut parser = Parser::new_from_str(text);
     let mut stack: Vec<Frame> = Vec::new();
-    let mut anchors: HashMap<usize, Node> = HashMap::new();
+    // Each anchored node with its height, so an alias cannot smuggle in extra depth.
+    let mut anchors: HashMap<usize, (Node, usize)> = HashMap::new();
     let mut root: Option<Node> = None;
     let mut documents = 0usize;
     let mut nodes = 0usize;
@@ -177,7 +208,12 @@ pub fn read(text: &str) -> Result<Node, ReadError> {
         let (event, span) = next.map_err(|e| ReadError {
             line: e.marker().line(),
             col: e.marker().col() + 1,
-            message: e.info().to_owned(),
+            // The scanner's own bound on flow nesting (255) can meet input before ours does.
+            message: if e.info() == "recursion limit exceeded" {
+                too_deep_message()
+            } else {
+                e.info().to_owned()
+            },
         })?;
         let here = |message: String| ReadError {
             line: span.start.line(),
@@ -197,13 +233,13 @@ pub fn read(text: &str) -> Result<Node, ReadError> {
                 None
             }
             Event::Alias(id) => {
-                let Some(target) = anchors.get(&id) else {
+                let Some((target, height)) = anchors.get(&id) else {
                     return Err(here(
                         "alias refers to an anchor that is not defined before it".into(),
                     ));
                 };
                 nodes += count_nodes(target);
-                Some((0, target.clone()))
+                Some((0, target.clone(), *height))
             }
             Event::Scalar(value, style, anchor, tag) => {
                 nodes += 1;
@@ -218,24 +254,33 @@ pub fn read(text: &str) -> Result<Node, ReadError> {
                         },
                         tag_text(tag.as_deref()),
                     ),
+                    0,
                 ))
             }
             Event::SequenceStart(anchor, tag) => {
+                if stack.len() >= MAX_DEPTH {
+                    return Err(too_deep(span));
+                }
                 stack.push(Frame::Seq {
                     at: span,
                     anchor,
                     tag: tag_text(tag.as_deref()),
                     items: Vec::new(),
+                    height: 0,
                 });
                 None
             }
             Event::MappingStart(anchor, tag) => {
+                if stack.len() >= MAX_DEPTH {
+                    return Err(too_deep(span));
+                }
                 stack.push(Frame::Map {
                     at: span,
                     anchor,
                     tag: tag_text(tag.as_deref()),
                     entries: Vec::new(),
                     key: None,
+                    height: 0,
                 });
                 None
             }
@@ -245,9 +290,10 @@ pub fn read(text: &str) -> Result<Node, ReadError> {
                     anchor,
                     tag,
                     items,
+                    height,
                 }) => {
                     nodes += 1;
-                    Some((anchor, node_at(at, Kind::Seq(items), tag)))
+                    Some((anchor, node_at(at, Kind::Seq(items), tag), height + 1))
                 }
                 _ => return Err(here("unbalanced sequence end".into())),
             },
@@ -257,10 +303,11 @@ pub fn read(text: &str) -> Result<Node, ReadError> {
                     anchor,
                     tag,
                     entries,
+                    height,
                     ..
                 }) => {
                     nodes += 1;
-                    Some((anchor, node_at(at, Kind::Map(entries), tag)))
+                    Some((anchor, node_at(at, Kind::Map(entries), tag), height + 1))
                 }
                 _ => return Err(here("unbalanced mapping end".into())),
             },
@@ -270,11 +317,19 @@ pub fn read(text: &str) -> Result<Node, ReadError> {
                 "the document expands to more than {MAX_NODES} nodes (through aliases?); simplify it"
             )));
         }
-        let Some((anchor, node)) = complete else {
+        let Some((anchor, node, height)) = complete else {
             continue;
         };
+        // `height` counts the node's own collection levels; the open ones add theirs.
+        if stack.len() + height > MAX_DEPTH {
+            return Err(too_deep(span));
+        }
         if anchor != 0 {
-            anchors.insert(anchor, node.clone());
+            anchors.insert(anchor, (node.clone(), height));
+        }
+        if let Some(frame) = stack.last_mut() {
+            let h = frame.height_mut();
+            *h = (*h).max(height);
         }
         match stack.last_mut() {
             Some(Frame::Seq { items, .. }) => items.push(node),
@@ -352,6 +407,76 @@ mod tests {
                 .message
                 .contains("more than one")
         );
+    }
+
+    fn depth_of(node: &Node) -> usize {
+        let mut deepest = 0;
+        let mut stack = vec![(node, 0)];
+        while let Some((n, d)) = stack.pop() {
+            match &n.kind {
+                Kind::Scalar { .. } => deepest = deepest.max(d),
+                Kind::Seq(items) => stack.extend(items.iter().map(|i| (i, d + 1))),
+                Kind::Map(entries) => stack.extend(entries.iter().map(|(_, v)| (v, d + 1))),
+            }
+        }
+        deepest
+    }
+
+    /// Each way YAML nests, `levels` deep.
+    fn forms(levels: usize) -> Vec<(&'static str, String)> {
+        // Indentation grows with depth, so the text grows with its square: stop at 2,000.
+        let mut block_map = String::new();
+        for i in 0..levels.min(2_000) {
+            block_map.push_str(&" ".repeat(i));
+            block_map.push_str("k:\n");
+        }
+        block_map.push_str(&" ".repeat(levels.min(2_000)));
+        block_map.push_str("v\n");
+        // Each anchor holds the previous one one level deeper: linear text, any depth.
+        let mut aliases = String::from("a0: &a0 [v]\n");
+        for i in 1..levels {
+            aliases.push_str(&format!("a{i}: &a{i} [*a{}]\n", i - 1));
+        }
+        vec![
+            ("block sequence", format!("{}v\n", "- ".repeat(levels))),
+            (
+                "flow sequence",
+                format!("{}v{}\n", "[".repeat(levels), "]".repeat(levels)),
+            ),
+            ("block mapping", block_map),
+            (
+                "flow mapping",
+                format!("{}v{}\n", "{k: ".repeat(levels), "}".repeat(levels)),
+            ),
+            ("alias chain", aliases),
+        ]
+    }
+
+    #[test]
+    fn nesting_up_to_the_bound_is_read() {
+        for (form, text) in forms(MAX_DEPTH) {
+            if form == "alias chain" {
+                continue;
+            }
+            let doc = read(&text).unwrap_or_else(|e| panic!("{form}: {e}"));
+            assert_eq!(depth_of(&doc), MAX_DEPTH, "{form}");
+        }
+        let doc = read(&forms(MAX_DEPTH - 1)[4].1).unwrap();
+        assert_eq!(depth_of(&doc), MAX_DEPTH);
+    }
+
+    #[test]
+    fn nesting_past_the_bound_is_an_error_with_a_position_never_a_crash() {
+        for levels in [MAX_DEPTH + 1, 300, 100_000] {
+            for (form, text) in forms(levels) {
+                let err = read(&text).unwrap_err();
+                assert!(
+                    err.message.contains("nest more than 100 levels deep"),
+                    "{form} {levels}: {err}"
+                );
+                assert!(err.line >= 1, "{form}");
+            }
+        }
     }
 
     #[test]

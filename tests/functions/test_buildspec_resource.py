@@ -296,6 +296,34 @@ def test_a_malformed_event_with_a_response_url_is_answered(watch, receiver, buck
     assert "RequestType" in r["Reason"]
 
 
+@pytest.mark.parametrize("form", ["list", "object", "yaml-block", "yaml-flow"])
+def test_settings_nested_too_deeply_fail_with_a_reason_and_the_function_lives_on(
+    watch, receiver, s3, bucket, form
+):
+    """Thousands of levels of nesting, as JSON properties or as YAML text: FAILED naming the
+    depth, nothing written, and the next request is served by the same process."""
+    e, path = event("create", receiver, bucket)
+    levels = 50_000
+    e["ResourceProperties"]["Settings"] = "DEEP"
+    deep = {
+        "list": "[" * levels + "1" + "]" * levels,
+        "object": '{"k":' * levels + "1" + "}" * levels,
+        "yaml-block": json.dumps("build:\n  variables:\n    " + "- " * levels + "x\n"),
+        "yaml-flow": json.dumps("build: " + "[" * levels + "]" * levels + "\n"),
+    }[form]
+    text = json.dumps(e).replace('"DEEP"', deep, 1)
+    status, _ = watch.invoke(text.encode())
+    assert status == 200
+    got = [r for r in receiver.received(path) if r["answer"] == 200]
+    assert len(got) == 1, got
+    r = json.loads(got[0]["raw"])
+    assert r["Status"] == "FAILED"
+    assert "more than 100 levels deep" in r["Reason"], r["Reason"]
+    assert keys(s3, bucket) == []
+    ok, ok_path = event("create", receiver, bucket)
+    assert answer(watch, receiver, ok, ok_path)["Status"] == "SUCCESS"
+
+
 def test_an_event_without_a_usable_response_url_sends_nothing(watch, receiver):
     before = len(receiver.requests)
     for payload in [b"[]", b'"text"', json.dumps({"RequestType": "Create", "ResponseURL": "ftp://x/y"}).encode()]:

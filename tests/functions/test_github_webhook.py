@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import urllib.parse
 import uuid
 from pathlib import Path
 
@@ -259,6 +260,11 @@ def rejections(repo):
     good = json.dumps(push_payload(repo, ["flavors/base/x"])).encode()
     h = headers(good)
     without = lambda name: {k: v for k, v in h.items() if k != name}  # noqa: E731
+    deep = "[" * 50_000 + "]" * 50_000
+    deep_ignored = good.replace(b'"pusher":', b'"padding": ' + deep.encode() + b', "pusher":', 1)
+    deep_read = good.replace(b'"commits": [', b'"commits": [' + deep.encode() + b", ", 1)
+    deep_form = b"payload=" + urllib.parse.quote_plus(deep_ignored.decode()).encode()
+    form_headers = headers(deep_form, content_type="application/x-www-form-urlencoded")
     return [
         ("missing signature", good, without("X-Hub-Signature-256"), "POST", 401, "missing"),
         ("no sha256= prefix", good, {**h, "X-Hub-Signature-256": h["X-Hub-Signature-256"][7:]}, "POST", 401, "prefix"),
@@ -272,6 +278,10 @@ def rejections(repo):
         ("no delivery header", good, without("X-GitHub-Delivery"), "POST", 400, "X-GitHub-Delivery"),
         ("bad JSON", b"{oops", headers(b"{oops"), "POST", 400, "not valid"),
         ("wrong field type", b'{"ref": 1}', headers(b'{"ref": 1}'), "POST", 400, "`ref`"),
+        # Nesting past the bound: in a field the push reader skips, in one it reads, in a form.
+        ("deep ignored field", deep_ignored, headers(deep_ignored), "POST", 400, "100 levels deep"),
+        ("deep read field", deep_read, headers(deep_read), "POST", 400, "100 levels deep"),
+        ("deep form payload", deep_form, form_headers, "POST", 400, "100 levels deep"),
     ]
 
 

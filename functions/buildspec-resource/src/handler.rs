@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use flavor_ci::custom_resource::{self, PhysicalId, RequestType, Response, Status};
+use flavor_ci::nesting::{BoundedJson, TooDeep};
 use indexmap::IndexMap;
 use lambda_runtime::tracing::{error, info, warn};
 use lambda_runtime::{Error, LambdaEvent};
@@ -161,10 +162,11 @@ impl Budget {
 /// reason a later retry may not have (network or 5xx), so that Lambda's retry can try again.
 pub(crate) async fn handle<S: ObjectStore>(
     deps: Arc<Deps<S>>,
-    event: LambdaEvent<Value>,
+    event: LambdaEvent<BoundedJson>,
 ) -> Result<(), Error> {
     let (payload, context) = event.into_parts();
     let service_timeout = payload
+        .value
         .get("ResourceProperties")
         .and_then(custom_resource::service_timeout);
     let budget = Budget::new(context.deadline, service_timeout);
@@ -173,9 +175,13 @@ pub(crate) async fn handle<S: ObjectStore>(
 
 pub(crate) async fn handle_with_budget<S: ObjectStore>(
     deps: Arc<Deps<S>>,
-    payload: Value,
+    payload: BoundedJson,
     budget: Budget,
 ) -> Result<(), Error> {
+    let BoundedJson {
+        value: payload,
+        too_deep,
+    } = payload;
     let envelope = Envelope::read(&payload);
     let raw_url = text(&payload, "ResponseURL");
     let Some(url) = raw_url.as_deref().and_then(ResponseUrl::parse) else {
@@ -208,6 +214,7 @@ pub(crate) async fn handle_with_budget<S: ObjectStore>(
         deps.clone(),
         envelope.clone(),
         payload,
+        too_deep,
         written.clone(),
     ));
     let abort = work.abort_handle();
@@ -317,6 +324,7 @@ async fn work<S: ObjectStore>(
     deps: Arc<Deps<S>>,
     envelope: Envelope,
     payload: Value,
+    too_deep: Option<TooDeep>,
     written: Arc<WrittenLog>,
 ) -> Outcome {
     let failure_id = envelope.failure_id();
@@ -338,6 +346,13 @@ async fn work<S: ObjectStore>(
                 missing.join(", ")
             ),
         );
+    }
+    // A Delete needs no properties, and must not fail for them: the rollback of a Create that
+    // failed on these very properties sends them again.
+    if let Some(deep) = too_deep
+        && request_type != RequestType::Delete
+    {
+        return Outcome::failed(failure_id, deep.to_string());
     }
     #[allow(unused_mut)]
     let mut properties = payload
@@ -508,14 +523,65 @@ mod tests {
     }
 
     async fn run(deps: &Arc<Deps<MemoryStore>>, payload: Value) -> Outcome {
-        let envelope = Envelope::read(&payload);
+        let text = serde_json::to_vec(&payload).unwrap();
+        run_text(deps, &text).await
+    }
+
+    /// Reads the event as the runtime does, from its bytes.
+    async fn run_text(deps: &Arc<Deps<MemoryStore>>, text: &[u8]) -> Outcome {
+        let read: BoundedJson = serde_json::from_slice(text).unwrap();
+        let envelope = Envelope::read(&read.value);
         work(
             deps.clone(),
             envelope,
-            payload,
+            read.value,
+            read.too_deep,
             Arc::new(Mutex::new(Vec::new())),
         )
         .await
+    }
+
+    /// `event` with `Settings.build.variables` nested `levels` lists deep, as text: serde_json
+    /// alone would refuse it past 128 levels and leave CloudFormation without an answer.
+    fn deep_event(request_type: &str, physical_id: Option<&str>, levels: usize) -> Vec<u8> {
+        let mut e = event(request_type, physical_id);
+        e["ResourceProperties"]["Settings"] = json!({"build": {"variables": "DEEP"}});
+        let text = serde_json::to_string(&e).unwrap();
+        let deep = format!("{}1{}", "[".repeat(levels), "]".repeat(levels));
+        text.replace("\"DEEP\"", &deep).into_bytes()
+    }
+
+    #[tokio::test]
+    async fn properties_nested_too_deeply_fail_with_the_place_and_delete_still_works() {
+        let deps = deps(MemoryStore::default());
+        for levels in [120, 129, 100_000] {
+            let failed = run_text(&deps, &deep_event("Create", None, levels)).await;
+            assert_eq!(failed.status, Status::Failed);
+            assert!(
+                failed.reason.starts_with(
+                    "`ResourceProperties.Settings.build.variables[0][0]…` nests lists or objects more than 100 levels deep"
+                ),
+                "{}",
+                failed.reason
+            );
+            assert!(deps.store.objects.lock().unwrap().is_empty());
+        }
+        let created = run(&deps, event("Create", None)).await;
+        assert_eq!(created.status, Status::Success, "{}", created.reason);
+        let updated = run_text(
+            &deps,
+            &deep_event("Update", Some(&created.physical_id), 100_000),
+        )
+        .await;
+        assert_eq!(updated.status, Status::Failed);
+        assert_eq!(updated.physical_id, created.physical_id);
+        let deleted = run_text(
+            &deps,
+            &deep_event("Delete", Some(&created.physical_id), 100_000),
+        )
+        .await;
+        assert_eq!(deleted.status, Status::Success, "{}", deleted.reason);
+        assert!(deps.store.objects.lock().unwrap().is_empty());
     }
 
     #[tokio::test]

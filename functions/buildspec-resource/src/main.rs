@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use flavor_ci::nesting::BoundedJson;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use serde_json::Value;
 
 #[cfg(feature = "fault-injection")]
 mod fault;
@@ -26,7 +26,7 @@ async fn main() -> Result<(), Error> {
         responder: respond::Responder::new()?,
     });
 
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<BoundedJson>| {
         handler::handle(deps.clone(), event)
     }))
     .await

@@ -323,6 +323,10 @@ where
     } else {
         request.body
     };
+    // Typed reading skips unknown fields without walking them; depth is checked for all.
+    if let Err(e) = flavor_ci::nesting::check_text(&payload) {
+        return Err(Reply::error(400, format!("the delivery body: {e}")));
+    }
 
     match event_name.as_str() {
         "ping" => {
@@ -412,7 +416,7 @@ async fn settings<S: ObjectStore, B, K>(
             format!("the deployed settings {location} are not valid: {e}; redeploy the stack"),
         )
     };
-    let value: Value = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
+    let value = flavor_ci::nesting::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
     let settings = Arc::new(Settings::from_json(value).map_err(|e| invalid(e.to_string()))?);
     *cached = Some(settings.clone());
     Ok(settings)
