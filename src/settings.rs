@@ -29,16 +29,16 @@ pub struct Settings {
     /// Directory names under `flavors-dir` that are not flavors.
     #[serde(deserialize_with = "lenient::text_list")]
     pub exclude: Vec<String>,
-    #[serde(deserialize_with = "lenient::or_default")]
+    #[serde(deserialize_with = "lenient::mapping")]
     pub batch: BatchSettings,
-    #[serde(deserialize_with = "lenient::or_default")]
+    #[serde(deserialize_with = "lenient::mapping")]
     pub build: BuildSettings,
     /// Per-flavor overrides and dependencies, by flavor name.
-    #[serde(deserialize_with = "lenient::or_default")]
+    #[serde(deserialize_with = "lenient::mapping_of")]
     pub flavors: IndexMap<String, FlavorSettings>,
-    #[serde(deserialize_with = "lenient::or_default")]
+    #[serde(deserialize_with = "lenient::mapping")]
     pub ci: VariantSettings,
-    #[serde(deserialize_with = "lenient::or_default")]
+    #[serde(deserialize_with = "lenient::mapping")]
     pub release: ReleaseSettings,
 }
 
@@ -135,19 +135,19 @@ pub struct BuildSettings {
     pub git_credential_helper: Option<bool>,
     #[serde(deserialize_with = "lenient::text_map")]
     pub runtime_versions: IndexMap<String, String>,
-    #[serde(deserialize_with = "lenient::or_default")]
+    #[serde(deserialize_with = "lenient::mapping")]
     pub phases: PhaseSet,
     #[serde(
-        deserialize_with = "lenient::or_default",
+        deserialize_with = "lenient::opt_mapping",
         skip_serializing_if = "Option::is_none"
     )]
     pub artifacts: Option<ArtifactSettings>,
     #[serde(
-        deserialize_with = "lenient::or_default",
+        deserialize_with = "lenient::opt_mapping",
         skip_serializing_if = "Option::is_none"
     )]
     pub cache: Option<CacheSettings>,
-    #[serde(deserialize_with = "lenient::or_default")]
+    #[serde(deserialize_with = "lenient::mapping_of")]
     pub reports: IndexMap<String, ReportSettings>,
 }
 
@@ -180,24 +180,24 @@ impl Default for BuildSettings {
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct PhaseSet {
     #[serde(
-        deserialize_with = "lenient::or_default",
+        deserialize_with = "lenient::opt_mapping",
         skip_serializing_if = "Option::is_none"
     )]
     pub install: Option<PhaseSettings>,
     #[serde(
         alias = "pre_build",
-        deserialize_with = "lenient::or_default",
+        deserialize_with = "lenient::opt_mapping",
         skip_serializing_if = "Option::is_none"
     )]
     pub pre_build: Option<PhaseSettings>,
     #[serde(
-        deserialize_with = "lenient::or_default",
+        deserialize_with = "lenient::opt_mapping",
         skip_serializing_if = "Option::is_none"
     )]
     pub build: Option<PhaseSettings>,
     #[serde(
         alias = "post_build",
-        deserialize_with = "lenient::or_default",
+        deserialize_with = "lenient::opt_mapping",
         skip_serializing_if = "Option::is_none"
     )]
     pub post_build: Option<PhaseSettings>,
@@ -261,7 +261,7 @@ pub struct ArtifactSettings {
     )]
     pub s3_prefix: Option<String>,
     #[serde(
-        deserialize_with = "lenient::or_default",
+        deserialize_with = "lenient::mapping_of",
         skip_serializing_if = "IndexMap::is_empty"
     )]
     pub secondary_artifacts: IndexMap<String, ArtifactSettings>,
@@ -349,7 +349,7 @@ pub struct FlavorSettings {
 pub struct VariantSettings {
     #[serde(deserialize_with = "lenient::text_map")]
     pub variables: IndexMap<String, String>,
-    #[serde(deserialize_with = "lenient::or_default")]
+    #[serde(deserialize_with = "lenient::mapping")]
     pub phases: PhaseSet,
     /// Where the tasks find a separate build buildspec (a repository path or an S3 ARN).
     /// Unset: the batch buildspec carries the phases itself and every task runs it.
@@ -372,7 +372,7 @@ pub struct ReleaseSettings {
     pub dry_run: bool,
     #[serde(deserialize_with = "lenient::text_map")]
     pub variables: IndexMap<String, String>,
-    #[serde(deserialize_with = "lenient::or_default")]
+    #[serde(deserialize_with = "lenient::mapping")]
     pub phases: PhaseSet,
     #[serde(
         deserialize_with = "lenient::opt_text",
@@ -457,13 +457,21 @@ impl Settings {
         } else {
             value
         };
-        let settings: Settings = serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
+        let mut track = serde_path_to_error::Track::new();
+        let read: Result<Settings, _> =
+            lenient::mapping(serde_path_to_error::Deserializer::new(value, &mut track));
+        let settings = read.map_err(|e| {
+            let path = track.path().to_string();
             let path = if path == "." { String::new() } else { path };
+            let message = friendly(e.to_string());
             SettingsError(vec![SettingsProblem {
+                message: if path.is_empty() {
+                    format!("the settings {message}")
+                } else {
+                    message
+                },
                 path,
                 line: None,
-                message: friendly(e.inner().to_string()),
             }])
         })?;
         let problems = settings.check();
@@ -624,6 +632,17 @@ fn friendly(message: String) -> String {
     if let Some(rest) = message.strip_prefix("unknown variant ") {
         return format!("unknown value {rest}");
     }
+    if let Some((found, _)) = message
+        .strip_prefix("invalid type: ")
+        .and_then(|rest| rest.split_once(", expected a mapping"))
+    {
+        let found = match found {
+            "sequence" => "a list",
+            "map" => "a mapping",
+            other => other,
+        };
+        return format!("must be a mapping (`key: value` entries), not {found}");
+    }
     message
 }
 
@@ -667,6 +686,9 @@ mod lenient {
 
     use indexmap::IndexMap;
     use serde::Deserialize;
+    use std::marker::PhantomData;
+
+    use serde::de::value::MapAccessDeserializer;
     use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
     /// A scalar of any JSON type, kept as text.
@@ -736,12 +758,63 @@ mod lenient {
             .map_err(|_| de::Error::custom(format!("expected a whole number, found `{t}`")))
     }
 
-    pub(super) fn or_default<'de, D, T>(d: D) -> Result<T, D::Error>
+    /// A value that must be written as a mapping (or left empty). Serde's derived readers
+    /// also take a list and read it field by field, in order, which would let
+    /// `batch: [build-list, true]` set fields without naming them, past the unknown-key check.
+    struct Mapping<T>(Option<T>);
+
+    impl<'de, T: Deserialize<'de>> Deserialize<'de> for Mapping<T> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V<T>(PhantomData<T>);
+            impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+                type Value = Mapping<T>;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a mapping (`key: value` entries)")
+                }
+                fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                    Ok(Mapping(None))
+                }
+                fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                    Ok(Mapping(None))
+                }
+                fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                    T::deserialize(MapAccessDeserializer::new(map)).map(|t| Mapping(Some(t)))
+                }
+            }
+            d.deserialize_any(V(PhantomData))
+        }
+    }
+
+    /// A section (`batch`, `build`, …): a mapping; empty means the defaults.
+    pub(super) fn mapping<'de, D, T>(d: D) -> Result<T, D::Error>
     where
         D: Deserializer<'de>,
         T: Deserialize<'de> + Default,
     {
-        Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+        Ok(Mapping::<T>::deserialize(d)?.0.unwrap_or_default())
+    }
+
+    /// An optional section (`artifacts`, a phase): a mapping; empty means unset.
+    pub(super) fn opt_mapping<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de>,
+    {
+        Ok(Mapping::<T>::deserialize(d)?.0)
+    }
+
+    /// Named sections (`flavors.<name>`, `reports.<group>`): a mapping of mappings; an empty
+    /// entry means the defaults.
+    pub(super) fn mapping_of<'de, D, T>(d: D) -> Result<IndexMap<String, T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de> + Default,
+    {
+        let entries: IndexMap<String, Mapping<T>> = mapping(d)?;
+        Ok(entries
+            .into_iter()
+            .map(|(k, v)| (k, v.0.unwrap_or_default()))
+            .collect())
     }
 
     /// A list of values; a single value counts as a list of one; null as an empty list.
@@ -962,6 +1035,81 @@ mod tests {
                 "{input}\nexpected {expected:?}\ngot {err}"
             );
         }
+    }
+
+    #[test]
+    fn sections_must_be_mappings_never_lists_read_field_by_field() {
+        let cases = [
+            (
+                json!(["flavors", ["x"]]),
+                "the settings must be a mapping (`key: value` entries), not a list",
+            ),
+            (
+                json!("flavors-dir: x"),
+                "the settings must be a mapping (`key: value` entries), not string",
+            ),
+            (
+                json!({"batch": ["build-list", true, true, 7]}),
+                "batch: must be a mapping (`key: value` entries), not a list",
+            ),
+            (json!({"build": ["MEDIUM"]}), "build: must be a mapping"),
+            (
+                json!({"build": {"phases": [["x"]]}}),
+                "build.phases: must be a mapping",
+            ),
+            (
+                json!({"build": {"phases": {"build": [["make"]]}}}),
+                "build.phases.build: must be a mapping",
+            ),
+            (
+                json!({"build": {"artifacts": [["a"]]}}),
+                "build.artifacts: must be a mapping",
+            ),
+            (
+                json!({"build": {"cache": [["a"]]}}),
+                "build.cache: must be a mapping",
+            ),
+            (
+                json!({"build": {"reports": {"r": [["a"]]}}}),
+                "build.reports.r: must be a mapping",
+            ),
+            (
+                json!({"build": {"artifacts": {"files": ["a"], "secondary-artifacts": {"s": [["b"]]}}}}),
+                "build.artifacts.secondary-artifacts.s: must be a mapping",
+            ),
+            (
+                json!({"flavors": {"a": ["BUILD_GENERAL1_LARGE"]}}),
+                "flavors.a: must be a mapping",
+            ),
+            (json!({"flavors": [["a"]]}), "flavors: must be a mapping"),
+            (json!({"ci": [{}]}), "ci: must be a mapping"),
+            (
+                json!({"release": [true, "v1"]}),
+                "release: must be a mapping",
+            ),
+        ];
+        for (input, expected) in cases {
+            let err = Settings::from_json(input.clone()).unwrap_err().to_string();
+            assert!(
+                err.contains(expected),
+                "{input}\nexpected {expected:?}\ngot {err}"
+            );
+        }
+        let err = Settings::from_yaml("- flavors\n- [x]\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "line 1: the settings must be a mapping (`key: value` entries), not a list"
+        );
+        let err = Settings::from_yaml("batch: [build-list, true, true, 7]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("line 1: batch: must be a mapping"), "{err}");
+        // An entry left empty is the defaults, as a section left empty is.
+        let s = Settings::from_yaml("flavors:\n  a:\nbuild:\n").unwrap();
+        assert_eq!(s.flavors["a"], FlavorSettings::default());
+        assert_eq!(s.build, BuildSettings::default());
     }
 
     #[test]
