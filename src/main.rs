@@ -12,6 +12,7 @@ use flavor_ci::settings::{SETTINGS_FILE, Settings};
 use flavor_ci::validate::{self, Limits, Severity};
 
 mod ops;
+mod outputs;
 
 /// Exit status: the input (flavors, settings or a buildspec) has problems.
 const EXIT_INVALID: u8 = 1;
@@ -257,45 +258,29 @@ const KNOWN_FILES: &[&str] = &[
     "release-build-buildspec.yaml",
 ];
 
-/// Writes every document through a temporary file and a rename, so a reader never sees a
-/// half-written buildspec; removes earlier outputs this run no longer produces.
+/// Writes every document all or none (see `outputs`); removes earlier outputs this run no
+/// longer produces, in the same step.
 fn write_all(dir: &Path, output: &Output) -> Result<Vec<PathBuf>, Failure> {
-    fs::create_dir_all(dir).map_err(|e| Failure::io(dir, "create output directory", &e))?;
-    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::with_capacity(output.documents.len());
-    let cleanup = |staged: &[(PathBuf, PathBuf)]| {
-        for (tmp, _) in staged {
-            let _ = fs::remove_file(tmp);
-        }
-    };
-    for d in &output.documents {
-        let target = dir.join(&d.file_name);
-        let tmp = dir.join(format!(".{}.tmp-{}", d.file_name, std::process::id()));
-        if let Err(e) = fs::write(&tmp, d.yaml.as_bytes()) {
-            let _ = fs::remove_file(&tmp);
-            cleanup(&staged);
-            return Err(Failure::io(&target, "write", &e));
-        }
-        staged.push((tmp, target));
+    let files: Vec<(&str, &[u8])> = output
+        .documents
+        .iter()
+        .map(|d| (d.file_name.as_str(), d.yaml.as_bytes()))
+        .collect();
+    let stale: Vec<&str> = KNOWN_FILES
+        .iter()
+        .copied()
+        .filter(|name| !output.documents.iter().any(|d| d.file_name == *name))
+        .collect();
+    let written = outputs::write_all(&outputs::RealFs, dir, &files, &stale)
+        .map_err(|e| Failure::io(&e.path, e.action, &e.error))?;
+    for (path, e) in &written.leftovers {
+        let _ = writeln!(
+            io::stderr(),
+            "warning: cannot remove the backup {}: {e}; delete it by hand",
+            path.display()
+        );
     }
-    for (i, (tmp, target)) in staged.iter().enumerate() {
-        if let Err(e) = fs::rename(tmp, target) {
-            cleanup(&staged[i..]);
-            return Err(Failure::io(target, "write", &e));
-        }
-    }
-    let mut removed = Vec::new();
-    for name in KNOWN_FILES {
-        if output.documents.iter().any(|d| d.file_name == *name) {
-            continue;
-        }
-        let path = dir.join(name);
-        match fs::remove_file(&path) {
-            Ok(()) => removed.push(path),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Failure::io(&path, "remove stale", &e)),
-        }
-    }
-    Ok(removed)
+    Ok(written.removed)
 }
 
 fn run_validate(args: &ValidateArgs) -> Result<ExitCode, Failure> {

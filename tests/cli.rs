@@ -368,3 +368,44 @@ fn deep_nesting_in_any_input_is_an_error_never_a_crash() {
 fn indent(text: &str) -> String {
     text.lines().map(|l| format!("      {l}\n")).collect()
 }
+
+#[test]
+fn a_failed_write_leaves_every_earlier_output_as_it_was() {
+    let repo = repo_with(&["a"], None);
+    let out = repo.path().join("out");
+    let args = [
+        "generate",
+        "-r",
+        repo.path().to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    assert!(flavor_ci(&args).status.success());
+    let ci = out.join("ci-batch-buildspec.yaml");
+    let before = std::fs::read_to_string(&ci).unwrap();
+    // The second output cannot be written: a directory is in its place.
+    std::fs::remove_file(out.join("release-batch-buildspec.yaml")).unwrap();
+    std::fs::create_dir(out.join("release-batch-buildspec.yaml")).unwrap();
+    std::fs::write(
+        repo.path().join("flavor-ci.yaml"),
+        "build:\n  variables:\n    CHANGED: yes\n",
+    )
+    .unwrap();
+    let o = flavor_ci(&args);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("release-batch-buildspec.yaml"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read_to_string(&ci).unwrap(), before);
+    let mut names: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["ci-batch-buildspec.yaml", "release-batch-buildspec.yaml"]
+    );
+}
