@@ -30,7 +30,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::flavors::FlavorSet;
+use crate::flavors::{FlavorSet, IdentifierStyle};
 use crate::generate::{self, Document, Output, Role, Variant};
 use crate::settings::Settings;
 
@@ -200,6 +200,42 @@ impl Properties {
                 None
             }
         };
+        // Settings are read first (the flavors' identifiers follow them) but reported after
+        // the flavors, in the order the properties are documented.
+        let mut deferred: Vec<(String, String)> = Vec::new();
+        let settings = match map.get("Settings") {
+            None | Some(Value::Null) => Settings::from_json(Value::Null).ok(),
+            Some(Value::String(text)) => match Settings::from_yaml(text) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    for p in e.0 {
+                        deferred.push((settings_path(&p.path), with_line(p.line, p.message)));
+                    }
+                    None
+                }
+            },
+            Some(v @ Value::Object(_)) => match Settings::from_json(v.clone()) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    for p in e.0 {
+                        deferred.push((settings_path(&p.path), p.message));
+                    }
+                    None
+                }
+            },
+            Some(_) => {
+                deferred.push((
+                    "Settings".into(),
+                    "must be an object in the flavor-ci.yaml schema, or that YAML as a string"
+                        .into(),
+                ));
+                None
+            }
+        };
+        // Identifiers (and their collisions) follow the settings' style when they are valid.
+        let style = settings
+            .as_ref()
+            .map_or(IdentifierStyle::Standard, |s| s.batch.identifier_style);
         let flavors = match map.get("Flavors") {
             None | Some(Value::Null) => {
                 bad(
@@ -214,7 +250,7 @@ impl Properties {
                     bad("Flavors", m);
                     None
                 }
-                Ok(names) => match FlavorSet::from_names(&names) {
+                Ok(names) => match FlavorSet::from_names_in(&names, style) {
                     Ok(set) => Some(set),
                     Err(errors) => {
                         for e in errors.0 {
@@ -225,35 +261,9 @@ impl Properties {
                 },
             },
         };
-        let settings = match map.get("Settings") {
-            None | Some(Value::Null) => Settings::from_json(Value::Null).ok(),
-            Some(Value::String(text)) => match Settings::from_yaml(text) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    for p in e.0 {
-                        bad(&settings_path(&p.path), with_line(p.line, p.message));
-                    }
-                    None
-                }
-            },
-            Some(v @ Value::Object(_)) => match Settings::from_json(v.clone()) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    for p in e.0 {
-                        bad(&settings_path(&p.path), p.message);
-                    }
-                    None
-                }
-            },
-            Some(_) => {
-                bad(
-                    "Settings",
-                    "must be an object in the flavor-ci.yaml schema, or that YAML as a string"
-                        .into(),
-                );
-                None
-            }
-        };
+        for (property, message) in deferred {
+            bad(&property, message);
+        }
         match (bucket, prefix, flavors, settings) {
             (Some(bucket), Some(prefix), Some(flavors), Some(settings)) if problems.is_empty() => {
                 Ok(Self {
@@ -830,6 +840,19 @@ mod tests {
             ]
         );
         assert!(e.to_string().contains("did you mean Flavors?"), "{e}");
+    }
+
+    #[test]
+    fn flavors_are_checked_in_the_identifier_style_the_settings_choose() {
+        let mut v = props();
+        v["Flavors"] = json!(["python-3.10", "python-31.0"]);
+        assert!(Properties::from_json(&v).is_ok());
+        v["Settings"] = json!({"batch": {"identifier-style": "exasol-ci-setup"}});
+        let e = Properties::from_json(&v).unwrap_err().to_string();
+        assert!(
+            e.starts_with("Flavors: flavors `python-3.10` and `python-31.0` both map to build identifier `build_python_310`"),
+            "{e}"
+        );
     }
 
     #[test]

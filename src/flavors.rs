@@ -6,6 +6,10 @@
 //! outside `[A-Za-z0-9_]` replaced by `_`, one for one: `python-3.10` → `build_python_3_10`.
 //! Names are at most [`MAX_NAME_CHARS`] characters, so identifiers stay under CodeBuild's
 //! 128-character limit. Two flavors that map to the same identifier are an error.
+//!
+//! Repositories moving from `exasol-script-languages-container-ci-setup` can keep that tool's
+//! identifiers ([`IdentifierStyle::ExasolCiSetup`], setting `batch.identifier-style`), so build
+//! history and automation keyed on them carry over.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -18,6 +22,27 @@ pub const MAX_NAME_CHARS: usize = 100;
 pub const IDENTIFIER_PREFIX: &str = "build_";
 /// CodeBuild rejects identifiers of 128 characters or more.
 pub const MAX_IDENTIFIER_CHARS: usize = 127;
+
+/// How a flavor name becomes a build identifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IdentifierStyle {
+    /// `build_` + the name with every character outside `[A-Za-z0-9_]` replaced by `_`, one for
+    /// one: `python-3.10` → `build_python_3_10`.
+    #[default]
+    Standard,
+    /// The mapping of `exasol-script-languages-container-ci-setup`: `build_` + the name with
+    /// `.` removed and `-` replaced by `_` (`python-3.10` → `build_python_310`); any other
+    /// character outside `[A-Za-z0-9_]`, which that tool passed through into an identifier
+    /// CodeBuild rejects, becomes `_`.
+    ExasolCiSetup,
+}
+
+impl IdentifierStyle {
+    pub fn is_standard(&self) -> bool {
+        *self == IdentifierStyle::Standard
+    }
+}
 
 /// A validated flavor name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -64,17 +89,23 @@ impl FlavorName {
         &self.0
     }
 
-    /// The CodeBuild build identifier of this flavor (see the module docs).
+    /// The CodeBuild build identifier of this flavor in the standard style.
     pub fn identifier(&self) -> String {
+        self.identifier_in(IdentifierStyle::Standard)
+    }
+
+    /// The CodeBuild build identifier of this flavor in `style` (see the module docs).
+    pub fn identifier_in(&self, style: IdentifierStyle) -> String {
         let mut id = String::with_capacity(IDENTIFIER_PREFIX.len() + self.0.len());
         id.push_str(IDENTIFIER_PREFIX);
-        id.extend(self.0.chars().map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
+        let safe = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        for c in self.0.chars() {
+            match (style, c) {
+                (_, c) if safe(c) => id.push(c),
+                (IdentifierStyle::ExasolCiSetup, '.') => {}
+                _ => id.push('_'),
             }
-        }));
+        }
         id
     }
 }
@@ -154,15 +185,26 @@ pub struct Flavor {
     pub identifier: String,
 }
 
-/// A non-empty set of flavors, sorted by name, whose identifiers are unique.
+/// A non-empty set of flavors, sorted by name, whose identifiers (in one style) are unique.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlavorSet {
     flavors: Vec<Flavor>,
+    style: IdentifierStyle,
 }
 
 impl FlavorSet {
-    /// Builds the set from explicit names (the deploy-time path). Every problem is reported.
+    /// Builds the set from explicit names (the deploy-time path), with standard identifiers.
+    /// Every problem is reported.
     pub fn from_names<I, S>(names: I) -> Result<Self, FlavorErrors>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        Self::from_names_in(names, IdentifierStyle::Standard)
+    }
+
+    /// [`FlavorSet::from_names`] with identifiers in `style`.
+    pub fn from_names_in<I, S>(names: I, style: IdentifierStyle) -> Result<Self, FlavorErrors>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
@@ -178,12 +220,33 @@ impl FlavorSet {
         if valid.is_empty() && errors.is_empty() {
             errors.push(FlavorError::EmptyList);
         }
-        Self::build(valid, errors)
+        Self::build(valid, errors, style)
+    }
+
+    /// The same flavors with identifiers in `style`, checked for collisions in that style.
+    pub fn in_style(&self, style: IdentifierStyle) -> Result<Self, FlavorErrors> {
+        if style == self.style {
+            return Ok(self.clone());
+        }
+        Self::build(
+            self.flavors.iter().map(|f| f.name.clone()).collect(),
+            Vec::new(),
+            style,
+        )
+    }
+
+    /// The style of this set's identifiers.
+    pub fn style(&self) -> IdentifierStyle {
+        self.style
     }
 
     /// Finds the flavors in `dir`: every immediate subdirectory, or symlink to a directory,
     /// whose name does not start with `.` and is not in `exclude`.
-    pub fn discover(dir: &Path, exclude: &[String]) -> Result<Self, FlavorErrors> {
+    pub fn discover(
+        dir: &Path,
+        exclude: &[String],
+        style: IdentifierStyle,
+    ) -> Result<Self, FlavorErrors> {
         let io_error = |path: &Path, e: io::Error| FlavorError::Io {
             path: path.to_owned(),
             message: e.to_string(),
@@ -253,7 +316,7 @@ impl FlavorSet {
                 path: dir.to_owned(),
             });
         }
-        Self::build(names, errors)
+        Self::build(names, errors, style)
     }
 
     /// The flavors among `names`, the directories (and links that resolve to directories) of a
@@ -264,6 +327,7 @@ impl FlavorSet {
         dir: &str,
         names: I,
         exclude: &[String],
+        style: IdentifierStyle,
         mut errors: Vec<FlavorError>,
     ) -> Result<Self, FlavorErrors>
     where
@@ -284,12 +348,13 @@ impl FlavorSet {
         if valid.is_empty() && errors.is_empty() {
             errors.push(FlavorError::NoFlavors { path: dir.into() });
         }
-        Self::build(valid, errors)
+        Self::build(valid, errors, style)
     }
 
     fn build(
         mut names: Vec<FlavorName>,
         mut errors: Vec<FlavorError>,
+        style: IdentifierStyle,
     ) -> Result<Self, FlavorErrors> {
         names.sort();
         let mut flavors: Vec<Flavor> = Vec::with_capacity(names.len());
@@ -299,7 +364,7 @@ impl FlavorSet {
                 errors.push(FlavorError::Duplicate { name: name.0 });
                 continue;
             }
-            let identifier = name.identifier();
+            let identifier = name.identifier_in(style);
             if let Some(&i) = by_identifier.get(&identifier) {
                 errors.push(FlavorError::IdentifierCollision {
                     first: flavors[i].name.0.clone(),
@@ -312,7 +377,7 @@ impl FlavorSet {
             flavors.push(Flavor { name, identifier });
         }
         if errors.is_empty() {
-            Ok(Self { flavors })
+            Ok(Self { flavors, style })
         } else {
             Err(FlavorErrors(errors))
         }
@@ -396,6 +461,40 @@ mod tests {
     }
 
     #[test]
+    fn the_exasol_ci_setup_style_keeps_that_tools_identifiers() {
+        let id = |n: &str| {
+            FlavorName::new(n)
+                .unwrap()
+                .identifier_in(IdentifierStyle::ExasolCiSetup)
+        };
+        assert_eq!(
+            id("standard-EXASOL-all-python-3.10"),
+            "build_standard_EXASOL_all_python_310"
+        );
+        assert_eq!(
+            id("template-Exasol-8-python-3.12-cuda-conda"),
+            "build_template_Exasol_8_python_312_cuda_conda"
+        );
+        assert_eq!(id("r-4.4"), "build_r_44");
+        assert_eq!(id("with space"), "build_with_space");
+        // Collisions are checked in the style in use: these two collide only in the old one.
+        let names = ["python-3.10", "python-31.0"];
+        assert!(FlavorSet::from_names(names).is_ok());
+        let err = FlavorSet::from_names_in(names, IdentifierStyle::ExasolCiSetup).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "flavors `python-3.10` and `python-31.0` both map to build identifier `build_python_310`; rename one"
+        );
+        // …and these only in the standard one.
+        let names = ["a.b", "a-b"];
+        assert!(FlavorSet::from_names(names).is_err());
+        let set = FlavorSet::from_names_in(names, IdentifierStyle::ExasolCiSetup).unwrap();
+        assert!(set.in_style(IdentifierStyle::Standard).is_err());
+        let ids: Vec<&str> = set.iter().map(|f| f.identifier.as_str()).collect();
+        assert_eq!(ids, ["build_a_b", "build_ab"]);
+    }
+
+    #[test]
     fn colliding_identifiers_name_both_flavors() {
         let err = FlavorSet::from_names(["python-3.10", "python_3.10", "ok"]).unwrap_err();
         assert_eq!(
@@ -435,7 +534,12 @@ mod tests {
         fs::write(flavors.join("README.md"), "not a flavor").unwrap();
         std::os::unix::fs::symlink("../vendor/linked-flavor", flavors.join("linked")).unwrap();
         std::os::unix::fs::symlink("README.md", flavors.join("file-link")).unwrap();
-        let set = FlavorSet::discover(&flavors, &["__pycache__".to_owned()]).unwrap();
+        let set = FlavorSet::discover(
+            &flavors,
+            &["__pycache__".to_owned()],
+            IdentifierStyle::Standard,
+        )
+        .unwrap();
         assert_eq!(names(&set), ["linked", "real"]);
     }
 
@@ -448,7 +552,7 @@ mod tests {
         fs::create_dir_all(tmp.path().join("submodule")).unwrap();
         std::os::unix::fs::symlink("../submodule/flavors/gone", flavors.join("gone")).unwrap();
         std::os::unix::fs::symlink("loop", flavors.join("loop")).unwrap();
-        let err = FlavorSet::discover(&flavors, &[]).unwrap_err();
+        let err = FlavorSet::discover(&flavors, &[], IdentifierStyle::Standard).unwrap_err();
         assert_eq!(err.0.len(), 2, "{err}");
         let text = err.to_string();
         assert!(
@@ -468,15 +572,17 @@ mod tests {
     #[test]
     fn missing_empty_and_non_directories_are_clear_errors() {
         let tmp = tempfile::tempdir().unwrap();
-        let missing = FlavorSet::discover(&tmp.path().join("nope"), &[]).unwrap_err();
+        let missing = FlavorSet::discover(&tmp.path().join("nope"), &[], IdentifierStyle::Standard)
+            .unwrap_err();
         assert!(matches!(missing.0[0], FlavorError::MissingDirectory { .. }));
-        let empty = FlavorSet::discover(tmp.path(), &[]).unwrap_err();
+        let empty = FlavorSet::discover(tmp.path(), &[], IdentifierStyle::Standard).unwrap_err();
         assert!(matches!(empty.0[0], FlavorError::NoFlavors { .. }));
         fs::create_dir(tmp.path().join(".only-hidden")).unwrap();
-        let hidden = FlavorSet::discover(tmp.path(), &[]).unwrap_err();
+        let hidden = FlavorSet::discover(tmp.path(), &[], IdentifierStyle::Standard).unwrap_err();
         assert!(matches!(hidden.0[0], FlavorError::NoFlavors { .. }));
         fs::write(tmp.path().join("file"), "").unwrap();
-        let file = FlavorSet::discover(&tmp.path().join("file"), &[]).unwrap_err();
+        let file = FlavorSet::discover(&tmp.path().join("file"), &[], IdentifierStyle::Standard)
+            .unwrap_err();
         assert!(matches!(file.0[0], FlavorError::NotADirectory { .. }));
     }
 
@@ -487,6 +593,15 @@ mod tests {
                 let id = n.identifier();
                 prop_assert!(id.chars().count() <= MAX_IDENTIFIER_CHARS);
                 prop_assert!(id.starts_with(IDENTIFIER_PREFIX));
+                prop_assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+            }
+        }
+
+        #[test]
+        fn old_style_identifiers_are_valid_for_every_valid_name(name in "\\PC{1,100}") {
+            if let Ok(n) = FlavorName::new(&name) {
+                let id = n.identifier_in(IdentifierStyle::ExasolCiSetup);
+                prop_assert!(id.chars().count() <= MAX_IDENTIFIER_CHARS);
                 prop_assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
             }
         }

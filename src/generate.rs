@@ -259,8 +259,19 @@ fn select<'f>(
 /// Generates every document the settings ask for.
 pub fn generate(request: Request<'_>) -> Result<Output, GenerateError> {
     let settings = request.settings;
-    let mut warnings = check_against_flavors(settings, request.flavors)?;
-    let selected = select(request.flavors, request.only)?;
+    // Identifiers follow the settings whichever style the caller listed the flavors in.
+    let restyled;
+    let flavors = if request.flavors.style() == settings.batch.identifier_style {
+        request.flavors
+    } else {
+        restyled = request
+            .flavors
+            .in_style(settings.batch.identifier_style)
+            .map_err(|e| GenerateError::Selection(e.to_string()))?;
+        &restyled
+    };
+    let mut warnings = check_against_flavors(settings, flavors)?;
+    let selected = select(flavors, request.only)?;
     let max = settings.batch.max_builds;
     if selected.len() > max as usize {
         return Err(SettingsError(vec![settings_error(
@@ -340,7 +351,7 @@ fn variant_documents(
     if variant == Variant::Release {
         let id = release_id.unwrap_or(&settings.release.release_id);
         task_variables.push(("RELEASE_ID".into(), id.to_owned()));
-        task_variables.push(("DRY_RUN".into(), settings.release.dry_run.to_string()));
+        task_variables.push(("DRY_RUN".into(), settings.release.dry_run_text().to_owned()));
     }
     let tasks = selected
         .iter()

@@ -186,7 +186,8 @@ fn discover(args: &RepoArgs, settings: &Settings) -> Result<FlavorSet, Failure> 
         .flavors_dir
         .clone()
         .unwrap_or_else(|| args.repo.join(&settings.flavors_dir));
-    FlavorSet::discover(&dir, &settings.exclude).map_err(Failure::invalid)
+    FlavorSet::discover(&dir, &settings.exclude, settings.batch.identifier_style)
+        .map_err(Failure::invalid)
 }
 
 fn run_flavors(args: &RepoArgs) -> Result<ExitCode, Failure> {

@@ -10,7 +10,7 @@ use std::fmt;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use crate::flavors::FlavorName;
+use crate::flavors::{FlavorName, IdentifierStyle};
 use crate::validate::{
     COMPUTE_TYPES, ENVIRONMENT_TYPES, REPORT_FORMATS, SHELLS, on_failure_problem,
     secret_reference_problem, unknown_value, variable_name_problem,
@@ -76,6 +76,10 @@ pub struct BatchSettings {
     /// The project's maximum number of builds per batch.
     #[serde(deserialize_with = "lenient::count")]
     pub max_builds: u32,
+    /// How flavor names become build identifiers; `exasol-ci-setup` keeps the identifiers of
+    /// the tool this one replaces.
+    #[serde(skip_serializing_if = "IdentifierStyle::is_standard")]
+    pub identifier_style: IdentifierStyle,
 }
 
 impl Default for BatchSettings {
@@ -85,6 +89,7 @@ impl Default for BatchSettings {
             fast_fail: false,
             ignore_failure: false,
             max_builds: 100,
+            identifier_style: IdentifierStyle::Standard,
         }
     }
 }
@@ -370,6 +375,13 @@ pub struct ReleaseSettings {
     pub release_id: String,
     #[serde(deserialize_with = "lenient::flag")]
     pub dry_run: bool,
+    /// How `DRY_RUN` is written for each value of `dry-run`, e.g. `--dry-run` and
+    /// `--no-dry-run` for a command that takes a flag.
+    #[serde(
+        deserialize_with = "lenient::mapping",
+        skip_serializing_if = "DryRunValues::is_default"
+    )]
+    pub dry_run_values: DryRunValues,
     #[serde(deserialize_with = "lenient::text_map")]
     pub variables: IndexMap<String, String>,
     #[serde(deserialize_with = "lenient::mapping")]
@@ -387,9 +399,46 @@ impl Default for ReleaseSettings {
             enabled: true,
             release_id: String::new(),
             dry_run: true,
+            dry_run_values: DryRunValues::default(),
             variables: IndexMap::new(),
             phases: PhaseSet::default(),
             build_buildspec: None,
+        }
+    }
+}
+
+/// The text `DRY_RUN` gets for `release.dry-run: true` and `false`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DryRunValues {
+    #[serde(rename = "true", deserialize_with = "lenient::text")]
+    pub when_true: String,
+    #[serde(rename = "false", deserialize_with = "lenient::text")]
+    pub when_false: String,
+}
+
+impl Default for DryRunValues {
+    fn default() -> Self {
+        Self {
+            when_true: "true".into(),
+            when_false: "false".into(),
+        }
+    }
+}
+
+impl DryRunValues {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl ReleaseSettings {
+    /// The value release builds get as `DRY_RUN`.
+    pub fn dry_run_text(&self) -> &str {
+        if self.dry_run {
+            &self.dry_run_values.when_true
+        } else {
+            &self.dry_run_values.when_false
         }
     }
 }

@@ -15,8 +15,12 @@ fn example() -> (Settings, FlavorSet) {
     let settings =
         Settings::from_yaml(&std::fs::read_to_string(repo.join("flavor-ci.yaml")).unwrap())
             .unwrap();
-    let flavors =
-        FlavorSet::discover(&repo.join(&settings.flavors_dir), &settings.exclude).unwrap();
+    let flavors = FlavorSet::discover(
+        &repo.join(&settings.flavors_dir),
+        &settings.exclude,
+        settings.batch.identifier_style,
+    )
+    .unwrap();
     (settings, flavors)
 }
 
@@ -326,4 +330,50 @@ proptest! {
             prop_assert!(validate::validate_text(&d.yaml, Limits::default()).is_empty());
         }
     }
+}
+
+#[test]
+fn the_old_tools_identifiers_and_dry_run_flag_can_be_kept() {
+    let settings = Settings::from_yaml(
+        "batch:\n  identifier-style: exasol-ci-setup\n  fast-fail: false\nflavors:\n  template-python-3.10:\n    depend-on: [standard-python-3.10]\nrelease:\n  dry-run: false\n  dry-run-values: {true: --dry-run, false: --no-dry-run}\n",
+    )
+    .unwrap();
+    // Listed in the standard style, as the webhook or a library user might: generate follows
+    // the settings.
+    let flavors = FlavorSet::from_names(["standard-python-3.10", "template-python-3.10"]).unwrap();
+    let out = all(&settings, &flavors);
+    let ci = &out.document(Variant::Ci, Role::Batch).unwrap().yaml;
+    assert!(
+        ci.contains("identifier: build_standard_python_310\n"),
+        "{ci}"
+    );
+    assert!(ci.contains("- build_standard_python_310\n"), "{ci}");
+    assert!(!ci.contains("python_3_10"), "{ci}");
+    let release = &out.document(Variant::Release, Role::Batch).unwrap().yaml;
+    assert!(release.contains("DRY_RUN: '--no-dry-run'\n"), "{release}");
+    let mut dry = settings.clone();
+    dry.release.dry_run = true;
+    let out = all(&dry, &flavors);
+    let release = &out.document(Variant::Release, Role::Batch).unwrap().yaml;
+    assert!(release.contains("DRY_RUN: '--dry-run'\n"), "{release}");
+    // Collisions are checked in the style in use.
+    let clash = FlavorSet::from_names(["python-3.10", "python-31.0"]).unwrap();
+    let err = generate::generate(Request {
+        settings: &settings,
+        flavors: &clash,
+        only: None,
+        release_id: None,
+    })
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("both map to build identifier `build_python_310`"),
+        "{err}"
+    );
+    // The defaults serialize as before, so stored settings keep their hash.
+    let canonical = Settings::default().to_canonical_json();
+    assert!(!canonical.contains("identifier-style") && !canonical.contains("dry-run-values"));
+    let json = settings.to_canonical_json();
+    let back = Settings::from_json(serde_json::from_str(&json).unwrap()).unwrap();
+    assert_eq!(back, settings);
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use bytes::Bytes;
-use flavor_ci::flavors::{FlavorError, FlavorSet, is_candidate};
+use flavor_ci::flavors::{FlavorError, FlavorSet, IdentifierStyle, is_candidate};
 use flavor_ci::webhook::push::{LinkedFlavor, resolve_link};
 use flavor_ci_aws::HttpsClient;
 use http_body_util::{BodyExt, Full, Limited};
@@ -385,6 +385,7 @@ pub(crate) async fn list_flavors(
     tree: Option<&str>,
     dir: &str,
     exclude: &[String],
+    style: IdentifierStyle,
     token: Option<&str>,
 ) -> Result<Listing, ListError> {
     let mut calls = 0;
@@ -493,7 +494,7 @@ pub(crate) async fn list_flavors(
             (Found::Missing(why), _) => errors.push(broken(&why)),
         }
     }
-    let flavors = FlavorSet::from_listing(shown, names, exclude, errors)
+    let flavors = FlavorSet::from_listing(shown, names, exclude, style, errors)
         .map_err(|e| ListError::Repository(e.to_string()))?;
     Ok(Listing {
         flavors,

@@ -721,6 +721,7 @@ async fn list<S, B, K: SecretSource>(
             push.tree_id(),
             &settings.flavors_dir,
             &settings.exclude,
+            settings.batch.identifier_style,
             token.as_deref().map(String::as_str),
         )
         .await;
