@@ -850,7 +850,7 @@ mod tests {
         v["Settings"] = json!({"batch": {"identifier-style": "exasol-ci-setup"}});
         let e = Properties::from_json(&v).unwrap_err().to_string();
         assert!(
-            e.starts_with("Flavors: flavors `python-3.10` and `python-31.0` both map to build identifier `build_python_310`"),
+            e.contains("Flavors: flavors `python-3.10` and `python-31.0` both map to build identifier `build_python_310`"),
             "{e}"
         );
     }
