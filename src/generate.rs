@@ -86,6 +86,9 @@ pub struct Output {
     pub selected: Vec<String>,
     /// Findings that do not stop generation (e.g. an override for a flavor that is gone).
     pub warnings: Vec<String>,
+    /// Variants whose builds got the placeholder phase (they only list the flavor's
+    /// directory) because the settings give them no commands.
+    pub without_commands: Vec<Variant>,
 }
 
 impl Output {
@@ -94,6 +97,17 @@ impl Output {
         self.documents
             .iter()
             .find(|d| d.variant == variant && d.role == role)
+    }
+
+    /// A plain statement that some builds do nothing yet, with what to write.
+    pub fn without_commands_notice(&self) -> Option<String> {
+        let first = self.without_commands.first()?;
+        let names: Vec<&str> = self.without_commands.iter().map(|v| v.name()).collect();
+        Some(format!(
+            "the {} builds do nothing yet: no build commands are set, so each only lists its flavor's directory. Write the commands that build a flavor under `build.phases` (or `{}.phases`) in flavor-ci.yaml; see docs/settings.md",
+            names.join(" and "),
+            first.name(),
+        ))
     }
 
     /// Hex SHA-256 over every document's name and bytes: changes whenever any output changes.
@@ -287,6 +301,11 @@ pub fn generate(request: Request<'_>) -> Result<Output, GenerateError> {
     if settings.release.enabled {
         variants.push(Variant::Release);
     }
+    let without_commands: Vec<Variant> = variants
+        .iter()
+        .copied()
+        .filter(|v| !has_phases(settings, *v))
+        .collect();
     let mut documents = Vec::with_capacity(4);
     for variant in variants {
         for (role, spec) in variant_documents(settings, variant, &selected, request.release_id) {
@@ -325,6 +344,19 @@ pub fn generate(request: Request<'_>) -> Result<Output, GenerateError> {
             .map(|f| f.name.as_str().to_owned())
             .collect(),
         warnings,
+        without_commands,
+    })
+}
+
+/// Whether a variant has commands of its own or shared ones (otherwise it gets a placeholder
+/// build phase).
+fn has_phases(settings: &Settings, variant: Variant) -> bool {
+    let own = match variant {
+        Variant::Ci => &settings.ci.phases,
+        Variant::Release => &settings.release.phases,
+    };
+    [own, &settings.build.phases].iter().any(|p| {
+        p.install.is_some() || p.pre_build.is_some() || p.build.is_some() || p.post_build.is_some()
     })
 }
 
@@ -335,15 +367,17 @@ fn variant_documents(
     selected: &[&Flavor],
     release_id: Option<&str>,
 ) -> Vec<(Role, Buildspec)> {
-    let (variables, phases, location) = match variant {
+    let (variables, phases, artifacts, location) = match variant {
         Variant::Ci => (
             &settings.ci.variables,
             &settings.ci.phases,
+            &settings.ci.artifacts,
             settings.ci.build_buildspec.clone(),
         ),
         Variant::Release => (
             &settings.release.variables,
             &settings.release.phases,
+            &settings.release.artifacts,
             settings.release.build_buildspec.clone(),
         ),
     };
@@ -364,7 +398,7 @@ fn variant_documents(
             BatchShape::BuildList => BatchBuilds::List(tasks),
         },
     };
-    let build = build_spec(settings, variables, phases);
+    let build = build_spec(settings, variables, phases, artifacts.as_ref());
     if location.is_some() {
         let batch_only = Buildspec {
             batch: Some(batch),
@@ -464,6 +498,7 @@ fn build_spec(
     settings: &Settings,
     variant_variables: &IndexMap<String, String>,
     variant_phases: &PhaseSet,
+    variant_artifacts: Option<&ArtifactSettings>,
 ) -> Buildspec {
     let b = &settings.build;
     let pick =
@@ -522,7 +557,7 @@ fn build_spec(
                 )
             })
             .collect(),
-        artifacts: b.artifacts.as_ref().map(artifacts),
+        artifacts: variant_artifacts.or(b.artifacts.as_ref()).map(artifacts),
         cache: b.cache.as_ref().map(|c| Cache {
             paths: c.paths.clone(),
         }),

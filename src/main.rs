@@ -248,6 +248,9 @@ fn run_generate(args: &GenerateArgs) -> Result<ExitCode, Failure> {
     for w in &output.warnings {
         let _ = writeln!(err, "warning: {w}");
     }
+    if let Some(notice) = output.without_commands_notice() {
+        let _ = writeln!(err, "warning: {notice}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -356,6 +356,12 @@ pub struct VariantSettings {
     pub variables: IndexMap<String, String>,
     #[serde(deserialize_with = "lenient::mapping")]
     pub phases: PhaseSet,
+    /// Replaces `build.artifacts` for this variant.
+    #[serde(
+        deserialize_with = "lenient::opt_mapping",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub artifacts: Option<ArtifactSettings>,
     /// Where the tasks find a separate build buildspec (a repository path or an S3 ARN).
     /// Unset: the batch buildspec carries the phases itself and every task runs it.
     #[serde(
@@ -386,6 +392,12 @@ pub struct ReleaseSettings {
     pub variables: IndexMap<String, String>,
     #[serde(deserialize_with = "lenient::mapping")]
     pub phases: PhaseSet,
+    /// Replaces `build.artifacts` for this variant.
+    #[serde(
+        deserialize_with = "lenient::opt_mapping",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub artifacts: Option<ArtifactSettings>,
     #[serde(
         deserialize_with = "lenient::opt_text",
         skip_serializing_if = "Option::is_none"
@@ -402,6 +414,7 @@ impl Default for ReleaseSettings {
             dry_run_values: DryRunValues::default(),
             variables: IndexMap::new(),
             phases: PhaseSet::default(),
+            artifacts: None,
             build_buildspec: None,
         }
     }
@@ -639,11 +652,17 @@ impl Settings {
                 bad(format!("build.reports.{name}.file-format"), m);
             }
         }
-        if let Some(a) = &b.artifacts
-            && a.files.is_empty()
-            && a.secondary_artifacts.is_empty()
-        {
-            bad("build.artifacts.files".into(), "list what to upload".into());
+        for (path, artifacts) in [
+            ("build.artifacts", &b.artifacts),
+            ("ci.artifacts", &self.ci.artifacts),
+            ("release.artifacts", &self.release.artifacts),
+        ] {
+            if let Some(a) = artifacts
+                && a.files.is_empty()
+                && a.secondary_artifacts.is_empty()
+            {
+                bad(format!("{path}.files"), "list what to upload".into());
+            }
         }
         for (name, flavor) in &self.flavors {
             let path = format!("flavors.{name}");

@@ -409,3 +409,45 @@ fn a_failed_write_leaves_every_earlier_output_as_it_was() {
         ["ci-batch-buildspec.yaml", "release-batch-buildspec.yaml"]
     );
 }
+
+#[test]
+fn generate_says_plainly_when_the_builds_do_nothing_yet() {
+    let repo = repo_with(&["a"], None);
+    let out = repo.path().join("out");
+    let args = [
+        "generate",
+        "-r",
+        repo.path().to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    let o = flavor_ci(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "warning: the ci and release builds do nothing yet: no build commands are set"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("`build.phases`"), "{}", stderr(&o));
+    // With commands for CI only, the notice names the release builds alone.
+    std::fs::write(
+        repo.path().join("flavor-ci.yaml"),
+        "ci:\n  phases:\n    build:\n      commands: [make]\n",
+    )
+    .unwrap();
+    let o = flavor_ci(&args);
+    assert!(
+        stderr(&o).contains("warning: the release builds do nothing yet"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::write(
+        repo.path().join("flavor-ci.yaml"),
+        "build:\n  phases:\n    build:\n      commands: [make]\n",
+    )
+    .unwrap();
+    let o = flavor_ci(&args);
+    assert!(!stderr(&o).contains("do nothing yet"), "{}", stderr(&o));
+}
