@@ -31,6 +31,13 @@ step "generated YAML read back by PyYAML (a YAML 1.1 reader)"
 cargo build --locked --quiet --bin flavor-ci
 .venv/bin/python tests/yaml11_check.py target/debug/flavor-ci
 
+step "migration example against the tool it replaces (exasol-script-languages-container-ci-setup 1.8.0 from PyPI, .venv-exasol)"
+if [ ! -x .venv-exasol/bin/python ]; then
+  python3 -m venv .venv-exasol
+fi
+.venv-exasol/bin/python -m pip install --quiet --disable-pip-version-check exasol-script-languages-container-ci-setup==1.8.0
+EXASOL_CI_SETUP_PYTHON="$PWD/.venv-exasol/bin/python" .venv/bin/python -m pytest -q -p no:cacheprovider tests/migration
+
 step "functions against real local servers (moto, cargo lambda watch, a response receiver, a GitHub API stand-in)"
 cargo build --locked --quiet -p github-webhook
 cargo build --locked --quiet -p buildspec-resource --features fault-injection
