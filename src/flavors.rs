@@ -79,6 +79,11 @@ impl FlavorName {
         if name.chars().any(char::is_control) {
             return Err(invalid("it contains a control character"));
         }
+        if !name.chars().all(crate::yaml::is_yaml_printable) {
+            return Err(invalid(
+                "it contains a character YAML does not allow (U+FFFE or U+FFFF); rename it",
+            ));
+        }
         if name.starts_with(char::is_whitespace) || name.ends_with(char::is_whitespace) {
             return Err(invalid("it starts or ends with whitespace; remove it"));
         }
@@ -133,6 +138,11 @@ pub enum FlavorError {
     },
     #[error("no flavors directory at {}: create it or point `flavors-dir` (or --flavors-dir) at it", path.display())]
     MissingDirectory { path: PathBuf },
+    #[error(
+        "the flavors directory {} is a link to {}, which does not exist; if it points into a git submodule, run `git submodule update --init --recursive`, otherwise fix the link or point `flavors-dir` (or --flavors-dir) at the directory",
+        path.display(), target.display()
+    )]
+    BrokenDirectoryLink { path: PathBuf, target: PathBuf },
     #[error("{} is not a directory: point `flavors-dir` (or --flavors-dir) at the directory that holds one directory per flavor", path.display())]
     NotADirectory { path: PathBuf },
     #[error("{} holds no flavor directories: add one directory per flavor", path.display())]
@@ -254,6 +264,15 @@ impl FlavorSet {
         let meta = match std::fs::metadata(dir) {
             Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // A link to nothing (often into a submodule that is not checked out) is named
+                // as such, with the fix.
+                if let Ok(target) = std::fs::read_link(dir) {
+                    return Err(FlavorError::BrokenDirectoryLink {
+                        path: dir.to_owned(),
+                        target,
+                    }
+                    .into());
+                }
                 return Err(FlavorError::MissingDirectory {
                     path: dir.to_owned(),
                 }
@@ -273,13 +292,14 @@ impl FlavorSet {
         for entry in entries {
             let entry = entry.map_err(|e| io_error(dir, e))?;
             let path = entry.path();
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                errors.push(FlavorError::NonUtf8Name { path });
-                continue;
-            };
-            if !is_candidate(&name, exclude) {
+            let raw_name = entry.file_name();
+            // A name that is not UTF-8 matters only if the entry would be a flavor; hidden and
+            // excluded names are skipped whatever their bytes.
+            let lossy = raw_name.to_string_lossy();
+            if !is_candidate(&lossy, exclude) {
                 continue;
             }
+            let name = raw_name.to_str().map(str::to_owned);
             let file_type = entry.file_type().map_err(|e| io_error(&path, e))?;
             let is_flavor = if file_type.is_dir() {
                 true
@@ -305,9 +325,10 @@ impl FlavorSet {
                 false
             };
             if is_flavor {
-                match FlavorName::new(&name) {
-                    Ok(n) => names.push(n),
-                    Err(e) => errors.push(e),
+                match name.as_deref().map(FlavorName::new) {
+                    Some(Ok(n)) => names.push(n),
+                    Some(Err(e)) => errors.push(e),
+                    None => errors.push(FlavorError::NonUtf8Name { path }),
                 }
             }
         }
@@ -452,6 +473,8 @@ mod tests {
             ("a\u{7}b", "control"),
             (" a", "whitespace"),
             ("a\t", "control"),
+            ("a\u{fffe}", "YAML does not allow"),
+            ("\u{ffff}b", "YAML does not allow"),
         ] {
             let err = FlavorName::new(name).unwrap_err().to_string();
             assert!(err.contains(reason), "{name:?}: {err}");
@@ -565,6 +588,53 @@ mod tests {
         );
         assert!(
             text.contains("flavors/loop points to loop, which cannot be followed"),
+            "{text}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn entries_that_would_not_be_flavors_never_stop_discovery() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let flavors = tmp.path().join("flavors");
+        fs::create_dir_all(flavors.join("ok")).unwrap();
+        let bytes = |b: &[u8]| flavors.join(OsStr::from_bytes(b));
+        fs::create_dir(bytes(b".hidden-\xff")).unwrap();
+        fs::write(bytes(b"notes-\xff.txt"), "a file").unwrap();
+        std::os::unix::fs::symlink("../gone", flavors.join(".hidden-link")).unwrap();
+        fs::create_dir(bytes(b"__pycache__")).unwrap();
+        let set = FlavorSet::discover(
+            &flavors,
+            &["__pycache__".to_owned()],
+            IdentifierStyle::Standard,
+        )
+        .unwrap();
+        assert_eq!(names(&set), ["ok"]);
+        // A directory whose name is not UTF-8 would be a flavor: that is reported.
+        fs::create_dir(bytes(b"bad-\xff")).unwrap();
+        let err = FlavorSet::discover(&flavors, &[], IdentifierStyle::Standard).unwrap_err();
+        assert!(
+            matches!(err.0[..], [FlavorError::NonUtf8Name { .. }]),
+            "{err}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_flavors_directory_that_is_a_broken_link_names_the_link_and_the_fix() {
+        let tmp = tempfile::tempdir().unwrap();
+        let flavors = tmp.path().join("flavors");
+        std::os::unix::fs::symlink("vendor/sub/flavors", &flavors).unwrap();
+        let err = FlavorSet::discover(&flavors, &[], IdentifierStyle::Standard).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("is a link to vendor/sub/flavors, which does not exist"),
+            "{text}"
+        );
+        assert!(
+            text.contains("git submodule update --init --recursive"),
             "{text}"
         );
     }

@@ -497,7 +497,10 @@ impl Settings {
                 message: e.message,
             }])
         };
-        let root = yaml::read(text).map_err(located)?;
+        // An empty file, or one of comments only, is the defaults, as `---` and `{}` are.
+        let Some(root) = yaml::read_optional(text).map_err(located)? else {
+            return Ok(Self::default());
+        };
         let json = root.to_json().map_err(located)?;
         Self::from_json(json).map_err(|SettingsError(problems)| {
             SettingsError(
@@ -967,6 +970,19 @@ mod tests {
     #[test]
     fn an_empty_document_gives_the_defaults() {
         assert_eq!(Settings::from_yaml("{}\n").unwrap(), Settings::default());
+        for empty in [
+            "",
+            "\n\n",
+            "# only a comment\n  # and another\n",
+            "---\n",
+            "---\n...\n",
+        ] {
+            assert_eq!(
+                Settings::from_yaml(empty).unwrap(),
+                Settings::default(),
+                "{empty:?}"
+            );
+        }
         assert_eq!(
             Settings::from_json(json!(null)).unwrap(),
             Settings::default()

@@ -14,4 +14,4 @@ mod emit;
 mod read;
 
 pub use emit::{Value, emit, needs_quotes, scalar};
-pub use read::{Kind, Node, ReadError, read};
+pub use read::{Kind, Node, ReadError, is_yaml_printable, read, read_optional};

@@ -194,8 +194,44 @@ fn count_nodes(node: &Node) -> usize {
     }
 }
 
+/// Whether YAML allows `c` in a document (its printable set: tab, line breaks, and everything
+/// but other control characters, surrogates, U+FFFE and U+FFFF).
+pub fn is_yaml_printable(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{85}')
+        || (!c.is_control() && c != '\u{fffe}' && c != '\u{ffff}')
+}
+
+/// The first character YAML does not allow, with its position, as an error.
+fn forbidden_character(text: &str) -> Option<ReadError> {
+    let (at, c) = text.char_indices().find(|&(_, c)| !is_yaml_printable(c))?;
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Some(ReadError {
+        line,
+        col,
+        message: format!(
+            "the character U+{:04X} is not allowed in YAML (readers reject the file); remove it, or write it as \"\\u{:04X}\" inside double quotes",
+            c as u32, c as u32
+        ),
+    })
+}
+
 /// Reads `text` as exactly one YAML document.
 pub fn read(text: &str) -> Result<Node, ReadError> {
+    read_optional(text)?.ok_or(ReadError {
+        line: 1,
+        col: 1,
+        message: "the file holds no YAML document".into(),
+    })
+}
+
+/// Reads `text` as at most one YAML document: `None` when it holds none (it is empty, or only
+/// comments and blank lines).
+pub fn read_optional(text: &str) -> Result<Option<Node>, ReadError> {
+    if let Some(e) = forbidden_character(text) {
+        return Err(e);
+    }
     let mut parser = Parser::new_from_str(text);
     let mut stack: Vec<Frame> = Vec::new();
     // Each anchored node with its height, so an alias cannot smuggle in extra depth.
@@ -340,11 +376,7 @@ pub fn read(text: &str) -> Result<Node, ReadError> {
             None => root = Some(node),
         }
     }
-    root.ok_or(ReadError {
-        line: 1,
-        col: 1,
-        message: "the file holds no YAML document".into(),
-    })
+    Ok(root)
 }
 
 #[cfg(test)]
@@ -477,6 +509,21 @@ mod tests {
                 assert!(err.line >= 1, "{form}");
             }
         }
+    }
+
+    #[test]
+    fn characters_yaml_forbids_are_errors_with_their_position() {
+        for c in ['\u{fffe}', '\u{ffff}', '\u{7}', '\u{1b}', '\u{9f}'] {
+            let err = read(&format!("a: 1\nb: x{c}y\n")).unwrap_err();
+            assert_eq!((err.line, err.col), (2, 5), "{c:?}");
+            assert!(err.message.contains("is not allowed in YAML"), "{err}");
+        }
+        // Escaped, they are fine; so are tabs, CRLF and a BOM.
+        assert_eq!(
+            read("a: \"x\\uFFFEy\"\n").unwrap().get("a").unwrap().text(),
+            Some("x\u{fffe}y")
+        );
+        read("\u{feff}a: 'x\ty'\r\nb: 2\n").unwrap();
     }
 
     #[test]
