@@ -166,6 +166,15 @@ pub enum FlavorError {
         target: String,
         reason: String,
     },
+    #[error(
+        "flavor link {} points to {}, which leaves the repository {}; CodeBuild clones only the repository, so the build would not find it: move the flavor into the repository",
+        path.display(), target.display(), root.display()
+    )]
+    LinkLeavesRepository {
+        path: PathBuf,
+        target: PathBuf,
+        root: PathBuf,
+    },
     #[error("{} is not valid UTF-8: rename the directory", path.display())]
     NonUtf8Name { path: PathBuf },
     #[error("cannot read {}: {message}", path.display())]
@@ -427,6 +436,55 @@ impl FlavorSet {
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.flavors.iter().map(|f| f.name.as_str())
     }
+}
+
+/// The flavors of `set`, found in `dir`, that are links resolving outside `root` (the
+/// repository): what a clone of the repository would not hold. The webhook refuses such links
+/// at a pushed commit; this is the same rule on a checkout.
+pub fn links_leaving(dir: &Path, root: &Path, set: &FlavorSet) -> Vec<FlavorError> {
+    let Ok(root) = std::fs::canonicalize(root) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for flavor in set {
+        let path = dir.join(flavor.name.as_str());
+        let Ok(target) = std::fs::read_link(&path) else {
+            continue;
+        };
+        match std::fs::canonicalize(&path) {
+            Ok(resolved) if !resolved.starts_with(&root) => {
+                out.push(FlavorError::LinkLeavesRepository {
+                    path,
+                    target,
+                    root: root.clone(),
+                });
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A path made absolute against `cwd` and cleared of `.` and `..` by their text alone, so a
+/// link is never followed.
+pub fn lexical_absolute(path: &Path, cwd: &Path) -> PathBuf {
+    use std::path::Component;
+    let joined = if path.is_absolute() {
+        path.to_owned()
+    } else {
+        cwd.join(path)
+    };
+    let mut out = PathBuf::new();
+    for part in joined.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
 }
 
 /// Whether a directory entry called `name` can be a flavor: not hidden, not excluded.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use flavor_ci::flavors::FlavorSet;
+use flavor_ci::flavors::{self, FlavorSet};
 use flavor_ci::generate::{self, Output, Request};
 use flavor_ci::settings::{SETTINGS_FILE, Settings};
 use flavor_ci::validate::{self, Limits, Severity};
@@ -166,6 +166,12 @@ where
 }
 
 fn load_settings(args: &RepoArgs) -> Result<(Settings, Option<PathBuf>), Failure> {
+    let (mut settings, path) = read_settings(args)?;
+    apply_flavors_dir(args, &mut settings)?;
+    Ok((settings, path))
+}
+
+fn read_settings(args: &RepoArgs) -> Result<(Settings, Option<PathBuf>), Failure> {
     let (path, required) = match &args.settings {
         Some(p) => (p.clone(), true),
         None => (args.repo.join(SETTINGS_FILE), false),
@@ -181,13 +187,57 @@ fn load_settings(args: &RepoArgs) -> Result<(Settings, Option<PathBuf>), Failure
     }
 }
 
+/// Applies `--flavors-dir` to the settings: one value, relative to the repository's root, used
+/// for discovery and in the builds alike.
+fn apply_flavors_dir(args: &RepoArgs, settings: &mut Settings) -> Result<(), Failure> {
+    let Some(dir) = &args.flavors_dir else {
+        return Ok(());
+    };
+    let cwd = std::env::current_dir()
+        .map_err(|e| Failure::io(Path::new("."), "read the current directory", &e))?;
+    let repo = flavors::lexical_absolute(&args.repo, &cwd);
+    let abs = flavors::lexical_absolute(dir, &cwd);
+    let Ok(relative) = abs.strip_prefix(&repo) else {
+        return Err(Failure::invalid(format!(
+            "--flavors-dir {} is outside the repository {}; the builds find the flavors by their path in the repository, so point it at a directory inside it",
+            dir.display(),
+            args.repo.display()
+        )));
+    };
+    let text: Vec<String> = relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    settings.flavors_dir = if text.is_empty() {
+        ".".into()
+    } else {
+        text.join("/")
+    };
+    Ok(())
+}
+
 fn discover(args: &RepoArgs, settings: &Settings) -> Result<FlavorSet, Failure> {
-    let dir = args
-        .flavors_dir
-        .clone()
-        .unwrap_or_else(|| args.repo.join(&settings.flavors_dir));
-    FlavorSet::discover(&dir, &settings.exclude, settings.batch.identifier_style)
-        .map_err(Failure::invalid)
+    let dir = args.repo.join(&settings.flavors_dir);
+    let set = FlavorSet::discover(&dir, &settings.exclude, settings.batch.identifier_style)
+        .map_err(flavor_failure)?;
+    let leaving = flavors::links_leaving(&dir, &args.repo, &set);
+    if leaving.is_empty() {
+        Ok(set)
+    } else {
+        Err(Failure::invalid(flavors::FlavorErrors(leaving)))
+    }
+}
+
+/// Problems with the flavors are invalid input; a directory that cannot be read is I/O.
+fn flavor_failure(errors: flavors::FlavorErrors) -> Failure {
+    let io = errors
+        .0
+        .iter()
+        .all(|e| matches!(e, flavors::FlavorError::Io { .. }));
+    Failure {
+        status: if io { EXIT_IO } else { EXIT_INVALID },
+        message: errors.to_string(),
+    }
 }
 
 fn run_flavors(args: &RepoArgs) -> Result<ExitCode, Failure> {

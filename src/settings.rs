@@ -569,6 +569,8 @@ impl Settings {
                 "flavors-dir".into(),
                 "must name a directory, e.g. `flavors`".into(),
             );
+        } else if let Some(problem) = repository_path_problem(&self.flavors_dir) {
+            bad("flavors-dir".into(), problem);
         }
         if self.batch.max_builds == 0 {
             bad("batch.max-builds".into(), "must be at least 1".into());
@@ -693,6 +695,24 @@ impl Settings {
         }
         out
     }
+}
+
+/// Why `path` is not a path inside the repository, relative to its root. Builds find the
+/// flavors by this path in their clone of the repository, so it cannot leave it.
+pub fn repository_path_problem(path: &str) -> Option<String> {
+    let absolute = path.starts_with(['/', '\\'])
+        || path.as_bytes().get(1) == Some(&b':') && path.as_bytes()[0].is_ascii_alphabetic();
+    if absolute {
+        return Some(format!(
+            "`{path}` is absolute; write the directory relative to the repository's root, e.g. `flavors`"
+        ));
+    }
+    if path.split(['/', '\\']).any(|part| part == "..") {
+        return Some(format!(
+            "`{path}` leaves the repository through `..`; write a directory inside it, relative to its root"
+        ));
+    }
+    None
 }
 
 /// Rewords serde's messages where ours say more.
@@ -1102,6 +1122,18 @@ mod tests {
             (
                 json!({"flavors-dir": ""}),
                 "flavors-dir: must name a directory",
+            ),
+            (
+                json!({"flavors-dir": "/srv/flavors"}),
+                "flavors-dir: `/srv/flavors` is absolute",
+            ),
+            (
+                json!({"flavors-dir": "C:\\flavors"}),
+                "flavors-dir: `C:\\flavors` is absolute",
+            ),
+            (
+                json!({"flavors-dir": "vendor/../../flavors"}),
+                "flavors-dir: `vendor/../../flavors` leaves the repository through `..`",
             ),
             (
                 json!({"build": {"image": null, "compute-type": null}}),

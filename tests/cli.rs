@@ -451,3 +451,91 @@ fn generate_says_plainly_when_the_builds_do_nothing_yet() {
     let o = flavor_ci(&args);
     assert!(!stderr(&o).contains("do nothing yet"), "{}", stderr(&o));
 }
+
+#[test]
+fn the_flavors_directory_is_one_path_inside_the_repository_used_everywhere() {
+    let repo = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(repo.path().join("images/flavors/a")).unwrap();
+    let out = repo.path().join("out");
+    // --flavors-dir, relative to where the command runs, becomes the repository path the
+    // builds list.
+    let o = Command::new(env!("CARGO_BIN_EXE_flavor-ci"))
+        .current_dir(repo.path())
+        .args(["generate", "--flavors-dir", "./images/flavors", "-o", "out"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ci = std::fs::read_to_string(out.join("ci-batch-buildspec.yaml")).unwrap();
+    assert!(ci.contains("ls -la 'images/flavors'/\"${FLAVOR}\""), "{ci}");
+    // Outside the repository: refused.
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(elsewhere.path().join("a")).unwrap();
+    let o = flavor_ci(&[
+        "generate",
+        "-r",
+        repo.path().to_str().unwrap(),
+        "--flavors-dir",
+        elsewhere.path().to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("is outside the repository"),
+        "{}",
+        stderr(&o)
+    );
+    // The setting, absolute or through `..`: refused by name.
+    for dir in ["/srv/flavors", "../flavors"] {
+        std::fs::write(
+            repo.path().join("flavor-ci.yaml"),
+            format!("flavors-dir: {dir}\n"),
+        )
+        .unwrap();
+        let o = flavor_ci(&[
+            "generate",
+            "-r",
+            repo.path().to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{dir}");
+        assert!(
+            stderr(&o).contains("line 1: flavors-dir: `"),
+            "{}",
+            stderr(&o)
+        );
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_flavor_link_that_leaves_the_repository_is_refused_as_the_webhook_refuses_it() {
+    let repo = repo_with(&["a"], None);
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(outside.path().join("b")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("b"), repo.path().join("flavors/b")).unwrap();
+    let o = flavor_ci(&["flavors", "-r", repo.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("which leaves the repository"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn io_failures_exit_3_everywhere() {
+    // A flavors directory that cannot be read (here: a link loop; permissions do not stop root).
+    let repo = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("flavors", repo.path().join("flavors")).unwrap();
+    let o = flavor_ci(&["flavors", "-r", repo.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot read"), "{}", stderr(&o));
+    // A settings file that cannot be read.
+    let repo = repo_with(&["a"], None);
+    std::fs::create_dir(repo.path().join("flavor-ci.yaml")).unwrap();
+    let o = flavor_ci(&["flavors", "-r", repo.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+}
