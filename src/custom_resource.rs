@@ -33,6 +33,7 @@ use sha2::{Digest, Sha256};
 use crate::flavors::{FlavorSet, IdentifierStyle};
 use crate::generate::{self, Document, Output, Role, Variant};
 use crate::settings::Settings;
+use crate::text::edit_distance;
 
 /// The largest response body CloudFormation accepts.
 pub const MAX_RESPONSE_BYTES: usize = 4096;
@@ -275,24 +276,6 @@ impl Properties {
             _ => Err(PropertyErrors(problems)),
         }
     }
-}
-
-/// Levenshtein distance, for "did you mean" hints on short names.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (above + 1)
-                .min(row[j] + 1)
-                .min(diagonal + usize::from(ca != *cb));
-            diagonal = above;
-        }
-    }
-    row[b.len()]
 }
 
 fn settings_path(path: &str) -> String {

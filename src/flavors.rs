@@ -16,6 +16,8 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::text::shown;
+
 /// The longest flavor name accepted, in characters.
 pub const MAX_NAME_CHARS: usize = 100;
 /// The prefix of every flavor's build identifier.
@@ -124,34 +126,47 @@ impl fmt::Display for FlavorName {
 /// One problem with a flavor list or a flavors directory.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FlavorError {
-    #[error("flavor name {name:?} is invalid: {reason}")]
+    #[error("flavor name \"{}\" is invalid: {reason}", shown(name))]
     InvalidName { name: String, reason: String },
-    #[error("flavor `{name}` is listed twice; list it once")]
+    #[error("flavor `{}` is listed twice; list it once", shown(name))]
     Duplicate { name: String },
     #[error(
-        "flavors `{first}` and `{second}` both map to build identifier `{identifier}`; rename one"
+        "flavors `{}` and `{}` both map to build identifier `{identifier}`; rename one",
+        shown(first),
+        shown(second)
     )]
     IdentifierCollision {
         first: String,
         second: String,
         identifier: String,
     },
-    #[error("no flavors directory at {}: create it or point `flavors-dir` (or --flavors-dir) at it", path.display())]
+    #[error(
+        "no flavors directory at {}: create it or point `flavors-dir` (or --flavors-dir) at it",
+        sh(path)
+    )]
     MissingDirectory { path: PathBuf },
     #[error(
         "the flavors directory {} is a link to {}, which does not exist; if it points into a git submodule, run `git submodule update --init --recursive`, otherwise fix the link or point `flavors-dir` (or --flavors-dir) at the directory",
-        path.display(), target.display()
+        sh(path),
+        sh(target)
     )]
     BrokenDirectoryLink { path: PathBuf, target: PathBuf },
-    #[error("{} is not a directory: point `flavors-dir` (or --flavors-dir) at the directory that holds one directory per flavor", path.display())]
+    #[error(
+        "{} is not a directory: point `flavors-dir` (or --flavors-dir) at the directory that holds one directory per flavor",
+        sh(path)
+    )]
     NotADirectory { path: PathBuf },
-    #[error("{} holds no flavor directories: add one directory per flavor", path.display())]
+    #[error(
+        "{} holds no flavor directories: add one directory per flavor",
+        sh(path)
+    )]
     NoFlavors { path: PathBuf },
     #[error("the flavor list is empty: name at least one flavor")]
     EmptyList,
     #[error(
         "flavor link {} points to {}, which {reason}; if it points into a git submodule, run `git submodule update --init --recursive`, otherwise fix or remove the link",
-        path.display(), target.display()
+        sh(path),
+        sh(target)
     )]
     BrokenLink {
         path: PathBuf,
@@ -159,7 +174,9 @@ pub enum FlavorError {
         reason: String,
     },
     #[error(
-        "flavor link {path} points to {target}, which {reason} at the pushed commit; fix or remove the link"
+        "flavor link {} points to {}, which {reason} at the pushed commit; fix or remove the link",
+        shown(path),
+        shown(target)
     )]
     BrokenLinkAtCommit {
         path: String,
@@ -168,17 +185,24 @@ pub enum FlavorError {
     },
     #[error(
         "flavor link {} points to {}, which leaves the repository {}; CodeBuild clones only the repository, so the build would not find it: move the flavor into the repository",
-        path.display(), target.display(), root.display()
+        sh(path),
+        sh(target),
+        sh(root)
     )]
     LinkLeavesRepository {
         path: PathBuf,
         target: PathBuf,
         root: PathBuf,
     },
-    #[error("{} is not valid UTF-8: rename the directory", path.display())]
+    #[error("{} is not valid UTF-8: rename the directory", sh(path))]
     NonUtf8Name { path: PathBuf },
-    #[error("cannot read {}: {message}", path.display())]
+    #[error("cannot read {}: {message}", sh(path))]
     Io { path: PathBuf, message: String },
+}
+
+/// A path as a message shows it: invisible characters escaped.
+fn sh(path: &Path) -> String {
+    shown(&path.display().to_string()).into_owned()
 }
 
 /// All problems found in one flavor list, reported together.
@@ -573,6 +597,20 @@ mod tests {
         assert!(set.in_style(IdentifierStyle::Standard).is_err());
         let ids: Vec<&str> = set.iter().map(|f| f.identifier.as_str()).collect();
         assert_eq!(ids, ["build_a_b", "build_ab"]);
+    }
+
+    #[test]
+    fn names_in_messages_show_invisible_characters() {
+        let err = FlavorSet::from_names(["a\u{200b}", "a_"]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "flavors `a_` and `a\\u{200b}` both map to build identifier `build_a_`; rename one"
+        );
+        let err = FlavorName::new("a\u{1b}[31mred").unwrap_err().to_string();
+        assert!(
+            err.starts_with("flavor name \"a\\u{1b}[31mred\" is invalid"),
+            "{err}"
+        );
     }
 
     #[test]

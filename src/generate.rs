@@ -14,6 +14,7 @@ use crate::flavors::{Flavor, FlavorSet};
 use crate::settings::{
     ArtifactSettings, BatchShape, PhaseSet, PhaseSettings, Settings, SettingsError, SettingsProblem,
 };
+use crate::text::{self, shown};
 use crate::validate::{self, Limits, Problem, Severity};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -206,6 +207,7 @@ fn check_against_flavors(
     let mut edges: HashMap<&str, Vec<&str>> = HashMap::new();
     for (name, over) in &settings.flavors {
         if flavors.get(name).is_none() {
+            let name = shown(name);
             warnings.push(format!(
                 "flavors.{name}: there is no flavor `{name}`; its settings are unused (remove them)"
             ));
@@ -239,6 +241,9 @@ fn check_against_flavors(
     }
 }
 
+/// Up to this many flavors, an unknown name's error lists them all.
+const LIST_ALL_UP_TO: usize = 20;
+
 fn select<'f>(
     flavors: &'f FlavorSet,
     only: Option<&[String]>,
@@ -252,11 +257,36 @@ fn select<'f>(
         .filter(|n| flavors.get(n).is_none())
         .collect();
     if !unknown.is_empty() {
-        return Err(GenerateError::Selection(format!(
-            "no such flavor(s): {}; choose from: {}",
-            unknown.join(", "),
-            flavors.names().collect::<Vec<_>>().join(", ")
-        )));
+        let names = unknown
+            .iter()
+            .map(|n| shown(n).into_owned())
+            .collect::<Vec<_>>()
+            .join(", ");
+        // A short list is shown whole; a long one gives the closest names and where to look.
+        if flavors.len() <= LIST_ALL_UP_TO {
+            return Err(GenerateError::Selection(format!(
+                "no such flavor(s): {names}; choose from: {}",
+                flavors.names().collect::<Vec<_>>().join(", ")
+            )));
+        }
+        let hints: Vec<String> = unknown
+            .iter()
+            .filter_map(|n| {
+                let near = text::closest(n, flavors.names(), 3);
+                (!near.is_empty())
+                    .then(|| format!("for `{}` did you mean {}?", shown(n), near.join(", ")))
+            })
+            .collect();
+        let mut message = format!("no such flavor(s): {names}");
+        if !hints.is_empty() {
+            message.push_str("; ");
+            message.push_str(&hints.join("; "));
+        }
+        message.push_str(&format!(
+            "; `flavor-ci flavors` lists all {}",
+            flavors.len()
+        ));
+        return Err(GenerateError::Selection(message));
     }
     if only.is_empty() {
         return Err(GenerateError::Selection(

@@ -8,6 +8,7 @@ pub mod generate;
 pub mod nesting;
 pub mod settings;
 pub mod template;
+pub mod text;
 pub mod validate;
 pub mod webhook;
 pub mod yaml;

@@ -469,10 +469,12 @@ impl fmt::Display for SettingsProblem {
         if let Some(line) = self.line {
             write!(f, "line {line}: ")?;
         }
+        // Keys and names come from the user: invisible characters are shown escaped.
+        let message = crate::text::shown(&self.message);
         if self.path.is_empty() {
-            write!(f, "{}", self.message)
+            write!(f, "{message}")
         } else {
-            write!(f, "{}: {}", self.path, self.message)
+            write!(f, "{}: {message}", crate::text::shown(&self.path))
         }
     }
 }

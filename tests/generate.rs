@@ -377,3 +377,25 @@ fn the_old_tools_identifiers_and_dry_run_flag_can_be_kept() {
     let back = Settings::from_json(serde_json::from_str(&json).unwrap()).unwrap();
     assert_eq!(back, settings);
 }
+
+#[test]
+fn an_unknown_name_among_thousands_gets_the_closest_names_not_the_list() {
+    let names: Vec<String> = (0..5000).map(|i| format!("flavor-{i:04}")).collect();
+    let flavors = FlavorSet::from_names(&names).unwrap();
+    let settings = Settings::from_yaml("batch:\n  max-builds: 5000\n").unwrap();
+    let only = ["flavor-00x1".to_owned(), "zzz\u{200b}".to_owned()];
+    let err = generate::generate(Request {
+        settings: &settings,
+        flavors: &flavors,
+        only: Some(&only),
+        release_id: None,
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.len() < 400, "{} bytes: {err}", err.len());
+    assert!(err.starts_with("no such flavor(s): flavor-00x1, zzz\\u{200b}; for `flavor-00x1` did you mean flavor-0001, flavor-0011, flavor-0021?"), "{err}");
+    assert!(
+        err.ends_with("; `flavor-ci flavors` lists all 5000"),
+        "{err}"
+    );
+}
