@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use bytes::Bytes;
-use flavor_ci::flavors::{FlavorError, FlavorSet, IdentifierStyle, is_candidate};
+use flavor_ci::flavors::{FlavorError, FlavorSet, is_candidate};
+use flavor_ci::settings::Settings;
 use flavor_ci::webhook::push::{LinkedFlavor, resolve_link};
 use flavor_ci_aws::HttpsClient;
 use http_body_util::{BodyExt, Full, Limited};
@@ -376,18 +377,22 @@ impl Walker<'_> {
     }
 }
 
-/// Lists the flavors in `dir` at `commit` of `repo` (`owner/name`). `tree` is the commit's root
-/// tree when the push names it, which saves a call.
+/// Lists the flavors in the settings' `flavors-dir` at `commit` of `repo` (`owner/name`), by
+/// the settings' rules. `tree` is the commit's root tree when the push names it, which saves a
+/// call.
 pub(crate) async fn list_flavors(
     api: &GitHub,
     repo: &str,
     commit: &str,
     tree: Option<&str>,
-    dir: &str,
-    exclude: &[String],
-    style: IdentifierStyle,
+    settings: &Settings,
     token: Option<&str>,
 ) -> Result<Listing, ListError> {
+    let (dir, exclude, style) = (
+        settings.flavors_dir.as_str(),
+        settings.exclude.as_slice(),
+        settings.batch.identifier_style,
+    );
     let mut calls = 0;
     let root = match tree {
         Some(t) => t.to_owned(),

@@ -719,9 +719,7 @@ async fn list<S, B, K: SecretSource>(
             &push.repository.full_name,
             &push.after,
             push.tree_id(),
-            &settings.flavors_dir,
-            &settings.exclude,
-            settings.batch.identifier_style,
+            settings,
             token.as_deref().map(String::as_str),
         )
         .await;
