@@ -20,7 +20,9 @@ TRAPS = [
     "a: b", "a #b", "#x", "%x", "@x", "`x", "[x]", "{x}", "x,y", "'q'", '"dq"', "?x", "|x",
     ">x", "<<", "=", "über", "a\\b\\c".replace("\\", "_"), "tab\tinside", "python-3.10",
 ]
-VALUES = TRAPS + ["", " lead", "trail ", "line\nbreak", "back\\slash", "\u2028", "\ufeff"]
+# U+FFFE and U+FFFF: YAML forbids them raw, so they must come back through an escape.
+VALUES = TRAPS + ["", " lead", "trail ", "line\nbreak", "back\\slash", "\u2028", "\ufeff",
+                  "x\ufffey", "\uffff"]
 
 
 def main() -> int:
@@ -69,7 +71,8 @@ def main() -> int:
 def yaml_double(value: str) -> str:
     """A YAML double-quoted scalar for the settings file."""
     escaped = (value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-               .replace("\t", "\\t").replace("\u2028", "\\L").replace("\ufeff", "\\uFEFF"))
+               .replace("\t", "\\t").replace("\u2028", "\\L").replace("\ufeff", "\\uFEFF")
+               .replace("\ufffe", "\\uFFFE").replace("\uffff", "\\uFFFF"))
     return f'"{escaped}"'
 
 
