@@ -93,7 +93,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=40, help="runs per size (default 40)")
     args = parser.parse_args()
 
-    subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "flavor-ci"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "--locked", "-p", "flavor-ci-cli"], cwd=ROOT, check=True)
     print(f"binary: {BINARY} ({BINARY.stat().st_size / 1e6:.2f} MB)")
     print(f"{'flavors':>8} {'median ms':>10} {'p90 ms':>8} {'peak MB':>8} {'µs/flavor':>10} {'output KB':>10}")
     results = {}

@@ -5,17 +5,35 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step prints its duration when the next one starts, and all of them at the end, so the
+# slow steps are visible.
+STEP_NAME="" STEP_START=$SECONDS RUN_START=$SECONDS TIMES=""
+finish_step() {
+  if [ -n "$STEP_NAME" ]; then
+    local took=$((SECONDS - STEP_START))
+    printf '    (%ds)\n' "$took"
+    TIMES="${TIMES}$(printf '%5ds  %s' "$took" "$STEP_NAME")"$'\n'
+  fi
+}
+step() {
+  finish_step
+  STEP_NAME="$*" STEP_START=$SECONDS
+  printf '\n==> %s\n' "$*"
+}
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy"
-cargo clippy --all-targets --locked -- -D warnings
-cargo clippy --all-targets --locked --all-features -- -D warnings
+# One feature set for the workspace (every feature on), so each crate compiles once per
+# profile; the command line is also linted without its `aws` feature, the build the quickstart
+# runs.
+step "cargo clippy (all crates, all features; the command line without AWS)"
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+cargo clippy -p flavor-ci-cli --all-targets --locked -- -D warnings
 
-step "cargo test"
-cargo test --locked
+step "cargo test (all crates, all features)"
+cargo test --workspace --all-features --locked
+cargo test -p flavor-ci-cli --test cli --locked
 
 step "Python tools (.venv)"
 if [ ! -x .venv/bin/python ]; then
@@ -28,7 +46,7 @@ step "GitHub's example webhook payloads (npm)"
 npm install --silent --no-audit --no-fund --prefix tests/.npm @octokit/webhooks-examples@7.6.1
 
 step "generated YAML read back by PyYAML (a YAML 1.1 reader)"
-cargo build --locked --quiet --bin flavor-ci
+cargo build --locked --quiet -p flavor-ci-cli --features aws
 .venv/bin/python tests/yaml11_check.py target/debug/flavor-ci
 
 step "migration example against the tool it replaces (exasol-script-languages-container-ci-setup 1.8.0 from PyPI, .venv-exasol)"
@@ -67,4 +85,6 @@ if [ -f template.yaml ]; then
   done
 fi
 
+finish_step
+printf '\nstep times:\n%s%5ds  total\n' "$TIMES" "$((SECONDS - RUN_START))"
 printf '\nall checks passed\n'

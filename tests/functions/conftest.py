@@ -210,7 +210,7 @@ def cli_generate(flavors, settings: dict, tmp: Path) -> Path:
         (repo / "flavors" / name).mkdir(parents=True)
     (repo / "flavor-ci.yaml").write_text(json.dumps(settings))
     subprocess.run(
-        ["cargo", "run", "--quiet", "--locked", "--bin", "flavor-ci", "--", "generate",
+        ["cargo", "run", "--quiet", "--locked", "-p", "flavor-ci-cli", "--features", "aws", "--", "generate",
          "--repo", str(repo), "--out", str(tmp / "out")],
         cwd=ROOT, check=True,
     )

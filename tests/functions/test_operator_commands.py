@@ -15,7 +15,7 @@ CLI = ROOT / "target/debug/flavor-ci"
 
 @pytest.fixture(scope="module", autouse=True)
 def built():
-    subprocess.run(["cargo", "build", "--locked", "--quiet", "--bin", "flavor-ci"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--locked", "--quiet", "-p", "flavor-ci-cli", "--features", "aws"], cwd=ROOT, check=True)
 
 
 def run(*args, endpoint: str | None = None, env: dict | None = None, drop=()):

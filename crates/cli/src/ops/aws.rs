@@ -1,24 +1,11 @@
-//! The operator commands: they call AWS with the standard environment (profile, region,
-//! credentials, `AWS_ENDPOINT_URL`), print one line per step, and exit non-zero on failure.
+//! Calling AWS for the operator commands: configuration from the command line and the
+//! standard environment, a runtime, and AWS errors in words.
 
 use std::fmt;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
-pub(crate) mod deploy;
-pub(crate) mod health;
-pub(crate) mod validate;
-
-/// Where to find AWS, from the command line; unset parts come from the environment.
-#[derive(Debug, Clone, clap::Args)]
-pub(crate) struct AwsArgs {
-    /// The AWS profile [default: AWS_PROFILE, else the default profile].
-    #[arg(long, value_name = "NAME", global = true)]
-    pub(crate) profile: Option<String>,
-    /// The AWS region [default: AWS_REGION, else the profile's region].
-    #[arg(long, value_name = "REGION", global = true)]
-    pub(crate) region: Option<String>,
-}
+use super::AwsArgs;
 
 impl AwsArgs {
     pub(crate) async fn load(&self) -> SdkConfig {

@@ -20,7 +20,7 @@ fn stderr(o: &Output) -> String {
 }
 
 fn example() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/script-languages")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/script-languages")
 }
 
 fn repo_with(flavors: &[&str], settings: Option<&str>) -> tempfile::TempDir {
@@ -49,7 +49,7 @@ fn generate_writes_the_example_buildspecs_and_says_what_it_wrote() {
     assert!(text.contains("flavors: 9 of 9"), "{text}");
     assert!(text.contains("ci-batch-buildspec.yaml ("), "{text}");
     assert!(text.contains("release-batch-buildspec.yaml ("), "{text}");
-    let golden = include_str!("snapshots/generate__ci-batch-buildspec.yaml.snap");
+    let golden = include_str!("../../../tests/snapshots/generate__ci-batch-buildspec.yaml.snap");
     let written = std::fs::read_to_string(out_dir.path().join("ci-batch-buildspec.yaml")).unwrap();
     assert!(
         golden.ends_with(&written),
@@ -538,4 +538,21 @@ fn io_failures_exit_3_everywhere() {
     std::fs::create_dir(repo.path().join("flavor-ci.yaml")).unwrap();
     let o = flavor_ci(&["flavors", "-r", repo.path().to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+}
+
+#[test]
+fn the_aws_commands_are_listed_in_every_build_and_say_how_to_get_them() {
+    let o = flavor_ci(&["health", "--help"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("--stack"), "{}", stdout(&o));
+    #[cfg(not(feature = "aws"))]
+    for args in [&["health"][..], &["deploy-source-credentials"][..]] {
+        let o = flavor_ci(args);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("cargo install --locked --path crates/cli --features aws"),
+            "{}",
+            stderr(&o)
+        );
+    }
 }

@@ -16,6 +16,9 @@ mod outputs;
 
 /// Exit status: the input (flavors, settings or a buildspec) has problems.
 const EXIT_INVALID: u8 = 1;
+/// Exit status: the command line asks for something this build cannot do.
+#[cfg(not(feature = "aws"))]
+const EXIT_USAGE: u8 = 2;
 /// Exit status: a file could not be read or written.
 const EXIT_IO: u8 = 3;
 
@@ -43,10 +46,10 @@ enum Command {
     Flavors(RepoArgs),
     /// Check region, credentials, secrets, and a deployed stack's bucket and projects; prints
     /// PASS or FAIL with the fix per check.
-    Health(ops::health::HealthArgs),
+    Health(ops::HealthArgs),
     /// Create or update the once-per-account stack of the GitHub source credential and follow
     /// its events.
-    DeploySourceCredentials(ops::deploy::DeployArgs),
+    DeploySourceCredentials(ops::DeployArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -115,6 +118,13 @@ impl Failure {
             message: message.to_string(),
         }
     }
+    #[cfg(not(feature = "aws"))]
+    fn usage(message: impl ToString) -> Self {
+        Self {
+            status: EXIT_USAGE,
+            message: message.to_string(),
+        }
+    }
     fn io(path: &Path, action: &str, e: &io::Error) -> Self {
         Self {
             status: EXIT_IO,
@@ -129,19 +139,8 @@ fn main() -> ExitCode {
         Command::Generate(args) => run_generate(&args),
         Command::Validate(args) => run_validate(&args),
         Command::Flavors(args) => run_flavors(&args),
-        Command::Health(args) => with_runtime(|| async move {
-            if ops::health::run(&args).await {
-                Ok(ExitCode::SUCCESS)
-            } else {
-                Ok(ExitCode::from(EXIT_INVALID))
-            }
-        }),
-        Command::DeploySourceCredentials(args) => with_runtime(|| async move {
-            ops::deploy::run(&args)
-                .await
-                .map(|()| ExitCode::SUCCESS)
-                .map_err(Failure::invalid)
-        }),
+        Command::Health(args) => run_health(args),
+        Command::DeploySourceCredentials(args) => run_deploy(args),
     };
     match result {
         Ok(code) => code,
@@ -152,7 +151,41 @@ fn main() -> ExitCode {
     }
 }
 
+#[cfg(feature = "aws")]
+fn run_health(args: ops::HealthArgs) -> Result<ExitCode, Failure> {
+    with_runtime(|| async move {
+        if ops::health::run(&args).await {
+            Ok(ExitCode::SUCCESS)
+        } else {
+            Ok(ExitCode::from(EXIT_INVALID))
+        }
+    })
+}
+
+#[cfg(feature = "aws")]
+fn run_deploy(args: ops::DeployArgs) -> Result<ExitCode, Failure> {
+    with_runtime(|| async move {
+        ops::deploy::run(&args)
+            .await
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Failure::invalid)
+    })
+}
+
+#[cfg(not(feature = "aws"))]
+fn run_health(_: ops::HealthArgs) -> Result<ExitCode, Failure> {
+    Err(Failure::usage(ops::without_aws("health")))
+}
+
+#[cfg(not(feature = "aws"))]
+fn run_deploy(_: ops::DeployArgs) -> Result<ExitCode, Failure> {
+    Err(Failure::usage(ops::without_aws(
+        "deploy-source-credentials",
+    )))
+}
+
 /// Runs an async command on a runtime of its own.
+#[cfg(feature = "aws")]
 fn with_runtime<F, Fut>(command: F) -> Result<ExitCode, Failure>
 where
     F: FnOnce() -> Fut,
@@ -163,6 +196,59 @@ where
         message: format!("cannot start the async runtime: {e}"),
     })?;
     runtime.block_on(command())
+}
+
+/// Checks the templates: CloudFormation's ValidateTemplate unless `--offline`, then the
+/// `Custom::Buildspecs` resources. Returns whether all passed.
+#[cfg(feature = "aws")]
+fn check_templates(
+    args: &ValidateArgs,
+    templates: &[ops::templates::TemplateFile],
+) -> Result<bool, Failure> {
+    let parameters = args.parameters.iter().cloned().collect();
+    let passed = with_runtime(|| async move {
+        let cfn = if args.offline {
+            None
+        } else {
+            match ops::validate::client(&args.aws).await {
+                Some(c) => Some(c),
+                None => return Ok(ExitCode::from(EXIT_INVALID)),
+            }
+        };
+        let mut ok = true;
+        for t in templates {
+            if let Some(cfn) = &cfn {
+                ok &= ops::validate::one(cfn, t).await;
+            }
+            ok &= ops::templates::check(t, &parameters);
+        }
+        Ok(if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(EXIT_INVALID)
+        })
+    })?;
+    Ok(passed == ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "aws"))]
+fn check_templates(
+    args: &ValidateArgs,
+    templates: &[ops::templates::TemplateFile],
+) -> Result<bool, Failure> {
+    if !args.offline {
+        return Err(Failure::usage(format!(
+            "{}; or pass --offline to check the templates' Custom::Buildspecs resources without CloudFormation",
+            ops::without_aws("validate")
+        )));
+    }
+    let parameters = args.parameters.iter().cloned().collect();
+    // Every template is checked and reported, also after one fails.
+    let mut ok = true;
+    for t in templates {
+        ok &= ops::templates::check(t, &parameters);
+    }
+    Ok(ok)
 }
 
 fn load_settings(args: &RepoArgs) -> Result<(Settings, Option<PathBuf>), Failure> {
@@ -367,7 +453,7 @@ fn run_validate(args: &ValidateArgs) -> Result<ExitCode, Failure> {
         if let Ok(value) = flavor_ci::template::read(&text)
             && flavor_ci::template::is_template(&value)
         {
-            templates.push(ops::validate::TemplateFile {
+            templates.push(ops::templates::TemplateFile {
                 path: file.display().to_string(),
                 text,
                 value,
@@ -410,22 +496,8 @@ fn run_validate(args: &ValidateArgs) -> Result<ExitCode, Failure> {
         );
     }
     drop(out);
-    if !templates.is_empty() {
-        let parameters = args.parameters.iter().cloned().collect();
-        let offline = args.offline;
-        let aws = args.aws.clone();
-        let passed = with_runtime(|| async move {
-            Ok(
-                if ops::validate::run(&aws, &templates, &parameters, offline).await {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::from(EXIT_INVALID)
-                },
-            )
-        })?;
-        if passed != ExitCode::SUCCESS {
-            errors += 1;
-        }
+    if !templates.is_empty() && !check_templates(args, &templates)? {
+        errors += 1;
     }
     Ok(if unreadable > 0 {
         ExitCode::from(EXIT_IO)

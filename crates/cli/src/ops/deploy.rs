@@ -3,7 +3,6 @@
 
 use std::collections::HashSet;
 use std::io::{self, Write as _};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use aws_sdk_cloudformation::Client;
@@ -11,35 +10,10 @@ use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use aws_sdk_cloudformation::types::{Parameter, StackEvent, StackStatus};
 use tokio::time::{Instant, sleep};
 
-use super::{AwsArgs, aws_error};
+use super::{DeployArgs, aws_error};
 
 /// The template, built in so the command works from any directory.
-const SOURCE_CREDENTIALS: &str = include_str!("../../source-credentials.yaml");
-
-#[derive(Debug, clap::Args)]
-pub(crate) struct DeployArgs {
-    #[command(flatten)]
-    pub(crate) aws: AwsArgs,
-    /// The stack's name.
-    #[arg(
-        long,
-        default_value = "flavor-ci-source-credentials",
-        value_name = "NAME"
-    )]
-    pub(crate) stack_name: String,
-    /// The Secrets Manager secret holding the GitHub token (the token alone).
-    #[arg(long, default_value = "flavor-ci/github-token", value_name = "NAME")]
-    pub(crate) token_secret: String,
-    /// Deploy this template instead of the built-in source-credentials.yaml.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) template: Option<PathBuf>,
-    /// Give up waiting after this many seconds.
-    #[arg(long, default_value_t = 1800, value_name = "SECONDS")]
-    pub(crate) timeout: u64,
-    /// Seconds between looks at the stack's events.
-    #[arg(long, default_value_t = 3.0, value_name = "SECONDS")]
-    pub(crate) poll: f64,
-}
+const SOURCE_CREDENTIALS: &str = include_str!("../../../../source-credentials.yaml");
 
 fn say(line: &str) {
     let _ = writeln!(io::stdout().lock(), "{line}");

@@ -5,20 +5,7 @@ use std::io::{self, Write as _};
 use aws_sdk_cloudformation::types::StackStatus;
 use aws_sdk_s3::error::ProvideErrorMetadata;
 
-use super::{AwsArgs, aws_error};
-
-#[derive(Debug, clap::Args)]
-pub(crate) struct HealthArgs {
-    #[command(flatten)]
-    pub(crate) aws: AwsArgs,
-    /// A deployed flavor-ci stack: checks its status, bucket, projects and webhook secret.
-    #[arg(long, value_name = "NAME")]
-    pub(crate) stack: Option<String>,
-    /// A Secrets Manager secret (name or ARN) that must exist and be readable; repeat for more
-    /// (the GitHub token, Docker Hub credentials).
-    #[arg(long = "secret", value_name = "ID")]
-    pub(crate) secrets: Vec<String>,
-}
+use super::{HealthArgs, aws_error};
 
 /// The outcome of one check.
 struct Check {

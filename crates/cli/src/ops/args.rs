@@ -1,0 +1,53 @@
+//! The operator commands' arguments: parsed in every build, so `flavor-ci health --help`
+//! works and says how to get the commands when the build lacks them.
+
+use std::path::PathBuf;
+
+/// Where to find AWS, from the command line; unset parts come from the environment.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct AwsArgs {
+    /// The AWS profile [default: AWS_PROFILE, else the default profile].
+    #[arg(long, value_name = "NAME", global = true)]
+    pub(crate) profile: Option<String>,
+    /// The AWS region [default: AWS_REGION, else the profile's region].
+    #[arg(long, value_name = "REGION", global = true)]
+    pub(crate) region: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct HealthArgs {
+    #[command(flatten)]
+    pub(crate) aws: AwsArgs,
+    /// A deployed flavor-ci stack: checks its status, bucket, projects and webhook secret.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) stack: Option<String>,
+    /// A Secrets Manager secret (name or ARN) that must exist and be readable; repeat for more
+    /// (the GitHub token, Docker Hub credentials).
+    #[arg(long = "secret", value_name = "ID")]
+    pub(crate) secrets: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct DeployArgs {
+    #[command(flatten)]
+    pub(crate) aws: AwsArgs,
+    /// The stack's name.
+    #[arg(
+        long,
+        default_value = "flavor-ci-source-credentials",
+        value_name = "NAME"
+    )]
+    pub(crate) stack_name: String,
+    /// The Secrets Manager secret holding the GitHub token (the token alone).
+    #[arg(long, default_value = "flavor-ci/github-token", value_name = "NAME")]
+    pub(crate) token_secret: String,
+    /// Deploy this template instead of the built-in source-credentials.yaml.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) template: Option<PathBuf>,
+    /// Give up waiting after this many seconds.
+    #[arg(long, default_value_t = 1800, value_name = "SECONDS")]
+    pub(crate) timeout: u64,
+    /// Seconds between looks at the stack's events.
+    #[arg(long, default_value_t = 3.0, value_name = "SECONDS")]
+    pub(crate) poll: f64,
+}
