@@ -556,3 +556,26 @@ fn the_aws_commands_are_listed_in_every_build_and_say_how_to_get_them() {
         );
     }
 }
+
+#[test]
+fn a_closed_pipe_ends_the_listing_quietly() {
+    use std::io::{BufRead, BufReader};
+    let names: Vec<String> = (0..3000).map(|i| format!("flavor-{i:04}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let repo = repo_with(&refs, None);
+    // `flavor-ci flavors | head -1`: the reader goes away after one line.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flavor-ci"))
+        .args(["flavors", "-r", repo.path().to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first, "flavor-0000\tbuild_flavor_0000\n");
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{:?}", o.status);
+    assert_eq!(stderr(&o), "", "no panic, no message");
+}
