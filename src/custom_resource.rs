@@ -28,10 +28,10 @@ use std::fmt;
 use indexmap::IndexMap;
 use serde::Serialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::flavors::{FlavorSet, IdentifierStyle};
-use crate::generate::{self, Document, Output, Role, Variant};
+use crate::generate::{self, Output, Role, Variant};
+use crate::layout::{partition, resource_root, s3_object_arn, settings_key, spec_key};
 use crate::settings::Settings;
 use crate::text::edit_distance;
 
@@ -380,65 +380,6 @@ pub fn prefix_problem(prefix: &str) -> Option<String> {
     None
 }
 
-/// The root under which the resource `logical_id` of stack `stack_id` keeps its objects.
-pub fn resource_root(prefix: &str, stack_id: &str, logical_id: &str) -> String {
-    let digest = Sha256::digest(stack_id.as_bytes());
-    let hash = generate::hex(&digest[..6]);
-    format!(
-        "{prefix}{}-{hash}/{}/",
-        key_segment(stack_name(stack_id)),
-        key_segment(logical_id)
-    )
-}
-
-/// The partition (`aws`, `aws-cn`, `aws-us-gov`, …) of an ARN; `aws` when it is not one.
-pub fn partition(arn: &str) -> &str {
-    arn.strip_prefix("arn:")
-        .and_then(|rest| rest.split(':').next())
-        .filter(|p| !p.is_empty())
-        .unwrap_or("aws")
-}
-
-/// The partition of a region: `cn-*` is `aws-cn`, `us-gov-*` is `aws-us-gov`, others `aws`.
-pub fn region_partition(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
-    }
-}
-
-/// The ARN CodeBuild takes for a buildspec stored in S3.
-pub fn s3_object_arn(partition: &str, bucket: &str, key: &str) -> String {
-    format!("arn:{partition}:s3:::{bucket}/{key}")
-}
-
-/// The stack name inside a stack ARN (`arn:aws:cloudformation:…:stack/NAME/GUID`).
-pub fn stack_name(stack_id: &str) -> &str {
-    stack_id
-        .split_once(":stack/")
-        .and_then(|(_, rest)| rest.split('/').next())
-        .filter(|n| !n.is_empty())
-        .unwrap_or("stack")
-}
-
-fn key_segment(text: &str) -> String {
-    let s: String = text
-        .chars()
-        .take(128)
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if s.is_empty() { "_".into() } else { s }
-}
-
 /// A physical resource id, as this function produces and reads them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PhysicalId {
@@ -603,18 +544,6 @@ pub fn plan(properties: &Value, stack_id: &str, logical_id: &str) -> Result<Plan
     })
 }
 
-/// The content-addressed key of a generated buildspec.
-pub fn spec_key(root: &str, document: &Document) -> String {
-    format!("{root}specs/{}/{}", document.sha256(), document.file_name)
-}
-
-/// The content-addressed key of stored settings.
-pub fn settings_key(root: &str, settings_json: &str) -> String {
-    let digest = Sha256::digest(settings_json.as_bytes());
-    let hash = generate::hex(&digest);
-    format!("{root}settings/{hash}.json")
-}
-
 /// `SUCCESS` or `FAILED`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -773,6 +702,7 @@ fn shorten(text: &str, max: usize) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+    use sha2::{Digest, Sha256};
 
     const STACK: &str = "arn:aws:cloudformation:us-east-1:123456789012:stack/ci/0e8c4f20-1111-2222-3333-444455556666";
 

@@ -5,6 +5,7 @@ pub mod buildspec;
 pub mod custom_resource;
 pub mod flavors;
 pub mod generate;
+pub mod layout;
 pub mod nesting;
 pub mod settings;
 pub mod template;

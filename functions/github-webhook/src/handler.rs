@@ -5,8 +5,11 @@ use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use flavor_ci::custom_resource::{region_partition, s3_object_arn};
 use flavor_ci::generate::{self, Role, Variant};
+use flavor_ci::layout::{
+    DELIVERY_TAG, PUSH_SPEC_TAG, delivery_key, push_spec_key, region_partition, s3_object_arn,
+    s3_uri,
+};
 use flavor_ci::settings::Settings;
 use flavor_ci::webhook::push::{self, Push, Route, Routing, Selection};
 use flavor_ci::webhook::signature::{self, SignatureError};
@@ -28,8 +31,6 @@ const BUDGET: Duration = Duration::from_secs(8);
 pub(crate) const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 /// A claim older than this belongs to an invocation that is no longer running.
 const STALE_CLAIM_MS: u64 = 60_000;
-const SPEC_TAGGING: &str = "flavor-ci=push-spec";
-const DELIVERY_TAGGING: &str = "flavor-ci=delivery";
 
 /// Everything a request needs; built once per process.
 #[derive(Debug)]
@@ -401,7 +402,7 @@ async fn settings<S: ObjectStore, B, K>(
     if let Some(s) = cached.as_ref() {
         return Ok(s.clone());
     }
-    let location = format!("s3://{}/{}", config.bucket, config.settings_key);
+    let location = s3_uri(&config.bucket, &config.settings_key);
     let bytes = deps
         .store
         .get(&config.bucket, &config.settings_key)
@@ -420,10 +421,6 @@ async fn settings<S: ObjectStore, B, K>(
     let settings = Arc::new(Settings::from_json(value).map_err(|e| invalid(e.to_string()))?);
     *cached = Some(settings.clone());
     Ok(settings)
-}
-
-fn delivery_key(config: &Config, delivery: &str) -> String {
-    format!("{}pushes/deliveries/{delivery}.json", config.root)
 }
 
 /// The answer for a delivery that was already handled, if `record` says so.
@@ -470,7 +467,7 @@ where
             format!("the push is to {repo}, but this stack builds {expected}; ignored"),
         ));
     }
-    let record_key = delivery_key(config, delivery);
+    let record_key = delivery_key(&config.root, delivery);
     let (settings, record) = tokio::join!(
         settings(deps, config),
         deps.store.get(&config.bucket, &record_key)
@@ -537,14 +534,9 @@ where
             ),
         ));
     };
-    let spec_key = format!(
-        "{}pushes/specs/{}/{}",
-        config.root,
-        doc.sha256(),
-        doc.file_name
-    );
+    let spec_key = push_spec_key(&config.root, doc);
     let spec_arn = s3_object_arn(region_partition(&deps.region), &config.bucket, &spec_key);
-    let spec_uri = format!("s3://{}/{spec_key}", config.bucket);
+    let spec_uri = s3_uri(&config.bucket, &spec_key);
     info!(
         delivery,
         after = %push.after,
@@ -565,7 +557,7 @@ where
             &spec_key,
             doc.yaml.as_bytes(),
             "application/yaml",
-            SPEC_TAGGING,
+            PUSH_SPEC_TAG,
         )
         .await
         .map_err(store_failed)?;
@@ -596,7 +588,7 @@ where
             &record_key,
             claim.as_bytes(),
             "application/json",
-            DELIVERY_TAGGING,
+            DELIVERY_TAG,
         )
         .await
     {
@@ -672,7 +664,7 @@ async fn put_record<S: ObjectStore>(
             key,
             text.as_bytes(),
             "application/json",
-            DELIVERY_TAGGING,
+            DELIVERY_TAG,
         )
         .await
 }
