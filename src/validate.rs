@@ -263,16 +263,36 @@ fn is_bool_word(text: &str) -> bool {
     )
 }
 
+// Paths are built for every node visited, so without the formatting machinery.
 fn join(path: &str, key: &str) -> String {
     if path.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{path}.{key}")
+        return key.to_owned();
     }
+    let mut out = String::with_capacity(path.len() + 1 + key.len());
+    out.push_str(path);
+    out.push('.');
+    out.push_str(key);
+    out
 }
 
 fn index(path: &str, i: usize) -> String {
-    format!("{path}[{i}]")
+    let mut digits = [0u8; 20];
+    let mut n = i;
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut out = String::with_capacity(path.len() + 2 + digits.len() - at);
+    out.push_str(path);
+    out.push('[');
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
+    out.push(']');
+    out
 }
 
 struct Validator {
@@ -917,6 +937,15 @@ impl Validator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_are_joined_as_before() {
+        assert_eq!(join("", "batch"), "batch");
+        assert_eq!(join("batch", "build-graph"), "batch.build-graph");
+        for i in [0, 7, 10, 123, usize::MAX] {
+            assert_eq!(index("batch.build-graph", i), format!("batch.build-graph[{i}]"));
+        }
+    }
 
     fn check(text: &str) -> Vec<String> {
         validate_text(

@@ -203,6 +203,13 @@ pub fn is_yaml_printable(c: char) -> bool {
 
 /// The first character YAML does not allow, with its position, as an error.
 fn forbidden_character(text: &str) -> Option<ReadError> {
+    // Most documents are printable ASCII: check those bytes first, cheaply.
+    if text
+        .bytes()
+        .all(|b| matches!(b, b' '..=b'~' | b'\n' | b'\t' | b'\r'))
+    {
+        return None;
+    }
     let (at, c) = text.char_indices().find(|&(_, c)| !is_yaml_printable(c))?;
     let before = &text[..at];
     let line = before.matches('\n').count() + 1;
