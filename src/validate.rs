@@ -943,7 +943,10 @@ mod tests {
         assert_eq!(join("", "batch"), "batch");
         assert_eq!(join("batch", "build-graph"), "batch.build-graph");
         for i in [0, 7, 10, 123, usize::MAX] {
-            assert_eq!(index("batch.build-graph", i), format!("batch.build-graph[{i}]"));
+            assert_eq!(
+                index("batch.build-graph", i),
+                format!("batch.build-graph[{i}]")
+            );
         }
     }
 
