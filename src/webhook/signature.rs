@@ -169,3 +169,33 @@ mod tests {
         );
     }
 }
+
+/// What identifies a delivery: the hex SHA-256 of the event name and the verified body.
+///
+/// GitHub signs the body but not the `X-GitHub-Delivery` header, so a captured delivery can be
+/// replayed under any delivery id; the body cannot change without breaking the signature. A
+/// manual redelivery from GitHub's log sends the same body, and so has the same key.
+pub fn delivery_key(event: &str, body: &[u8]) -> String {
+    use sha2::Digest;
+    let mut h = Sha256::new();
+    h.update(event.as_bytes());
+    h.update([0]);
+    h.update(body);
+    crate::generate::hex(&h.finalize())
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+
+    #[test]
+    fn the_key_follows_the_signed_body_and_the_event_not_the_delivery_id() {
+        let a = delivery_key("push", b"{\"after\":\"1\"}");
+        assert_eq!(a.len(), 64);
+        assert_eq!(a, delivery_key("push", b"{\"after\":\"1\"}"));
+        assert_ne!(a, delivery_key("push", b"{\"after\":\"2\"}"));
+        assert_ne!(a, delivery_key("pull_request", b"{\"after\":\"1\"}"));
+        // The separator keeps the event and the body apart.
+        assert_ne!(delivery_key("pus", b"h{}"), delivery_key("push", b"{}"));
+    }
+}

@@ -369,12 +369,19 @@ def test_repository_problems_are_422(webhook, aws, github):
     assert state(aws) == before
 
 
+def record_key(body: bytes, event: str = "push") -> str:
+    """Where the webhook keeps the record of a delivery: keyed by the signed body."""
+    digest = hashlib.sha256(event.encode() + b"\0" + body).hexdigest()
+    return f"{WEBHOOK_ROOT}pushes/deliveries/{digest}.json"
+
+
 def test_a_codebuild_failure_is_502_and_removes_what_was_written(webhook, aws, repo, gateway):
     cb = aws["codebuild"]
     cb.delete_project(name="release")
+    payload = push_payload(repo, ref="refs/tags/v9", created=True, before=ZERO)
     try:
         before = state(aws)
-        status, answer = deliver(webhook, push_payload(repo, ref="refs/tags/v9", created=True, before=ZERO))
+        status, answer = deliver(webhook, payload)
         assert status == 502, answer
         assert "CodeBuild did not start the batch build on release" in answer["message"]
         objects, batches = state(aws)
@@ -382,6 +389,43 @@ def test_a_codebuild_failure_is_502_and_removes_what_was_written(webhook, aws, r
         assert (objects, batches) == before
     finally:
         # Later tests start release builds again.
+        codebuild_project(gateway.url, "release")
+    # A redelivery of the same body (GitHub's "Redeliver", a new delivery id) now builds.
+    status, answer = deliver(webhook, payload)
+    assert status == 200 and answer["status"] == "started", answer
+
+
+def test_a_replayed_body_starts_nothing_whatever_its_delivery_id(webhook, aws, repo):
+    """GitHub does not sign X-GitHub-Delivery: a captured body replayed under fresh ids is
+    the same delivery."""
+    body = json.dumps(push_payload(repo, ["flavors/standard/x"])).encode()
+    status, first = webhook.post(body, headers(body))
+    assert status == 200 and first["status"] == "started", first
+    after_first = state(aws)
+    for _ in range(3):
+        status, again = webhook.post(body, headers(body, delivery=str(uuid.uuid4())))
+        assert (status, again["status"]) == (200, "already handled"), again
+        assert again["batchBuildId"] == first["batchBuildId"]
+    assert state(aws) == after_first
+
+
+def test_concurrent_copies_never_claim_a_build_that_did_not_start(webhook, aws, repo, gateway):
+    """Copies of one delivery arriving together while the build cannot start: none answers
+    `already handled`; each fails or says the delivery is in progress."""
+    aws["codebuild"].delete_project(name="release")
+    try:
+        body = json.dumps(push_payload(repo, ref="refs/tags/v10", created=True, before=ZERO)).encode()
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(webhook.post(body, headers(body))))
+                   for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        statuses = sorted(s for s, _ in results)
+        assert set(statuses) <= {409, 502}, statuses
+        assert not [a for _, a in results if a["status"] == "already handled"], results
+    finally:
         codebuild_project(gateway.url, "release")
 
 
@@ -398,8 +442,10 @@ def test_a_redelivery_is_already_handled_and_starts_nothing(webhook, aws, repo):
     assert status == 200 and again["status"] == "already handled", again
     assert again["batchBuildId"] == first["batchBuildId"]
     assert state(aws) == after_first
-    record = aws["s3"].get_object(Bucket=WEBHOOK_BUCKET, Key=f"{WEBHOOK_ROOT}pushes/deliveries/{delivery}.json")
-    assert json.loads(record["Body"].read())["state"] == "started"
+    body = json.dumps(payload).encode()
+    record = aws["s3"].get_object(Bucket=WEBHOOK_BUCKET, Key=record_key(body))
+    saved = json.loads(record["Body"].read())
+    assert (saved["state"], saved["delivery"]) == ("started", delivery)
 
 
 def test_concurrent_duplicates_start_one_batch(webhook, aws, repo):
@@ -416,7 +462,9 @@ def test_concurrent_duplicates_start_one_batch(webhook, aws, repo):
     statuses = sorted((s, a["status"]) for s, a in results)
     started = [a for s, a in results if a["status"] == "started"]
     assert len(started) == 1, statuses
-    assert all(s == 200 for s, _ in results), statuses
+    # The others found the build started, or still starting (then they say so, and say retry).
+    assert all((s, st) in {(200, "started"), (200, "already handled"), (409, "error")}
+               for s, st in statuses), statuses
     assert state(aws)[1] == batches_before + 1
 
 

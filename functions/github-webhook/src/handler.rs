@@ -316,6 +316,8 @@ where
             "the X-GitHub-Delivery header is not a delivery id (a GUID)",
         ));
     }
+    // What identifies this delivery: the signed body, never the unsigned delivery id.
+    let key = signature::delivery_key(&event_name, &request.body);
     let payload = if form {
         form_urlencoded::parse(&request.body)
             .find(|(k, _)| k == "payload")
@@ -342,7 +344,7 @@ where
             }
             Ok(reply)
         }
-        "push" => on_push(deps, config, &delivery, &payload, progress).await,
+        "push" => on_push(deps, config, &delivery, &key, &payload, progress).await,
         other => Ok(Reply::new(
             202,
             "ignored",
@@ -423,31 +425,45 @@ async fn settings<S: ObjectStore, B, K>(
     Ok(settings)
 }
 
-/// The answer for a delivery that was already handled, if `record` says so.
-fn already_handled(record: &[u8]) -> Option<Reply> {
-    let record: Value = serde_json::from_slice(record).ok()?;
-    let state = record.get("state").and_then(Value::as_str)?;
+/// What an earlier delivery of the same body left in its record.
+enum Earlier {
+    /// Its build started: answer `already handled` with what it started.
+    Started(Reply),
+    /// Claimed moments ago by a request that is still running.
+    InProgress,
+    /// Claimed by a request that did not finish.
+    Abandoned,
+}
+
+fn earlier(record: &[u8]) -> Earlier {
+    let Ok(record) = serde_json::from_slice::<Value>(record) else {
+        return Earlier::Abandoned;
+    };
     let at = record.get("at").and_then(Value::as_u64).unwrap_or(0);
-    if state == "claimed" && now_ms().saturating_sub(at) > STALE_CLAIM_MS {
-        return None;
-    }
-    let mut reply = Reply::new(
-        200,
-        "already handled",
-        "this delivery was handled before; nothing new was started",
-    );
-    for key in ["batchBuildId", "project", "buildspec", "flavors"] {
-        if let Some(v) = record.get(key) {
-            reply = reply.with(key, v.clone());
+    match record.get("state").and_then(Value::as_str) {
+        Some("started") => {
+            let mut reply = Reply::new(
+                200,
+                "already handled",
+                "this delivery was handled before; nothing new was started",
+            );
+            for key in ["batchBuildId", "project", "buildspec", "flavors"] {
+                if let Some(v) = record.get(key) {
+                    reply = reply.with(key, v.clone());
+                }
+            }
+            Earlier::Started(reply)
         }
+        Some("claimed") if now_ms().saturating_sub(at) <= STALE_CLAIM_MS => Earlier::InProgress,
+        _ => Earlier::Abandoned,
     }
-    Some(reply)
 }
 
 async fn on_push<S, B, K>(
     deps: &Deps<S, B, K>,
     config: &Config,
     delivery: &str,
+    key: &str,
     payload: &[u8],
     progress: &SyncMutex<Progress>,
 ) -> Result<Reply, Reply>
@@ -467,17 +483,11 @@ where
             format!("the push is to {repo}, but this stack builds {expected}; ignored"),
         ));
     }
-    let record_key = delivery_key(&config.root, delivery);
-    let (settings, record) = tokio::join!(
-        settings(deps, config),
-        deps.store.get(&config.bucket, &record_key)
-    );
-    let settings = settings?;
-    let record = record
-        .map_err(|e| Reply::error(503, format!("cannot check for an earlier delivery: {e}")))?;
-    if let Some(reply) = record.as_deref().and_then(already_handled) {
-        return Ok(reply);
-    }
+    // The record is keyed by the signed body. It is claimed with a conditional write before the
+    // build starts and read only when the claim finds one there: reading an absent key needs
+    // s3:ListBucket to answer 404 rather than 403, which the role does not have.
+    let record_key = delivery_key(&config.root, key);
+    let settings = settings(deps, config).await?;
     let routing = Routing {
         branches: config.branches.clone(),
         tags: config.tags.clone(),
@@ -572,6 +582,7 @@ where
 
     let mut record = json!({
         "delivery": delivery,
+        "key": key,
         "state": "claimed",
         "at": now_ms(),
         "ref": push.git_ref,
@@ -597,15 +608,31 @@ where
             version,
         },
         Ok(Put::Existed) => {
-            // A concurrent duplicate won the claim, or an abandoned claim is being taken over.
-            let current = deps
-                .store
-                .get(&config.bucket, &record_key)
-                .await
-                .ok()
-                .flatten();
-            if let Some(reply) = current.as_deref().and_then(already_handled) {
-                return Ok(reply);
+            // This body was delivered before: handled, being handled right now by a concurrent
+            // copy, or claimed by an invocation that died (then it is taken over).
+            let current = match deps.store.get(&config.bucket, &record_key).await {
+                Ok(current) => current,
+                Err(e) => {
+                    // A concurrent copy may be using the spec: it stays.
+                    remember(progress, &[]);
+                    return Err(store_failed(e));
+                }
+            };
+            // The spec is left in place on these two answers: the other request uses it.
+            match current.as_deref().map(earlier) {
+                Some(Earlier::Started(reply)) => {
+                    remember(progress, &[]);
+                    return Ok(reply);
+                }
+                Some(Earlier::InProgress) => {
+                    remember(progress, &[]);
+                    return Err(Reply::error(
+                        409,
+                        "this delivery is being handled by another request right now and no build has started yet; if none starts, redeliver it in a minute",
+                    ));
+                }
+                // Abandoned, unreadable, or removed since the claim failed: take it over.
+                Some(Earlier::Abandoned) | None => {}
             }
             match put_record(&deps.store, config, &record_key, &claim).await {
                 Ok(w) => w,
@@ -621,7 +648,8 @@ where
         project: project.clone(),
         source_version: push.after.clone(),
         buildspec: spec_arn.clone(),
-        idempotency_token: delivery.to_owned(),
+        // The same body within CodeBuild's idempotency window starts one batch at most.
+        idempotency_token: key.to_owned(),
     };
     let batch_id = match deps.builds.start_batch(&request).await {
         Ok(id) => id,
