@@ -238,8 +238,13 @@ pub fn select(
     ignored: &[Glob],
 ) -> Selection {
     if push.created {
+        let what = if push.git_ref.starts_with("refs/tags/") {
+            "a new tag"
+        } else {
+            "a new branch"
+        };
         return Selection::All {
-            reason: "a new branch: building every flavor".into(),
+            reason: format!("{what}: building every flavor"),
         };
     }
     if push.forced {

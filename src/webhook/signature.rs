@@ -15,6 +15,10 @@ pub enum SignatureError {
         "the {HEADER} header is missing: give the webhook a secret in GitHub (the stack's webhook secret)"
     )]
     Missing,
+    #[error(
+        "the {HEADER} header is missing; an X-Hub-Signature (SHA-1) header came, which is not accepted: GitHub sends {HEADER} beside it for every webhook with a secret, so save the webhook again in GitHub (or recreate it) to have it signed with SHA-256"
+    )]
+    OnlySha1,
     #[error("the {HEADER} header is malformed ({0}): expected `sha256=` and 64 hex digits")]
     Malformed(&'static str),
     #[error(

@@ -183,6 +183,12 @@ fn other_changes_created_forced_and_incomplete_pushes_build_everything() {
         ))
         .contains("new branch")
     );
+    assert_eq!(
+        all(push(
+            json!({"created": true, "ref": "refs/tags/v1.0.0", "commits": commits(&["flavors/base/x"])})
+        )),
+        "a new tag: building every flavor"
+    );
     assert!(
         all(push(
             json!({"forced": true, "commits": commits(&["flavors/base/x"])})

@@ -413,6 +413,9 @@ def webhook(gateway, github, tmp_path_factory):
             "IGNORED_PATHS": "docs, **/*.md",
             # Short, so the rotation test sees a removed secret stop working.
             "SECRET_CACHE_SECONDS": "2",
+            # The runtime at TRACE, where it would log every raw event: the logs must still hold
+            # no signature and no body.
+            "RUST_LOG": "info,lambda_runtime=trace",
         },
     )
     yield Webhook(w, settings_key)

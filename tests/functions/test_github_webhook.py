@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -267,6 +268,9 @@ def rejections(repo):
     form_headers = headers(deep_form, content_type="application/x-www-form-urlencoded")
     return [
         ("missing signature", good, without("X-Hub-Signature-256"), "POST", 401, "missing"),
+        ("SHA-1 only", good, {**without("X-Hub-Signature-256"),
+                              "X-Hub-Signature": "sha1=" + hmac.new(WEBHOOK_SECRET.encode(), good, hashlib.sha1).hexdigest()},
+         "POST", 401, "X-Hub-Signature (SHA-1) header came, which is not accepted"),
         ("no sha256= prefix", good, {**h, "X-Hub-Signature-256": h["X-Hub-Signature-256"][7:]}, "POST", 401, "prefix"),
         ("bad hex", good, {**h, "X-Hub-Signature-256": "sha256=" + "zz" * 32}, "POST", 401, "not hex"),
         ("wrong length", good, {**h, "X-Hub-Signature-256": "sha256=abcd"}, "POST", 401, "wrong length"),
@@ -504,6 +508,12 @@ def test_a_token_github_rejects_is_fetched_again(webhook, aws, github, repo):
 def test_logs_are_json_and_hold_no_secret(webhook):
     text = webhook.watch.log_text()
     assert WEBHOOK_SECRET not in text and GITHUB_TOKEN not in text and "rotated-secret" not in text
+    # The runtime logs at TRACE here (it says it waits for events), yet no raw event is logged:
+    # no signature header, no body.
+    assert "Waiting for next event" in text
+    assert "raw JSON event" not in text
+    assert not re.search(r"sha256=[0-9a-f]{64}", text), "a signature reached the log"
+    assert '"pusher"' not in text and '"head_commit"' not in text, "a body reached the log"
     lines = [l for l in text.splitlines() if '"delivery answered"' in l]
     assert lines and all(json.loads(l[l.index("{"):])["level"] for l in lines)
 

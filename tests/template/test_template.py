@@ -183,6 +183,19 @@ def test_secrets_are_never_plaintext_parameters(template):
     assert token["Fn::Sub"].startswith("{{resolve:secretsmanager:")
 
 
+def test_the_webhook_never_lists_the_bucket(template):
+    """Without s3:ListBucket a read of an absent key is 403, not 404: the webhook must never
+    depend on one, and it claims before it reads."""
+    for policy, st in statements(template["Resources"]["WebhookRole"]):
+        assert not any(a.startswith("s3:List") for a in as_list(st["Action"])), (policy, st)
+
+
+def test_delivery_records_outlive_a_yearly_secret_rotation(template):
+    rules = template["Resources"]["SpecsBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    (records,) = [r for r in rules if r["Id"] == "expire-delivery-records"]
+    assert records["ExpirationInDays"] >= 366
+
+
 def test_the_bucket_is_locked_down(template):
     props = template["Resources"]["SpecsBucket"]["Properties"]
     assert all(props["PublicAccessBlockConfiguration"].values())

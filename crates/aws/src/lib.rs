@@ -12,6 +12,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+pub mod logging;
 pub mod store;
 
 /// The SDK configuration from the standard AWS environment, with timeouts that keep a stalled

@@ -17,7 +17,7 @@ use handler::Deps;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    flavor_ci_aws::logging::init();
     inflight::install_panic_hook();
 
     let config = flavor_ci_aws::load_config(Duration::from_secs(20)).await;

@@ -361,12 +361,12 @@ async fn verify<S, B, K: SecretSource>(
     let header = request.header("x-hub-signature-256");
     let unauthorized = |e: SignatureError| Reply::error(401, e.to_string());
     // A missing or malformed header is rejected before any secret is read.
-    signature::parse(
-        header
-            .ok_or(SignatureError::Missing)
-            .map_err(unauthorized)?,
-    )
-    .map_err(unauthorized)?;
+    let missing = if request.header("x-hub-signature").is_some() {
+        SignatureError::OnlySha1
+    } else {
+        SignatureError::Missing
+    };
+    signature::parse(header.ok_or(missing).map_err(unauthorized)?).map_err(unauthorized)?;
     let unavailable = |e: crate::secrets::SecretError| {
         Reply::error(503, format!("cannot verify the delivery: {e}"))
     };

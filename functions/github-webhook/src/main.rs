@@ -24,7 +24,7 @@ use secrets::{Cached, SecretsManager};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    flavor_ci_aws::logging::init();
     let sdk = flavor_ci_aws::load_config(Duration::from_secs(3)).await;
     let config = Config::from_env();
     if let Err(e) = &config {
