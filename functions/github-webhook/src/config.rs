@@ -73,9 +73,9 @@ impl Config {
             .unwrap_or_else(|| "https://api.github.com".into())
             .trim_end_matches('/')
             .to_owned();
-        if !(github_api.starts_with("https://") || github_api.starts_with("http://")) {
+        if !github_api.starts_with("https://") && !is_loopback_http(&github_api) {
             problems.push(format!(
-                "GITHUB_API_URL {github_api:?} is not an http(s) URL: use https://api.github.com or https://<host>/api/v3 for GitHub Enterprise Server"
+                "GITHUB_API_URL {github_api:?} is not an https URL (plain http is allowed only to a loopback address, for local tests): use https://api.github.com or https://<host>/api/v3 for GitHub Enterprise Server"
             ));
         }
         let secret_ttl = match optional("SECRET_CACHE_SECONDS").map(|v| v.parse::<u64>()) {
@@ -111,6 +111,26 @@ impl Config {
             secret_ttl,
         })
     }
+}
+
+/// `http://` to 127.0.0.0/8, `localhost` or `[::1]`: the token never leaves the machine.
+fn is_loopback_http(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return false;
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    host == "localhost"
+        || host == "::1"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -149,6 +169,35 @@ mod tests {
     }
 
     #[test]
+    fn plain_http_reaches_only_loopback_addresses() {
+        let with = |url: &str| {
+            let mut vars = BASE.to_vec();
+            vars.push(("GITHUB_API_URL", url));
+            config(&vars)
+        };
+        for ok in [
+            "https://api.github.com",
+            "https://ghe.example.com/api/v3",
+            "http://127.0.0.1:8788",
+            "http://127.9.9.9/api",
+            "http://localhost:1234",
+            "http://[::1]:99/",
+        ] {
+            assert!(with(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://api.github.com",
+            "http://10.0.0.1:80",
+            "http://127.0.0.1.evil.com",
+            "http://user@127.0.0.1",
+            "http://localhost.evil.com",
+        ] {
+            let err = with(bad).unwrap_err();
+            assert!(err.contains("is not an https URL"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn every_problem_is_named_with_its_fix() {
         let err = config(&[
             ("FLAVOR_CI_ROOT", "no-slash"),
@@ -162,7 +211,7 @@ mod tests {
             "WEBHOOK_SECRET_ID is not set",
             "CI_PROJECT is not set",
             "must end with `/`",
-            "GITHUB_API_URL \"ftp://x\" is not an http(s) URL",
+            "GITHUB_API_URL \"ftp://x\" is not an https URL",
             "GITHUB_REPOSITORY \"acme\" is not `owner/name`",
         ] {
             assert!(err.contains(part), "{part} missing from {err}");

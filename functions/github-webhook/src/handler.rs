@@ -14,7 +14,7 @@ use flavor_ci::settings::Settings;
 use flavor_ci::webhook::push::{self, Push, Route, Routing, Selection};
 use flavor_ci::webhook::signature::{self, SignatureError};
 use flavor_ci_aws::store::{ObjectStore, Put, Written};
-use lambda_runtime::tracing::{info, warn};
+use lambda_runtime::tracing::{error, info, warn};
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -50,6 +50,12 @@ pub(crate) struct Deps<S, B, K> {
 pub(crate) struct Reply {
     pub(crate) status: u16,
     pub(crate) body: Value,
+    /// What went wrong in detail, for the log only: answers to callers not yet authenticated
+    /// carry no ARNs, account ids, environment values or AWS error text.
+    detail: Option<String>,
+    /// A delivery refused before it was verified (401, 405, 413, 415, 400): logged as one
+    /// short INFO line, so a flood of them costs little and says little.
+    refused: bool,
 }
 
 impl Reply {
@@ -57,7 +63,25 @@ impl Reply {
         Self {
             status,
             body: json!({"status": word, "message": message.into()}),
+            detail: None,
+            refused: false,
         }
+    }
+
+    /// An error whose `detail` goes to the log and whose answer says only `public`.
+    fn withheld(status: u16, public: &str, detail: impl Into<String>) -> Self {
+        Self {
+            detail: Some(detail.into()),
+            ..Self::error(
+                status,
+                format!("{public}; the function's log has the details"),
+            )
+        }
+    }
+
+    fn refused(mut self) -> Self {
+        self.refused = true;
+        self
     }
 
     fn error(status: u16, message: impl Into<String>) -> Self {
@@ -188,8 +212,17 @@ where
             )
         }
     };
+    let mut reply = reply;
+    if reply.detail.is_some() {
+        reply = reply.with("requestId", event.context.request_id.clone());
+    }
     let message = reply.body["message"].as_str().unwrap_or_default();
-    if reply.status >= 400 {
+    // Refusals (the caller sees why) are one short INFO line, so a flood of them costs little.
+    if reply.refused || matches!(reply.status, 400 | 401 | 405 | 413 | 415) {
+        info!(status = reply.status, "delivery refused");
+    } else if let Some(detail) = &reply.detail {
+        error!(status = reply.status, detail = %detail, "delivery failed");
+    } else if reply.status >= 400 {
         warn!(status = reply.status, detail = message, "delivery rejected");
     } else {
         info!(status = reply.status, detail = message, "delivery answered");
@@ -254,11 +287,16 @@ where
     B: Builds,
     K: SecretSource,
 {
-    let config = deps
-        .config
-        .as_ref()
-        .map_err(|e| Reply::error(500, format!("the function is misconfigured: {e}")))?;
-    let request = read_request(event)?;
+    let config = deps.config.as_ref().map_err(|e| {
+        Reply::withheld(
+            500,
+            "the function is misconfigured",
+            format!("the function is misconfigured: {e}"),
+        )
+    })?;
+    // Until the signature is verified the caller is anyone on the internet: refusals are
+    // quiet, and failures say nothing about the account.
+    let request = read_request(event).map_err(Reply::refused)?;
     if request.method != "POST" {
         return Err(Reply::error(
             405,
@@ -266,7 +304,8 @@ where
                 "{} is not accepted; GitHub delivers webhooks with POST",
                 request.method
             ),
-        ));
+        )
+        .refused());
     }
     verify(deps, &request).await?;
 
@@ -359,7 +398,7 @@ async fn verify<S, B, K: SecretSource>(
     request: &HttpRequest,
 ) -> Result<(), Reply> {
     let header = request.header("x-hub-signature-256");
-    let unauthorized = |e: SignatureError| Reply::error(401, e.to_string());
+    let unauthorized = |e: SignatureError| Reply::error(401, e.to_string()).refused();
     // A missing or malformed header is rejected before any secret is read.
     let missing = if request.header("x-hub-signature").is_some() {
         SignatureError::OnlySha1
@@ -368,7 +407,11 @@ async fn verify<S, B, K: SecretSource>(
     };
     signature::parse(header.ok_or(missing).map_err(unauthorized)?).map_err(unauthorized)?;
     let unavailable = |e: crate::secrets::SecretError| {
-        Reply::error(503, format!("cannot verify the delivery: {e}"))
+        Reply::withheld(
+            503,
+            "cannot verify the delivery right now; redeliver it later",
+            format!("cannot verify the delivery: {e}"),
+        )
     };
     let secrets = deps.webhook_secrets.get().await.map_err(unavailable)?;
     match signature::verify(&secrets, &request.body, header) {
@@ -786,7 +829,21 @@ mod tests {
         }
     }
 
+    /// Secrets Manager refusing, with the kind of text AWS answers with.
+    #[derive(Debug)]
+    struct Refusing;
+
+    impl SecretSource for Refusing {
+        async fn fetch(&self, _id: &str) -> Result<String, String> {
+            Err("AccessDeniedException: User: arn:aws:sts::123456789012:assumed-role/x is not authorized to perform secretsmanager:GetSecretValue on arn:aws:secretsmanager:us-east-1:123456789012:secret:webhook-AbCdEf".into())
+        }
+    }
+
     fn deps() -> Arc<Deps<MemoryStore, Recording, Fixed>> {
+        deps_with(Fixed(SECRET))
+    }
+
+    fn deps_with<K: SecretSource>(source: K) -> Arc<Deps<MemoryStore, Recording, K>> {
         let vars = [
             ("FLAVOR_CI_BUCKET", "specs"),
             ("FLAVOR_CI_ROOT", "root/"),
@@ -810,7 +867,7 @@ mod tests {
             store,
             builds: Recording::default(),
             webhook_secrets: Cached::new(
-                Arc::new(Fixed(SECRET)),
+                Arc::new(source),
                 "webhook".into(),
                 crate::secrets::webhook_secrets,
                 Duration::from_secs(300),
@@ -848,13 +905,44 @@ mod tests {
         )
     }
 
-    async fn call(deps: &Arc<Deps<MemoryStore, Recording, Fixed>>, payload: Value) -> (u16, Value) {
+    async fn call<K: SecretSource>(
+        deps: &Arc<Deps<MemoryStore, Recording, K>>,
+        payload: Value,
+    ) -> (u16, Value) {
         let response = handle(deps.clone(), LambdaEvent::new(payload, Context::default()))
             .await
             .unwrap();
         let status = u16::try_from(response["statusCode"].as_u64().unwrap()).unwrap();
         let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
         (status, body)
+    }
+
+    #[tokio::test]
+    async fn unauthenticated_callers_learn_nothing_about_the_account() {
+        let d = deps_with(Refusing);
+        let (status, body) = call(&d, signed("push", "application/json", "{}")).await;
+        assert_eq!(status, 503, "{body}");
+        let text = body.to_string();
+        for secret in ["arn:", "123456789012", "AccessDenied", "webhook-AbCdEf"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(
+            text.contains("cannot verify the delivery right now"),
+            "{text}"
+        );
+        assert!(body.get("requestId").is_some(), "{text}");
+        // A misconfigured function names no environment value either.
+        let mut broken = deps_with(Fixed(SECRET));
+        Arc::get_mut(&mut broken).unwrap().config =
+            Err("FLAVOR_CI_ROOT \"secret-bucket/private\" must end with `/`".into());
+        let (status, body) = call(&broken, signed("push", "application/json", "{}")).await;
+        assert_eq!(status, 500);
+        let text = body.to_string();
+        assert!(
+            !text.contains("FLAVOR_CI_ROOT") && !text.contains("secret-bucket"),
+            "{text}"
+        );
+        assert!(text.contains("misconfigured"), "{text}");
     }
 
     #[tokio::test]

@@ -46,7 +46,8 @@ async fn main() -> Result<(), Error> {
     let deps = Arc::new(Deps {
         store: S3Store::new(flavor_ci_aws::s3_client(&sdk)),
         builds: CodeBuild::new(aws_sdk_codebuild::Client::new(&sdk)),
-        webhook_secrets: Cached::new(secrets.clone(), secret_id, secrets::webhook_secrets, ttl),
+        webhook_secrets: Cached::new(secrets.clone(), secret_id, secrets::webhook_secrets, ttl)
+            .refreshed_at_most_every(secrets::WEBHOOK_SECRET_REFRESH),
         github_token: token_id.map(|id| Cached::new(secrets, id, secrets::github_token, ttl)),
         github: GitHub::new(
             flavor_ci_aws::https_client(Duration::from_secs(2), true)?,

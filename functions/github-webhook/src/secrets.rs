@@ -14,6 +14,10 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
+/// How often a wrong signature may make an instance fetch the webhook secret again. Planned
+/// rotations put both secrets in the value (a JSON list), so a mismatch is almost always a
+/// bad or forged delivery, which must not turn into Secrets Manager calls.
+pub(crate) const WEBHOOK_SECRET_REFRESH: Duration = Duration::from_secs(60);
 
 /// Where secret values come from.
 pub(crate) trait SecretSource: Send + Sync + fmt::Debug + 'static {
@@ -76,6 +80,7 @@ pub(crate) struct Cached<S, T> {
     id: String,
     parse: fn(&str) -> Result<T, String>,
     ttl: Duration,
+    min_refresh: Duration,
     state: Mutex<State<T>>,
 }
 
@@ -99,12 +104,19 @@ impl<S: SecretSource, T> Cached<S, T> {
             id,
             parse,
             ttl,
+            min_refresh: MIN_REFRESH_INTERVAL,
             state: Mutex::new(State {
                 value: None,
                 fetched_at: None,
                 last_refresh: None,
             }),
         }
+    }
+
+    /// Refreshes (on a value that did not work) happen at most once per `interval`.
+    pub(crate) fn refreshed_at_most_every(mut self, interval: Duration) -> Self {
+        self.min_refresh = interval;
+        self
     }
 
     /// The cached value, fetched on first use and after the time-to-live. When fetching again
@@ -131,7 +143,7 @@ impl<S: SecretSource, T> Cached<S, T> {
 
     /// Fetches the value again because `stale` did not work. Returns `None` when there is
     /// nothing newer to try: another caller already refreshed past `stale`, or a refresh
-    /// happened less than a second ago.
+    /// happened less than the minimum interval ago.
     pub(crate) async fn refresh(&self, stale: &Arc<T>) -> Result<Option<Arc<T>>, SecretError> {
         let mut state = self.state.lock().await;
         if let Some(v) = &state.value
@@ -141,7 +153,7 @@ impl<S: SecretSource, T> Cached<S, T> {
         }
         if state
             .last_refresh
-            .is_some_and(|t| t.elapsed() < MIN_REFRESH_INTERVAL)
+            .is_some_and(|t| t.elapsed() < self.min_refresh)
         {
             return Ok(None);
         }
@@ -235,6 +247,32 @@ mod tests {
         tokio::time::advance(Duration::from_secs(301)).await;
         assert!(!Arc::ptr_eq(&cache.get().await.unwrap(), &current));
         assert_eq!(source.calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn wrong_signatures_refresh_the_webhook_secret_at_most_once_a_minute() {
+        let source = Arc::new(Counting::default());
+        let cache = Cached::new(
+            source.clone(),
+            "id".into(),
+            webhook_secrets,
+            Duration::from_secs(300),
+        )
+        .refreshed_at_most_every(WEBHOOK_SECRET_REFRESH);
+        let first = cache.get().await.unwrap();
+        let second = cache.refresh(&first).await.unwrap().unwrap();
+        for _ in 0..100 {
+            tokio::time::advance(Duration::from_millis(500)).await;
+            assert!(cache.refresh(&second).await.unwrap().is_none());
+        }
+        assert_eq!(
+            source.calls.load(Ordering::SeqCst),
+            2,
+            "50 s of mismatches: no fetch"
+        );
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert!(cache.refresh(&second).await.unwrap().is_some());
+        assert_eq!(source.calls.load(Ordering::SeqCst), 3);
     }
 
     #[test]
