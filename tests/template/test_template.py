@@ -196,6 +196,26 @@ def test_delivery_records_outlive_a_yearly_secret_rotation(template):
     assert records["ExpirationInDays"] >= 366
 
 
+def test_the_public_url_is_throttled_and_watched(template):
+    r = template["Resources"]
+    assert r["WebhookFunction"]["Properties"]["ReservedConcurrentExecutions"] == {"Ref": "WebhookReservedConcurrency"}
+    assert template["Parameters"]["WebhookReservedConcurrency"]["Default"] <= 10
+    throttles = r["WebhookThrottlesAlarm"]["Properties"]
+    assert (throttles["Namespace"], throttles["MetricName"]) == ("AWS/Lambda", "Throttles")
+    assert throttles["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "WebhookFunction"}}]
+    metric = r["WebhookUnauthorizedMetric"]["Properties"]
+    assert metric["LogGroupName"] == {"Ref": "WebhookLogs"} and "401" in metric["FilterPattern"]
+    unauthorized = r["WebhookUnauthorizedAlarm"]["Properties"]
+    assert unauthorized["MetricName"] == metric["MetricTransformations"][0]["MetricName"]
+    for alarm in (throttles, unauthorized):
+        assert alarm["AlarmActions"] == {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+    for project in ("CiProject", "ReleaseProject"):
+        props = r[project]["Properties"]
+        assert "ConcurrentBuildLimit" in props
+        assert "ComputeTypesAllowed" in props["BuildBatchConfig"]["Restrictions"]
+        assert props["Environment"]["PrivilegedMode"] == {"Fn::Equals": [{"Ref": "PrivilegedMode"}, "true"]}
+
+
 def test_the_bucket_is_locked_down(template):
     props = template["Resources"]["SpecsBucket"]["Properties"]
     assert all(props["PublicAccessBlockConfiguration"].values())
