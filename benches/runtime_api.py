@@ -95,6 +95,8 @@ def start_function(api: RuntimeApi, binary: Path, extra_env: dict) -> subprocess
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "AWS_LAMBDA_LOG_FORMAT": "JSON",
         "AWS_LAMBDA_LOG_LEVEL": "WARN",
+        # The benchmarks' response receivers listen on 127.0.0.1.
+        "FLAVOR_CI_LOCAL_RESPONSE_URLS": "loopback",
         **extra_env,
     }
     return subprocess.Popen([str(binary)], env=env, stdout=subprocess.DEVNULL, start_new_session=True)

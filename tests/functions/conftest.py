@@ -282,6 +282,9 @@ def start_watch(port: int, gateway: Gateway, log: Path, *extra: str,
         "AWS_ENDPOINT_URL": gateway.url,
         "AWS_LAMBDA_LOG_FORMAT": "JSON",
         "RUST_BACKTRACE": "0",
+        # The response receiver listens on 127.0.0.1; deployed functions answer only to
+        # CloudFormation's response buckets.
+        "FLAVOR_CI_LOCAL_RESPONSE_URLS": "loopback",
         **(env or {}),
     }
     feature_args = ["--features", features] if features else []

@@ -241,3 +241,9 @@ def test_the_build_role_writes_only_its_logs_and_its_projects_reports(template):
                 assert [text(r) for r in resources(st)] == ["${BuildLogs.Arn}"], (policy, st)
             else:
                 assert service in ("secretsmanager", "ec2"), (policy, action)
+
+
+def test_the_stack_never_lets_the_resource_answer_a_local_url(template):
+    for name, resource in template["Resources"].items():
+        variables = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
+        assert "FLAVOR_CI_LOCAL_RESPONSE_URLS" not in variables, name

@@ -23,12 +23,47 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 #[derive(Clone)]
 pub(crate) struct ResponseUrl(Uri);
 
+/// The environment variable that lets local tests answer to a receiver on a loopback address.
+pub(crate) const LOCAL_RESPONSE_URLS: &str = "FLAVOR_CI_LOCAL_RESPONSE_URLS";
+
+/// The prefix of CloudFormation's response buckets, one per region.
+const RESPONSE_BUCKET: &str = "cloudformation-custom-resource-response-";
+
 impl ResponseUrl {
-    /// Accepts an absolute `http` or `https` URL.
+    /// Accepts only what CloudFormation sends: `https` to one of its response buckets in S3 of
+    /// an AWS partition. Anything else is not answered, so whoever can invoke the function
+    /// cannot make it send (or delete, then report) to a URL of their own. With
+    /// `FLAVOR_CI_LOCAL_RESPONSE_URLS=loopback` (local tests only), `http(s)` to a loopback
+    /// address is accepted too.
     pub(crate) fn parse(text: &str) -> Option<Self> {
+        static LOCAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let local = *LOCAL
+            .get_or_init(|| std::env::var(LOCAL_RESPONSE_URLS).is_ok_and(|v| v == "loopback"));
+        Self::parse_with(text, local)
+    }
+
+    pub(crate) fn parse_with(text: &str, allow_loopback: bool) -> Option<Self> {
         let uri: Uri = text.parse().ok()?;
-        let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
-        (scheme_ok && uri.authority().is_some()).then_some(Self(uri))
+        let host = uri.host()?.to_ascii_lowercase();
+        if uri.authority()?.as_str().contains('@') {
+            return None;
+        }
+        let loopback = host == "localhost"
+            || host == "[::1]"
+            || host
+                .parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        let ok = match uri.scheme_str() {
+            Some("http" | "https") if allow_loopback && loopback => true,
+            Some("https") => {
+                let aws = host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn");
+                let bucket = host.starts_with(RESPONSE_BUCKET)
+                    || uri.path().starts_with(&format!("/{RESPONSE_BUCKET}"));
+                aws && bucket && uri.port().is_none()
+            }
+            _ => false,
+        };
+        ok.then_some(Self(uri))
     }
 }
 
@@ -179,10 +214,34 @@ mod tests {
     }
 
     #[test]
-    fn only_absolute_http_urls_are_usable() {
-        for bad in ["", "not a url", "ftp://x/y", "/relative", "s3://bucket/key"] {
-            assert!(ResponseUrl::parse(bad).is_none(), "{bad}");
+    fn only_cloudformations_response_buckets_are_answered() {
+        for good in [
+            "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/arn%3Aaws/req?X-Amz-Signature=x",
+            "https://cloudformation-custom-resource-response-euwest1.s3.eu-west-1.amazonaws.com/k?s=x",
+            "https://cloudformation-custom-resource-response-cnnorth1.s3.cn-north-1.amazonaws.com.cn/k",
+            "https://s3.amazonaws.com/cloudformation-custom-resource-response-useast1/k",
+        ] {
+            assert!(ResponseUrl::parse_with(good, false).is_some(), "{good}");
         }
-        assert!(ResponseUrl::parse("http://127.0.0.1:9/x?y=z").is_some());
+        for bad in [
+            "",
+            "not a url",
+            "ftp://x/y",
+            "/relative",
+            "s3://bucket/key",
+            "http://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/k",
+            "https://attacker.example.com/cloudformation-custom-resource-response-x",
+            "https://cloudformation-custom-resource-response-x.s3.amazonaws.com.evil.com/k",
+            "https://my-bucket.s3.amazonaws.com/k",
+            "https://user@cloudformation-custom-resource-response-useast1.s3.amazonaws.com/k",
+            "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com:8443/k",
+            "http://127.0.0.1:9/x?y=z",
+        ] {
+            assert!(ResponseUrl::parse_with(bad, false).is_none(), "{bad}");
+        }
+        // Local tests opt in to a receiver on a loopback address, and only there.
+        assert!(ResponseUrl::parse_with("http://127.0.0.1:9/x?y=z", true).is_some());
+        assert!(ResponseUrl::parse_with("http://localhost:9/x", true).is_some());
+        assert!(ResponseUrl::parse_with("http://10.0.0.1:9/x", true).is_none());
     }
 }
