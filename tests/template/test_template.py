@@ -183,11 +183,35 @@ def test_secrets_are_never_plaintext_parameters(template):
     assert token["Fn::Sub"].startswith("{{resolve:secretsmanager:")
 
 
+def webhook_s3_statements(template):
+    yield from statements(template["Resources"]["WebhookRole"])
+    for st in template["Resources"]["WebhookSpecsPolicy"]["Properties"]["PolicyDocument"]["Statement"]:
+        yield "WebhookSpecsPolicy", st
+
+
 def test_the_webhook_never_lists_the_bucket(template):
     """Without s3:ListBucket a read of an absent key is 403, not 404: the webhook must never
     depend on one, and it claims before it reads."""
-    for policy, st in statements(template["Resources"]["WebhookRole"]):
+    for policy, st in webhook_s3_statements(template):
         assert not any(a.startswith("s3:List") for a in as_list(st["Action"])), (policy, st)
+
+
+def test_the_webhook_writes_only_under_pushes_and_reads_the_settings(template):
+    """It can neither overwrite nor delete the deploy-time specs and settings."""
+    policy = template["Resources"]["WebhookSpecsPolicy"]["Properties"]
+    assert policy["Roles"] == [{"Ref": "WebhookRole"}]
+    assert template["Resources"]["WebhookFunction"]["DependsOn"] == "WebhookSpecsPolicy"
+    for _, st in webhook_s3_statements(template):
+        actions = [a for a in as_list(st["Action"]) if a.startswith("s3:")]
+        if not actions:
+            continue
+        (where,) = [text(r) for r in resources(st)]
+        if actions == ["s3:GetObject"]:
+            assert where in ("${SpecsBucket.Arn}/${Buildspecs.Root}settings/*",
+                             "${SpecsBucket.Arn}/${Buildspecs.Root}pushes/*"), where
+        else:
+            assert where == "${SpecsBucket.Arn}/${Buildspecs.Root}pushes/*", (actions, where)
+        assert "s3:DeleteObject" not in actions, "the bucket is versioned: removals are by version"
 
 
 def test_delivery_records_outlive_a_yearly_secret_rotation(template):
