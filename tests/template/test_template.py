@@ -237,7 +237,8 @@ def test_the_public_url_is_throttled_and_watched(template):
         props = r[project]["Properties"]
         assert "ConcurrentBuildLimit" in props
         assert "ComputeTypesAllowed" in props["BuildBatchConfig"]["Restrictions"]
-        assert props["Environment"]["PrivilegedMode"] == {"Fn::Equals": [{"Ref": "PrivilegedMode"}, "true"]}
+        assert props["Environment"]["PrivilegedMode"] == {"Fn::If": ["PrivilegedBuilds", True, False]}
+    assert template["Conditions"]["PrivilegedBuilds"] == {"Fn::Equals": [{"Ref": "PrivilegedMode"}, "true"]}
 
 
 def test_the_bucket_is_locked_down(template):
