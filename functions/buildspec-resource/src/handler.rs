@@ -657,4 +657,105 @@ mod tests {
             assert!(b.answer_until - now <= Duration::from_millis(4000));
         }
     }
+
+    mod fuzz {
+        //! Arbitrary events into the handler's reading and work: never a panic, always an
+        //! outcome to answer with. Cases follow PROPTEST_CASES (benches/fuzz.sh runs many).
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>().prop_map(Value::from),
+                "\\PC{0,40}".prop_map(Value::from),
+                Just(json!("Create")),
+                Just(json!("Delete")),
+                Just(json!("specs")),
+                Just(json!("a,b")),
+                Just(json!("build:\n  compute-type: X\n")),
+            ];
+            leaf.prop_recursive(4, 48, 6, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+                    proptest::collection::vec(
+                        (
+                            prop_oneof![
+                                proptest::sample::select(
+                                    &[
+                                        "RequestType",
+                                        "ResponseURL",
+                                        "StackId",
+                                        "RequestId",
+                                        "LogicalResourceId",
+                                        "PhysicalResourceId",
+                                        "ResourceProperties",
+                                        "Bucket",
+                                        "Prefix",
+                                        "Flavors",
+                                        "Settings",
+                                        "ServiceTimeout",
+                                        "batch",
+                                        "build",
+                                        "flavors",
+                                        "release",
+                                        "max-builds",
+                                    ][..]
+                                )
+                                .prop_map(str::to_owned),
+                                "[a-z-]{0,10}",
+                            ],
+                            inner
+                        ),
+                        0..6
+                    )
+                    .prop_map(|entries| Value::Object(entries.into_iter().collect())),
+                ]
+            })
+        }
+
+        /// Events shaped like CloudFormation's, with arbitrary parts.
+        fn shaped_event() -> impl Strategy<Value = Value> {
+            (json(), json(), any::<u8>(), any::<bool>()).prop_map(|(props, other, kind, id)| {
+                let mut e = super::event(
+                    ["Create", "Update", "Delete", "Other"][usize::from(kind % 4)],
+                    id.then_some("flavor-ci:v1:s3://specs/x/"),
+                );
+                match kind % 3 {
+                    0 => e["ResourceProperties"] = props,
+                    1 => e["ResourceProperties"]["Settings"] = props,
+                    _ => {
+                        e[["StackId", "RequestId", "LogicalResourceId"]
+                            [usize::from(kind % 7 % 3)]] = other
+                    }
+                }
+                e
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn every_event_is_read_and_worked_to_an_outcome(e in shaped_event()) {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                let outcome = runtime.block_on(run(&deps(MemoryStore::default()), e));
+                prop_assert!(!outcome.physical_id.is_empty());
+                if outcome.status == Status::Failed {
+                    prop_assert!(!outcome.reason.is_empty());
+                }
+            }
+
+            #[test]
+            fn any_bytes_are_read_or_refused_never_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+                if let Ok(read) = serde_json::from_slice::<BoundedJson>(&bytes) {
+                    let _ = Envelope::read(&read.value);
+                }
+            }
+        }
+    }
 }

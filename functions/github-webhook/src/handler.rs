@@ -1032,4 +1032,115 @@ mod tests {
             413
         );
     }
+
+    mod fuzz {
+        //! Arbitrary requests into the handler: never a panic, always an HTTP answer. The
+        //! number of cases follows PROPTEST_CASES (the test command runs the default 256;
+        //! benches/fuzz.sh runs many more).
+        use base64::Engine;
+        use proptest::prelude::*;
+
+        use super::*;
+
+        const NAMES: &[&str] = &[
+            "content-type",
+            "x-github-event",
+            "x-github-delivery",
+            "x-hub-signature-256",
+            "x-hub-signature",
+            "Content-Type",
+            "X-GitHub-Event",
+        ];
+
+        fn header() -> impl Strategy<Value = (String, Value)> {
+            let name = prop_oneof![
+                proptest::sample::select(NAMES).prop_map(str::to_owned),
+                "[a-zA-Z-]{0,20}",
+            ];
+            let value = prop_oneof![
+                Just(json!("application/json")),
+                Just(json!("application/x-www-form-urlencoded")),
+                Just(json!("push")),
+                Just(json!("ping")),
+                Just(json!("72d3162e-cc78-11e3-81ab-4c9367dc0958")),
+                "\\PC{0,80}".prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                Just(Value::Null),
+            ];
+            (name, value)
+        }
+
+        fn body() -> impl Strategy<Value = Vec<u8>> {
+            prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..512),
+                "\\PC{0,300}".prop_map(String::into_bytes),
+                Just(br#"{"ref":"refs/heads/main","after":"2222222222222222222222222222222222222222","repository":{"full_name":"acme/slc"},"commits":[{"id":"x","added":["flavors/a/b"]}]}"#.to_vec()),
+                Just(b"payload=%7B%22zen%22%3A1%7D".to_vec()),
+                Just(format!("{}1{}", "[".repeat(500), "]".repeat(500)).into_bytes()),
+            ]
+        }
+
+        fn request() -> impl Strategy<Value = Value> {
+            (
+                prop_oneof![
+                    Just("POST".to_owned()),
+                    Just("GET".to_owned()),
+                    Just("post".to_owned()),
+                    "[A-Z]{0,8}",
+                ],
+                proptest::collection::vec(header(), 0..8),
+                body(),
+                any::<bool>(),
+                any::<bool>(),
+                any::<u8>(),
+            )
+                .prop_map(|(method, headers, body, base64, sign, shape)| {
+                    let mut h = serde_json::Map::new();
+                    for (k, v) in headers {
+                        h.insert(k, v);
+                    }
+                    if sign {
+                        h.insert(
+                            "x-hub-signature-256".into(),
+                            json!(signature::sign(SECRET.as_bytes(), &body)),
+                        );
+                    }
+                    let text = if base64 {
+                        base64::engine::general_purpose::STANDARD.encode(&body)
+                    } else {
+                        String::from_utf8_lossy(&body).into_owned()
+                    };
+                    match shape % 8 {
+                        // Not a function URL event at all.
+                        0 => json!({"hello": text}),
+                        1 => json!([method, text]),
+                        _ => json!({
+                            "version": "2.0",
+                            "requestContext": {"http": {"method": method}},
+                            "headers": h,
+                            "body": text,
+                            "isBase64Encoded": base64,
+                        }),
+                    }
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn every_request_gets_an_http_answer(event in request()) {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                let d = deps();
+                let response = runtime
+                    .block_on(handle(d, LambdaEvent::new(event, Context::default())))
+                    .unwrap();
+                let status = response["statusCode"].as_u64().unwrap();
+                prop_assert!((200..600).contains(&status), "{response}");
+                let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+                prop_assert!(body["message"].is_string(), "{body}");
+            }
+        }
+    }
 }
