@@ -253,19 +253,52 @@ def test_the_bucket_is_locked_down(template):
     assert any(s["Effect"] == "Deny" and s["Condition"]["Bool"]["aws:SecureTransport"] == "false" for s in policy)
 
 
-def test_the_build_role_writes_only_its_logs_and_its_projects_reports(template):
-    for policy, st in statements(template["Resources"]["BuildRole"]):
-        for action in as_list(st["Action"]):
-            service = action.split(":")[0]
-            if service == "codebuild":
-                for r in resources(st):
-                    assert text(r) == "arn:${AWS::Partition}:codebuild:${AWS::Region}:${AWS::AccountId}:report-group/${ProjectName}*", (policy, r)
-            elif service == "s3":
-                assert action in ("s3:GetObject", "s3:GetObjectVersion"), (policy, action)
-            elif service == "logs":
-                assert [text(r) for r in resources(st)] == ["${BuildLogs.Arn}"], (policy, st)
-            else:
-                assert service in ("secretsmanager", "ec2"), (policy, action)
+BUILD_ROLES = {
+    # role: (its project, the variant whose specs it reads, its report groups)
+    "CiBuildRole": ("CiProject", "ci-*", "${ProjectName}-*"),
+    "ReleaseBuildRole": ("ReleaseProject", "release-*", "${ProjectName}-release-*"),
+}
+
+
+def test_each_build_role_reads_only_its_variants_specs_and_writes_only_its_reports(template):
+    r = template["Resources"]
+    assert "BuildRole" not in r, "one role per project"
+    for role, (project, specs, reports) in BUILD_ROLES.items():
+        assert r[project]["Properties"]["ServiceRole"] == {"Fn::GetAtt": [role, "Arn"]}
+        for policy, st in statements(r[role]):
+            for action in as_list(st["Action"]):
+                service = action.split(":")[0]
+                if service == "codebuild":
+                    for res in resources(st):
+                        assert text(res) == f"arn:${{AWS::Partition}}:codebuild:${{AWS::Region}}:${{AWS::AccountId}}:report-group/{reports}", (role, res)
+                elif service == "s3":
+                    assert action in ("s3:GetObject", "s3:GetObjectVersion"), (role, action)
+                    assert sorted(text(x) for x in resources(st)) == sorted([
+                        f"${{SpecsBucket.Arn}}/${{Buildspecs.Root}}specs/*/{specs}",
+                        f"${{SpecsBucket.Arn}}/${{Buildspecs.Root}}pushes/specs/*/{specs}",
+                    ]), (role, st)
+                elif service == "logs":
+                    assert [text(x) for x in resources(st)] == ["${BuildLogs.Arn}"], (role, st)
+                else:
+                    assert service in ("secretsmanager", "ec2"), (role, action)
+                if action == "ec2:CreateNetworkInterfacePermission":
+                    assert "ec2:Subnet" in st["Condition"]["ArnLike"], (role, st)
+    assert r["ReleaseBuildRole"]["Condition"] == "CreateRelease"
+
+
+def test_trust_policies_name_this_account(template):
+    for name, role in roles(template).items():
+        for st in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]:
+            assert st["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}, name
+            if name in BUILD_ROLES:
+                assert "aws:SourceArn" in st["Condition"]["ArnLike"], name
+
+
+def test_the_batch_role_names_the_release_project_only_when_there_is_one(template):
+    for policy, st in statements(template["Resources"]["BatchRole"]):
+        assert st["Resource"]["Fn::If"][0] == "CreateRelease", st
+        with_release, without = st["Resource"]["Fn::If"][1:]
+        assert len(with_release) == 2 and len(without) == 1
 
 
 def test_the_stack_never_lets_the_resource_answer_a_local_url(template):
