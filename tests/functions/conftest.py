@@ -35,6 +35,9 @@ from webhook_events import EXAMPLE_SECRET, add_example  # noqa: E402
 VENV_BIN = Path(sys.executable).parent
 REGION = "us-east-1"
 FUNCTION = "buildspec-resource"
+# The one repository the webhook under test builds; every test pushes its own commits to it.
+WEBHOOK_REPOSITORY = "acme/slc"
+
 AWS_ENV = {
     "AWS_REGION": REGION,
     "AWS_DEFAULT_REGION": REGION,
@@ -411,6 +414,7 @@ def webhook(gateway, github, tmp_path_factory):
             "GITHUB_API_URL": github.url,
             "CI_PROJECT": "ci",
             "RELEASE_PROJECT": "release",
+            "GITHUB_REPOSITORY": WEBHOOK_REPOSITORY,
             "BRANCH_PATTERNS": "main, master, release/*",
             "TAG_PATTERNS": "v*",
             "IGNORED_PATHS": "docs, **/*.md",

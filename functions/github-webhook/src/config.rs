@@ -21,8 +21,8 @@ pub(crate) struct Config {
     pub(crate) branches: Vec<Glob>,
     pub(crate) tags: Vec<Glob>,
     pub(crate) ignored: Vec<Glob>,
-    /// Only pushes to this repository (`owner/name`) are acted on, when set.
-    pub(crate) repository: Option<String>,
+    /// Only pushes to this repository (`owner/name`) are acted on.
+    pub(crate) repository: String,
     /// How long secret values are kept before they are fetched again.
     pub(crate) secret_ttl: Duration,
 }
@@ -56,6 +56,10 @@ impl Config {
             "the ARN or name of the Secrets Manager secret that holds the webhook secret",
         );
         let ci_project = required("CI_PROJECT", "the name of the CodeBuild CI project");
+        let repository = required(
+            "GITHUB_REPOSITORY",
+            "the repository this stack builds, `owner/name` (pushes to any other are ignored)",
+        );
         if !root.is_empty() && !root.ends_with('/') {
             problems.push(format!("FLAVOR_CI_ROOT {root:?} must end with `/`"));
         }
@@ -86,11 +90,10 @@ impl Config {
                 Duration::ZERO
             }
         };
-        let repository = optional("GITHUB_REPOSITORY");
-        if let Some(r) = &repository
-            && r.split('/').filter(|p| !p.is_empty()).count() != 2
-        {
-            problems.push(format!("GITHUB_REPOSITORY {r:?} is not `owner/name`"));
+        if !repository.is_empty() && repository.split('/').filter(|p| !p.is_empty()).count() != 2 {
+            problems.push(format!(
+                "GITHUB_REPOSITORY {repository:?} is not `owner/name`"
+            ));
         }
         if !problems.is_empty() {
             return Err(problems.join("; "));
@@ -147,7 +150,7 @@ mod tests {
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
-    const BASE: [(&str, &str); 5] = [
+    const BASE: [(&str, &str); 6] = [
         ("FLAVOR_CI_BUCKET", "specs"),
         ("FLAVOR_CI_ROOT", "flavor-ci/stack-0123456789ab/Buildspecs/"),
         (
@@ -156,6 +159,7 @@ mod tests {
         ),
         ("WEBHOOK_SECRET_ID", "webhook"),
         ("CI_PROJECT", "ci"),
+        ("GITHUB_REPOSITORY", "acme/slc"),
     ];
 
     #[test]

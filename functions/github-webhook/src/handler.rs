@@ -517,9 +517,8 @@ where
 {
     let push = Push::from_json(payload).map_err(|e| Reply::error(400, e))?;
     let repo = push.repository.full_name.clone();
-    if let Some(expected) = &config.repository
-        && !expected.eq_ignore_ascii_case(&repo)
-    {
+    let expected = &config.repository;
+    if !expected.eq_ignore_ascii_case(&repo) {
         return Ok(Reply::new(
             202,
             "ignored",
@@ -851,6 +850,7 @@ mod tests {
             ("WEBHOOK_SECRET_ID", "webhook"),
             ("CI_PROJECT", "ci"),
             ("GITHUB_API_URL", "http://127.0.0.1:9"),
+            ("GITHUB_REPOSITORY", "acme/slc"),
         ];
         let config = Config::from_lookup(|k| {
             vars.iter()
