@@ -183,6 +183,24 @@ def test_secrets_are_never_plaintext_parameters(template):
     assert token["Fn::Sub"].startswith("{{resolve:secretsmanager:")
 
 
+def test_only_the_webhook_and_its_administrators_read_the_webhook_secret(template):
+    policy = template["Resources"]["WebhookSecretPolicy"]["Properties"]
+    assert policy["SecretId"] == {"Ref": "WebhookSecret"} and policy["BlockPublicPolicy"] is True
+    (st,) = policy["ResourcePolicy"]["Statement"]
+    assert (st["Effect"], st["Action"], st["Principal"]) == ("Deny", "secretsmanager:GetSecretValue", "*")
+    allowed = st["Condition"]["ArnNotLike"]["aws:PrincipalArn"]["Fn::Split"][1]["Fn::Join"][1]
+    assert allowed[0] == {"Fn::GetAtt": ["WebhookRole", "Arn"]}
+    assert allowed[1] == {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
+    assert allowed[2] == {"Fn::Join": [",", {"Ref": "AdministratorArns"}]}
+
+
+def test_log_groups_can_outlive_the_stack(template):
+    groups = [r for r in template["Resources"].values() if r["Type"] == "AWS::Logs::LogGroup"]
+    assert len(groups) == 3
+    for g in groups:
+        assert g["DeletionPolicy"] == {"Fn::If": ["KeepLogs", "Retain", "Delete"]}
+
+
 def webhook_s3_statements(template):
     yield from statements(template["Resources"]["WebhookRole"])
     for st in template["Resources"]["WebhookSpecsPolicy"]["Properties"]["PolicyDocument"]["Statement"]:

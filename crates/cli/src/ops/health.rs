@@ -222,7 +222,7 @@ async fn check_secret(secrets: &aws_sdk_secretsmanager::Client, id: &str) -> Che
                     "create it: aws secretsmanager create-secret --name … --secret-string …"
                 }
                 Some("AccessDeniedException") => {
-                    "use credentials that may secretsmanager:GetSecretValue on it"
+                    "use credentials that may secretsmanager:GetSecretValue on it (for a stack's webhook secret: a principal in the stack's AdministratorArns parameter)"
                 }
                 Some("DecryptionFailure") => "allow kms:Decrypt on the secret's key",
                 _ => "check the name, the region and the network",
