@@ -81,6 +81,14 @@ if [ -f template.yaml ]; then
   # function's bootstrap; the optimized binaries are the benchmarks' business. So the release
   # profile is overridden here to compile like a debug build without debug info, instead of
   # fat LTO with one codegen unit, which took most of this suite's time.
+  step "templates: checkov (.venv-checkov); every finding fixed or suppressed in the template with its reason"
+  if [ ! -x .venv-checkov/bin/python ]; then
+    python3 -m venv .venv-checkov
+  fi
+  .venv-checkov/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements-checkov.txt
+  .venv-checkov/bin/checkov -f template.yaml -f source-credentials.yaml --framework cloudformation \
+    --quiet --compact --skip-download
+
   step "templates: sam build for x86_64 (cargo lambda build, zig from PyPI; unoptimized)"
   CARGO_PROFILE_RELEASE_OPT_LEVEL=0 CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=256 \
     CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_INCREMENTAL=false \
