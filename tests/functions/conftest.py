@@ -288,6 +288,9 @@ def start_watch(port: int, gateway: Gateway, log: Path, *extra: str,
         # The response receiver listens on 127.0.0.1; deployed functions answer only to
         # CloudFormation's response buckets.
         "FLAVOR_CI_LOCAL_RESPONSE_URLS": "loopback",
+        # The sample events name stacks no CloudFormation knows, so Deletes cannot be confirmed
+        # with it; the `watch_guarded` instance keeps the check and is tested against moto.
+        "FLAVOR_CI_CONFIRM_DELETES": "off",
         **(env or {}),
     }
     feature_args = ["--features", features] if features else []
@@ -317,6 +320,17 @@ def watch(ports, gateway, tmp_path_factory):
     w = start_watch(
         ports["watch"], gateway, tmp_path_factory.mktemp("watch") / "watch.log",
         "--concurrency", "2",
+    )
+    yield w
+    stop(w.proc)
+
+
+@pytest.fixture(scope="session")
+def watch_guarded(gateway, tmp_path_factory):
+    """The function as deployed: every Delete is confirmed with CloudFormation (moto)."""
+    w = start_watch(
+        free_port(), gateway, tmp_path_factory.mktemp("watch-guarded") / "watch.log",
+        env={"FLAVOR_CI_CONFIRM_DELETES": "on"},
     )
     yield w
     stop(w.proc)

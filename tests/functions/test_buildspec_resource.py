@@ -5,6 +5,7 @@ import copy
 import json
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -461,21 +462,27 @@ Outputs:
 """
 
 
-def test_moto_cloudformation_stack_completes_with_the_functions_answer(watch, moto, s3):
+def moto_stack(moto, name: str) -> dict:
+    """A stack in moto whose Buildspecs resource this function created (moto forwards the
+    custom resource's events to the `watch` instance)."""
     iam = client("iam", moto)
-    role = iam.create_role(
-        RoleName="buildspec-resource-role",
-        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
-    )["Role"]["Arn"]
-    client("lambda", moto).create_function(
-        FunctionName="buildspec-resource",
-        Runtime="provided.al2023",
-        Role=role,
-        Handler="bootstrap",
-        Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18},
-    )
+    try:
+        role = iam.get_role(RoleName="buildspec-resource-role")["Role"]["Arn"]
+    except iam.exceptions.NoSuchEntityException:
+        role = iam.create_role(
+            RoleName="buildspec-resource-role",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        )["Role"]["Arn"]
+    lam = client("lambda", moto)
+    try:
+        lam.get_function(FunctionName="buildspec-resource")
+    except lam.exceptions.ResourceNotFoundException:
+        lam.create_function(
+            FunctionName="buildspec-resource", Runtime="provided.al2023", Role=role,
+            Handler="bootstrap", Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18},
+        )
     cfn = client("cloudformation", moto)
-    stack_id = cfn.create_stack(StackName="flavor-ci-e2e", TemplateBody=TEMPLATE)["StackId"]
+    stack_id = cfn.create_stack(StackName=name, TemplateBody=TEMPLATE)["StackId"]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         stack = cfn.describe_stacks(StackName=stack_id)["Stacks"][0]
@@ -483,6 +490,33 @@ def test_moto_cloudformation_stack_completes_with_the_functions_answer(watch, mo
             break
         time.sleep(0.2)
     assert stack["StackStatus"] == "CREATE_COMPLETE", stack
+    return stack
+
+
+def test_a_delete_cloudformation_does_not_confirm_removes_nothing(watch, watch_guarded, s3, bucket, receiver):
+    """Anyone who may invoke the function could send a Delete with a stack's ids. As deployed,
+    the function asks CloudFormation first (here moto, which knows no such stack): nothing is
+    removed and the answer is FAILED with the reason. (Moto does not keep the physical ids
+    custom resources answer with, so the confirming answers are unit-tested.)"""
+    e, path = event("create", receiver, bucket)
+    created = answer(watch, receiver, e, path)
+    assert created["Status"] == "SUCCESS", created
+    before = keys(s3, bucket)
+    assert len(before) == 3
+    d, path = event("delete", receiver, bucket, physical_id=created["PhysicalResourceId"])
+    r = answer(watch_guarded, receiver, d, path)
+    assert r["Status"] == "FAILED", r
+    assert "cannot confirm with CloudFormation" in r["Reason"] and "nothing was removed" in r["Reason"], r
+    assert r["PhysicalResourceId"] == created["PhysicalResourceId"]
+    assert keys(s3, bucket) == before
+    # The same Delete where the check is off (as the other tests run) removes the objects.
+    d, path = event("delete", receiver, bucket, physical_id=created["PhysicalResourceId"])
+    assert answer(watch, receiver, d, path)["Status"] == "SUCCESS"
+    assert keys(s3, bucket) == []
+
+
+def test_moto_cloudformation_stack_completes_with_the_functions_answer(watch, moto, s3):
+    stack = moto_stack(moto, "flavor-ci-e2e")
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
     assert outputs["Count"] == "3"
     bucket = outputs["Bucket"]

@@ -319,7 +319,17 @@ def test_the_batch_role_names_the_release_project_only_when_there_is_one(templat
         assert len(with_release) == 2 and len(without) == 1
 
 
-def test_the_stack_never_lets_the_resource_answer_a_local_url(template):
+def test_the_stack_never_sets_the_local_test_switches(template):
     for name, resource in template["Resources"].items():
         variables = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
         assert "FLAVOR_CI_LOCAL_RESPONSE_URLS" not in variables, name
+        assert "FLAVOR_CI_CONFIRM_DELETES" not in variables, name
+
+
+def test_the_resource_may_ask_cloudformation_about_its_own_stack_only(template):
+    found = [st for _, st in statements(template["Resources"]["BuildspecResourceRole"])
+             if "cloudformation:DescribeStackResource" in as_list(st["Action"])]
+    assert len(found) == 1
+    assert as_list(found[0]["Action"]) == ["cloudformation:DescribeStackResource"]
+    assert [text(r) for r in resources(found[0])] == [
+        "arn:${AWS::Partition}:cloudformation:${AWS::Region}:${AWS::AccountId}:stack/${AWS::StackName}/*"]

@@ -22,6 +22,8 @@ use flavor_ci_aws::store::{ObjectStore, Put, Written};
 pub(crate) struct Deps<S> {
     pub(crate) store: S,
     pub(crate) responder: Responder,
+    /// Confirms a Delete with CloudFormation before anything is removed.
+    pub(crate) guard: crate::guard::Guard,
 }
 
 /// The request fields the answer needs, read without trusting the event's shape.
@@ -394,6 +396,14 @@ async fn delete<S: ObjectStore>(deps: &Deps<S>, envelope: &Envelope) -> Outcome 
             )
         }
         PhysicalId::Stored { bucket, root } => {
+            if let Err(reason) = deps
+                .guard
+                .confirm_delete(&envelope.stack_id, &envelope.logical_id, &id)
+                .await
+            {
+                warn!(physical_id = %id, reason = %reason, "refusing a Delete CloudFormation did not confirm");
+                return answer(Status::Failed, reason);
+            }
             match deps.store.delete_under(&bucket, &root).await {
                 Ok(count) => {
                     info!(count, bucket = %bucket, root = %root, "deleted");
@@ -519,6 +529,7 @@ mod tests {
         Arc::new(Deps {
             store,
             responder: Responder::new().unwrap(),
+            guard: crate::guard::Guard::Off,
         })
     }
 
@@ -582,6 +593,44 @@ mod tests {
         .await;
         assert_eq!(deleted.status, Status::Success, "{}", deleted.reason);
         assert!(deps.store.objects.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_delete_cloudformation_does_not_confirm_removes_nothing() {
+        let deps = deps(MemoryStore::default());
+        let created = run(&deps, event("Create", None)).await;
+        assert_eq!(created.status, Status::Success, "{}", created.reason);
+        let id = created.physical_id.clone();
+        let guarded = |reports| {
+            Arc::new(Deps {
+                store: MemoryStore {
+                    objects: std::sync::Mutex::new(deps.store.objects.lock().unwrap().clone()),
+                    ..MemoryStore::default()
+                },
+                responder: Responder::new().unwrap(),
+                guard: crate::guard::Guard::Reports(reports),
+            })
+        };
+        // The resource is live under this id: a forged Delete.
+        let forged = guarded(Ok(("CREATE_COMPLETE".into(), Some(id.clone()))));
+        let refused = run(&forged, event("Delete", Some(&id))).await;
+        assert_eq!(refused.status, Status::Failed);
+        assert!(
+            refused.reason.contains("nothing was removed"),
+            "{}",
+            refused.reason
+        );
+        assert_eq!(forged.store.objects.lock().unwrap().len(), 3);
+        // CloudFormation cannot be asked: nothing is removed either.
+        let unknown = guarded(Err("cannot confirm with CloudFormation".into()));
+        let refused = run(&unknown, event("Delete", Some(&id))).await;
+        assert_eq!(refused.status, Status::Failed);
+        assert_eq!(unknown.store.objects.lock().unwrap().len(), 3);
+        // The stack is deleting it: removed.
+        let deleting = guarded(Ok(("DELETE_IN_PROGRESS".into(), Some(id.clone()))));
+        let deleted = run(&deleting, event("Delete", Some(&id))).await;
+        assert_eq!(deleted.status, Status::Success, "{}", deleted.reason);
+        assert!(deleting.store.objects.lock().unwrap().is_empty());
     }
 
     #[tokio::test]

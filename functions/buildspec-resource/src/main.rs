@@ -8,6 +8,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[cfg(feature = "fault-injection")]
 mod fault;
+mod guard;
 mod handler;
 mod inflight;
 mod respond;
@@ -24,6 +25,7 @@ async fn main() -> Result<(), Error> {
     let deps = Arc::new(Deps {
         store: S3Store::new(flavor_ci_aws::s3_client(&config)),
         responder: respond::Responder::new()?,
+        guard: guard::Guard::from_env(&config),
     });
 
     lambda_runtime::run(service_fn(move |event: LambdaEvent<BoundedJson>| {
