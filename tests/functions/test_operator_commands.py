@@ -149,3 +149,46 @@ def test_deploy_source_credentials_prints_events_fails_clearly_and_then_deploys(
                     endpoint=moto)
     assert code == 0, out
     assert f"stack {stack}: update started" in out and f"stack {stack}: UPDATE_COMPLETE" in out
+
+
+def test_health_warns_when_the_webhook_token_can_write_contents(moto):
+    """The webhook only reads the repository; health says so when its token could write."""
+    import sys
+    sys.path.insert(0, str(ROOT / "tests/tools"))
+    from github_api import GitHubApi
+
+    sm, cfn = client("secretsmanager", moto), client("cloudformation", moto)
+    stack = f"flavor-ci-token-{uuid.uuid4().hex[:6]}"
+    sm.create_secret(Name=f"{stack}/webhook-token", SecretString="ghp_webhooktoken")
+    cfn.create_stack(StackName=stack, Parameters=[
+        {"ParameterKey": "GitHubTokenSecretName", "ParameterValue": f"{stack}/webhook-token"},
+        {"ParameterKey": "GitHubRepository", "ParameterValue": "acme/slc"},
+    ], TemplateBody="""
+AWSTemplateFormatVersion: "2010-09-09"
+Parameters:
+  GitHubTokenSecretName: {Type: String}
+  GitHubRepository: {Type: String}
+Resources:
+  SpecsBucket: {Type: AWS::S3::Bucket}
+Outputs:
+  SpecsBucketName: {Value: !Ref SpecsBucket}
+""")
+    github = GitHubApi(token="ghp_webhooktoken")
+    try:
+        check = f"webhook token ({stack}/webhook-token) on acme/slc"
+        args = ("health", "--stack", stack, "--github-api-url", github.url)
+        # A fine-grained token that only reads.
+        code, out = run(*args, endpoint=moto)
+        assert f"PASS  {check}: reads the repository and cannot write its contents" in out, out
+        # A classic token with the repo scope.
+        github.token_scopes = "repo, workflow"
+        code, out = run(*args, endpoint=moto)
+        assert f"WARN  {check}: a classic token with scope `repo`" in out, out
+        assert "fix: create a fine-grained token with Contents read-only" in out, out
+        # A fine-grained token (no scopes header) whose requests may push.
+        github.token_scopes, github.token_can_push = None, True
+        code, out = run(*args, endpoint=moto)
+        assert f"WARN  {check}: GitHub reports push access" in out, out
+        assert "ghp_webhooktoken" not in out
+    finally:
+        github.close()

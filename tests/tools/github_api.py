@@ -29,6 +29,10 @@ class GitHubApi:
         self.commits: dict[tuple[str, str], str] = {}  # (repo, commit) -> tree
         self.requests: list[str] = []
         self.failures: list[str] = []  # consumed one per request: rate-limit, 429, 500, stall
+        # What GET /repos/{owner}/{repo} reports about the token: a classic token's scopes
+        # (X-OAuth-Scopes; None for a fine-grained one) and whether it may push.
+        self.token_scopes: str | None = None
+        self.token_can_push = False
         self.lock = threading.Lock()
         api = self
 
@@ -135,6 +139,13 @@ class GitHubApi:
             return 401, {}, {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}
         parts = path.split("?")[0].strip("/").split("/")
         not_found = (404, {}, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"})
+        if len(parts) == 3 and parts[0] == "repos":
+            headers = {} if self.token_scopes is None else {"x-oauth-scopes": self.token_scopes}
+            return 200, headers, {
+                "full_name": f"{parts[1]}/{parts[2]}", "private": True,
+                "permissions": {"admin": False, "maintain": False, "push": self.token_can_push,
+                                "triage": False, "pull": True},
+            }
         if len(parts) != 6 or parts[0] != "repos" or parts[3] != "git":
             return not_found
         repo, kind, sha = f"{parts[1]}/{parts[2]}", parts[4], parts[5]

@@ -25,6 +25,9 @@ pub(crate) struct HealthArgs {
     /// (the GitHub token, Docker Hub credentials).
     #[arg(long = "secret", value_name = "ID")]
     pub(crate) secrets: Vec<String>,
+    /// The GitHub API the stack's webhook token is checked against (with --stack).
+    #[arg(long, default_value = "https://api.github.com", value_name = "URL")]
+    pub(crate) github_api_url: String,
 }
 
 #[derive(Debug, clap::Args)]

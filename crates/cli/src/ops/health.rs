@@ -11,14 +11,27 @@ use super::{HealthArgs, aws_error};
 struct Check {
     name: String,
     ok: bool,
+    /// Passed, but with something the operator should change.
+    warn: bool,
     detail: String,
     fix: String,
+}
+
+fn warn(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    Check {
+        name: name.into(),
+        ok: true,
+        warn: true,
+        detail: detail.into(),
+        fix: fix.into(),
+    }
 }
 
 fn pass(name: impl Into<String>, detail: impl Into<String>) -> Check {
     Check {
         name: name.into(),
         ok: true,
+        warn: false,
         detail: detail.into(),
         fix: String::new(),
     }
@@ -28,6 +41,7 @@ fn fail(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<Strin
     Check {
         name: name.into(),
         ok: false,
+        warn: false,
         detail: detail.into(),
         fix: fix.into(),
     }
@@ -39,9 +53,13 @@ pub(crate) async fn run(args: &HealthArgs) -> bool {
     let mut checks = Vec::new();
     let mut report = |c: Check| {
         let mut out = io::stdout().lock();
-        let mark = if c.ok { "PASS" } else { "FAIL" };
+        let mark = match (c.ok, c.warn) {
+            (true, false) => "PASS",
+            (true, true) => "WARN",
+            (false, _) => "FAIL",
+        };
         let _ = writeln!(out, "{mark}  {}: {}", c.name, c.detail);
-        if !c.ok {
+        if !c.ok || c.warn {
             let _ = writeln!(out, "      fix: {}", c.fix);
         }
         checks.push(c.ok);
@@ -143,6 +161,22 @@ pub(crate) async fn run(args: &HealthArgs) -> bool {
                 if let Some(arn) = output("WebhookSecretArn") {
                     secret_ids.insert(0, arn);
                 }
+                let parameter = |key: &str| {
+                    s.into_iter()
+                        .flat_map(|s| s.parameters())
+                        .find(|p| p.parameter_key() == Some(key))
+                        .and_then(|p| p.parameter_value())
+                        .filter(|v| !v.is_empty())
+                        .map(str::to_owned)
+                };
+                if let (Some(token), Some(repo)) = (
+                    parameter("GitHubTokenSecretName"),
+                    parameter("GitHubRepository"),
+                ) {
+                    report(
+                        check_webhook_token(&secrets, &args.github_api_url, &repo, &token).await,
+                    );
+                }
             }
         }
     }
@@ -229,5 +263,127 @@ async fn check_secret(secrets: &aws_sdk_secretsmanager::Client, id: &str) -> Che
             };
             fail(name, aws_error(&e), fix)
         }
+    }
+}
+
+/// The webhook's GitHub token only reads: a token that can write the repository's contents is
+/// more than its job needs. GitHub reports a classic token's scopes in `X-OAuth-Scopes`; for any
+/// token, a repository's `permissions.push` says whether requests made with it may push.
+async fn check_webhook_token(
+    secrets: &aws_sdk_secretsmanager::Client,
+    api: &str,
+    repo: &str,
+    secret_id: &str,
+) -> Check {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full, Limited};
+
+    let name = format!("webhook token ({secret_id}) on {repo}");
+    let token = match secrets.get_secret_value().secret_id(secret_id).send().await {
+        Ok(out) => out.secret_string().unwrap_or_default().trim().to_owned(),
+        Err(e) => {
+            return fail(
+                name,
+                aws_error(&e),
+                "use credentials that may secretsmanager:GetSecretValue on it",
+            );
+        }
+    };
+    let url = format!("{}/repos/{repo}", api.trim_end_matches('/'));
+    let client = match flavor_ci_aws::https_client(std::time::Duration::from_secs(5), false) {
+        Ok(c) => c,
+        Err(e) => {
+            return fail(
+                name,
+                format!("no HTTPS client: {e}"),
+                "check the system's root certificates",
+            );
+        }
+    };
+    let request = hyper::Request::get(&url)
+        .header("authorization", format!("Bearer {token}"))
+        .header("accept", "application/vnd.github+json")
+        .header("user-agent", "flavor-ci-health")
+        .body(Full::new(Bytes::new()));
+    let Ok(request) = request else {
+        return fail(
+            name,
+            "the token or the URL cannot be sent",
+            "check --github-api-url and the token",
+        );
+    };
+    let response =
+        match tokio::time::timeout(std::time::Duration::from_secs(15), client.request(request))
+            .await
+        {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                return fail(
+                    name,
+                    format!("GET {url} failed: {e}"),
+                    "check --github-api-url and the network",
+                );
+            }
+            Err(_) => {
+                return fail(
+                    name,
+                    format!("GET {url} got no answer in 15 s"),
+                    "check --github-api-url and the network",
+                );
+            }
+        };
+    let status = response.status().as_u16();
+    let scopes = response
+        .headers()
+        .get("x-oauth-scopes")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = match Limited::new(response.into_body(), 1 << 20).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return fail(name, format!("reading the answer failed: {e}"), "try again"),
+    };
+    if status == 401 {
+        return fail(
+            name,
+            "GitHub rejects the token (401)",
+            "renew the token and store it in the secret",
+        );
+    }
+    if !(200..300).contains(&status) {
+        return fail(
+            name,
+            format!("GET {url} answered {status}"),
+            "give the token access to the repository (Contents: read-only)",
+        );
+    }
+    let readonly_fix = "create a fine-grained token with Contents read-only (and Commit statuses read and write) on this repository, and store it in the secret";
+    if let Some(scopes) = &scopes {
+        let writes = scopes
+            .split(',')
+            .map(str::trim)
+            .find(|s| matches!(*s, "repo" | "public_repo"));
+        if let Some(scope) = writes {
+            return warn(
+                name,
+                format!(
+                    "a classic token with scope `{scope}`: it can write the repository's contents, which the webhook never does"
+                ),
+                readonly_fix,
+            );
+        }
+    }
+    let push = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/permissions/push")
+                .and_then(serde_json::Value::as_bool)
+        });
+    match push {
+        Some(true) => warn(
+            name,
+            "GitHub reports push access for requests made with this token: it can write the repository's contents, which the webhook never does",
+            readonly_fix,
+        ),
+        _ => pass(name, "reads the repository and cannot write its contents"),
     }
 }
