@@ -390,6 +390,11 @@ def record_key(body: bytes, event: str = "push") -> str:
 
 def test_a_codebuild_failure_is_502_and_removes_what_was_written(webhook, aws, repo, gateway):
     cb = aws["codebuild"]
+    # An earlier tag push stored the spec this one will need (content-addressed): another
+    # batch may be using it, so the failed delivery must leave it in place.
+    earlier = deliver(webhook, push_payload(repo, ref="refs/tags/v9", created=True, before=ZERO,
+                                            compare="https://github.com/x/earlier"))
+    assert earlier[0] == 200, earlier
     cb.delete_project(name="release")
     payload = push_payload(repo, ref="refs/tags/v9", created=True, before=ZERO)
     try:
@@ -400,6 +405,9 @@ def test_a_codebuild_failure_is_502_and_removes_what_was_written(webhook, aws, r
         objects, batches = state(aws)
         # Removed again: versions are deleted, so nothing is left behind.
         assert (objects, batches) == before
+        assert answer.get("buildspec") is None
+        spec_bucket, _, spec_key = earlier[1]["buildspec"].removeprefix("s3://").partition("/")
+        aws["s3"].head_object(Bucket=spec_bucket, Key=spec_key)  # the same spec, still there
     finally:
         # Later tests start release builds again.
         codebuild_project(gateway.url, "release")
@@ -519,6 +527,10 @@ def test_a_token_github_rejects_is_fetched_again(webhook, aws, github, repo):
 
 
 def test_logs_are_json_and_hold_no_secret(webhook):
+    unsigned = b'{"zen": "x"}'
+    status, _ = webhook.post(unsigned, {"Content-Type": "application/json", "X-GitHub-Event": "ping",
+                                        "X-GitHub-Delivery": str(uuid.uuid4())})
+    assert status == 401
     text = webhook.watch.log_text()
     assert WEBHOOK_SECRET not in text and GITHUB_TOKEN not in text and "rotated-secret" not in text
     # The runtime logs at TRACE here (it says it waits for events), yet no raw event is logged:
@@ -529,6 +541,12 @@ def test_logs_are_json_and_hold_no_secret(webhook):
     assert '"pusher"' not in text and '"head_commit"' not in text, "a body reached the log"
     lines = [l for l in text.splitlines() if '"delivery answered"' in l]
     assert lines and all(json.loads(l[l.index("{"):])["level"] for l in lines)
+    # Refusals (the rejection tests sent many) are one short INFO line each, with no detail.
+    refused = [json.loads(l[l.index("{"):]) for l in text.splitlines() if '"delivery refused"' in l]
+    assert refused, "no refusal was logged"
+    for r in refused:
+        assert r["level"] == "INFO" and set(r["fields"]) == {"status", "message"}, r
+    assert '"status":401' not in "".join(l for l in text.splitlines() if '"WARN"' in l)
 
 
 # -- the sample events in events/ -----------------------------------------------------------
