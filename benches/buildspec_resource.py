@@ -29,6 +29,7 @@ from conftest import AWS_ENV, Receiver, client, free_port, stop, wait_for_port  
 from runtime_api import RuntimeApi, cold_starts, peak_rss_mb, start_function  # noqa: E402
 
 BINARY = ROOT / "target/release/buildspec-resource"
+FLOOR = ROOT / "target/release/examples/hello_runtime"
 
 
 def create_event(receiver: Receiver, bucket: str, flavors: int) -> dict:
@@ -63,6 +64,13 @@ def main() -> None:
         cwd=ROOT,
         check=True,
     )
+    # The floor: an echo function on the same runtime (functions/github-webhook/examples).
+    subprocess.run(
+        ["cargo", "build", "--release", "--locked", "--quiet", "-p", "github-webhook",
+         "--example", "hello_runtime"],
+        cwd=ROOT,
+        check=True,
+    )
     size_mb = BINARY.stat().st_size / 1e6
 
     port = free_port()
@@ -79,11 +87,16 @@ def main() -> None:
         endpoint = f"http://127.0.0.1:{port}"
         s3 = client("s3", endpoint)
 
+        floor = cold_starts(args.starts, FLOOR, {"AWS_ENDPOINT_URL": endpoint})
         starts = cold_starts(args.starts, BINARY, {"AWS_ENDPOINT_URL": endpoint})
         print(f"release binary (stripped): {size_mb:.2f} MB  (target < 12 MB)")
         print(
             f"cold start to first /next: median {statistics.median(starts):.2f} ms, "
             f"p90 {statistics.quantiles(starts, n=10)[-1]:.2f} ms over {len(starts)} starts  (target < 25 ms)"
+        )
+        print(
+            f"  floor (an echo function on the same runtime): median {statistics.median(floor):.2f} ms; "
+            f"ratio {statistics.median(starts) / statistics.median(floor):.2f}  (target <= 2)"
         )
 
         print(f"\nCreate handler time ({args.creates} Creates per size, one process per size):")

@@ -34,6 +34,7 @@ from github_api import GitHubApi, flavor_files  # noqa: E402
 from runtime_api import RuntimeApi, cold_starts, peak_rss_mb, start_function  # noqa: E402
 
 BINARY = ROOT / "target/release/github-webhook"
+FLOOR = ROOT / "target/release/examples/hello_runtime"
 SECRET = "bench-secret"
 BUCKET = "bench-webhook"
 ROOT_PREFIX = "flavor-ci/bench-0123456789ab/Buildspecs/"
@@ -89,8 +90,8 @@ def main() -> None:
     parser.add_argument("--pushes", type=int, default=40)
     args = parser.parse_args()
 
-    subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "-p", "github-webhook"],
-                   cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "-p", "github-webhook",
+                    "--bins", "--examples"], cwd=ROOT, check=True)
     size_mb = BINARY.stat().st_size / 1e6
 
     port = free_port()
@@ -125,10 +126,13 @@ def main() -> None:
             "CI_PROJECT": "ci",
         }
 
+        floor = cold_starts(args.starts, FLOOR, env)
         starts = cold_starts(args.starts, BINARY, env)
         print(f"release binary (stripped): {size_mb:.2f} MB  (target < 12 MB)")
         print(f"cold start to first /next: median {statistics.median(starts):.2f} ms, "
               f"p90 {p90(starts):.2f} ms over {len(starts)} starts  (target < 25 ms)")
+        print(f"  floor (an echo function on the same runtime): median {statistics.median(floor):.2f} ms; "
+              f"ratio {statistics.median(starts) / statistics.median(floor):.2f}  (target <= 2)")
 
         api = RuntimeApi()
         proc = start_function(api, BINARY, env)

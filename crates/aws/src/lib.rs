@@ -57,6 +57,46 @@ where
 /// A hyper client for `http` and `https` URLs with the platform's root certificates.
 pub type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
+/// An [`HttpsClient`] built on first use. Loading the platform's root certificates reads a few
+/// hundred files, which a cold start need not do before its first request needs them.
+/// Clones share the one client.
+#[derive(Clone)]
+pub struct LazyHttpsClient {
+    connect_timeout: Duration,
+    keep_alive: bool,
+    cell: std::sync::Arc<std::sync::OnceLock<Result<HttpsClient, String>>>,
+}
+
+impl std::fmt::Debug for LazyHttpsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LazyHttpsClient")
+            .field("built", &self.cell.get().is_some())
+            .finish()
+    }
+}
+
+impl LazyHttpsClient {
+    pub fn new(connect_timeout: Duration, keep_alive: bool) -> Self {
+        Self {
+            connect_timeout,
+            keep_alive,
+            cell: std::sync::Arc::new(std::sync::OnceLock::new()),
+        }
+    }
+
+    /// The client, built now if this is the first use.
+    pub fn get(&self) -> std::io::Result<&HttpsClient> {
+        match self.cell.get_or_init(|| {
+            https_client(self.connect_timeout, self.keep_alive).map_err(|e| e.to_string())
+        }) {
+            Ok(c) => Ok(c),
+            Err(e) => Err(std::io::Error::other(format!(
+                "cannot set up HTTPS (the system's root certificates): {e}"
+            ))),
+        }
+    }
+}
+
 /// Builds an [`HttpsClient`]. `keep_alive` keeps idle connections for the next invocation.
 pub fn https_client(connect_timeout: Duration, keep_alive: bool) -> std::io::Result<HttpsClient> {
     let mut http = HttpConnector::new();

@@ -6,7 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
-use flavor_ci_aws::{HttpsClient, https_client};
+use flavor_ci_aws::LazyHttpsClient;
 use http_body_util::{BodyExt, Full};
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Uri};
@@ -103,13 +103,14 @@ pub(crate) enum Delivery {
 /// Sends responses; cheap to clone.
 #[derive(Clone, Debug)]
 pub(crate) struct Responder {
-    client: HttpsClient,
+    /// Built on the first answer, not during the cold start.
+    client: LazyHttpsClient,
 }
 
 impl Responder {
     pub(crate) fn new() -> std::io::Result<Self> {
         Ok(Self {
-            client: https_client(CONNECT_TIMEOUT, false)?,
+            client: LazyHttpsClient::new(CONNECT_TIMEOUT, false),
         })
     }
 
@@ -172,11 +173,8 @@ impl Responder {
         // S3 checks the signature against an empty Content-Type.
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(""));
         headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-        let response = self
-            .client
-            .request(request)
-            .await
-            .map_err(|e| error_chain(&e))?;
+        let client = self.client.get().map_err(|e| e.to_string())?;
+        let response = client.request(request).await.map_err(|e| error_chain(&e))?;
         let status = response.status().as_u16();
         // Drain the answer so the connection closes cleanly; its content is not needed.
         let _ = response.into_body().collect().await;

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use flavor_ci::flavors::{FlavorError, FlavorSet, is_candidate};
 use flavor_ci::settings::Settings;
 use flavor_ci::webhook::push::{LinkedFlavor, resolve_link};
-use flavor_ci_aws::HttpsClient;
+use flavor_ci_aws::LazyHttpsClient;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, USER_AGENT};
 use hyper::{Method, Request};
@@ -51,7 +51,7 @@ pub(crate) enum ListError {
 /// A GitHub (or GitHub Enterprise Server) REST API.
 #[derive(Debug, Clone)]
 pub(crate) struct GitHub {
-    client: HttpsClient,
+    client: LazyHttpsClient,
     base: Arc<str>,
 }
 
@@ -88,7 +88,7 @@ struct GitCommit {
 }
 
 impl GitHub {
-    pub(crate) fn new(client: HttpsClient, base: &str) -> Self {
+    pub(crate) fn new(client: LazyHttpsClient, base: &str) -> Self {
         Self {
             client,
             base: base.trim_end_matches('/').into(),
@@ -121,7 +121,11 @@ impl GitHub {
         let request = request
             .body(Full::new(Bytes::new()))
             .map_err(|e| fail(502, format!("cannot build the request for GET {url}: {e}")))?;
-        let response = match timeout(REQUEST_TIMEOUT, self.client.request(request)).await {
+        let client = self
+            .client
+            .get()
+            .map_err(|e| fail(502, format!("GET {url} cannot be sent: {e}")))?;
+        let response = match timeout(REQUEST_TIMEOUT, client.request(request)).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 return Err(fail(

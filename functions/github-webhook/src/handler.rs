@@ -874,7 +874,7 @@ mod tests {
             ),
             github_token: None,
             github: GitHub::new(
-                flavor_ci_aws::https_client(Duration::from_secs(1), false).unwrap(),
+                flavor_ci_aws::LazyHttpsClient::new(Duration::from_secs(1), false),
                 "http://127.0.0.1:9",
             ),
             region: "us-east-1".into(),

@@ -50,7 +50,8 @@ async fn main() -> Result<(), Error> {
             .refreshed_at_most_every(secrets::WEBHOOK_SECRET_REFRESH),
         github_token: token_id.map(|id| Cached::new(secrets, id, secrets::github_token, ttl)),
         github: GitHub::new(
-            flavor_ci_aws::https_client(Duration::from_secs(2), true)?,
+            // Built on the first request to GitHub, not during the cold start.
+            flavor_ci_aws::LazyHttpsClient::new(Duration::from_secs(2), true),
             &api,
         ),
         region: sdk.region().map(ToString::to_string).unwrap_or_default(),
