@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "tests/tools"))
 sys.path.insert(0, str(ROOT / "benches"))
 from conftest import AWS_ENV, client, free_port, stop, wait_for_port  # noqa: E402
 from github_api import GitHubApi, flavor_files  # noqa: E402
-from runtime_api import RuntimeApi, cold_starts, peak_rss_mb, start_function  # noqa: E402
+from runtime_api import RuntimeApi, cold_starts, create_ci_project, peak_rss_mb, start_function, start_moto  # noqa: E402
 
 BINARY = ROOT / "target/release/github-webhook"
 FLOOR = ROOT / "target/release/examples/hello_runtime"
@@ -95,11 +95,7 @@ def main() -> None:
     size_mb = BINARY.stat().st_size / 1e6
 
     port = free_port()
-    moto = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests/tools/moto_launcher.py"), str(port)],
-        env={**os.environ, **AWS_ENV}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    moto = start_moto(port, AWS_ENV)
     github = GitHubApi()
     try:
         wait_for_port(port, moto, "moto")
@@ -109,13 +105,7 @@ def main() -> None:
         settings_key = f"{ROOT_PREFIX}settings/bench.json"
         s3.put_object(Bucket=BUCKET, Key=settings_key, Body=b'{"batch": {"max-builds": 1000}}')
         client("secretsmanager", endpoint).create_secret(Name="bench/webhook", SecretString=SECRET)
-        role = client("iam", endpoint).create_role(RoleName="bench", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-        client("codebuild", endpoint).create_project(
-            name="ci", source={"type": "GITHUB", "location": "https://github.com/acme/x.git"},
-            artifacts={"type": "NO_ARTIFACTS"}, serviceRole=role,
-            environment={"type": "LINUX_CONTAINER", "image": "aws/codebuild/standard:7.0",
-                         "computeType": "BUILD_GENERAL1_SMALL"},
-        )
+        create_ci_project(client, endpoint, "bench")
         env = {
             "AWS_ENDPOINT_URL": endpoint,
             "FLAVOR_CI_BUCKET": BUCKET,

@@ -124,3 +124,24 @@ def cold_starts(n: int, binary: Path, extra_env: dict) -> list[float]:
         stop(proc)
         api.close()
     return times
+
+
+def start_moto(port: int, env: dict) -> subprocess.Popen:
+    """moto on 127.0.0.1:`port` through the tests' launcher (it forwards custom resources)."""
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.Popen(
+        [sys.executable, str(root / "tests/tools/moto_launcher.py"), str(port)],
+        env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def create_ci_project(client, endpoint: str, role_name: str) -> None:
+    """The CodeBuild project `ci` (GitHub source, no artifacts) and its service role in moto."""
+    role = client("iam", endpoint).create_role(RoleName=role_name, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    client("codebuild", endpoint).create_project(
+        name="ci", source={"type": "GITHUB", "location": "https://github.com/acme/x.git"},
+        artifacts={"type": "NO_ARTIFACTS"}, serviceRole=role,
+        environment={"type": "LINUX_CONTAINER", "image": "aws/codebuild/standard:7.0",
+                     "computeType": "BUILD_GENERAL1_SMALL"},
+    )

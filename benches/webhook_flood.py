@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "tests/tools"))
 sys.path.insert(0, str(ROOT / "benches"))
 from conftest import AWS_ENV, client, free_port, stop, wait_for_port  # noqa: E402
 from github_api import GitHubApi, flavor_files  # noqa: E402
-from runtime_api import RuntimeApi, start_function  # noqa: E402
+from runtime_api import RuntimeApi, create_ci_project, start_function, start_moto  # noqa: E402
 
 BINARY = ROOT / "target/release/github-webhook"
 SECRET = "flood-secret"
@@ -155,11 +155,7 @@ def main() -> int:
     subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "-p", "github-webhook"],
                    cwd=ROOT, check=True)
     port = free_port()
-    moto = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests/tools/moto_launcher.py"), str(port)],
-        env={**os.environ, **AWS_ENV}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    moto = start_moto(port, AWS_ENV)
     github = GitHubApi()
     procs = []
     try:
@@ -172,14 +168,7 @@ def main() -> int:
         settings_key = f"{ROOT_PREFIX}settings/flood.json"
         s3.put_object(Bucket=BUCKET, Key=settings_key, Body=b"{}")
         client("secretsmanager", endpoint).create_secret(Name="flood/webhook", SecretString=SECRET)
-        role = client("iam", endpoint).create_role(RoleName="flood", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-        cb = client("codebuild", endpoint)
-        cb.create_project(
-            name="ci", source={"type": "GITHUB", "location": "https://github.com/acme/x.git"},
-            artifacts={"type": "NO_ARTIFACTS"}, serviceRole=role,
-            environment={"type": "LINUX_CONTAINER", "image": "aws/codebuild/standard:7.0",
-                         "computeType": "BUILD_GENERAL1_SMALL"},
-        )
+        create_ci_project(client, endpoint, "flood")
         repo = "acme/flood"
         commit, tree = github.add_commit(repo, flavor_files(20))
         env = {
@@ -228,7 +217,7 @@ def main() -> int:
             times[kind].append(took * 1000)
             if kind == "valid" and status == 200:
                 batch_ids.add(json.loads(response["body"])["batchBuildId"])
-        batches = len(cb.list_build_batches_for_project(projectName="ci")["ids"])
+        batches = len(client("codebuild", endpoint).list_build_batches_for_project(projectName="ci")["ids"])
 
         print(f"{args.bad} bad and {args.valid} valid requests, queued at once, {args.instances} instances, "
               f"{wall:.1f} s in all")

@@ -11,6 +11,17 @@ fn flavor_ci(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `flavor-ci generate -r REPO -o OUT`.
+fn generate(repo: &Path, out: &Path) -> Output {
+    flavor_ci(&[
+        "generate",
+        "-r",
+        repo.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ])
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -90,20 +101,13 @@ fn generate_without_a_settings_file_uses_the_defaults_and_says_so() {
 fn generate_removes_outputs_the_settings_no_longer_produce() {
     let repo = repo_with(&["a"], None);
     let out = repo.path().join("out");
-    let args = [
-        "generate",
-        "-r",
-        repo.path().to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ];
-    assert!(flavor_ci(&args).status.success());
+    assert!(generate(repo.path(), &out).status.success());
     std::fs::write(
         repo.path().join("flavor-ci.yaml"),
         "release:\n  enabled: false\n",
     )
     .unwrap();
-    let o = flavor_ci(&args);
+    let o = generate(repo.path(), &out);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("removed stale"), "{}", stdout(&o));
     assert!(!out.join("release-batch-buildspec.yaml").exists());
@@ -351,13 +355,7 @@ fn deep_nesting_in_any_input_is_an_error_never_a_crash() {
         ] {
             let repo = repo_with(&["a"], Some(&settings));
             let out = repo.path().join("out");
-            let o = flavor_ci(&[
-                "generate",
-                "-r",
-                repo.path().to_str().unwrap(),
-                "-o",
-                out.to_str().unwrap(),
-            ]);
+            let o = generate(repo.path(), &out);
             assert_eq!(o.status.code(), Some(1), "{form}: {}", stderr(&o));
             assert!(stderr(&o).contains(deep), "{form}: {}", stderr(&o));
             assert!(!out.exists(), "{form}: nothing is written");
@@ -373,14 +371,7 @@ fn indent(text: &str) -> String {
 fn a_failed_write_leaves_every_earlier_output_as_it_was() {
     let repo = repo_with(&["a"], None);
     let out = repo.path().join("out");
-    let args = [
-        "generate",
-        "-r",
-        repo.path().to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ];
-    assert!(flavor_ci(&args).status.success());
+    assert!(generate(repo.path(), &out).status.success());
     let ci = out.join("ci-batch-buildspec.yaml");
     let before = std::fs::read_to_string(&ci).unwrap();
     // The second output cannot be written: a directory is in its place.
@@ -391,7 +382,7 @@ fn a_failed_write_leaves_every_earlier_output_as_it_was() {
         "build:\n  variables:\n    CHANGED: yes\n",
     )
     .unwrap();
-    let o = flavor_ci(&args);
+    let o = generate(repo.path(), &out);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("release-batch-buildspec.yaml"),
@@ -414,14 +405,7 @@ fn a_failed_write_leaves_every_earlier_output_as_it_was() {
 fn generate_says_plainly_when_the_builds_do_nothing_yet() {
     let repo = repo_with(&["a"], None);
     let out = repo.path().join("out");
-    let args = [
-        "generate",
-        "-r",
-        repo.path().to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ];
-    let o = flavor_ci(&args);
+    let o = generate(repo.path(), &out);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o).contains(
@@ -437,7 +421,7 @@ fn generate_says_plainly_when_the_builds_do_nothing_yet() {
         "ci:\n  phases:\n    build:\n      commands: [make]\n",
     )
     .unwrap();
-    let o = flavor_ci(&args);
+    let o = generate(repo.path(), &out);
     assert!(
         stderr(&o).contains("warning: the release builds do nothing yet"),
         "{}",
@@ -448,7 +432,7 @@ fn generate_says_plainly_when_the_builds_do_nothing_yet() {
         "build:\n  phases:\n    build:\n      commands: [make]\n",
     )
     .unwrap();
-    let o = flavor_ci(&args);
+    let o = generate(repo.path(), &out);
     assert!(!stderr(&o).contains("do nothing yet"), "{}", stderr(&o));
 }
 
