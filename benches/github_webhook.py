@@ -38,6 +38,7 @@ FLOOR = ROOT / "target/release/examples/hello_runtime"
 SECRET = "bench-secret"
 BUCKET = "bench-webhook"
 ROOT_PREFIX = "flavor-ci/bench-0123456789ab/Buildspecs/"
+REPOSITORY = "acme/bench"
 
 
 def event(body: bytes, event_name: str = "push") -> dict:
@@ -113,6 +114,7 @@ def main() -> None:
             "FLAVOR_CI_SETTINGS_KEY": settings_key,
             "WEBHOOK_SECRET_ID": "bench/webhook",
             "GITHUB_API_URL": github.url,
+            "GITHUB_REPOSITORY": REPOSITORY,
             "CI_PROJECT": "ci",
         }
 
@@ -130,7 +132,7 @@ def main() -> None:
             print(f"\npush end to end ({args.pushes} deliveries each, one process):")
             print(f"{'flavors':>8} {'building':>9} {'first':>9} {'median':>9} {'p90':>9}")
             for count in (5, 50, 500):
-                repo = f"acme/bench-{count}"
+                repo = REPOSITORY  # each size is its own commit of the one repository
                 commit, tree = github.add_commit(repo, flavor_files(count))
                 for label, paths in (("all", None), ("one", ["flavors/flavor-0001/Dockerfile"])):
                     def body(paths=paths):
