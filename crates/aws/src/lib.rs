@@ -14,6 +14,7 @@ use hyper_util::rt::TokioExecutor;
 
 pub mod logging;
 pub mod store;
+pub mod undo;
 
 /// The SDK configuration from the standard AWS environment, with timeouts that keep a stalled
 /// endpoint from eating the invocation: 3 s to connect, `attempt` per attempt.

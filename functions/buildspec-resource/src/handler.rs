@@ -1,8 +1,8 @@
 //! One CloudFormation request: read the envelope leniently, do the work within the time the
 //! invocation has, and answer exactly once.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use flavor_ci::custom_resource::{self, PhysicalId, RequestType, Response, Status};
@@ -16,6 +16,7 @@ use tokio::time::{Instant, timeout_at};
 use crate::inflight;
 use crate::respond::{Delivery, Responder, ResponseUrl};
 use flavor_ci_aws::store::{ObjectStore, Put, Written};
+use flavor_ci_aws::undo::{UndoLog, Undone, now_ms};
 
 /// What the handler works with; built once per process.
 #[derive(Debug)]
@@ -130,9 +131,7 @@ impl Budget {
     /// from now.
     pub(crate) fn new(deadline_ms: u64, service_timeout: Option<Duration>) -> Self {
         const YEAR_2001_MS: u64 = 978_307_200_000;
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let now_ms = now_ms();
         let lambda = if deadline_ms < YEAR_2001_MS {
             Duration::from_millis(deadline_ms)
         } else {
@@ -211,7 +210,7 @@ pub(crate) async fn handle_with_budget<S: ObjectStore>(
         answer_until: budget.answer_until.into_std(),
     });
 
-    let written = Arc::new(Mutex::new(Vec::new()));
+    let written = Arc::new(UndoLog::default());
     let work = tokio::spawn(work(
         deps.clone(),
         envelope.clone(),
@@ -293,32 +292,15 @@ pub(crate) async fn handle_with_budget<S: ObjectStore>(
     }
 }
 
-/// Objects a request created, with their bucket: removed again when the request fails.
-type WrittenLog = Mutex<Vec<(String, Written)>>;
-
 /// Removes what a failed request created, so a failure leaves no half-written state.
-async fn cleanup<S: ObjectStore>(deps: &Deps<S>, written: &WrittenLog) {
-    let entries: Vec<(String, Written)> = match written.lock() {
-        Ok(mut w) => w.drain(..).collect(),
-        Err(_) => return,
-    };
-    let Some(bucket) = entries.first().map(|(b, _)| b.clone()) else {
-        return;
-    };
-    let objects: Vec<Written> = entries.into_iter().map(|(_, o)| o).collect();
-    let bucket = bucket.as_str();
-    match tokio::time::timeout(
-        Duration::from_secs(5),
-        deps.store.delete_written(bucket, &objects),
-    )
-    .await
-    {
-        Ok(Ok(())) => info!(
-            count = objects.len(),
-            "removed the objects of the failed request"
-        ),
-        Ok(Err(e)) => warn!(error = %e, "could not remove the objects of the failed request"),
-        Err(_) => warn!("gave up removing the objects of the failed request"),
+async fn cleanup<S: ObjectStore>(deps: &Deps<S>, written: &UndoLog) {
+    match written.undo(&deps.store, Duration::from_secs(5)).await {
+        Undone::Nothing => {}
+        Undone::Removed(count) => info!(count, "removed the objects of the failed request"),
+        Undone::Failed(e) => {
+            warn!(error = %e, "could not remove the objects of the failed request")
+        }
+        Undone::TimedOut => warn!("gave up removing the objects of the failed request"),
     }
 }
 
@@ -327,7 +309,7 @@ async fn work<S: ObjectStore>(
     envelope: Envelope,
     payload: Value,
     too_deep: Option<TooDeep>,
-    written: Arc<WrittenLog>,
+    written: Arc<UndoLog>,
 ) -> Outcome {
     let failure_id = envelope.failure_id();
     let Some(request_type) = envelope.request_type else {
@@ -422,7 +404,7 @@ async fn store<S: ObjectStore>(
     deps: &Deps<S>,
     envelope: &Envelope,
     properties: &Value,
-    written: &WrittenLog,
+    written: &UndoLog,
 ) -> Outcome {
     let plan = match custom_resource::plan(properties, &envelope.stack_id, &envelope.logical_id) {
         Ok(plan) => plan,
@@ -457,15 +439,13 @@ async fn store<S: ObjectStore>(
         {
             Ok(Put::Created { version }) => {
                 created += 1;
-                if let Ok(mut w) = written.lock() {
-                    w.push((
-                        plan.bucket.clone(),
-                        Written {
-                            key: object.key.clone(),
-                            version,
-                        },
-                    ));
-                }
+                written.record(
+                    &plan.bucket,
+                    Written {
+                        key: object.key.clone(),
+                        version,
+                    },
+                );
             }
             Ok(Put::Existed) => {}
             Err(e) => {
@@ -474,9 +454,7 @@ async fn store<S: ObjectStore>(
             }
         }
     }
-    if let Ok(mut w) = written.lock() {
-        w.clear();
-    }
+    written.keep();
     info!(
         bucket = %plan.bucket,
         root = %plan.root,
@@ -547,7 +525,7 @@ mod tests {
             envelope,
             read.value,
             read.too_deep,
-            Arc::new(Mutex::new(Vec::new())),
+            Arc::new(UndoLog::default()),
         )
         .await
     }
@@ -690,10 +668,7 @@ mod tests {
 
     #[test]
     fn budget_leaves_time_for_the_answer() {
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64;
+        let now_ms = now_ms();
         for b in [
             Budget::new(now_ms + 4000, None),
             Budget::new(4000, None),

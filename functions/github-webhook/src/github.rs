@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
@@ -244,9 +244,7 @@ fn status_error(
             format!("retry after {after} s")
         } else if let Some(reset) = header("x-ratelimit-reset").and_then(|r| r.parse::<u64>().ok())
         {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
+            let now = flavor_ci_aws::undo::now_ms() / 1000;
             format!("the limit resets in {} s", reset.saturating_sub(now))
         } else {
             "retry later".to_owned()

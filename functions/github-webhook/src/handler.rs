@@ -1,8 +1,8 @@
 //! One function-URL request: verify, route, choose flavors, generate, store, start.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex as SyncMutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine;
 use flavor_ci::generate::{self, Role, Variant};
@@ -14,6 +14,7 @@ use flavor_ci::settings::Settings;
 use flavor_ci::webhook::push::{self, Push, Route, Routing, Selection};
 use flavor_ci::webhook::signature::{self, SignatureError};
 use flavor_ci_aws::store::{ObjectStore, Put, Written};
+use flavor_ci_aws::undo::{UndoLog, Undone, now_ms};
 use lambda_runtime::tracing::{error, info, warn};
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::{Value, json};
@@ -195,14 +196,11 @@ where
     B: Builds,
     K: SecretSource,
 {
-    let written = Arc::new(SyncMutex::new(Progress::default()));
+    let written = Arc::new(UndoLog::default());
     let reply = match timeout(BUDGET, process(&deps, &event.payload, &written)).await {
         Ok(reply) => reply,
         Err(_) => {
-            let left = take_cleanup(&written);
-            if let (Ok(config), false) = (&deps.config, left.is_empty()) {
-                cleanup(&deps.store, &config.bucket, &left).await;
-            }
+            cleanup(&deps.store, &written).await;
             Reply::error(
                 503,
                 format!(
@@ -230,43 +228,16 @@ where
     Ok(reply.to_response())
 }
 
-/// What a request wrote, for removing it again when the request fails.
-#[derive(Debug, Default)]
-struct Progress {
-    written: Vec<Written>,
-    /// Once the batch has started, what was written stays.
-    started: bool,
-}
-
-fn take_cleanup(progress: &SyncMutex<Progress>) -> Vec<Written> {
-    let mut p = progress
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if p.started {
-        Vec::new()
-    } else {
-        std::mem::take(&mut p.written)
+/// Removes what a failed delivery wrote (nothing once its batch started).
+async fn cleanup<S: ObjectStore>(store: &S, written: &UndoLog) {
+    match written.undo(store, Duration::from_millis(1500)).await {
+        Undone::Nothing | Undone::Removed(_) => {}
+        Undone::Failed(e) => warn!(error = %e, "removing what a failed delivery wrote failed"),
+        Undone::TimedOut => warn!("removing what a failed delivery wrote timed out"),
     }
 }
 
-async fn cleanup<S: ObjectStore>(store: &S, bucket: &str, written: &[Written]) {
-    match timeout(
-        Duration::from_millis(1500),
-        store.delete_written(bucket, written),
-    )
-    .await
-    {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => warn!(error = %e, "removing what a failed delivery wrote failed"),
-        Err(_) => warn!("removing what a failed delivery wrote timed out"),
-    }
-}
-
-async fn process<S, B, K>(
-    deps: &Deps<S, B, K>,
-    event: &Value,
-    progress: &SyncMutex<Progress>,
-) -> Reply
+async fn process<S, B, K>(deps: &Deps<S, B, K>, event: &Value, progress: &UndoLog) -> Reply
 where
     S: ObjectStore,
     B: Builds,
@@ -280,7 +251,7 @@ where
 async fn receive<S, B, K>(
     deps: &Deps<S, B, K>,
     event: &Value,
-    progress: &SyncMutex<Progress>,
+    progress: &UndoLog,
 ) -> Result<Reply, Reply>
 where
     S: ObjectStore,
@@ -441,12 +412,6 @@ async fn verify<S, B, K: SecretSource>(
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 async fn settings<S: ObjectStore, B, K>(
     deps: &Deps<S, B, K>,
     config: &Config,
@@ -516,7 +481,7 @@ async fn on_push<S, B, K>(
     delivery: &str,
     key: &str,
     payload: &[u8],
-    progress: &SyncMutex<Progress>,
+    progress: &UndoLog,
 ) -> Result<Reply, Reply>
 where
     S: ObjectStore,
@@ -628,7 +593,7 @@ where
             version,
         });
     }
-    remember(progress, &mine);
+    progress.set(&config.bucket, &mine);
 
     let mut record = json!({
         "delivery": delivery,
@@ -664,18 +629,18 @@ where
                 Ok(current) => current,
                 Err(e) => {
                     // A concurrent copy may be using the spec: it stays.
-                    remember(progress, &[]);
+                    progress.set(&config.bucket, &[]);
                     return Err(store_failed(e));
                 }
             };
             // The spec is left in place on these two answers: the other request uses it.
             match current.as_deref().map(earlier) {
                 Some(Earlier::Started(reply)) => {
-                    remember(progress, &[]);
+                    progress.set(&config.bucket, &[]);
                     return Ok(reply);
                 }
                 Some(Earlier::InProgress) => {
-                    remember(progress, &[]);
+                    progress.set(&config.bucket, &[]);
                     return Err(Reply::error(
                         409,
                         "this delivery is being handled by another request right now and no build has started yet; if none starts, redeliver it in a minute",
@@ -692,7 +657,7 @@ where
         Err(e) => return Err(failed(deps, config, progress, &mine, store_failed(e)).await),
     };
     mine.push(claimed);
-    remember(progress, &mine);
+    progress.set(&config.bucket, &mine);
 
     let request = BatchRequest {
         project: project.clone(),
@@ -711,10 +676,7 @@ where
             return Err(failed(deps, config, progress, &mine, reply).await);
         }
     };
-    progress
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .started = true;
+    progress.keep();
     record["state"] = "started".into();
     record["batchBuildId"] = batch_id.clone().into();
     if let Err(e) = put_record(&deps.store, config, &record_key, &record.to_string()).await {
@@ -747,25 +709,16 @@ async fn put_record<S: ObjectStore>(
         .await
 }
 
-fn remember(progress: &SyncMutex<Progress>, mine: &[Written]) {
-    progress
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .written = mine.to_vec();
-}
-
 /// Removes what this request wrote, then returns `reply`.
 async fn failed<S: ObjectStore, B, K>(
     deps: &Deps<S, B, K>,
     config: &Config,
-    progress: &SyncMutex<Progress>,
+    progress: &UndoLog,
     mine: &[Written],
     reply: Reply,
 ) -> Reply {
-    remember(progress, &[]);
-    if !mine.is_empty() {
-        cleanup(&deps.store, &config.bucket, mine).await;
-    }
+    progress.set(&config.bucket, mine);
+    cleanup(&deps.store, progress).await;
     reply
 }
 
