@@ -476,13 +476,7 @@ fn the_flavors_directory_is_one_path_inside_the_repository_used_everywhere() {
             format!("flavors-dir: {dir}\n"),
         )
         .unwrap();
-        let o = flavor_ci(&[
-            "generate",
-            "-r",
-            repo.path().to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ]);
+        let o = generate(repo.path(), &out);
         assert_eq!(o.status.code(), Some(1), "{dir}");
         assert!(
             stderr(&o).contains("line 1: flavors-dir: `"),

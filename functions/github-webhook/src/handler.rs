@@ -54,9 +54,6 @@ pub(crate) struct Reply {
     /// What went wrong in detail, for the log only: answers to callers not yet authenticated
     /// carry no ARNs, account ids, environment values or AWS error text.
     detail: Option<String>,
-    /// A delivery refused before it was verified (401, 405, 413, 415, 400): logged as one
-    /// short INFO line, so a flood of them costs little and says little.
-    refused: bool,
 }
 
 impl Reply {
@@ -65,7 +62,6 @@ impl Reply {
             status,
             body: json!({"status": word, "message": message.into()}),
             detail: None,
-            refused: false,
         }
     }
 
@@ -78,11 +74,6 @@ impl Reply {
                 format!("{public}; the function's log has the details"),
             )
         }
-    }
-
-    fn refused(mut self) -> Self {
-        self.refused = true;
-        self
     }
 
     fn error(status: u16, message: impl Into<String>) -> Self {
@@ -215,8 +206,9 @@ where
         reply = reply.with("requestId", event.context.request_id.clone());
     }
     let message = reply.body["message"].as_str().unwrap_or_default();
-    // Refusals (the caller sees why) are one short INFO line, so a flood of them costs little.
-    if reply.refused || matches!(reply.status, 400 | 401 | 405 | 413 | 415) {
+    // Refusals (401, 405, 413, 415, 400; the caller sees why) are one short INFO line, so a
+    // flood of them costs little and says little.
+    if matches!(reply.status, 400 | 401 | 405 | 413 | 415) {
         info!(status = reply.status, "delivery refused");
     } else if let Some(detail) = &reply.detail {
         error!(status = reply.status, detail = %detail, "delivery failed");
@@ -265,9 +257,9 @@ where
             format!("the function is misconfigured: {e}"),
         )
     })?;
-    // Until the signature is verified the caller is anyone on the internet: refusals are
-    // quiet, and failures say nothing about the account.
-    let request = read_request(event).map_err(Reply::refused)?;
+    // Until the signature is verified the caller is anyone on the internet: failures say
+    // nothing about the account.
+    let request = read_request(event)?;
     if request.method != "POST" {
         return Err(Reply::error(
             405,
@@ -275,8 +267,7 @@ where
                 "{} is not accepted; GitHub delivers webhooks with POST",
                 request.method
             ),
-        )
-        .refused());
+        ));
     }
     verify(deps, &request).await?;
 
@@ -377,7 +368,7 @@ async fn verify<S, B, K: SecretSource>(
     request: &HttpRequest,
 ) -> Result<(), Reply> {
     let header = request.header("x-hub-signature-256");
-    let unauthorized = |e: SignatureError| Reply::error(401, e.to_string()).refused();
+    let unauthorized = |e: SignatureError| Reply::error(401, e.to_string());
     // A missing or malformed header is rejected before any secret is read.
     let missing = if request.header("x-hub-signature").is_some() {
         SignatureError::OnlySha1

@@ -219,8 +219,8 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn values_are_cached_and_refreshed_at_most_once_a_second() {
+    /// A cache of webhook secrets over a counting source, with a five-minute time-to-live.
+    fn counted() -> (Arc<Counting>, Cached<Counting, Vec<Vec<u8>>>) {
         let source = Arc::new(Counting::default());
         let cache = Cached::new(
             source.clone(),
@@ -228,6 +228,12 @@ mod tests {
             webhook_secrets,
             Duration::from_secs(300),
         );
+        (source, cache)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn values_are_cached_and_refreshed_at_most_once_a_second() {
+        let (source, cache) = counted();
         let first = cache.get().await.unwrap();
         assert_eq!(cache.get().await.unwrap(), first);
         assert_eq!(source.calls.load(Ordering::SeqCst), 1);
@@ -251,14 +257,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn wrong_signatures_refresh_the_webhook_secret_at_most_once_a_minute() {
-        let source = Arc::new(Counting::default());
-        let cache = Cached::new(
-            source.clone(),
-            "id".into(),
-            webhook_secrets,
-            Duration::from_secs(300),
-        )
-        .refreshed_at_most_every(WEBHOOK_SECRET_REFRESH);
+        let (source, cache) = counted();
+        let cache = cache.refreshed_at_most_every(WEBHOOK_SECRET_REFRESH);
         let first = cache.get().await.unwrap();
         let second = cache.refresh(&first).await.unwrap().unwrap();
         for _ in 0..100 {
