@@ -235,6 +235,11 @@ impl Buildspec {
     pub fn to_yaml(&self) -> String {
         yaml::emit(&self.to_value())
     }
+
+    /// The YAML text with the tree a reader builds from it (see [`yaml::emit_read`]).
+    pub fn to_yaml_read(&self) -> Result<(String, yaml::Node), yaml::ReadError> {
+        yaml::emit_read(&self.to_value())
+    }
 }
 
 impl Env {

@@ -11,7 +11,7 @@
 //! identifiers ([`IdentifierStyle::ExasolCiSetup`], setting `batch.identifier-style`), so build
 //! history and automation keyed on them carry over.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -469,14 +469,27 @@ pub fn links_leaving(dir: &Path, root: &Path, set: &FlavorSet) -> Vec<FlavorErro
     let Ok(root) = std::fs::canonicalize(root) else {
         return Vec::new();
     };
+    // One listing says which flavors are links (the entry types come with it); only those are
+    // resolved.
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let names: HashSet<&str> = set.iter().map(|f| f.name.as_str()).collect();
+    let mut links: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_symlink()))
+        .filter(|e| e.file_name().to_str().is_some_and(|n| names.contains(n)))
+        .map(|e| e.path())
+        .collect();
+    links.sort();
+    let mut resolver = LinkResolver::default();
     let mut out = Vec::new();
-    for flavor in set {
-        let path = dir.join(flavor.name.as_str());
+    for path in links {
         let Ok(target) = std::fs::read_link(&path) else {
             continue;
         };
-        match std::fs::canonicalize(&path) {
-            Ok(resolved) if !resolved.starts_with(&root) => {
+        match resolver.resolve(&path, &target) {
+            Some(resolved) if !resolved.starts_with(&root) => {
                 out.push(FlavorError::LinkLeavesRepository {
                     path,
                     target,
@@ -487,6 +500,68 @@ pub fn links_leaving(dir: &Path, root: &Path, set: &FlavorSet) -> Vec<FlavorErro
         }
     }
     out
+}
+
+/// Resolves links as `canonicalize` does, reusing the resolved directories that hold their
+/// targets: flavors linked from one vendored directory share it, so each is one lookup.
+#[derive(Debug, Default)]
+struct LinkResolver {
+    directories: HashMap<PathBuf, Option<PathBuf>>,
+}
+
+impl LinkResolver {
+    fn canonical_dir(&mut self, dir: &Path) -> Option<PathBuf> {
+        if let Some(known) = self.directories.get(dir) {
+            return known.clone();
+        }
+        let resolved = std::fs::canonicalize(dir).ok();
+        self.directories.insert(dir.to_owned(), resolved.clone());
+        resolved
+    }
+
+    /// Where the link at `path` (pointing at `target`) leads, every link on the way followed:
+    /// what `canonicalize(path)` gives, which answers whenever the quick way is unsure.
+    fn resolve(&mut self, path: &Path, target: &Path) -> Option<PathBuf> {
+        self.quick(path, target)
+            .or_else(|| std::fs::canonicalize(path).ok())
+    }
+
+    fn quick(&mut self, path: &Path, target: &Path) -> Option<PathBuf> {
+        use std::path::Component;
+        // Leading `..` are taken from the link's resolved directory, where the system takes
+        // them; a `..` after a named part could cross a link, so those targets go the long way.
+        let mut parts = target.components().peekable();
+        let mut base = if target.is_absolute() {
+            PathBuf::new()
+        } else {
+            let mut base = self.canonical_dir(path.parent()?)?;
+            while parts.next_if_eq(&Component::ParentDir).is_some() {
+                base.pop();
+            }
+            base
+        };
+        let rest: Vec<Component> = parts.collect();
+        if rest
+            .iter()
+            .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+        {
+            return None;
+        }
+        let (last, within) = rest.split_last()?;
+        if !matches!(last, Component::Normal(_)) {
+            return None;
+        }
+        for part in within {
+            base.push(part.as_os_str());
+        }
+        let mut resolved = self.canonical_dir(&base)?;
+        resolved.push(last.as_os_str());
+        // The last step may be a link of its own.
+        match std::fs::symlink_metadata(&resolved) {
+            Ok(m) if !m.file_type().is_symlink() => Some(resolved),
+            _ => None,
+        }
+    }
 }
 
 /// A path made absolute against `cwd` and cleared of `.` and `..` by their text alone, so a
@@ -532,6 +607,61 @@ mod tests {
 
     fn names(set: &FlavorSet) -> Vec<&str> {
         set.names().collect()
+    }
+
+    /// The quick resolution agrees with `canonicalize` for every shape of link: leading and
+    /// inner `..`, `.`, absolute targets, a directory reached through a link, chains, and
+    /// targets outside the repository or missing.
+    #[test]
+    fn links_resolve_as_canonicalize_resolves_them() {
+        use std::os::unix::fs::symlink;
+        let top = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let repo = top.path().join("repo");
+        let flavors = repo.join("flavors");
+        for d in [
+            "flavors",
+            "vendor/flavors/a",
+            "vendor/flavors/b",
+            "deep/x/y",
+        ] {
+            fs::create_dir_all(repo.join(d)).unwrap();
+        }
+        fs::create_dir_all(outside.path().join("o")).unwrap();
+        symlink("vendor", repo.join("vendored")).unwrap();
+        symlink("../vendor/flavors/a", repo.join("vendor/flavors/chain")).unwrap();
+        symlink(&flavors, top.path().join("flavors-link")).unwrap();
+        let links: &[(&str, std::path::PathBuf)] = &[
+            ("l1", "../vendor/flavors/a".into()),
+            ("l2", "../vendored/flavors/b".into()),
+            ("l3", "../vendor/flavors/chain".into()),
+            ("l4", "../deep/x/../x/y".into()),
+            ("l5", "./../vendor/flavors/a".into()),
+            ("l6", repo.join("vendor/flavors/b")),
+            ("l7", outside.path().join("o")),
+            ("l8", "../../../../../../../../..".into()),
+            ("l9", "../vendor/flavors/missing".into()),
+            ("l10", "../../repo/vendor/flavors/a".into()),
+            ("l11", "/".into()),
+            ("l12", "..".into()),
+        ];
+        for (name, target) in links {
+            symlink(target, flavors.join(name)).unwrap();
+        }
+        // The same links, reached through a linked flavors directory.
+        for dir in [flavors.clone(), top.path().join("flavors-link")] {
+            let mut resolver = LinkResolver::default();
+            for (name, target) in links {
+                let path = dir.join(name);
+                assert_eq!(
+                    resolver.resolve(&path, target),
+                    fs::canonicalize(&path).ok(),
+                    "{} -> {}",
+                    path.display(),
+                    target.display()
+                );
+            }
+        }
     }
 
     #[test]

@@ -338,34 +338,9 @@ pub fn generate(request: Request<'_>) -> Result<Output, GenerateError> {
         .collect();
     let mut documents = Vec::with_capacity(4);
     for variant in variants {
-        for (role, spec) in variant_documents(settings, variant, &selected, request.release_id) {
-            let file_name = format!("{}-{role}-buildspec.yaml", variant.name());
-            let yaml = spec.to_yaml();
-            let problems = validate::validate_text(
-                &yaml,
-                Limits {
-                    max_builds: Some(max),
-                },
-            );
-            if validate::has_errors(&problems) {
-                return Err(GenerateError::Invalid {
-                    file: file_name,
-                    problems,
-                });
-            }
-            warnings.extend(
-                problems
-                    .iter()
-                    .filter(|p| p.severity == Severity::Warning)
-                    .map(|p| format!("{file_name}: {}", p.message)),
-            );
-            documents.push(Document {
-                variant,
-                role,
-                file_name,
-                yaml,
-            });
-        }
+        let (docs, more) = render_variant(settings, variant, &selected, request.release_id)?;
+        documents.extend(docs);
+        warnings.extend(more);
     }
     Ok(Output {
         documents,
@@ -376,6 +351,53 @@ pub fn generate(request: Request<'_>) -> Result<Output, GenerateError> {
         warnings,
         without_commands,
     })
+}
+
+/// A variant's documents and the warnings validating them gave.
+type Rendered = (Vec<Document>, Vec<String>);
+
+/// Writes and validates one variant's documents.
+fn render_variant(
+    settings: &Settings,
+    variant: Variant,
+    selected: &[&Flavor],
+    release_id: Option<&str>,
+) -> Result<Rendered, GenerateError> {
+    let limits = Limits {
+        max_builds: Some(settings.batch.max_builds),
+    };
+    let mut documents = Vec::with_capacity(2);
+    let mut warnings = Vec::new();
+    for (role, spec) in variant_documents(settings, variant, selected, release_id) {
+        let file_name = format!("{}-{role}-buildspec.yaml", variant.name());
+        // The exact text is what gets validated: `to_yaml_read` gives the tree that text
+        // reads as, its renderings read back by the YAML reader.
+        let emitted = spec.to_yaml_read();
+        let problems = validate::validate_emitted(&emitted, limits);
+        if validate::has_errors(&problems) {
+            return Err(GenerateError::Invalid {
+                file: file_name,
+                problems,
+            });
+        }
+        warnings.extend(
+            problems
+                .iter()
+                .filter(|p| p.severity == Severity::Warning)
+                .map(|p| format!("{file_name}: {}", p.message)),
+        );
+        let yaml = match emitted {
+            Ok((yaml, _)) => yaml,
+            Err(_) => spec.to_yaml(),
+        };
+        documents.push(Document {
+            variant,
+            role,
+            file_name,
+            yaml,
+        });
+    }
+    Ok((documents, warnings))
 }
 
 /// Whether a variant has commands of its own or shared ones (otherwise it gets a placeholder

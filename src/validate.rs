@@ -106,12 +106,28 @@ pub fn has_errors(problems: &[Problem]) -> bool {
 pub fn validate_text(text: &str, limits: Limits) -> Vec<Problem> {
     match yaml::read(text) {
         Ok(root) => validate_document(&root, text.chars().count(), limits),
-        Err(e) => vec![Problem {
-            severity: Severity::Error,
-            path: String::new(),
-            line: e.line,
-            message: format!("not valid YAML: {}", e.message),
-        }],
+        Err(e) => vec![not_yaml(&e)],
+    }
+}
+
+/// Validates a document the emitter wrote, given the tree its text reads as (see
+/// [`yaml::emit_read`]): the same findings as [`validate_text`] on that text.
+pub fn validate_emitted(
+    emitted: &Result<(String, Node), yaml::ReadError>,
+    limits: Limits,
+) -> Vec<Problem> {
+    match emitted {
+        Ok((text, root)) => validate_document(root, text.chars().count(), limits),
+        Err(e) => vec![not_yaml(e)],
+    }
+}
+
+fn not_yaml(e: &yaml::ReadError) -> Problem {
+    Problem {
+        severity: Severity::Error,
+        path: String::new(),
+        line: e.line,
+        message: format!("not valid YAML: {}", e.message),
     }
 }
 

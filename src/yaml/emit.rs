@@ -1,6 +1,9 @@
 //! A deterministic block-style YAML emitter for the values we generate.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
+
+use super::read::{Kind, Node, ReadError, read};
 
 /// A YAML value to emit. Maps keep their insertion order; that order is the output order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,94 +35,351 @@ impl Value {
 
 /// Emits `value` as a YAML document (no `---`, trailing newline).
 pub fn emit(value: &Value) -> String {
-    let mut out = String::with_capacity(4096);
-    match value {
-        Value::Map(entries) if !entries.is_empty() => write_map(&mut out, entries, 0),
-        Value::Seq(items) if !items.is_empty() => write_seq(&mut out, items, 0),
-        other => {
-            write_inline(&mut out, other);
-            out.push('\n');
-        }
-    }
-    out
+    let mut w = Writer::default();
+    w.document(value);
+    w.out
 }
 
-fn indent(out: &mut String, n: usize) {
-    out.extend(std::iter::repeat_n(' ', n));
+/// Emits `value` and returns its text with the tree a YAML reader builds from that text
+/// (the same tree [`read`](super::read) returns, positions included), without reading the
+/// whole text again.
+///
+/// The layout this emitter writes (indentation, `- `, `key: `, `[]`, `{}`) depends only on the
+/// shape of `value` and is checked against the reader for every shape by this module's tests.
+/// What depends on the input is how each string is rendered, so every distinct rendering is
+/// read back here by the YAML reader, once in the position of a list item and once in the
+/// position of a key, and must come back as exactly its string. An error names the first
+/// place such a rendering appears.
+pub fn emit_read(value: &Value) -> Result<(String, Node), ReadError> {
+    let mut w = Writer::default();
+    let tree = w.document(value);
+    w.read_back_scalars()?;
+    Ok((w.out, tree))
 }
 
-/// Writes a scalar or an empty collection on the current line.
-fn write_inline(out: &mut String, value: &Value) {
-    match value {
-        Value::Str(s) => out.push_str(&scalar(s)),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Int(n) => {
-            let _ = write!(out, "{n}");
-        }
-        Value::Raw(token) => out.push_str(token),
-        Value::Seq(_) => out.push_str("[]"),
-        Value::Map(_) => out.push_str("{}"),
-    }
+/// Where a rendering was written: as a key, as a value, or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Key,
+    Value,
 }
 
-fn is_block(value: &Value) -> bool {
-    match value {
-        Value::Seq(items) => !items.is_empty(),
-        Value::Map(entries) => !entries.is_empty(),
-        _ => false,
-    }
+/// One distinct rendering and what it must read back as.
+#[derive(Debug)]
+struct Rendering {
+    /// The string it stands for, when that differs from the rendering (quoted ones).
+    text: Option<String>,
+    as_key: bool,
+    as_value: bool,
+    /// Where it first appears in the document.
+    line: usize,
+    col: usize,
 }
 
-fn write_map(out: &mut String, entries: &[(String, Value)], level: usize) {
-    for (i, (key, value)) in entries.iter().enumerate() {
-        // The first entry of a map inside a sequence item shares the `- ` line.
-        if i > 0 || level == 0 || !out.ends_with("- ") {
-            indent(out, level);
-        }
-        out.push_str(&scalar(key));
-        out.push(':');
-        write_value_after_key(out, value, level);
-    }
+#[derive(Debug)]
+struct Writer {
+    out: String,
+    line: usize,
+    /// Byte offset of the current line's start in `out`.
+    line_start: usize,
+    renderings: HashMap<String, Rendering>,
 }
 
-fn write_value_after_key(out: &mut String, value: &Value, level: usize) {
-    match value {
-        Value::Map(entries) if !entries.is_empty() => {
-            out.push('\n');
-            write_map(out, entries, level + 2);
-        }
-        Value::Seq(items) if !items.is_empty() => {
-            out.push('\n');
-            write_seq(out, items, level + 2);
-        }
-        scalar_value => {
-            out.push(' ');
-            write_inline(out, scalar_value);
-            out.push('\n');
+impl Default for Writer {
+    fn default() -> Self {
+        Writer {
+            out: String::with_capacity(4096),
+            line: 1,
+            line_start: 0,
+            renderings: HashMap::new(),
         }
     }
 }
 
-fn write_seq(out: &mut String, items: &[Value], level: usize) {
-    for item in items {
-        indent(out, level);
-        match item {
-            Value::Map(entries) if !entries.is_empty() => {
-                out.push_str("- ");
-                write_map(out, entries, level + 2);
+impl Writer {
+    fn document(&mut self, value: &Value) -> Node {
+        match value {
+            Value::Map(entries) if !entries.is_empty() => self.map(entries, 0, false),
+            Value::Seq(items) if !items.is_empty() => self.seq(items, 0),
+            other => {
+                let node = self.inline(other);
+                self.newline();
+                node
             }
-            nested if is_block(nested) => {
-                out.push_str("-\n");
-                if let Value::Seq(inner) = nested {
-                    write_seq(out, inner, level + 2);
-                }
+        }
+    }
+
+    fn newline(&mut self) {
+        self.out.push('\n');
+        self.line += 1;
+        self.line_start = self.out.len();
+    }
+
+    fn indent(&mut self, n: usize) {
+        self.out.extend(std::iter::repeat_n(' ', n));
+    }
+
+    /// The 1-based column the next character is written at.
+    fn col(&self) -> usize {
+        let current = &self.out[self.line_start..];
+        if current.is_ascii() {
+            current.len() + 1
+        } else {
+            current.chars().count() + 1
+        }
+    }
+
+    fn node(&self, kind: Kind) -> Node {
+        Node {
+            line: self.line,
+            col: self.col(),
+            kind,
+            tag: None,
+        }
+    }
+
+    /// Writes a scalar or an empty collection on the current line.
+    fn inline(&mut self, value: &Value) -> Node {
+        match value {
+            Value::Str(s) => self.string(s, Place::Value),
+            Value::Bool(b) => self.token(if *b { "true" } else { "false" }),
+            Value::Int(n) => self.token(&n.to_string()),
+            Value::Raw(token) => self.token(token),
+            Value::Seq(_) => {
+                let node = self.node(Kind::Seq(Vec::new()));
+                self.out.push_str("[]");
+                node
+            }
+            Value::Map(_) => {
+                let node = self.node(Kind::Map(Vec::new()));
+                self.out.push_str("{}");
+                node
+            }
+        }
+    }
+
+    /// A plain token the emitter chooses (`true`, `3`, `0.2`): read back like any rendering.
+    fn token(&mut self, token: &str) -> Node {
+        self.write_scalar(token, Place::Value, |out, token| out.push_str(token))
+    }
+
+    fn string(&mut self, text: &str, place: Place) -> Node {
+        self.write_scalar(text, place, render_into)
+    }
+
+    fn write_scalar(
+        &mut self,
+        text: &str,
+        place: Place,
+        render: impl FnOnce(&mut String, &str),
+    ) -> Node {
+        let (line, col) = (self.line, self.col());
+        let start = self.out.len();
+        render(&mut self.out, text);
+        let rendering = &self.out[start..];
+        let quoted = rendering != text;
+        match self.renderings.get_mut(rendering) {
+            Some(r) => match place {
+                Place::Key => r.as_key = true,
+                Place::Value => r.as_value = true,
+            },
+            None => {
+                self.renderings.insert(
+                    rendering.to_owned(),
+                    Rendering {
+                        text: quoted.then(|| text.to_owned()),
+                        as_key: place == Place::Key,
+                        as_value: place == Place::Value,
+                        line,
+                        col,
+                    },
+                );
+            }
+        }
+        Node {
+            line,
+            col,
+            kind: Kind::Scalar {
+                text: text.to_owned(),
+                quoted,
+            },
+            tag: None,
+        }
+    }
+
+    /// A block mapping; `after_dash` when its first entry shares the line of a list item's `- `.
+    fn map(&mut self, entries: &[(String, Value)], level: usize, after_dash: bool) -> Node {
+        let mut read = Vec::with_capacity(entries.len());
+        let mut at = (self.line, self.col());
+        for (i, (key, value)) in entries.iter().enumerate() {
+            if i > 0 || !after_dash {
+                self.indent(level);
+            }
+            if i == 0 {
+                at = (self.line, self.col());
+            }
+            let key_node = self.string(key, Place::Key);
+            self.out.push(':');
+            let value_node = self.value_after_key(value, level);
+            read.push((key_node, value_node));
+        }
+        Node {
+            line: at.0,
+            col: at.1,
+            kind: Kind::Map(read),
+            tag: None,
+        }
+    }
+
+    fn value_after_key(&mut self, value: &Value, level: usize) -> Node {
+        match value {
+            Value::Map(entries) if !entries.is_empty() => {
+                self.newline();
+                self.map(entries, level + 2, false)
+            }
+            Value::Seq(items) if !items.is_empty() => {
+                self.newline();
+                self.seq(items, level + 2)
             }
             scalar_value => {
-                out.push_str("- ");
-                write_inline(out, scalar_value);
-                out.push('\n');
+                self.out.push(' ');
+                let node = self.inline(scalar_value);
+                self.newline();
+                node
             }
         }
+    }
+
+    fn seq(&mut self, items: &[Value], level: usize) -> Node {
+        let mut read = Vec::with_capacity(items.len());
+        let mut at = (self.line, self.col());
+        for (i, item) in items.iter().enumerate() {
+            self.indent(level);
+            if i == 0 {
+                at = (self.line, self.col());
+            }
+            let node = match item {
+                Value::Map(entries) if !entries.is_empty() => {
+                    self.out.push_str("- ");
+                    self.map(entries, level + 2, true)
+                }
+                Value::Seq(inner) if !inner.is_empty() => {
+                    self.out.push('-');
+                    self.newline();
+                    self.seq(inner, level + 2)
+                }
+                scalar_value => {
+                    self.out.push_str("- ");
+                    let node = self.inline(scalar_value);
+                    self.newline();
+                    node
+                }
+            };
+            read.push(node);
+        }
+        Node {
+            line: at.0,
+            col: at.1,
+            kind: Kind::Seq(read),
+            tag: None,
+        }
+    }
+
+    /// Reads every distinct rendering back, as list items in one small document and as keys in
+    /// another, and checks each comes back as the string it was written for.
+    fn read_back_scalars(&self) -> Result<(), ReadError> {
+        let mut order: Vec<(&String, &Rendering)> = self.renderings.iter().collect();
+        order.sort_by_key(|(_, r)| (r.line, r.col));
+        for place in [Place::Value, Place::Key] {
+            let wanted: Vec<(&String, &Rendering)> = order
+                .iter()
+                .copied()
+                .filter(|(_, r)| match place {
+                    Place::Key => r.as_key,
+                    Place::Value => r.as_value,
+                })
+                .collect();
+            if wanted.is_empty() {
+                continue;
+            }
+            let mut probe = String::new();
+            for (rendering, _) in &wanted {
+                probe_line(&mut probe, rendering, place);
+            }
+            let all_read_back = read(&probe).ok().is_some_and(|node| {
+                let nodes: Vec<&Node> = match (&node.kind, place) {
+                    (Kind::Seq(items), Place::Value) => items.iter().collect(),
+                    (Kind::Map(entries), Place::Key) => entries.iter().map(|(k, _)| k).collect(),
+                    _ => Vec::new(),
+                };
+                nodes.len() == wanted.len()
+                    && nodes
+                        .iter()
+                        .zip(&wanted)
+                        .all(|(node, (rendering, r))| reads_as(node, rendering, r))
+            });
+            if !all_read_back {
+                return Err(first_misread(&wanted, place));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn probe_line(probe: &mut String, rendering: &str, place: Place) {
+    match place {
+        Place::Value => {
+            probe.push_str("- ");
+            probe.push_str(rendering);
+            probe.push('\n');
+        }
+        Place::Key => {
+            probe.push_str(rendering);
+            probe.push_str(": 0\n");
+        }
+    }
+}
+
+/// Whether `node` is the scalar `rendering` was written for.
+fn reads_as(node: &Node, rendering: &str, r: &Rendering) -> bool {
+    let text = r.text.as_deref().unwrap_or(rendering);
+    matches!(&node.kind, Kind::Scalar { text: t, quoted } if t == text && *quoted == r.text.is_some())
+        && node.tag.is_none()
+}
+
+/// The first rendering (in document order) that does not read back alone, as an error there.
+fn first_misread(wanted: &[(&String, &Rendering)], place: Place) -> ReadError {
+    for (rendering, r) in wanted {
+        let mut probe = String::new();
+        probe_line(&mut probe, rendering, place);
+        let read_back = match read(&probe) {
+            Ok(node) => match (&node.kind, place) {
+                (Kind::Seq(items), Place::Value) if items.len() == 1 => {
+                    reads_as(&items[0], rendering, r)
+                }
+                (Kind::Map(entries), Place::Key) if entries.len() == 1 => {
+                    reads_as(&entries[0].0, rendering, r)
+                }
+                _ => false,
+            },
+            Err(_) => false,
+        };
+        if !read_back {
+            let text = r.text.as_deref().unwrap_or(rendering);
+            return ReadError {
+                line: r.line,
+                col: r.col,
+                message: format!(
+                    "{text:?} is written as `{rendering}`, which a YAML reader does not read back as that text"
+                ),
+            };
+        }
+    }
+    // Each reads back alone but not together: name the document as a whole.
+    ReadError {
+        line: 1,
+        col: 1,
+        message: "the written scalars do not read back as the text they were written for".into(),
     }
 }
 
@@ -127,11 +387,15 @@ fn write_seq(out: &mut String, items: &[Value], level: usize) {
 /// this string: plain when that is unambiguous, single-quoted when the text is printable, and
 /// double-quoted with escapes otherwise.
 pub fn scalar(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    render_into(&mut out, text);
+    out
+}
+
+fn render_into(out: &mut String, text: &str) {
     if !needs_quotes(text) {
-        return text.to_owned();
-    }
-    if text.chars().all(is_printable_inline) {
-        let mut out = String::with_capacity(text.len() + 2);
+        out.push_str(text);
+    } else if text.chars().all(is_printable_inline) {
         out.push('\'');
         for c in text.chars() {
             if c == '\'' {
@@ -140,9 +404,9 @@ pub fn scalar(text: &str) -> String {
             out.push(c);
         }
         out.push('\'');
-        return out;
+    } else {
+        double_quoted(out, text);
     }
-    double_quoted(text)
 }
 
 /// Characters that may appear in a single-quoted scalar on one line without changing meaning.
@@ -156,8 +420,7 @@ fn is_printable_inline(c: char) -> bool {
     }
 }
 
-fn double_quoted(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 8);
+fn double_quoted(out: &mut String, text: &str) {
     out.push('"');
     for c in text.chars() {
         match c {
@@ -180,7 +443,6 @@ fn double_quoted(text: &str) -> String {
         }
     }
     out.push('"');
-    out
 }
 
 /// Words that YAML 1.1 or 1.2 readers resolve to null or a boolean when unquoted.
@@ -253,6 +515,91 @@ pub fn needs_quotes(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use proptest::prelude::*;
+
+    fn any_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z_][a-z0-9_.-]{0,12}",
+            "\\PC{0,12}",
+            "[ -~]{0,12}",
+            "[0-9.:+eE_xob -]{1,8}",
+            "\\p{Any}{0,6}",
+        ]
+    }
+
+    fn any_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            any_text().prop_map(Value::Str),
+            any::<bool>().prop_map(Value::Bool),
+            any::<u64>().prop_map(Value::Int),
+            Just(Value::Raw("0.2")),
+            Just(Value::Seq(Vec::new())),
+            Just(Value::Map(Vec::new())),
+        ];
+        leaf.prop_recursive(5, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Seq),
+                proptest::collection::vec((any_text(), inner), 0..6).prop_map(|entries| {
+                    // Keys are distinct in every mapping the emitter is given.
+                    let mut seen = std::collections::HashSet::new();
+                    Value::Map(
+                        entries
+                            .into_iter()
+                            .filter(|(k, _)| seen.insert(k.clone()))
+                            .collect(),
+                    )
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// The layout claim `emit_read` rests on: for every shape and every string, the tree it
+        /// returns is the tree the reader builds from its text, positions included.
+        #[test]
+        fn emit_read_gives_the_tree_the_reader_reads(value in any_value()) {
+            let (text, tree) = emit_read(&value).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(&text, &emit(&value));
+            let read_back = read(&text).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+            prop_assert_eq!(tree, read_back, "{}", text);
+        }
+    }
+
+    /// A writer that puts `text` down as it is, whatever it holds.
+    fn raw(out: &mut String, text: &str) {
+        out.push_str(text);
+    }
+
+    #[test]
+    fn a_rendering_that_reads_back_as_something_else_is_caught_where_it_is_written() {
+        for (bad, place) in [
+            ("a: b", Place::Value),
+            ("x #c", Place::Value),
+            ("[1]", Place::Value),
+            ("- y", Place::Key),
+            ("'q'", Place::Value),
+        ] {
+            let mut w = Writer::default();
+            w.out.push_str("k:\n  - ok\n  - ");
+            w.line = 3;
+            w.line_start = "k:\n  - ok\n".len();
+            w.string("ok", Place::Value);
+            w.write_scalar(bad, place, raw);
+            let e = w.read_back_scalars().expect_err(bad);
+            assert_eq!((e.line, e.col), (3, 7), "{bad}: {e}");
+            assert!(e.message.contains(bad), "{e}");
+        }
+        // Renderings this emitter makes read back.
+        let mut w = Writer::default();
+        for text in ["a: b", "x #c", "[1]", "- y", "'q'", "yes", "", "\u{85}"] {
+            w.string(text, Place::Value);
+            w.string(text, Place::Key);
+        }
+        assert_eq!(w.read_back_scalars(), Ok(()));
+    }
 
     #[test]
     fn plain_strings_stay_plain() {
