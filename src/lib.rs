@@ -2,6 +2,7 @@
 //! and validation. The command line and the Lambda functions are thin layers over it.
 
 pub mod buildspec;
+pub mod codebuild;
 pub mod custom_resource;
 pub mod flavors;
 pub mod generate;

@@ -10,11 +10,11 @@ use std::fmt;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use crate::flavors::{FlavorName, IdentifierStyle};
-use crate::validate::{
+use crate::codebuild::{
     COMPUTE_TYPES, ENVIRONMENT_TYPES, REPORT_FORMATS, SHELLS, on_failure_problem,
     secret_reference_problem, unknown_value, variable_name_problem,
 };
+use crate::flavors::{FlavorName, IdentifierStyle};
 use crate::yaml::{self, Kind, Node};
 
 /// The file `flavor-ci generate` reads from a repository's root.

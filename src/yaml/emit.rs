@@ -457,6 +457,23 @@ const RESERVED_WORDS: &[&str] = &[
 /// boolean, a number, a date or a merge key is quoted, as is anything starting with an
 /// indicator character or containing `: ` / ` #`.
 pub fn needs_quotes(text: &str) -> bool {
+    // Most strings written are words of ASCII letters, digits and `_-./` that start with a
+    // letter, `_` or `/` (identifiers, flavor names, paths): of those, only the reserved words
+    // (five characters at most) need quotes.
+    let bytes = text.as_bytes();
+    if bytes
+        .first()
+        .is_some_and(|b| b.is_ascii_alphabetic() || matches!(b, b'_' | b'/'))
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/'))
+    {
+        return bytes.len() <= 5 && RESERVED_WORDS.contains(&text);
+    }
+    needs_quotes_in_general(text)
+}
+
+fn needs_quotes_in_general(text: &str) -> bool {
     let Some(first) = text.chars().next() else {
         return true;
     };
@@ -556,6 +573,12 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// The shortcut for plain words decides as the general rules do.
+        #[test]
+        fn plain_words_are_quoted_exactly_when_the_general_rules_say(text in "[A-Za-z0-9_./ :#-]{0,8}|[a-zA-Z_/][a-zA-Z0-9_./-]{0,6}|y|n|on|No|\\PC{0,4}") {
+            prop_assert_eq!(needs_quotes(&text), needs_quotes_in_general(&text), "{:?}", text);
+        }
 
         /// The layout claim `emit_read` rests on: for every shape and every string, the tree it
         /// returns is the tree the reader builds from its text, positions included.

@@ -1,6 +1,7 @@
 //! What the flavor-ci Lambda functions share: loading the SDK configuration, the S3 object
 //! store, and an HTTPS client on the SDK's own rustls stack (so there is no second TLS stack).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::timeout::TimeoutConfig;
@@ -28,6 +29,79 @@ pub async fn load_config(attempt: Duration) -> SdkConfig {
         )
         .load()
         .await
+}
+
+/// The SDK configuration, loaded on first use. Loading it builds the SDK's HTTPS client, which
+/// reads the platform's root certificates (a few hundred files on many systems); a function
+/// that loads it lazily reaches its first request for work without that wait, and a request
+/// that never calls AWS (a rejected delivery) never pays for it.
+#[derive(Debug)]
+pub struct LazySdk {
+    attempt: Duration,
+    config: tokio::sync::OnceCell<SdkConfig>,
+}
+
+impl LazySdk {
+    /// `attempt` bounds each attempt of each call (see [`load_config`]).
+    pub fn new(attempt: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            attempt,
+            config: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    pub async fn config(&self) -> &SdkConfig {
+        self.config.get_or_init(|| load_config(self.attempt)).await
+    }
+
+    /// The region the SDK resolved (environment, then profile), or `""`, on first use.
+    pub fn region(self: &Arc<Self>) -> FromSdk<String> {
+        FromSdk::on_first_use(self.clone(), |c| {
+            c.region().map(ToString::to_string).unwrap_or_default()
+        })
+    }
+}
+
+/// A value built from the SDK configuration on first use (a client, the region), or given
+/// ready-made (tests, the CLI).
+pub enum FromSdk<C> {
+    Ready(C),
+    OnFirstUse {
+        sdk: Arc<LazySdk>,
+        build: fn(&SdkConfig) -> C,
+        client: tokio::sync::OnceCell<C>,
+    },
+}
+
+impl<C> FromSdk<C> {
+    pub fn on_first_use(sdk: Arc<LazySdk>, build: fn(&SdkConfig) -> C) -> Self {
+        FromSdk::OnFirstUse {
+            sdk,
+            build,
+            client: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    pub async fn get(&self) -> &C {
+        match self {
+            FromSdk::Ready(client) => client,
+            FromSdk::OnFirstUse { sdk, build, client } => {
+                client
+                    .get_or_init(|| async { build(sdk.config().await) })
+                    .await
+            }
+        }
+    }
+}
+
+impl<C> std::fmt::Debug for FromSdk<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let built = match self {
+            FromSdk::Ready(_) => true,
+            FromSdk::OnFirstUse { client, .. } => client.initialized(),
+        };
+        f.debug_struct("FromSdk").field("built", &built).finish()
+    }
 }
 
 /// An S3 client; path-style addressing when a local endpoint (moto, MinIO) is configured.

@@ -2,11 +2,14 @@
 //! S3 implementation, and (feature `memory`) an in-memory one for unit tests.
 
 use std::fmt;
+use std::sync::Arc;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+
+use crate::{FromSdk, LazySdk};
 
 /// The outcome of a conditional write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,15 +99,24 @@ pub trait ObjectStore: Send + Sync + fmt::Debug + 'static {
 /// Amazon S3 (or anything that speaks its API, such as moto).
 #[derive(Debug, Clone)]
 pub struct S3Store {
-    client: Client,
+    client: Arc<FromSdk<Client>>,
 }
 
 impl S3Store {
     pub fn new(client: Client) -> Self {
-        Self { client }
+        Self {
+            client: Arc::new(FromSdk::Ready(client)),
+        }
     }
 
-    fn put_request(
+    /// A store whose client is built from `sdk` on first use.
+    pub fn on_first_use(sdk: Arc<LazySdk>) -> Self {
+        Self {
+            client: Arc::new(FromSdk::on_first_use(sdk, crate::s3_client)),
+        }
+    }
+
+    async fn put_request(
         &self,
         bucket: &str,
         key: &str,
@@ -113,6 +125,8 @@ impl S3Store {
         tagging: &str,
     ) -> aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder {
         self.client
+            .get()
+            .await
             .put_object()
             .bucket(bucket)
             .key(key)
@@ -156,6 +170,7 @@ impl ObjectStore for S3Store {
     ) -> Result<Put, StoreError> {
         let result = self
             .put_request(bucket, key, body, content_type, tagging)
+            .await
             .if_none_match("*")
             .send()
             .await;
@@ -186,6 +201,7 @@ impl ObjectStore for S3Store {
     ) -> Result<Written, StoreError> {
         let out = self
             .put_request(bucket, key, body, content_type, tagging)
+            .await
             .send()
             .await
             .map_err(|e| store_error("PutObject", bucket, key, &e))?;
@@ -198,6 +214,8 @@ impl ObjectStore for S3Store {
     async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let out = match self
             .client
+            .get()
+            .await
             .get_object()
             .bucket(bucket)
             .key(key)
@@ -225,6 +243,8 @@ impl ObjectStore for S3Store {
         loop {
             let page = self
                 .client
+                .get()
+                .await
                 .list_object_versions()
                 .bucket(bucket)
                 .prefix(root)
@@ -293,6 +313,8 @@ impl ObjectStore for S3Store {
                 .map_err(|e| request_error(bucket, &e))?;
             let out = self
                 .client
+                .get()
+                .await
                 .delete_objects()
                 .bucket(bucket)
                 .delete(delete)

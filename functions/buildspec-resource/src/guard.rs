@@ -15,8 +15,8 @@ pub(crate) const CONFIRM_DELETES: &str = "FLAVOR_CI_CONFIRM_DELETES";
 
 #[derive(Debug)]
 pub(crate) enum Guard {
-    /// Asks CloudFormation.
-    CloudFormation(aws_sdk_cloudformation::Client),
+    /// Asks CloudFormation (the client is built on first use).
+    CloudFormation(flavor_ci_aws::FromSdk<aws_sdk_cloudformation::Client>),
     /// Local tests only.
     Off,
     /// Unit tests: what CloudFormation would report (status, current physical id), or an error.
@@ -26,11 +26,14 @@ pub(crate) enum Guard {
 
 impl Guard {
     /// The guard the environment asks for.
-    pub(crate) fn from_env(config: &aws_config::SdkConfig) -> Self {
+    pub(crate) fn from_env(sdk: &std::sync::Arc<flavor_ci_aws::LazySdk>) -> Self {
         if std::env::var(CONFIRM_DELETES).is_ok_and(|v| v == "off") {
             Guard::Off
         } else {
-            Guard::CloudFormation(aws_sdk_cloudformation::Client::new(config))
+            Guard::CloudFormation(flavor_ci_aws::FromSdk::on_first_use(
+                sdk.clone(),
+                aws_sdk_cloudformation::Client::new,
+            ))
         }
     }
 
@@ -47,6 +50,8 @@ impl Guard {
             Guard::Reports(r) => r.clone()?,
             Guard::CloudFormation(client) => {
                 let out = client
+                    .get()
+                    .await
                     .describe_stack_resource()
                     .stack_name(stack_id)
                     .logical_resource_id(logical_id)

@@ -21,11 +21,13 @@ async fn main() -> Result<(), Error> {
     flavor_ci_aws::logging::init();
     inflight::install_panic_hook();
 
-    let config = flavor_ci_aws::load_config(Duration::from_secs(20)).await;
+    // Built on first use: the cold start reaches its first request for work without loading
+    // the SDK configuration (and the root certificates with it).
+    let sdk = flavor_ci_aws::LazySdk::new(Duration::from_secs(20));
     let deps = Arc::new(Deps {
-        store: S3Store::new(flavor_ci_aws::s3_client(&config)),
+        store: S3Store::on_first_use(sdk.clone()),
         responder: respond::Responder::new()?,
-        guard: guard::Guard::from_env(&config),
+        guard: guard::Guard::from_env(&sdk),
     });
 
     lambda_runtime::run(service_fn(move |event: LambdaEvent<BoundedJson>| {

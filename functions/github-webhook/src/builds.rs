@@ -2,9 +2,11 @@
 //! implementation, and a recording one for unit tests.
 
 use std::fmt;
+use std::sync::Arc;
 
 use aws_sdk_codebuild::Client;
 use aws_sdk_codebuild::error::ProvideErrorMetadata;
+use flavor_ci_aws::{FromSdk, LazySdk};
 
 /// One batch build to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,12 +30,15 @@ pub(crate) trait Builds: Send + Sync + fmt::Debug + 'static {
 
 #[derive(Debug, Clone)]
 pub(crate) struct CodeBuild {
-    client: Client,
+    client: Arc<FromSdk<Client>>,
 }
 
 impl CodeBuild {
-    pub(crate) fn new(client: Client) -> Self {
-        Self { client }
+    /// The client is built on first use.
+    pub(crate) fn on_first_use(sdk: Arc<LazySdk>) -> Self {
+        Self {
+            client: Arc::new(FromSdk::on_first_use(sdk, Client::new)),
+        }
     }
 }
 
@@ -41,6 +46,8 @@ impl Builds for CodeBuild {
     async fn start_batch(&self, request: &BatchRequest) -> Result<String, String> {
         let out = self
             .client
+            .get()
+            .await
             .start_build_batch()
             .project_name(&request.project)
             .source_version(&request.source_version)

@@ -42,7 +42,7 @@ pub(crate) struct Deps<S, B, K> {
     pub(crate) webhook_secrets: Cached<K, Vec<Vec<u8>>>,
     pub(crate) github_token: Option<Cached<K, String>>,
     pub(crate) github: GitHub,
-    pub(crate) region: String,
+    pub(crate) region: flavor_ci_aws::FromSdk<String>,
     pub(crate) settings: Mutex<Option<Arc<Settings>>>,
 }
 
@@ -551,7 +551,11 @@ where
         ));
     };
     let spec_key = push_spec_key(&config.root, doc);
-    let spec_arn = s3_object_arn(region_partition(&deps.region), &config.bucket, &spec_key);
+    let spec_arn = s3_object_arn(
+        region_partition(deps.region.get().await),
+        &config.bucket,
+        &spec_key,
+    );
     let spec_uri = s3_uri(&config.bucket, &spec_key);
     info!(
         delivery,
@@ -829,7 +833,7 @@ mod tests {
                 flavor_ci_aws::LazyHttpsClient::new(Duration::from_secs(1), false),
                 "http://127.0.0.1:9",
             ),
-            region: "us-east-1".into(),
+            region: flavor_ci_aws::FromSdk::Ready("us-east-1".into()),
             settings: Mutex::new(None),
         })
     }

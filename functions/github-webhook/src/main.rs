@@ -25,15 +25,15 @@ use secrets::{Cached, SecretsManager};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     flavor_ci_aws::logging::init();
-    let sdk = flavor_ci_aws::load_config(Duration::from_secs(3)).await;
+    // Built on first use: the cold start reaches its first request for work without loading
+    // the SDK configuration (and the root certificates with it).
+    let sdk = flavor_ci_aws::LazySdk::new(Duration::from_secs(3));
     let config = Config::from_env();
     if let Err(e) = &config {
         // Every request answers 500 with this message until the configuration is fixed.
         error!(problem = %e, "the function is misconfigured");
     }
-    let secrets = Arc::new(SecretsManager::new(aws_sdk_secretsmanager::Client::new(
-        &sdk,
-    )));
+    let secrets = Arc::new(SecretsManager::on_first_use(sdk.clone()));
     let (secret_id, token_id, api, ttl) = match &config {
         Ok(c) => (
             c.webhook_secret.clone(),
@@ -44,8 +44,8 @@ async fn main() -> Result<(), Error> {
         Err(_) => (String::new(), None, String::new(), Duration::ZERO),
     };
     let deps = Arc::new(Deps {
-        store: S3Store::new(flavor_ci_aws::s3_client(&sdk)),
-        builds: CodeBuild::new(aws_sdk_codebuild::Client::new(&sdk)),
+        store: S3Store::on_first_use(sdk.clone()),
+        builds: CodeBuild::on_first_use(sdk.clone()),
         webhook_secrets: Cached::new(secrets.clone(), secret_id, secrets::webhook_secrets, ttl)
             .refreshed_at_most_every(secrets::WEBHOOK_SECRET_REFRESH),
         github_token: token_id.map(|id| Cached::new(secrets, id, secrets::github_token, ttl)),
@@ -54,7 +54,7 @@ async fn main() -> Result<(), Error> {
             flavor_ci_aws::LazyHttpsClient::new(Duration::from_secs(2), true),
             &api,
         ),
-        region: sdk.region().map(ToString::to_string).unwrap_or_default(),
+        region: sdk.region(),
         settings: Mutex::new(None),
         config,
     });

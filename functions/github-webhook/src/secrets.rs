@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
+use flavor_ci_aws::{FromSdk, LazySdk};
 use lambda_runtime::tracing::warn;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -28,12 +29,15 @@ pub(crate) trait SecretSource: Send + Sync + fmt::Debug + 'static {
 /// Secrets Manager.
 #[derive(Debug, Clone)]
 pub(crate) struct SecretsManager {
-    client: Client,
+    client: Arc<FromSdk<Client>>,
 }
 
 impl SecretsManager {
-    pub(crate) fn new(client: Client) -> Self {
-        Self { client }
+    /// The client is built on first use.
+    pub(crate) fn on_first_use(sdk: Arc<LazySdk>) -> Self {
+        Self {
+            client: Arc::new(FromSdk::on_first_use(sdk, Client::new)),
+        }
     }
 }
 
@@ -41,6 +45,8 @@ impl SecretSource for SecretsManager {
     async fn fetch(&self, id: &str) -> Result<String, String> {
         let out = self
             .client
+            .get()
+            .await
             .get_secret_value()
             .secret_id(id)
             .send()
