@@ -1,5 +1,8 @@
 //! The response body CloudFormation accepts, within its size limit.
 
+use aws_lambda_events::cloudformation::{
+    CloudFormationCustomResourceResponse, CloudFormationCustomResourceResponseStatus,
+};
 use indexmap::IndexMap;
 use serde::Serialize;
 
@@ -25,20 +28,6 @@ pub struct Response {
     pub data: IndexMap<String, String>,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct Body<'a> {
-    status: Status,
-    reason: &'a str,
-    physical_resource_id: &'a str,
-    stack_id: &'a str,
-    request_id: &'a str,
-    logical_resource_id: &'a str,
-    no_echo: bool,
-    #[serde(skip_serializing_if = "IndexMap::is_empty")]
-    data: &'a IndexMap<String, String>,
-}
-
 /// Room kept for `Reason` when checking that `Data` fits before anything is written.
 const REASON_ROOM: usize = 512;
 
@@ -50,28 +39,32 @@ impl Response {
             reason: String::new(),
             ..self.clone()
         };
-        let size = serde_json::to_vec(&without_reason.body_parts(self.status, "", &self.data))
-            .map_or(usize::MAX, |b| b.len());
+        let size = without_reason.body_parts(self.status, "", &self.data).len();
         (size + REASON_ROOM > MAX_RESPONSE_BYTES)
             .then(|| serde_json::to_vec(&self.data).map_or(0, |d| d.len()))
     }
 
-    fn body_parts<'a>(
-        &'a self,
-        status: Status,
-        reason: &'a str,
-        data: &'a IndexMap<String, String>,
-    ) -> Body<'a> {
-        Body {
-            status,
-            reason,
-            physical_resource_id: &self.physical_id,
-            stack_id: &self.stack_id,
-            request_id: &self.request_id,
-            logical_resource_id: &self.logical_id,
-            no_echo: false,
-            data,
+    /// The response as `aws_lambda_events` types it, serialized; an empty `Data` is left out.
+    fn body_parts(&self, status: Status, reason: &str, data: &IndexMap<String, String>) -> Vec<u8> {
+        let mut r = CloudFormationCustomResourceResponse::default();
+        r.status = match status {
+            Status::Success => CloudFormationCustomResourceResponseStatus::Success,
+            Status::Failed => CloudFormationCustomResourceResponseStatus::Failed,
+        };
+        r.reason = Some(reason.to_owned());
+        r.physical_resource_id.clone_from(&self.physical_id);
+        r.stack_id.clone_from(&self.stack_id);
+        r.request_id.clone_from(&self.request_id);
+        r.logical_resource_id.clone_from(&self.logical_id);
+        r.no_echo = false;
+        r.data = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let Ok(serde_json::Value::Object(mut body)) = serde_json::to_value(&r) else {
+            return Vec::new();
+        };
+        if data.is_empty() {
+            body.remove("Data");
         }
+        serde_json::to_vec(&body).unwrap_or_default()
     }
 
     /// The JSON body, at most [`MAX_RESPONSE_BYTES`]. A long `Reason` keeps its start and end;
@@ -79,7 +72,7 @@ impl Response {
     pub fn to_body(&self) -> Vec<u8> {
         let empty = IndexMap::new();
         let serialize = |status: Status, reason: &str, data: &IndexMap<String, String>| {
-            serde_json::to_vec(&self.body_parts(status, reason, data)).unwrap_or_default()
+            self.body_parts(status, reason, data)
         };
         let full = serialize(self.status, &self.reason, &self.data);
         if full.len() <= MAX_RESPONSE_BYTES {

@@ -216,7 +216,7 @@ def test_a_form_encoded_delivery_is_verified_over_the_raw_form(webhook, repo):
 def test_a_base64_function_url_event_is_decoded_before_verifying(webhook, repo):
     body = json.dumps(push_payload(repo, ["flavors/r-4.4/x"])).encode()
     event = {
-        "version": "2.0", "rawPath": "/", "requestContext": {"http": {"method": "POST", "path": "/"}},
+        "version": "2.0", "rawPath": "/", "requestContext": {"http": {"method": "POST", "path": "/"}, "timeEpoch": 1795168800000},
         "headers": {k.lower(): v for k, v in headers(body).items()},
         "body": base64.b64encode(body).decode(), "isBase64Encoded": True,
     }
@@ -314,7 +314,7 @@ def test_an_oversize_body_is_413(webhook, aws, repo):
     payload["padding"] = "x" * (6 * 1024 * 1024)
     body = json.dumps(payload).encode()
     event = {
-        "version": "2.0", "requestContext": {"http": {"method": "POST"}},
+        "version": "2.0", "requestContext": {"http": {"method": "POST"}, "timeEpoch": 1795168800000},
         "headers": {k.lower(): v for k, v in headers(body).items()},
         "body": body.decode(), "isBase64Encoded": False,
     }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_lambda_events::cloudformation::CloudFormationCustomResourceRequest;
 use bytes::Bytes;
 use flavor_ci::custom_resource::{self, PhysicalId, RequestType, Response, Status};
 use flavor_ci::nesting::{BoundedJson, TooDeep};
@@ -338,11 +339,30 @@ async fn work<S: ObjectStore>(
     {
         return Outcome::failed(failure_id, deep.to_string());
     }
+    // Then the request as `aws_lambda_events` types it: CloudFormation always sends every
+    // field, so an event without one is answered FAILED, with the field.
+    let request: CloudFormationCustomResourceRequest = match serde_path_to_error::deserialize(
+        payload,
+    ) {
+        Ok(request) => request,
+        Err(e) => {
+            return Outcome::failed(
+                failure_id,
+                format!(
+                    "the request is not a CloudFormation custom resource request (`{}`: {}); it did not come from CloudFormation",
+                    e.path(),
+                    e.inner()
+                ),
+            );
+        }
+    };
     #[allow(unused_mut)]
-    let mut properties = payload
-        .get("ResourceProperties")
-        .cloned()
-        .unwrap_or(Value::Null);
+    let mut properties = match request {
+        CloudFormationCustomResourceRequest::Create(r) => r.resource_properties,
+        CloudFormationCustomResourceRequest::Update(r) => r.resource_properties,
+        CloudFormationCustomResourceRequest::Delete(r) => r.resource_properties,
+        _ => Value::Null,
+    };
     #[cfg(feature = "fault-injection")]
     crate::fault::inject(&mut properties).await;
     match request_type {
@@ -495,10 +515,14 @@ mod tests {
             "StackId": STACK,
             "RequestId": "req-1",
             "LogicalResourceId": "Buildspecs",
+            "ResourceType": "Custom::FlavorCiBuildspecs",
             "ResourceProperties": {"Bucket": "specs", "Flavors": ["a", "b"]}
         });
         if let Some(id) = physical_id {
             e["PhysicalResourceId"] = json!(id);
+        }
+        if request_type == "Update" {
+            e["OldResourceProperties"] = e["ResourceProperties"].clone();
         }
         e
     }

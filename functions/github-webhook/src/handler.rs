@@ -1,10 +1,9 @@
 //! One function-URL request: verify, route, choose flavors, generate, store, start.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
+use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlResponse;
 use flavor_ci::generate::{self, Role, Variant};
 use flavor_ci::layout::{
     DELIVERY_TAG, PUSH_SPEC_TAG, delivery_key, push_spec_key, region_partition, s3_object_arn,
@@ -24,12 +23,11 @@ use tokio::time::timeout;
 use crate::builds::{BatchRequest, Builds};
 use crate::config::Config;
 use crate::github::{GitHub, ListError, list_flavors};
+use crate::http::{HttpRequest, Reply, read_request};
 use crate::secrets::{Cached, SecretSource};
 
 /// GitHub gives up after 10 s; every answer leaves well before that.
 const BUDGET: Duration = Duration::from_secs(8);
-/// Lambda's synchronous payload limit.
-pub(crate) const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 /// A claim older than this belongs to an invocation that is no longer running.
 const STALE_CLAIM_MS: u64 = 60_000;
 
@@ -46,149 +44,19 @@ pub(crate) struct Deps<S, B, K> {
     pub(crate) settings: Mutex<Option<Arc<Settings>>>,
 }
 
-/// The HTTP answer.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Reply {
-    pub(crate) status: u16,
-    pub(crate) body: Value,
-    /// What went wrong in detail, for the log only: answers to callers not yet authenticated
-    /// carry no ARNs, account ids, environment values or AWS error text.
-    detail: Option<String>,
-}
-
-impl Reply {
-    fn new(status: u16, word: &str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            body: json!({"status": word, "message": message.into()}),
-            detail: None,
-        }
-    }
-
-    /// An error whose `detail` goes to the log and whose answer says only `public`.
-    fn withheld(status: u16, public: &str, detail: impl Into<String>) -> Self {
-        Self {
-            detail: Some(detail.into()),
-            ..Self::error(
-                status,
-                format!("{public}; the function's log has the details"),
-            )
-        }
-    }
-
-    fn error(status: u16, message: impl Into<String>) -> Self {
-        Self::new(status, "error", message)
-    }
-
-    fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.body[key] = value.into();
-        self
-    }
-
-    /// The function URL response (payload format 2.0).
-    pub(crate) fn to_response(&self) -> Value {
-        let mut headers = json!({"content-type": "application/json"});
-        if self.status == 405 {
-            headers["allow"] = "POST".into();
-        }
-        json!({
-            "statusCode": self.status,
-            "headers": headers,
-            "body": self.body.to_string(),
-            "isBase64Encoded": false,
-            "cookies": [],
-        })
-    }
-}
-
-/// A function URL request, read leniently.
-#[derive(Debug)]
-struct HttpRequest {
-    method: String,
-    headers: HashMap<String, String>,
-    body: Vec<u8>,
-}
-
-impl HttpRequest {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(String::as_str)
-    }
-}
-
-fn read_request(event: &Value) -> Result<HttpRequest, Reply> {
-    let method = event
-        .pointer("/requestContext/http/method")
-        .or_else(|| event.get("httpMethod"))
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            Reply::error(
-                400,
-                "the event is not a function URL request (no requestContext.http.method); invoke the function through its URL",
-            )
-        })?
-        .to_ascii_uppercase();
-    let headers = event
-        .get("headers")
-        .and_then(Value::as_object)
-        .map(|h| {
-            h.iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.to_ascii_lowercase(), v.to_owned())))
-                .collect()
-        })
-        .unwrap_or_default();
-    let text = event
-        .get("body")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let encoded = event
-        .get("isBase64Encoded")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let too_large = |n: usize| {
-        Reply::error(
-            413,
-            format!(
-                "the body is {n} bytes; Lambda accepts at most {MAX_BODY_BYTES}. Trim the push (fewer commits per push) or build it by hand"
-            ),
-        )
-    };
-    let body = if encoded {
-        if text.len() / 4 * 3 > MAX_BODY_BYTES + 3 {
-            return Err(too_large(text.len() / 4 * 3));
-        }
-        base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .map_err(|e| {
-                Reply::error(
-                    400,
-                    format!("the body is marked base64 but does not decode: {e}"),
-                )
-            })?
-    } else {
-        text.as_bytes().to_vec()
-    };
-    if body.len() > MAX_BODY_BYTES {
-        return Err(too_large(body.len()));
-    }
-    Ok(HttpRequest {
-        method,
-        headers,
-        body,
-    })
-}
-
 /// The Lambda entry point: always answers with an HTTP response.
 pub(crate) async fn handle<S, B, K>(
     deps: Arc<Deps<S, B, K>>,
     event: LambdaEvent<Value>,
-) -> Result<Value, Error>
+) -> Result<LambdaFunctionUrlResponse, Error>
 where
     S: ObjectStore,
     B: Builds,
     K: SecretSource,
 {
+    let (payload, context) = event.into_parts();
     let written = Arc::new(UndoLog::default());
-    let reply = match timeout(BUDGET, process(&deps, &event.payload, &written)).await {
+    let reply = match timeout(BUDGET, process(&deps, payload, &written)).await {
         Ok(reply) => reply,
         Err(_) => {
             cleanup(&deps.store, &written).await;
@@ -203,7 +71,7 @@ where
     };
     let mut reply = reply;
     if reply.detail.is_some() {
-        reply = reply.with("requestId", event.context.request_id.clone());
+        reply = reply.with("requestId", context.request_id);
     }
     let message = reply.body["message"].as_str().unwrap_or_default();
     // Refusals (401, 405, 413, 415, 400; the caller sees why) are one short INFO line, so a
@@ -229,7 +97,7 @@ async fn cleanup<S: ObjectStore>(store: &S, written: &UndoLog) {
     }
 }
 
-async fn process<S, B, K>(deps: &Deps<S, B, K>, event: &Value, progress: &UndoLog) -> Reply
+async fn process<S, B, K>(deps: &Deps<S, B, K>, event: Value, progress: &UndoLog) -> Reply
 where
     S: ObjectStore,
     B: Builds,
@@ -242,7 +110,7 @@ where
 
 async fn receive<S, B, K>(
     deps: &Deps<S, B, K>,
-    event: &Value,
+    event: Value,
     progress: &UndoLog,
 ) -> Result<Reply, Reply>
 where
@@ -771,6 +639,8 @@ mod tests {
 
     use super::*;
     use crate::builds::recording::Recording;
+    use crate::http::MAX_BODY_BYTES;
+    use base64::Engine;
 
     const SECRET: &str = "s3cr3t";
     const AFTER: &str = "2222222222222222222222222222222222222222";
@@ -841,7 +711,7 @@ mod tests {
     fn event(method: &str, headers: Value, body: &str) -> Value {
         json!({
             "version": "2.0",
-            "requestContext": {"http": {"method": method}},
+            "requestContext": {"http": {"method": method}, "timeEpoch": 1795168800000_i64},
             "headers": headers,
             "body": body,
             "isBase64Encoded": false,
@@ -868,6 +738,7 @@ mod tests {
         let response = handle(deps.clone(), LambdaEvent::new(payload, Context::default()))
             .await
             .unwrap();
+        let response = serde_json::to_value(response).unwrap();
         let status = u16::try_from(response["statusCode"].as_u64().unwrap()).unwrap();
         let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
         (status, body)
@@ -1072,7 +943,7 @@ mod tests {
                         1 => json!([method, text]),
                         _ => json!({
                             "version": "2.0",
-                            "requestContext": {"http": {"method": method}},
+                            "requestContext": {"http": {"method": method}, "timeEpoch": 1795168800000_i64},
                             "headers": h,
                             "body": text,
                             "isBase64Encoded": base64,
@@ -1092,6 +963,7 @@ mod tests {
                 let response = runtime
                     .block_on(handle(d, LambdaEvent::new(event, Context::default())))
                     .unwrap();
+                let response = serde_json::to_value(response).unwrap();
                 let status = response["statusCode"].as_u64().unwrap();
                 prop_assert!((200..600).contains(&status), "{response}");
                 let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();

@@ -13,6 +13,7 @@ mod builds;
 mod config;
 mod github;
 mod handler;
+mod http;
 mod secrets;
 
 use builds::CodeBuild;
