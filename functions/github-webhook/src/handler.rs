@@ -4,32 +4,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlResponse;
-use flavor_ci::generate::{self, Role, Variant};
-use flavor_ci::layout::{
-    DELIVERY_TAG, PUSH_SPEC_TAG, delivery_key, push_spec_key, region_partition, s3_object_arn,
-    s3_uri,
-};
+use flavor_ci::layout::s3_uri;
 use flavor_ci::settings::Settings;
-use flavor_ci::webhook::push::{self, Push, Route, Routing, Selection};
 use flavor_ci::webhook::signature::{self, SignatureError};
-use flavor_ci_aws::store::{ObjectStore, Put, Written};
-use flavor_ci_aws::undo::{UndoLog, Undone, now_ms};
+use flavor_ci_aws::store::ObjectStore;
+use flavor_ci_aws::undo::{UndoLog, Undone};
 use lambda_runtime::tracing::{error, info, warn};
 use lambda_runtime::{Error, LambdaEvent};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio::time::timeout;
 
-use crate::builds::{BatchRequest, Builds};
+use crate::builds::Builds;
 use crate::config::Config;
-use crate::github::{GitHub, ListError, list_flavors};
+use crate::github::GitHub;
 use crate::http::{HttpRequest, Reply, read_request};
 use crate::secrets::{Cached, SecretSource};
 
 /// GitHub gives up after 10 s; every answer leaves well before that.
 const BUDGET: Duration = Duration::from_secs(8);
-/// A claim older than this belongs to an invocation that is no longer running.
-const STALE_CLAIM_MS: u64 = 60_000;
 
 /// Everything a request needs; built once per process.
 #[derive(Debug)]
@@ -89,7 +82,7 @@ where
 }
 
 /// Removes what a failed delivery wrote (nothing once its batch started).
-async fn cleanup<S: ObjectStore>(store: &S, written: &UndoLog) {
+pub(crate) async fn cleanup<S: ObjectStore>(store: &S, written: &UndoLog) {
     match written.undo(store, Duration::from_millis(1500)).await {
         Undone::Nothing | Undone::Removed(_) => {}
         Undone::Failed(e) => warn!(error = %e, "removing what a failed delivery wrote failed"),
@@ -220,7 +213,7 @@ where
         }
         "push" => {
             let key = key.unwrap_or_default();
-            on_push(deps, config, &delivery, &key, &payload, progress).await
+            crate::push::on_push(deps, config, &delivery, &key, &payload, progress).await
         }
         other => Ok(Reply::new(
             202,
@@ -271,7 +264,7 @@ async fn verify<S, B, K: SecretSource>(
     }
 }
 
-async fn settings<S: ObjectStore, B, K>(
+pub(crate) async fn settings<S: ObjectStore, B, K>(
     deps: &Deps<S, B, K>,
     config: &Config,
 ) -> Result<Arc<Settings>, Reply> {
@@ -300,338 +293,6 @@ async fn settings<S: ObjectStore, B, K>(
     Ok(settings)
 }
 
-/// What an earlier delivery of the same body left in its record.
-enum Earlier {
-    /// Its build started: answer `already handled` with what it started.
-    Started(Reply),
-    /// Claimed moments ago by a request that is still running.
-    InProgress,
-    /// Claimed by a request that did not finish.
-    Abandoned,
-}
-
-fn earlier(record: &[u8]) -> Earlier {
-    let Ok(record) = serde_json::from_slice::<Value>(record) else {
-        return Earlier::Abandoned;
-    };
-    let at = record.get("at").and_then(Value::as_u64).unwrap_or(0);
-    match record.get("state").and_then(Value::as_str) {
-        Some("started") => {
-            let mut reply = Reply::new(
-                200,
-                "already handled",
-                "this delivery was handled before; nothing new was started",
-            );
-            for key in ["batchBuildId", "project", "buildspec", "flavors"] {
-                if let Some(v) = record.get(key) {
-                    reply = reply.with(key, v.clone());
-                }
-            }
-            Earlier::Started(reply)
-        }
-        Some("claimed") if now_ms().saturating_sub(at) <= STALE_CLAIM_MS => Earlier::InProgress,
-        _ => Earlier::Abandoned,
-    }
-}
-
-async fn on_push<S, B, K>(
-    deps: &Deps<S, B, K>,
-    config: &Config,
-    delivery: &str,
-    key: &str,
-    payload: &[u8],
-    progress: &UndoLog,
-) -> Result<Reply, Reply>
-where
-    S: ObjectStore,
-    B: Builds,
-    K: SecretSource,
-{
-    let push = Push::from_json(payload).map_err(|e| Reply::error(400, e))?;
-    let repo = push.repository.full_name.clone();
-    let expected = &config.repository;
-    if !expected.eq_ignore_ascii_case(&repo) {
-        return Ok(Reply::new(
-            202,
-            "ignored",
-            format!("the push is to {repo}, but this stack builds {expected}; ignored"),
-        ));
-    }
-    // The record is keyed by the signed body. It is claimed with a conditional write before the
-    // build starts and read only when the claim finds one there: reading an absent key needs
-    // s3:ListBucket to answer 404 rather than 403, which the role does not have.
-    let record_key = delivery_key(&config.root, key);
-    let settings = settings(deps, config).await?;
-    let routing = Routing {
-        branches: config.branches.clone(),
-        tags: config.tags.clone(),
-        release: match (&config.release_project, settings.release.enabled) {
-            (None, _) => Err("no release project is configured (RELEASE_PROJECT)".into()),
-            (Some(_), false) => Err("the deployed settings disable the release variant".into()),
-            (Some(_), true) => Ok(()),
-        },
-    };
-    let (variant, project, release_id) = match push::route(&push, &routing) {
-        Route::Ignore { reason } => return Ok(Reply::new(202, "ignored", reason)),
-        Route::Ci { .. } => (Variant::Ci, config.ci_project.clone(), None),
-        Route::Release { tag } => (
-            Variant::Release,
-            config.release_project.clone().unwrap_or_default(),
-            Some(tag),
-        ),
-    };
-
-    let listing = list(deps, &push, &settings).await?;
-    let selection = push::select(
-        &push,
-        &settings,
-        &listing.flavors,
-        &listing.links,
-        &config.ignored,
-    );
-    let only = match &selection {
-        Selection::Nothing { reason } => return Ok(Reply::new(202, "ignored", reason.clone())),
-        Selection::All { .. } => None,
-        Selection::Some { flavors, .. } => Some(flavors.as_slice()),
-    };
-    let output = generate::generate(generate::Request {
-        settings: &settings,
-        flavors: &listing.flavors,
-        only,
-        release_id: release_id.as_deref(),
-    })
-    .map_err(|e| {
-        Reply::error(
-            422,
-            format!(
-                "cannot generate the batch buildspec for commit {}: {e}",
-                push.after
-            ),
-        )
-    })?;
-    let Some(doc) = output.document(variant, Role::Batch) else {
-        return Err(Reply::error(
-            500,
-            format!(
-                "the settings produced no {} batch buildspec",
-                variant.name()
-            ),
-        ));
-    };
-    let spec_key = push_spec_key(&config.root, doc);
-    let spec_arn = s3_object_arn(
-        region_partition(deps.region.get().await),
-        &config.bucket,
-        &spec_key,
-    );
-    let spec_uri = s3_uri(&config.bucket, &spec_key);
-    info!(
-        delivery,
-        after = %push.after,
-        project = %project,
-        flavors = ?output.selected,
-        reason = selection.reason(),
-        github_calls = listing.calls,
-        "building"
-    );
-
-    let store_failed = |e: flavor_ci_aws::store::StoreError| {
-        Reply::error(503, format!("{e}; nothing was started; redeliver the push"))
-    };
-    let put = deps
-        .store
-        .put_if_absent(
-            &config.bucket,
-            &spec_key,
-            doc.yaml.as_bytes(),
-            "application/yaml",
-            PUSH_SPEC_TAG,
-        )
-        .await
-        .map_err(store_failed)?;
-    let mut mine = Vec::new();
-    if let Put::Created { version } = put {
-        mine.push(Written {
-            key: spec_key.clone(),
-            version,
-        });
-    }
-    progress.set(&config.bucket, &mine);
-
-    let mut record = json!({
-        "delivery": delivery,
-        "key": key,
-        "state": "claimed",
-        "at": now_ms(),
-        "ref": push.git_ref,
-        "after": push.after,
-        "project": project,
-        "buildspec": spec_uri,
-        "flavors": output.selected,
-    });
-    let claim = record.to_string();
-    let claimed = match deps
-        .store
-        .put_if_absent(
-            &config.bucket,
-            &record_key,
-            claim.as_bytes(),
-            "application/json",
-            DELIVERY_TAG,
-        )
-        .await
-    {
-        Ok(Put::Created { version }) => Written {
-            key: record_key.clone(),
-            version,
-        },
-        Ok(Put::Existed) => {
-            // This body was delivered before: handled, being handled right now by a concurrent
-            // copy, or claimed by an invocation that died (then it is taken over).
-            let current = match deps.store.get(&config.bucket, &record_key).await {
-                Ok(current) => current,
-                Err(e) => {
-                    // A concurrent copy may be using the spec: it stays.
-                    progress.set(&config.bucket, &[]);
-                    return Err(store_failed(e));
-                }
-            };
-            // The spec is left in place on these two answers: the other request uses it.
-            match current.as_deref().map(earlier) {
-                Some(Earlier::Started(reply)) => {
-                    progress.set(&config.bucket, &[]);
-                    return Ok(reply);
-                }
-                Some(Earlier::InProgress) => {
-                    progress.set(&config.bucket, &[]);
-                    return Err(Reply::error(
-                        409,
-                        "this delivery is being handled by another request right now and no build has started yet; if none starts, redeliver it in a minute",
-                    ));
-                }
-                // Abandoned, unreadable, or removed since the claim failed: take it over.
-                Some(Earlier::Abandoned) | None => {}
-            }
-            match put_record(&deps.store, config, &record_key, &claim).await {
-                Ok(w) => w,
-                Err(e) => return Err(failed(deps, config, progress, &mine, store_failed(e)).await),
-            }
-        }
-        Err(e) => return Err(failed(deps, config, progress, &mine, store_failed(e)).await),
-    };
-    mine.push(claimed);
-    progress.set(&config.bucket, &mine);
-
-    let request = BatchRequest {
-        project: project.clone(),
-        source_version: push.after.clone(),
-        buildspec: spec_arn.clone(),
-        // The same body within CodeBuild's idempotency window starts one batch at most.
-        idempotency_token: key.to_owned(),
-    };
-    let batch_id = match deps.builds.start_batch(&request).await {
-        Ok(id) => id,
-        Err(e) => {
-            let reply = Reply::error(
-                502,
-                format!("CodeBuild did not start the batch build on {project}: {e}"),
-            );
-            return Err(failed(deps, config, progress, &mine, reply).await);
-        }
-    };
-    progress.keep();
-    record["state"] = "started".into();
-    record["batchBuildId"] = batch_id.clone().into();
-    if let Err(e) = put_record(&deps.store, config, &record_key, &record.to_string()).await {
-        warn!(error = %e, delivery, "the batch started but its delivery record was not updated");
-    }
-    Ok(Reply::new(200, "started", selection.reason())
-        .with("batchBuildId", batch_id)
-        .with("project", project)
-        .with("sourceVersion", push.after.clone())
-        .with("buildspec", spec_uri)
-        .with("buildspecArn", spec_arn)
-        .with("flavors", output.selected.clone()))
-}
-
-/// Writes a delivery record over whatever is there.
-async fn put_record<S: ObjectStore>(
-    store: &S,
-    config: &Config,
-    key: &str,
-    text: &str,
-) -> Result<Written, flavor_ci_aws::store::StoreError> {
-    store
-        .put(
-            &config.bucket,
-            key,
-            text.as_bytes(),
-            "application/json",
-            DELIVERY_TAG,
-        )
-        .await
-}
-
-/// Removes what this request wrote, then returns `reply`.
-async fn failed<S: ObjectStore, B, K>(
-    deps: &Deps<S, B, K>,
-    config: &Config,
-    progress: &UndoLog,
-    mine: &[Written],
-    reply: Reply,
-) -> Reply {
-    progress.set(&config.bucket, mine);
-    cleanup(&deps.store, progress).await;
-    reply
-}
-
-/// The flavors at the pushed commit; a token GitHub rejects is fetched again once.
-async fn list<S, B, K: SecretSource>(
-    deps: &Deps<S, B, K>,
-    push: &Push,
-    settings: &Settings,
-) -> Result<crate::github::Listing, Reply> {
-    let token_error = |e: crate::secrets::SecretError| {
-        Reply::error(503, format!("cannot read the GitHub token: {e}"))
-    };
-    let mut token = match &deps.github_token {
-        Some(cache) => Some(cache.get().await.map_err(token_error)?),
-        None => None,
-    };
-    let mut retried = false;
-    loop {
-        let result = list_flavors(
-            &deps.github,
-            &push.repository.full_name,
-            &push.after,
-            push.tree_id(),
-            settings,
-            token.as_deref().map(String::as_str),
-        )
-        .await;
-        match result {
-            Ok(listing) => return Ok(listing),
-            Err(ListError::Api(e)) if e.unauthorized && !retried => {
-                retried = true;
-                let (Some(cache), Some(stale)) = (&deps.github_token, &token) else {
-                    return Err(Reply::error(e.status, e.message));
-                };
-                match cache.refresh(stale).await.map_err(token_error)? {
-                    Some(fresh) => token = Some(fresh),
-                    None => return Err(Reply::error(e.status, e.message)),
-                }
-            }
-            Err(ListError::Api(e)) => return Err(Reply::error(e.status, e.message)),
-            Err(ListError::Repository(e)) => {
-                return Err(Reply::error(
-                    422,
-                    format!("cannot list the flavors at commit {}: {e}", push.after),
-                ));
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use flavor_ci_aws::store::memory::MemoryStore;
@@ -641,6 +302,7 @@ mod tests {
     use crate::builds::recording::Recording;
     use crate::http::MAX_BODY_BYTES;
     use base64::Engine;
+    use serde_json::json;
 
     const SECRET: &str = "s3cr3t";
     const AFTER: &str = "2222222222222222222222222222222222222222";

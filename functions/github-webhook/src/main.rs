@@ -14,6 +14,8 @@ mod config;
 mod github;
 mod handler;
 mod http;
+mod push;
+mod record;
 mod secrets;
 
 use builds::CodeBuild;
