@@ -1,0 +1,495 @@
+//! The one settings schema, read from a repository's `flavor-ci.yaml`, from CloudFormation
+//! resource properties, or from the copy a deployed stack stored.
+//!
+//! Every scalar may arrive as a string (`"true"`, `"8"`): CloudFormation sends them that way,
+//! and the YAML reader hands over source text so that `3.10` is never the float 3.1.
+//! Unknown keys are rejected by name.
+//!
+//! This module holds the schema; `reading` reads and checks it, `lenient` holds the
+//! deserializers that take every scalar as text.
+
+use std::fmt;
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use crate::flavors::IdentifierStyle;
+
+mod lenient;
+mod reading;
+#[cfg(test)]
+mod tests;
+
+pub use reading::repository_path_problem;
+
+/// The file `flavor-ci generate` reads from a repository's root.
+pub const SETTINGS_FILE: &str = "flavor-ci.yaml";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct Settings {
+    /// Where the flavor directories are, relative to the repository root.
+    #[serde(deserialize_with = "lenient::text")]
+    pub flavors_dir: String,
+    /// Directory names under `flavors-dir` that are not flavors.
+    #[serde(deserialize_with = "lenient::text_list")]
+    pub exclude: Vec<String>,
+    #[serde(deserialize_with = "lenient::mapping")]
+    pub batch: BatchSettings,
+    #[serde(deserialize_with = "lenient::mapping")]
+    pub build: BuildSettings,
+    /// Per-flavor overrides and dependencies, by flavor name.
+    #[serde(deserialize_with = "lenient::mapping_of")]
+    pub flavors: IndexMap<String, FlavorSettings>,
+    #[serde(deserialize_with = "lenient::mapping")]
+    pub ci: VariantSettings,
+    #[serde(deserialize_with = "lenient::mapping")]
+    pub release: ReleaseSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            flavors_dir: "flavors".into(),
+            exclude: vec!["__pycache__".into()],
+            batch: BatchSettings::default(),
+            build: BuildSettings::default(),
+            flavors: IndexMap::new(),
+            ci: VariantSettings::default(),
+            release: ReleaseSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BatchShape {
+    #[default]
+    BuildGraph,
+    BuildList,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct BatchSettings {
+    pub shape: BatchShape,
+    #[serde(deserialize_with = "lenient::flag")]
+    pub fast_fail: bool,
+    /// Let the batch succeed when a build fails (per flavor in `flavors.<name>`).
+    #[serde(deserialize_with = "lenient::flag")]
+    pub ignore_failure: bool,
+    /// The project's maximum number of builds per batch.
+    #[serde(deserialize_with = "lenient::count")]
+    pub max_builds: u32,
+    /// How flavor names become build identifiers; `exasol-ci-setup` keeps the identifiers of
+    /// the tool this one replaces.
+    #[serde(skip_serializing_if = "IdentifierStyle::is_standard")]
+    pub identifier_style: IdentifierStyle,
+}
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        Self {
+            shape: BatchShape::BuildGraph,
+            fast_fail: false,
+            ignore_failure: false,
+            max_builds: 100,
+            identifier_style: IdentifierStyle::Standard,
+        }
+    }
+}
+
+/// Build settings shared by every flavor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct BuildSettings {
+    #[serde(deserialize_with = "lenient::text")]
+    pub compute_type: String,
+    #[serde(
+        deserialize_with = "lenient::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub image: Option<String>,
+    #[serde(deserialize_with = "lenient::flag")]
+    pub privileged_mode: bool,
+    #[serde(
+        deserialize_with = "lenient::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub environment_type: Option<String>,
+    #[serde(
+        deserialize_with = "lenient::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub fleet: Option<String>,
+    #[serde(deserialize_with = "lenient::text")]
+    pub shell: String,
+    #[serde(
+        deserialize_with = "lenient::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub run_as: Option<String>,
+    #[serde(deserialize_with = "lenient::text_map")]
+    pub variables: IndexMap<String, String>,
+    #[serde(deserialize_with = "lenient::text_map")]
+    pub parameter_store: IndexMap<String, String>,
+    /// `NAME: secret-id:json-key[:version-stage[:version-id]]`, e.g. the Docker Hub secret.
+    #[serde(deserialize_with = "lenient::text_map")]
+    pub secrets_manager: IndexMap<String, String>,
+    #[serde(deserialize_with = "lenient::text_list")]
+    pub exported_variables: Vec<String>,
+    #[serde(
+        deserialize_with = "lenient::opt_flag",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub git_credential_helper: Option<bool>,
+    #[serde(deserialize_with = "lenient::text_map")]
+    pub runtime_versions: IndexMap<String, String>,
+    #[serde(deserialize_with = "lenient::mapping")]
+    pub phases: PhaseSet,
+    #[serde(
+        deserialize_with = "lenient::opt_mapping",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub artifacts: Option<ArtifactSettings>,
+    #[serde(
+        deserialize_with = "lenient::opt_mapping",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cache: Option<CacheSettings>,
+    #[serde(deserialize_with = "lenient::mapping_of")]
+    pub reports: IndexMap<String, ReportSettings>,
+}
+
+impl Default for BuildSettings {
+    fn default() -> Self {
+        Self {
+            compute_type: "BUILD_GENERAL1_MEDIUM".into(),
+            image: None,
+            privileged_mode: true,
+            environment_type: None,
+            fleet: None,
+            shell: "bash".into(),
+            run_as: None,
+            variables: IndexMap::new(),
+            parameter_store: IndexMap::new(),
+            secrets_manager: IndexMap::new(),
+            exported_variables: Vec::new(),
+            git_credential_helper: None,
+            runtime_versions: IndexMap::new(),
+            phases: PhaseSet::default(),
+            artifacts: None,
+            cache: None,
+            reports: IndexMap::new(),
+        }
+    }
+}
+
+/// Commands per phase; a variant's phase replaces the shared phase of the same name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct PhaseSet {
+    #[serde(
+        deserialize_with = "lenient::opt_mapping",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub install: Option<PhaseSettings>,
+    #[serde(
+        alias = "pre_build",
+        deserialize_with = "lenient::opt_mapping",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pre_build: Option<PhaseSettings>,
+    #[serde(
+        deserialize_with = "lenient::opt_mapping",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub build: Option<PhaseSettings>,
+    #[serde(
+        alias = "post_build",
+        deserialize_with = "lenient::opt_mapping",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub post_build: Option<PhaseSettings>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct PhaseSettings {
+    #[serde(deserialize_with = "lenient::text_list")]
+    pub commands: Vec<String>,
+    #[serde(
+        deserialize_with = "lenient::text_list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub finally: Vec<String>,
+    #[serde(
+        deserialize_with = "lenient::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub on_failure: Option<String>,
+    #[serde(
+        deserialize_with = "lenient::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub run_as: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct ArtifactSettings {
+    #[serde(deserialize_with = "lenient::text_list")]
+    pub files: Vec<String>,
+    #[serde(
+        deserialize_with = "lenient::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub name: Option<String>,
+    #[serde(
+        deserialize_with = "lenient::opt_flag",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub discard_paths: Option<bool>,
+    #[serde(
+        deserialize_with = "lenient::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub base_directory: Option<String>,
+    #[serde(
+        deserialize_with = "lenient::text_list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub exclude_paths: Vec<String>,
+    #[serde(
+        deserialize_with = "lenient::opt_flag",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub enable_symlinks: Option<bool>,
+    #[serde(
+        deserialize_with = "lenient::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub s3_prefix: Option<String>,
+    #[serde(
+        deserialize_with = "lenient::mapping_of",
+        skip_serializing_if = "IndexMap::is_empty"
+    )]
+    pub secondary_artifacts: IndexMap<String, ArtifactSettings>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct CacheSettings {
+    #[serde(deserialize_with = "lenient::text_list")]
+    pub paths: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct ReportSettings {
+    #[serde(deserialize_with = "lenient::text_list")]
+    pub files: Vec<String>,
+    #[serde(
+        deserialize_with = "lenient::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub base_directory: Option<String>,
+    #[serde(
+        deserialize_with = "lenient::opt_flag",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub discard_paths: Option<bool>,
+    #[serde(
+        deserialize_with = "lenient::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub file_format: Option<String>,
+}
+
+/// Overrides for one flavor's build.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct FlavorSettings {
+    #[serde(
+        deserialize_with = "lenient::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub compute_type: Option<String>,
+    #[serde(
+        deserialize_with = "lenient::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub image: Option<String>,
+    #[serde(
+        deserialize_with = "lenient::opt_flag",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub privileged_mode: Option<bool>,
+    #[serde(
+        deserialize_with = "lenient::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub environment_type: Option<String>,
+    #[serde(
+        deserialize_with = "lenient::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub fleet: Option<String>,
+    #[serde(
+        deserialize_with = "lenient::text_map",
+        skip_serializing_if = "IndexMap::is_empty"
+    )]
+    pub variables: IndexMap<String, String>,
+    /// Flavors that must build before this one (build-graph only).
+    #[serde(
+        deserialize_with = "lenient::text_list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub depend_on: Vec<String>,
+    #[serde(
+        deserialize_with = "lenient::opt_flag",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ignore_failure: Option<bool>,
+}
+
+/// What the CI variant adds to the shared build settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct VariantSettings {
+    #[serde(deserialize_with = "lenient::text_map")]
+    pub variables: IndexMap<String, String>,
+    #[serde(deserialize_with = "lenient::mapping")]
+    pub phases: PhaseSet,
+    /// Replaces `build.artifacts` for this variant.
+    #[serde(
+        deserialize_with = "lenient::opt_mapping",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub artifacts: Option<ArtifactSettings>,
+    /// Where the tasks find a separate build buildspec (a repository path or an S3 ARN).
+    /// Unset: the batch buildspec carries the phases itself and every task runs it.
+    #[serde(
+        deserialize_with = "lenient::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub build_buildspec: Option<String>,
+}
+
+/// The release variant: passes `RELEASE_ID` and `DRY_RUN` to every build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct ReleaseSettings {
+    #[serde(deserialize_with = "lenient::flag")]
+    pub enabled: bool,
+    #[serde(deserialize_with = "lenient::text")]
+    pub release_id: String,
+    #[serde(deserialize_with = "lenient::flag")]
+    pub dry_run: bool,
+    /// How `DRY_RUN` is written for each value of `dry-run`, e.g. `--dry-run` and
+    /// `--no-dry-run` for a command that takes a flag.
+    #[serde(
+        deserialize_with = "lenient::mapping",
+        skip_serializing_if = "DryRunValues::is_default"
+    )]
+    pub dry_run_values: DryRunValues,
+    #[serde(deserialize_with = "lenient::text_map")]
+    pub variables: IndexMap<String, String>,
+    #[serde(deserialize_with = "lenient::mapping")]
+    pub phases: PhaseSet,
+    /// Replaces `build.artifacts` for this variant.
+    #[serde(
+        deserialize_with = "lenient::opt_mapping",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub artifacts: Option<ArtifactSettings>,
+    #[serde(
+        deserialize_with = "lenient::opt_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub build_buildspec: Option<String>,
+}
+
+impl Default for ReleaseSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            release_id: String::new(),
+            dry_run: true,
+            dry_run_values: DryRunValues::default(),
+            variables: IndexMap::new(),
+            phases: PhaseSet::default(),
+            artifacts: None,
+            build_buildspec: None,
+        }
+    }
+}
+
+/// The text `DRY_RUN` gets for `release.dry-run: true` and `false`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DryRunValues {
+    #[serde(rename = "true", deserialize_with = "lenient::text")]
+    pub when_true: String,
+    #[serde(rename = "false", deserialize_with = "lenient::text")]
+    pub when_false: String,
+}
+
+impl Default for DryRunValues {
+    fn default() -> Self {
+        Self {
+            when_true: "true".into(),
+            when_false: "false".into(),
+        }
+    }
+}
+
+impl DryRunValues {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl ReleaseSettings {
+    /// The value release builds get as `DRY_RUN`.
+    pub fn dry_run_text(&self) -> &str {
+        if self.dry_run {
+            &self.dry_run_values.when_true
+        } else {
+            &self.dry_run_values.when_false
+        }
+    }
+}
+
+/// One problem with the settings, located by key path and (for files) line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingsProblem {
+    pub path: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for SettingsProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(line) = self.line {
+            write!(f, "line {line}: ")?;
+        }
+        // Keys and names come from the user: invisible characters are shown escaped.
+        let message = crate::text::shown(&self.message);
+        if self.path.is_empty() {
+            write!(f, "{message}")
+        } else {
+            write!(f, "{}: {message}", crate::text::shown(&self.path))
+        }
+    }
+}
+
+/// Every problem found in a settings document.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct SettingsError(pub Vec<SettingsProblem>);
+
+impl fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        crate::write_lines(f, &self.0)
+    }
+}
