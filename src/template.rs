@@ -14,9 +14,8 @@ pub const BUILDSPECS_TYPE: &str = "Custom::Buildspecs";
 
 /// Reads a template (YAML or JSON) into CloudFormation's JSON form: `!Ref X` becomes
 /// `{"Ref": "X"}`, `!GetAtt A.B` `{"Fn::GetAtt": ["A", "B"]}`, `!Sub …` `{"Fn::Sub": …}`.
-pub fn read(text: &str) -> Result<Value, String> {
-    let node = yaml::read(text).map_err(|e| e.to_string())?;
-    Ok(to_json(&node))
+pub fn read(text: &str) -> Result<Value, yaml::ReadError> {
+    Ok(to_json(&yaml::read(text)?))
 }
 
 /// Whether `value` looks like a CloudFormation template.

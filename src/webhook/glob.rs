@@ -16,6 +16,19 @@ enum Token {
     Dirs,
 }
 
+/// Why a pattern cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GlobError {
+    #[error("an empty pattern matches nothing; remove it")]
+    Empty,
+    /// One pattern of a list, by its text.
+    #[error("pattern {pattern:?}: {source}")]
+    InList {
+        pattern: String,
+        source: Box<GlobError>,
+    },
+}
+
 /// A parsed glob pattern.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Glob {
@@ -25,10 +38,10 @@ pub struct Glob {
 
 impl Glob {
     /// Parses `text`; an empty pattern is an error.
-    pub fn new(text: &str) -> Result<Self, String> {
+    pub fn new(text: &str) -> Result<Self, GlobError> {
         let trimmed = text.trim();
         if trimmed.is_empty() {
-            return Err("an empty pattern matches nothing; remove it".into());
+            return Err(GlobError::Empty);
         }
         let body = trimmed.strip_suffix('/').unwrap_or(trimmed);
         let mut tokens = Vec::with_capacity(body.len());
@@ -58,10 +71,15 @@ impl Glob {
     }
 
     /// Parses a comma- or newline-separated list; blank entries are skipped.
-    pub fn list(text: &str) -> Result<Vec<Self>, String> {
+    pub fn list(text: &str) -> Result<Vec<Self>, GlobError> {
         text.split([',', '\n'])
             .filter(|p| !p.trim().is_empty())
-            .map(|p| Self::new(p).map_err(|e| format!("pattern {:?}: {e}", p.trim())))
+            .map(|p| {
+                Self::new(p).map_err(|e| GlobError::InList {
+                    pattern: p.trim().to_owned(),
+                    source: Box::new(e),
+                })
+            })
             .collect()
     }
 

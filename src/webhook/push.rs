@@ -58,23 +58,37 @@ pub struct Repository {
     pub full_name: String,
 }
 
+/// Why a push payload cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    /// A field has the wrong type or is missing (`path` is `None` for the payload as a whole).
+    #[error("{}", match path {
+        Some(path) => format!("the push payload's `{path}` is not valid: {message}"),
+        None => format!("the push payload is not valid: {message}"),
+    })]
+    Field {
+        path: Option<String>,
+        message: String,
+    },
+    #[error("the push payload's `after` is {0:?}, not a commit id")]
+    NotACommit(String),
+    #[error("the push payload's `repository.full_name` is {0:?}, not `owner/name`")]
+    NotARepository(String),
+}
+
 impl Push {
     /// Parses a push payload; the error names the field that is wrong.
-    pub fn from_json(body: &[u8]) -> Result<Self, String> {
+    pub fn from_json(body: &[u8]) -> Result<Self, PayloadError> {
         let de = &mut serde_json::Deserializer::from_slice(body);
         let push: Self = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
-            if path == "." {
-                format!("the push payload is not valid: {}", e.inner())
-            } else {
-                format!("the push payload's `{path}` is not valid: {}", e.inner())
+            PayloadError::Field {
+                path: (path != ".").then_some(path),
+                message: e.inner().to_string(),
             }
         })?;
         if !is_object_id(&push.after) {
-            return Err(format!(
-                "the push payload's `after` is {:?}, not a commit id",
-                push.after
-            ));
+            return Err(PayloadError::NotACommit(push.after));
         }
         let name_ok = |part: &str| {
             !part.is_empty()
@@ -86,10 +100,7 @@ impl Push {
         };
         let parts: Vec<&str> = push.repository.full_name.split('/').collect();
         if parts.len() != 2 || !parts.iter().all(|p| name_ok(p)) {
-            return Err(format!(
-                "the push payload's `repository.full_name` is {:?}, not `owner/name`",
-                push.repository.full_name
-            ));
+            return Err(PayloadError::NotARepository(push.repository.full_name));
         }
         Ok(push)
     }

@@ -44,24 +44,32 @@ fn flavors() -> FlavorSet {
 
 #[test]
 fn payload_errors_name_the_field() {
-    let err = Push::from_json(b"{\"ref\": 5}").unwrap_err();
+    let err = Push::from_json(b"{\"ref\": 5}").unwrap_err().to_string();
     assert!(err.contains("`ref`"), "{err}");
-    let err = Push::from_json(b"[]").unwrap_err();
+    let err = Push::from_json(b"[]").unwrap_err().to_string();
     assert!(err.contains("not valid"), "{err}");
     let body =
         json!({"ref": "refs/heads/main", "after": "HEAD", "repository": {"full_name": "a/b"}});
-    let err = Push::from_json(body.to_string().as_bytes()).unwrap_err();
+    let err = Push::from_json(body.to_string().as_bytes())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("not a commit id"), "{err}");
     let body = json!({"ref": "refs/heads/main", "after": B, "repository": {"full_name": "ab"}});
-    let err = Push::from_json(body.to_string().as_bytes()).unwrap_err();
+    let err = Push::from_json(body.to_string().as_bytes())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("owner/name"), "{err}");
     for bad in ["a/../b", "../b", "a/b c", "a/"] {
         let body = json!({"ref": "refs/heads/main", "after": B, "repository": {"full_name": bad}});
-        let err = Push::from_json(body.to_string().as_bytes()).unwrap_err();
+        let err = Push::from_json(body.to_string().as_bytes())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("owner/name"), "{bad}: {err}");
     }
     let body = json!({"ref": "refs/heads/main", "after": B, "commits": [{"added": "x"}], "repository": {"full_name": "a/b"}});
-    let err = Push::from_json(body.to_string().as_bytes()).unwrap_err();
+    let err = Push::from_json(body.to_string().as_bytes())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("commits[0].added"), "{err}");
 }
 

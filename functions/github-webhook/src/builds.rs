@@ -20,12 +20,22 @@ pub(crate) struct BatchRequest {
     pub(crate) idempotency_token: String,
 }
 
+/// Why a batch did not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum StartError {
+    /// CodeBuild refused or failed: its code and message, and a hint.
+    #[error("{0}")]
+    Refused(String),
+    #[error("CodeBuild answered without a batch build id")]
+    NoBatchId,
+}
+
 pub(crate) trait Builds: Send + Sync + fmt::Debug + 'static {
     /// Starts the batch; returns its id.
     fn start_batch(
         &self,
         request: &BatchRequest,
-    ) -> impl Future<Output = Result<String, String>> + Send;
+    ) -> impl Future<Output = Result<String, StartError>> + Send;
 }
 
 #[derive(Debug, Clone)]
@@ -43,7 +53,7 @@ impl CodeBuild {
 }
 
 impl Builds for CodeBuild {
-    async fn start_batch(&self, request: &BatchRequest) -> Result<String, String> {
+    async fn start_batch(&self, request: &BatchRequest) -> Result<String, StartError> {
         let out = self
             .client
             .get()
@@ -68,12 +78,12 @@ impl Builds for CodeBuild {
                     }
                     _ => "",
                 };
-                flavor_ci_aws::sdk_error_message(&e, hint)
+                StartError::Refused(flavor_ci_aws::sdk_error_message(&e, hint))
             })?;
         out.build_batch()
             .and_then(|b| b.id())
             .map(str::to_owned)
-            .ok_or_else(|| "CodeBuild answered without a batch build id".to_owned())
+            .ok_or(StartError::NoBatchId)
     }
 }
 
@@ -91,9 +101,9 @@ pub(crate) mod recording {
     }
 
     impl Builds for Recording {
-        async fn start_batch(&self, request: &BatchRequest) -> Result<String, String> {
+        async fn start_batch(&self, request: &BatchRequest) -> Result<String, StartError> {
             if let Some(e) = &self.fail {
-                return Err(e.clone());
+                return Err(StartError::Refused(e.clone()));
             }
             let mut started = self.started.lock().unwrap();
             started.push(request.clone());

@@ -27,12 +27,17 @@ pub(crate) struct Config {
     pub(crate) secret_ttl: Duration,
 }
 
+/// Every problem with the function's environment, each naming the variable and the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.join("; "))]
+pub(crate) struct ConfigError(pub(crate) Vec<String>);
+
 impl Config {
-    pub(crate) fn from_env() -> Result<Self, String> {
+    pub(crate) fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
-    pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+    pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut problems = Vec::new();
         let optional = |name: &str| {
             get(name)
@@ -96,7 +101,7 @@ impl Config {
             ));
         }
         if !problems.is_empty() {
-            return Err(problems.join("; "));
+            return Err(ConfigError(problems));
         }
         Ok(Self {
             bucket,
@@ -142,7 +147,7 @@ mod tests {
 
     use super::*;
 
-    fn config(vars: &[(&str, &str)]) -> Result<Config, String> {
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let map: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -196,7 +201,7 @@ mod tests {
             "http://user@127.0.0.1",
             "http://localhost.evil.com",
         ] {
-            let err = with(bad).unwrap_err();
+            let err = with(bad).unwrap_err().to_string();
             assert!(err.contains("is not an https URL"), "{bad}: {err}");
         }
     }
@@ -208,7 +213,8 @@ mod tests {
             ("GITHUB_API_URL", "ftp://x"),
             ("GITHUB_REPOSITORY", "acme"),
         ])
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         for part in [
             "FLAVOR_CI_BUCKET is not set",
             "FLAVOR_CI_SETTINGS_KEY is not set",

@@ -27,7 +27,7 @@ const BUDGET: Duration = Duration::from_secs(8);
 /// Everything a request needs; built once per process.
 #[derive(Debug)]
 pub(crate) struct Deps<S, B, K> {
-    pub(crate) config: Result<Config, String>,
+    pub(crate) config: Result<Config, crate::config::ConfigError>,
     pub(crate) store: S,
     pub(crate) builds: B,
     pub(crate) webhook_secrets: Cached<K, Vec<Vec<u8>>>,
@@ -311,7 +311,7 @@ mod tests {
     struct Fixed(&'static str);
 
     impl SecretSource for Fixed {
-        async fn fetch(&self, _id: &str) -> Result<String, String> {
+        async fn fetch(&self, _id: &str) -> Result<String, crate::secrets::SecretProblem> {
             Ok(self.0.into())
         }
     }
@@ -321,8 +321,8 @@ mod tests {
     struct Refusing;
 
     impl SecretSource for Refusing {
-        async fn fetch(&self, _id: &str) -> Result<String, String> {
-            Err("AccessDeniedException: User: arn:aws:sts::123456789012:assumed-role/x is not authorized to perform secretsmanager:GetSecretValue on arn:aws:secretsmanager:us-east-1:123456789012:secret:webhook-AbCdEf".into())
+        async fn fetch(&self, _id: &str) -> Result<String, crate::secrets::SecretProblem> {
+            Err(crate::secrets::SecretProblem::Fetch("AccessDeniedException: User: arn:aws:sts::123456789012:assumed-role/x is not authorized to perform secretsmanager:GetSecretValue on arn:aws:secretsmanager:us-east-1:123456789012:secret:webhook-AbCdEf".into()))
         }
     }
 
@@ -422,8 +422,9 @@ mod tests {
         assert!(body.get("requestId").is_some(), "{text}");
         // A misconfigured function names no environment value either.
         let mut broken = deps_with(Fixed(SECRET));
-        Arc::get_mut(&mut broken).unwrap().config =
-            Err("FLAVOR_CI_ROOT \"secret-bucket/private\" must end with `/`".into());
+        Arc::get_mut(&mut broken).unwrap().config = Err(crate::config::ConfigError(vec![
+            "FLAVOR_CI_ROOT \"secret-bucket/private\" must end with `/`".into(),
+        ]));
         let (status, body) = call(&broken, signed("push", "application/json", "{}")).await;
         assert_eq!(status, 500);
         let text = body.to_string();

@@ -33,7 +33,7 @@ where
     B: Builds,
     K: SecretSource,
 {
-    let push = Push::from_json(payload).map_err(|e| Reply::error(400, e))?;
+    let push = Push::from_json(payload).map_err(|e| Reply::error(400, e.to_string()))?;
     let repo = push.repository.full_name.clone();
     let expected = &config.repository;
     if !expected.eq_ignore_ascii_case(&repo) {

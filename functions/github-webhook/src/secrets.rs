@@ -23,7 +23,7 @@ pub(crate) const WEBHOOK_SECRET_REFRESH: Duration = Duration::from_secs(60);
 /// Where secret values come from.
 pub(crate) trait SecretSource: Send + Sync + fmt::Debug + 'static {
     /// The current value of the secret `id` (an ARN or a name).
-    fn fetch(&self, id: &str) -> impl Future<Output = Result<String, String>> + Send;
+    fn fetch(&self, id: &str) -> impl Future<Output = Result<String, SecretProblem>> + Send;
 }
 
 /// Secrets Manager.
@@ -42,7 +42,7 @@ impl SecretsManager {
 }
 
 impl SecretSource for SecretsManager {
-    async fn fetch(&self, id: &str) -> Result<String, String> {
+    async fn fetch(&self, id: &str) -> Result<String, SecretProblem> {
         let out = self
             .client
             .get()
@@ -64,11 +64,11 @@ impl SecretSource for SecretsManager {
                     }
                     _ => "",
                 };
-                flavor_ci_aws::sdk_error_message(&e, hint)
+                SecretProblem::Fetch(flavor_ci_aws::sdk_error_message(&e, hint))
             })?;
         out.secret_string()
             .map(str::to_owned)
-            .ok_or_else(|| "the secret has no string value; store it as text".to_owned())
+            .ok_or(SecretProblem::NotText)
     }
 }
 
@@ -84,7 +84,7 @@ struct State<T> {
 pub(crate) struct Cached<S, T> {
     source: Arc<S>,
     id: String,
-    parse: fn(&str) -> Result<T, String>,
+    parse: fn(&str) -> Result<T, SecretProblem>,
     ttl: Duration,
     min_refresh: Duration,
     state: Mutex<State<T>>,
@@ -92,17 +92,38 @@ pub(crate) struct Cached<S, T> {
 
 /// A failure to read a secret; never contains the value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cannot read the secret {id}: {message}")]
+#[error("cannot read the secret {id}: {problem}")]
 pub(crate) struct SecretError {
     pub(crate) id: String,
-    pub(crate) message: String,
+    pub(crate) problem: SecretProblem,
+}
+
+/// What went wrong with a secret: Secrets Manager's answer, or a value that is not what the
+/// function needs. Never contains the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum SecretProblem {
+    /// Secrets Manager did not give the value: its code and message, and a hint.
+    #[error("{0}")]
+    Fetch(String),
+    #[error("the secret has no string value; store it as text")]
+    NotText,
+    #[error(
+        "the value starts with `[` but is not a JSON list of strings ({0}); store one secret, or a list such as [\"new\", \"old\"]"
+    )]
+    NotAList(String),
+    #[error("the list of webhook secrets is empty or holds an empty secret")]
+    EmptyInList,
+    #[error("the webhook secret is empty; store the secret GitHub signs with")]
+    Empty,
+    #[error("the value is not a GitHub token; store the token alone")]
+    NotAToken,
 }
 
 impl<S: SecretSource, T> Cached<S, T> {
     pub(crate) fn new(
         source: Arc<S>,
         id: String,
-        parse: fn(&str) -> Result<T, String>,
+        parse: fn(&str) -> Result<T, SecretProblem>,
         ttl: Duration,
     ) -> Self {
         Self {
@@ -168,9 +189,9 @@ impl<S: SecretSource, T> Cached<S, T> {
     }
 
     async fn load(&self, state: &mut State<T>) -> Result<Arc<T>, SecretError> {
-        let error = |message: String| SecretError {
+        let error = |problem: SecretProblem| SecretError {
             id: self.id.clone(),
-            message,
+            problem,
         };
         let text = self.source.fetch(&self.id).await.map_err(error)?;
         let value = Arc::new((self.parse)(&text).map_err(error)?);
@@ -182,27 +203,26 @@ impl<S: SecretSource, T> Cached<S, T> {
 
 /// The accepted webhook secrets: the value itself, or, while a secret is being rotated, a JSON
 /// list of secrets (`["new", "old"]`), each of which is accepted.
-pub(crate) fn webhook_secrets(text: &str) -> Result<Vec<Vec<u8>>, String> {
+pub(crate) fn webhook_secrets(text: &str) -> Result<Vec<Vec<u8>>, SecretProblem> {
     if text.trim_start().starts_with('[') {
-        let list: Vec<String> = serde_json::from_str(text).map_err(|e| {
-            format!("the value starts with `[` but is not a JSON list of strings ({e}); store one secret, or a list such as [\"new\", \"old\"]")
-        })?;
+        let list: Vec<String> =
+            serde_json::from_str(text).map_err(|e| SecretProblem::NotAList(e.to_string()))?;
         if list.is_empty() || list.iter().any(String::is_empty) {
-            return Err("the list of webhook secrets is empty or holds an empty secret".into());
+            return Err(SecretProblem::EmptyInList);
         }
         return Ok(list.into_iter().map(String::into_bytes).collect());
     }
     if text.is_empty() {
-        return Err("the webhook secret is empty; store the secret GitHub signs with".into());
+        return Err(SecretProblem::Empty);
     }
     Ok(vec![text.as_bytes().to_vec()])
 }
 
 /// A GitHub token: the value with surrounding whitespace removed.
-pub(crate) fn github_token(text: &str) -> Result<String, String> {
+pub(crate) fn github_token(text: &str) -> Result<String, SecretProblem> {
     let token = text.trim();
     if token.is_empty() || token.contains(char::is_whitespace) {
-        return Err("the value is not a GitHub token; store the token alone".into());
+        return Err(SecretProblem::NotAToken);
     }
     Ok(token.to_owned())
 }
@@ -219,7 +239,7 @@ mod tests {
     }
 
     impl SecretSource for Counting {
-        async fn fetch(&self, _id: &str) -> Result<String, String> {
+        async fn fetch(&self, _id: &str) -> Result<String, SecretProblem> {
             let n = self.calls.fetch_add(1, Ordering::SeqCst);
             Ok(format!("secret-{n}"))
         }
@@ -288,7 +308,12 @@ mod tests {
             webhook_secrets(r#"["new", "old"]"#).unwrap(),
             [b"new".to_vec(), b"old".to_vec()]
         );
-        assert!(webhook_secrets("[new").unwrap_err().contains("JSON list"));
+        assert!(
+            webhook_secrets("[new")
+                .unwrap_err()
+                .to_string()
+                .contains("JSON list")
+        );
         assert!(webhook_secrets("[]").is_err());
         assert!(webhook_secrets("").is_err());
         assert_eq!(github_token("ghp_abc\n").unwrap(), "ghp_abc");
