@@ -1,12 +1,10 @@
 //! A GitHub `push` delivery: what was pushed, where it goes, and which flavors it rebuilds.
 
-use std::collections::BTreeSet;
-
 use serde::Deserialize;
 
 use super::glob::Glob;
-use crate::flavors::{FlavorSet, is_candidate};
-use crate::generate::with_dependents;
+use crate::flavors::FlavorSet;
+use crate::selection::Changes;
 use crate::settings::Settings;
 
 /// GitHub lists at most this many commits in a push; a longer push is cut short.
@@ -105,6 +103,41 @@ impl Push {
         Ok(push)
     }
 
+    /// What the push changed: the paths its commits list, or why that list cannot be trusted
+    /// (a new branch or tag, a forced push, a list cut short or empty).
+    pub fn changes(&self) -> Changes {
+        if self.created {
+            let what = if self.git_ref.starts_with("refs/tags/") {
+                "a new tag"
+            } else {
+                "a new branch"
+            };
+            return Changes::Unknown(format!("{what}: building every flavor"));
+        }
+        if self.forced {
+            return Changes::Unknown("a forced push: building every flavor".into());
+        }
+        if self.commits.len() >= MAX_LISTED_COMMITS {
+            return Changes::Unknown(format!(
+                "the push lists {} commits, the most GitHub sends, so its changes may be incomplete: building every flavor",
+                self.commits.len()
+            ));
+        }
+        if self.commits.is_empty() {
+            return Changes::Unknown(
+                "the push lists no commits, so its changes are unknown: building every flavor"
+                    .into(),
+            );
+        }
+        Changes::Paths(
+            self.commits
+                .iter()
+                .flat_map(|c| c.added.iter().chain(&c.removed).chain(&c.modified))
+                .cloned()
+                .collect(),
+        )
+    }
+
     /// True for a push that deleted its ref.
     pub fn is_deletion(&self) -> bool {
         self.deleted || self.after.bytes().all(|b| b == b'0')
@@ -193,54 +226,11 @@ pub fn route(push: &Push, routing: &Routing) -> Route {
     }
 }
 
-/// A flavor reached through a link, and the repository paths its content lives under.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkedFlavor {
-    pub flavor: String,
-    /// The directory the link resolves to, or the submodule it points into.
-    pub path: String,
-}
+pub use crate::selection::{LinkedFlavor, Selection};
 
-/// Which flavors a push builds, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Selection {
-    All {
-        reason: String,
-    },
-    Some {
-        flavors: Vec<String>,
-        reason: String,
-    },
-    Nothing {
-        reason: String,
-    },
-}
-
-impl Selection {
-    pub fn reason(&self) -> &str {
-        match self {
-            Selection::All { reason }
-            | Selection::Some { reason, .. }
-            | Selection::Nothing { reason } => reason,
-        }
-    }
-}
-
-/// Up to three items, then how many more.
-fn some_of(items: &BTreeSet<String>) -> String {
-    let shown: Vec<&str> = items.iter().take(3).map(String::as_str).collect();
-    let more = items.len().saturating_sub(3);
-    if more > 0 {
-        format!("{} and {more} more", shown.join(", "))
-    } else {
-        shown.join(", ")
-    }
-}
-
-/// Decides which flavors `push` rebuilds. A change under `<flavors-dir>/<name>/` (or under a
-/// linked flavor's target) selects that flavor and its dependents; a change matching `ignored`
-/// selects nothing; any other change, a created branch, a forced push, or a commit list that
-/// may be incomplete selects every flavor.
+/// Decides which flavors `push` rebuilds: the paths its commits list (see
+/// [`Push::changes`]), chosen from as every way a build starts chooses
+/// ([`crate::selection::select`]).
 pub fn select(
     push: &Push,
     settings: &Settings,
@@ -248,130 +238,7 @@ pub fn select(
     links: &[LinkedFlavor],
     ignored: &[Glob],
 ) -> Selection {
-    if push.created {
-        let what = if push.git_ref.starts_with("refs/tags/") {
-            "a new tag"
-        } else {
-            "a new branch"
-        };
-        return Selection::All {
-            reason: format!("{what}: building every flavor"),
-        };
-    }
-    if push.forced {
-        return Selection::All {
-            reason: "a forced push: building every flavor".into(),
-        };
-    }
-    if push.commits.len() >= MAX_LISTED_COMMITS {
-        return Selection::All {
-            reason: format!(
-                "the push lists {} commits, the most GitHub sends, so its changes may be incomplete: building every flavor",
-                push.commits.len()
-            ),
-        };
-    }
-    if push.commits.is_empty() {
-        return Selection::All {
-            reason: "the push lists no commits, so its changes are unknown: building every flavor"
-                .into(),
-        };
-    }
-    let dir = settings.flavors_dir.trim_matches('/');
-    let dir = if dir == "." { "" } else { dir };
-    let mut changed: BTreeSet<String> = BTreeSet::new();
-    let mut ignored_paths: BTreeSet<String> = BTreeSet::new();
-    let mut gone: BTreeSet<String> = BTreeSet::new();
-    let mut other: BTreeSet<String> = BTreeSet::new();
-    let paths: BTreeSet<&str> = push
-        .commits
-        .iter()
-        .flat_map(|c| c.added.iter().chain(&c.removed).chain(&c.modified))
-        .map(String::as_str)
-        .collect();
-    for path in paths {
-        if ignored.iter().any(|g| g.matches_path(path)) {
-            ignored_paths.insert(path.into());
-            continue;
-        }
-        let mut hit = false;
-        for link in links {
-            if under(path, &link.path) {
-                changed.insert(link.flavor.clone());
-                hit = true;
-            }
-        }
-        let in_dir = if dir.is_empty() {
-            Some(path)
-        } else {
-            path.strip_prefix(dir)
-                .and_then(|rest| rest.strip_prefix('/'))
-        };
-        if let Some((name, inside)) = in_dir.map(|rest| {
-            rest.split_once('/')
-                .map_or((rest, false), |(n, _)| (n, true))
-        }) {
-            if flavors.get(name).is_some() {
-                changed.insert(name.into());
-                continue;
-            }
-            // The directory of a flavor that no longer exists: nothing to build for it.
-            if inside && is_candidate(name, &settings.exclude) {
-                gone.insert(name.into());
-                continue;
-            }
-        }
-        if !hit {
-            other.insert(path.into());
-        }
-    }
-    if !other.is_empty() {
-        return Selection::All {
-            reason: format!(
-                "{} changed outside the flavor directories: building every flavor",
-                some_of(&other)
-            ),
-        };
-    }
-    if changed.is_empty() {
-        let mut parts = Vec::new();
-        if !ignored_paths.is_empty() {
-            parts.push(format!(
-                "only ignored paths changed ({})",
-                some_of(&ignored_paths)
-            ));
-        }
-        if !gone.is_empty() {
-            parts.push(format!("removed flavors changed ({})", some_of(&gone)));
-        }
-        return Selection::Nothing {
-            reason: format!("{}: nothing to build", parts.join("; ")),
-        };
-    }
-    let direct: Vec<String> = changed.iter().cloned().collect();
-    let all = with_dependents(settings, flavors, &direct);
-    let dependents: BTreeSet<String> = all
-        .iter()
-        .filter(|f| !changed.contains(*f))
-        .cloned()
-        .collect();
-    let mut reason = format!("changes under the flavors {}", some_of(&changed));
-    if !dependents.is_empty() {
-        reason.push_str(&format!(
-            ", and the flavors that depend on them ({})",
-            some_of(&dependents)
-        ));
-    }
-    Selection::Some {
-        flavors: all,
-        reason,
-    }
-}
-
-/// Whether `path` is `dir` or lies under it.
-fn under(path: &str, dir: &str) -> bool {
-    path.strip_prefix(dir)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    crate::selection::select(&push.changes(), settings, flavors, links, ignored)
 }
 
 /// The repository path a symbolic link at `link` with target `target` points to, or `None`

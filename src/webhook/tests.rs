@@ -153,7 +153,15 @@ fn changes_in_flavor_directories_select_those_flavors_and_their_dependents() {
         sel,
         Selection::Some {
             flavors: vec!["base".into(), "r-4.4".into(), "standard".into()],
-            reason: "changes under the flavors base, r-4.4, and the flavors that depend on them (standard)".into()
+            reason: "changes under the flavors base, r-4.4, and the flavors that depend on them (standard)".into(),
+            why: [
+                ("base", "flavors/base/Dockerfile changed"),
+                ("r-4.4", "flavors/r-4.4/x changed"),
+                ("standard", "depends on base"),
+            ]
+            .into_iter()
+            .map(|(f, w)| (f.to_owned(), w.to_owned()))
+            .collect(),
         }
     );
 }

@@ -13,6 +13,7 @@ use flavor_ci::validate::{self, Limits, Severity};
 
 mod ops;
 mod outputs;
+mod plan;
 
 /// Exit status: the input (flavors, settings or a buildspec) has problems.
 const EXIT_INVALID: u8 = 1;
@@ -44,6 +45,10 @@ enum Command {
     Validate(ValidateArgs),
     /// List the repository's flavors with their build identifiers.
     Flavors(RepoArgs),
+    /// Show which flavors a change builds and why, as the webhook decides: the working tree (or
+    /// --head) against the merge base with the default branch (or --base), or a push delivery
+    /// (--event); --out writes the batch buildspec the webhook would store.
+    Plan(plan::PlanArgs),
     /// Check region, credentials, secrets, and a deployed stack's bucket and projects; prints
     /// PASS or FAIL with the fix per check.
     Health(ops::HealthArgs),
@@ -139,6 +144,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => run_generate(&args),
         Command::Validate(args) => run_validate(&args),
         Command::Flavors(args) => run_flavors(&args),
+        Command::Plan(args) => plan::run(&args),
         Command::Health(args) => run_health(args),
         Command::DeploySourceCredentials(args) => run_deploy(args),
     };

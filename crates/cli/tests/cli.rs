@@ -557,3 +557,201 @@ fn a_closed_pipe_ends_the_listing_quietly() {
     assert!(o.status.success(), "{:?}", o.status);
     assert_eq!(stderr(&o), "", "no panic, no message");
 }
+
+/// Runs git in `dir` with a fixed identity; fails the test when git fails.
+fn git(dir: &Path, args: &[&str]) -> String {
+    let o = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.email=ci@example.com", "-c", "user.name=ci"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "git {args:?}: {}", stderr(&o));
+    stdout(&o).trim().to_owned()
+}
+
+/// A git repository on `main`: flavors a, b (depends on a) and c (a link into vendor/), one
+/// commit; then a `feature` branch checked out.
+fn git_repo() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    git(root, &["init", "-q", "-b", "main"]);
+    for d in ["flavors/a", "flavors/b", "vendor/c", "docs"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+        std::fs::write(root.join(d).join("file"), "1").unwrap();
+    }
+    std::os::unix::fs::symlink("../vendor/c", root.join("flavors/c")).unwrap();
+    std::fs::write(
+        root.join("flavor-ci.yaml"),
+        "flavors:\n  b:\n    depend-on: [a]\n",
+    )
+    .unwrap();
+    git(root, &["add", "-A"]);
+    git(root, &["commit", "-qm", "init"]);
+    git(root, &["switch", "-qc", "feature"]);
+    tmp
+}
+
+fn plan(repo: &Path, more: &[&str]) -> Output {
+    let mut args = vec!["plan", "--repo", repo.to_str().unwrap()];
+    args.extend_from_slice(more);
+    flavor_ci(&args)
+}
+
+#[test]
+fn plan_names_each_flavor_with_the_change_or_rule_that_selected_it() {
+    let repo = git_repo();
+    let root = repo.path();
+    // Uncommitted changes count by default: one in a flavor, one behind a link.
+    std::fs::write(root.join("vendor/c/file"), "2").unwrap();
+    std::fs::write(root.join("flavors/a/new"), "untracked").unwrap();
+    let o = plan(root, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("builds 3 of 3 flavors"), "{text}");
+    assert!(text.contains("  a\tflavors/a/new changed"), "{text}");
+    assert!(text.contains("  b\tdepends on a"), "{text}");
+    assert!(
+        text.contains("  c\tvendor/c/file changed, under vendor/c where the flavor links"),
+        "{text}"
+    );
+
+    // Committed: --base and --head compare as a pull request does (from the merge base).
+    git(root, &["checkout", "-q", "--", "."]);
+    std::fs::remove_file(root.join("flavors/a/new")).unwrap();
+    std::fs::write(root.join("flavors/b/file"), "2").unwrap();
+    git(root, &["commit", "-qam", "b"]);
+    let o = plan(root, &["--base", "main", "--head", "HEAD"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("builds 1 of 3 flavors"), "{text}");
+    assert!(text.contains("  b\tflavors/b/file changed"), "{text}");
+
+    // Ignored paths select nothing; a change elsewhere selects everything.
+    std::fs::write(root.join("docs/file"), "2").unwrap();
+    let o = plan(root, &["--base", "HEAD", "--ignore", "docs"]);
+    assert!(
+        stdout(&o).contains("nothing to build: only ignored paths changed (docs/file)"),
+        "{}",
+        stdout(&o)
+    );
+    let o = plan(root, &["--base", "HEAD"]);
+    assert!(
+        stdout(&o)
+            .contains("builds all 3 flavors: docs/file changed outside the flavor directories"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn plan_out_writes_the_spec_generate_writes_for_the_same_flavors() {
+    let repo = git_repo();
+    let root = repo.path();
+    std::fs::write(root.join("flavors/a/file"), "2").unwrap();
+    let planned = tempfile::tempdir().unwrap();
+    let o = plan(root, &["--out", planned.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let generated = tempfile::tempdir().unwrap();
+    let o = flavor_ci(&[
+        "generate",
+        "-r",
+        root.to_str().unwrap(),
+        "-o",
+        generated.path().to_str().unwrap(),
+        "--flavor",
+        "a",
+        "--flavor",
+        "b",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let name = "ci-batch-buildspec.yaml";
+    assert_eq!(
+        std::fs::read_to_string(planned.path().join(name)).unwrap(),
+        std::fs::read_to_string(generated.path().join(name)).unwrap()
+    );
+}
+
+#[test]
+fn plan_refuses_what_it_cannot_plan_and_says_how_to() {
+    let repo = git_repo();
+    let root = repo.path();
+    let first = git(root, &["rev-parse", "HEAD"]);
+    std::fs::write(root.join("flavors/a/file"), "2").unwrap();
+    git(root, &["commit", "-qam", "a"]);
+    let o = plan(root, &["--base", "main", "--head", &first]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("is not the checked-out commit"),
+        "{}",
+        stderr(&o)
+    );
+    let o = plan(root, &["--base", "no-such-rev"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("no-such-rev is not a commit"),
+        "{}",
+        stderr(&o)
+    );
+    let o = plan(&root.join("flavors"), &["--base", "main"]);
+    assert!(
+        stderr(&o).contains("is not the root of its git repository"),
+        "{}",
+        stderr(&o)
+    );
+    let o = plan(repo_with(&["x"], None).path(), &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("git rev-parse --show-toplevel failed"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn plan_event_shows_what_the_webhook_would_do_with_a_push() {
+    let repo = git_repo();
+    let root = repo.path();
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    let push = |git_ref: &str, files: &[&str]| {
+        let body = format!(
+            r#"{{"ref": "{git_ref}", "after": "{sha}", "repository": {{"full_name": "acme/slc"}}, "commits": [{{"modified": {}}}]}}"#,
+            serde_json_array(files)
+        );
+        let file = root.join("push.json");
+        std::fs::write(&file, body).unwrap();
+        plan(root, &["--event", file.to_str().unwrap()])
+    };
+    let o = push("refs/heads/main", &["flavors/b/file"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains(&format!(
+            "route: branch main → the CI project, commit {sha}"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("  b\tflavors/b/file changed"), "{text}");
+    let o = push("refs/heads/topic", &["flavors/b/file"]);
+    assert!(
+        stdout(&o).contains("ignored: branch topic matches none of the branch patterns (main)"),
+        "{}",
+        stdout(&o)
+    );
+    let o = push("refs/tags/v1", &["vendor/c/file"]);
+    let text = stdout(&o);
+    assert!(
+        text.contains("route: tag v1 → the release project"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  c\tvendor/c/file changed, under vendor/c"),
+        "{text}"
+    );
+}
+
+fn serde_json_array(items: &[&str]) -> String {
+    let quoted: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
+    format!("[{}]", quoted.join(", "))
+}

@@ -231,7 +231,19 @@ where
     if let Err(e) = put_record(&deps.store, config, &record_key, &record.to_json()).await {
         warn!(error = %e, delivery, "the batch started but its delivery record was not updated");
     }
-    Ok(Reply::new(200, "started", selection.reason())
+    let reply = Reply::new(200, "started", selection.reason());
+    // Why each flavor builds (the path or rule that selected it); when every flavor builds,
+    // the message is the one reason.
+    let reply = match &selection {
+        Selection::Some { why, .. } => reply.with(
+            "why",
+            why.iter()
+                .map(|(f, w)| (f.clone(), serde_json::Value::from(w.as_str())))
+                .collect::<serde_json::Map<_, _>>(),
+        ),
+        _ => reply,
+    };
+    Ok(reply
         .with("batchBuildId", batch_id)
         .with("project", project)
         .with("sourceVersion", push.after.clone())

@@ -1,0 +1,373 @@
+//! `flavor-ci plan`: which flavors a change builds, and why, decided by the selection the
+//! webhook uses (`flavor_ci::selection`), on a local git checkout and without AWS.
+
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Command as Process, ExitCode};
+
+use flavor_ci::flavors::FlavorSet;
+use flavor_ci::generate::{self, Role, Variant};
+use flavor_ci::selection::{self, Changes, LinkedFlavor, Selection};
+use flavor_ci::settings::Settings;
+use flavor_ci::webhook::glob::Glob;
+use flavor_ci::webhook::push::{self, Push, Route, Routing, resolve_link};
+
+use crate::{Failure, RepoArgs, discover, load_settings};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct PlanArgs {
+    #[command(flatten)]
+    repo: RepoArgs,
+    /// Compare against this revision [default: the merge base of HEAD and the default branch,
+    /// as a pull request compares].
+    #[arg(long, value_name = "REV")]
+    base: Option<String>,
+    /// The commit to plan. It must be the checked-out commit: the flavors and settings are read
+    /// from the working tree [default: the working tree, uncommitted and untracked files
+    /// included].
+    #[arg(long, value_name = "REV")]
+    head: Option<String>,
+    /// A push delivery's body (JSON): print what the webhook would do with it instead.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["base", "head"])]
+    event: Option<PathBuf>,
+    /// Write the batch buildspec the webhook would store into this directory.
+    #[arg(long, short = 'o', value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Branch globs that build on the CI project (the stack's BranchPatterns).
+    #[arg(long, default_value = "main", value_name = "GLOBS")]
+    branches: String,
+    /// Tag globs that build on the release project (the stack's TagPatterns).
+    #[arg(long, default_value = "v*", value_name = "GLOBS")]
+    tags: String,
+    /// Path globs whose changes start no build (the stack's IgnoredPaths).
+    #[arg(long, default_value = "", value_name = "GLOBS")]
+    ignore: String,
+}
+
+/// Runs `git -C repo args…`; its standard output, or a failure that quotes git.
+fn git(repo: &Path, args: &[&str]) -> Result<Vec<u8>, Failure> {
+    let out = Process::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(args)
+        .output()
+        .map_err(|e| {
+            Failure::invalid(format!(
+                "cannot run git ({e}); plan reads the changes from a git checkout, so install git"
+            ))
+        })?;
+    if !out.status.success() {
+        return Err(Failure::invalid(format!(
+            "git {} failed in {}: {}",
+            args.join(" "),
+            repo.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(out.stdout)
+}
+
+fn git_text(repo: &Path, args: &[&str]) -> Result<String, Failure> {
+    Ok(String::from_utf8_lossy(&git(repo, args)?).trim().to_owned())
+}
+
+/// NUL-separated paths, as `-z` prints them.
+fn paths(bytes: &[u8]) -> impl Iterator<Item = String> + '_ {
+    bytes
+        .split(|b| *b == 0)
+        .filter(|p| !p.is_empty())
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+}
+
+fn commit_of(repo: &Path, rev: &str) -> Result<String, Failure> {
+    git_text(
+        repo,
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("{rev}^{{commit}}"),
+        ],
+    )
+    .map_err(|_| Failure::invalid(format!("{rev} is not a commit in {}", repo.display())))
+}
+
+/// The merge base of HEAD and the default branch (`origin/HEAD`, else `main`, else `master`).
+fn default_base(repo: &Path) -> Result<String, Failure> {
+    let candidates = ["origin/HEAD", "main", "master"];
+    let branch = candidates
+        .iter()
+        .find(|b| commit_of(repo, b).is_ok())
+        .ok_or_else(|| {
+            Failure::invalid(
+                "found no default branch (origin/HEAD, main or master) to compare with; pass --base REV",
+            )
+        })?;
+    git_text(repo, &["merge-base", "HEAD", branch])
+}
+
+/// What changed between `base` and the head: committed changes when `head` is given, else the
+/// working tree against `base`, untracked files included.
+fn local_changes(repo: &Path, base: &str, head: Option<&str>) -> Result<Changes, Failure> {
+    let mut changed: std::collections::BTreeSet<String> = match head {
+        Some(head) => paths(&git(
+            repo,
+            &[
+                "diff",
+                "--name-only",
+                "-z",
+                "--no-renames",
+                &format!("{base}...{head}"),
+            ],
+        )?)
+        .collect(),
+        None => {
+            let mut all: std::collections::BTreeSet<String> = paths(&git(
+                repo,
+                &["diff", "--name-only", "-z", "--no-renames", base],
+            )?)
+            .collect();
+            all.extend(paths(&git(
+                repo,
+                &["ls-files", "--others", "--exclude-standard", "-z"],
+            )?));
+            all
+        }
+    };
+    changed.retain(|p| !p.is_empty());
+    Ok(Changes::Paths(changed))
+}
+
+/// The submodules' paths in the index.
+fn submodules(repo: &Path) -> Result<Vec<String>, Failure> {
+    let listing = git(repo, &["ls-files", "--stage", "-z"])?;
+    Ok(listing
+        .split(|b| *b == 0)
+        .filter_map(|line| {
+            let line = String::from_utf8_lossy(line);
+            let (meta, path) = line.split_once('\t')?;
+            meta.starts_with("160000 ").then(|| path.to_owned())
+        })
+        .collect())
+}
+
+/// The flavors that are links, with the repository path their content lives under: where the
+/// link leads, or the submodule it leads into (as the webhook records them).
+fn local_links(
+    repo: &Path,
+    flavors_dir: &str,
+    flavors: &FlavorSet,
+    submodules: &[String],
+) -> Vec<LinkedFlavor> {
+    let root = std::fs::canonicalize(repo).unwrap_or_else(|_| repo.to_owned());
+    let dir = flavors_dir.trim_matches('/');
+    let mut links = Vec::new();
+    for flavor in flavors {
+        let name = flavor.name.as_str();
+        let link_path = if dir.is_empty() || dir == "." {
+            name.to_owned()
+        } else {
+            format!("{dir}/{name}")
+        };
+        let on_disk = repo.join(&link_path);
+        let Ok(target) = std::fs::read_link(&on_disk) else {
+            continue;
+        };
+        let resolved = std::fs::canonicalize(&on_disk)
+            .ok()
+            .and_then(|p| {
+                p.strip_prefix(&root)
+                    .ok()
+                    .map(|r| r.to_string_lossy().into_owned())
+            })
+            .or_else(|| resolve_link(&link_path, &target.to_string_lossy()));
+        let Some(resolved) = resolved else { continue };
+        let path = submodules
+            .iter()
+            .find(|s| resolved == **s || resolved.starts_with(&format!("{s}/")))
+            .cloned()
+            .unwrap_or(resolved);
+        links.push(LinkedFlavor {
+            flavor: name.to_owned(),
+            path,
+        });
+    }
+    links
+}
+
+fn globs(what: &str, text: &str) -> Result<Vec<Glob>, Failure> {
+    Glob::list(text).map_err(|e| Failure::invalid(format!("--{what}: {e}")))
+}
+
+/// Checks that `repo` is the root of a git repository: git's paths are relative to it.
+fn check_root(repo: &Path) -> Result<(), Failure> {
+    let top = git_text(repo, &["rev-parse", "--show-toplevel"])?;
+    if std::fs::canonicalize(&top).ok() != std::fs::canonicalize(repo).ok() {
+        return Err(Failure::invalid(format!(
+            "{} is not the root of its git repository; run plan with --repo {top}",
+            repo.display()
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn run(args: &PlanArgs) -> Result<ExitCode, Failure> {
+    let repo = args.repo.repo.as_path();
+    if args.event.is_none() {
+        check_root(repo)?;
+    }
+    let (settings, _) = load_settings(&args.repo)?;
+    let flavors = discover(&args.repo, &settings)?;
+    let ignored = globs("ignore", &args.ignore)?;
+    let mut out = io::stdout().lock();
+
+    let (variant, release_id, changes) = match &args.event {
+        Some(file) => {
+            let body =
+                std::fs::read(file).map_err(|e| Failure::io(file, "read the delivery body", &e))?;
+            let push = Push::from_json(&body)
+                .map_err(|e| Failure::invalid(format!("{}: {e}", file.display())))?;
+            let routing = Routing {
+                branches: globs("branches", &args.branches)?,
+                tags: globs("tags", &args.tags)?,
+                release: if settings.release.enabled {
+                    Ok(())
+                } else {
+                    Err("the settings disable the release variant".into())
+                },
+            };
+            match push::route(&push, &routing) {
+                Route::Ignore { reason } => {
+                    let _ = writeln!(out, "ignored: {reason}");
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Route::Ci { branch } => {
+                    let _ = writeln!(
+                        out,
+                        "route: branch {branch} → the CI project, commit {}",
+                        push.after
+                    );
+                    (Variant::Ci, None, push.changes())
+                }
+                Route::Release { tag } => {
+                    let _ = writeln!(
+                        out,
+                        "route: tag {tag} → the release project, commit {}",
+                        push.after
+                    );
+                    (Variant::Release, Some(tag), push.changes())
+                }
+            }
+        }
+        None => {
+            let base = match &args.base {
+                Some(rev) => commit_of(repo, rev)?,
+                None => default_base(repo)?,
+            };
+            if let Some(head) = &args.head {
+                let wanted = commit_of(repo, head)?;
+                let checked_out = commit_of(repo, "HEAD")?;
+                if wanted != checked_out {
+                    return Err(Failure::invalid(format!(
+                        "--head {head} is not the checked-out commit; check it out first (git switch --detach {head}), as the flavors and settings are read from the working tree"
+                    )));
+                }
+            }
+            let head_text = args.head.as_deref().unwrap_or("the working tree");
+            let _ = writeln!(out, "comparing {head_text} with {base}");
+            let changes = local_changes(repo, &base, args.head.as_deref())?;
+            (Variant::Ci, None, changes)
+        }
+    };
+
+    let links = local_links(
+        repo,
+        &settings.flavors_dir,
+        &flavors,
+        &submodules(repo).unwrap_or_default(),
+    );
+    let selection = selection::select(&changes, &settings, &flavors, &links, &ignored);
+    print_selection(&mut out, &selection, &flavors);
+    if let Some(dir) = &args.out {
+        write_spec(
+            dir,
+            &settings,
+            &flavors,
+            &selection,
+            variant,
+            release_id.as_deref(),
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_selection(out: &mut impl io::Write, selection: &Selection, flavors: &FlavorSet) {
+    match selection {
+        Selection::Nothing { reason } => {
+            let _ = writeln!(out, "nothing to build: {reason}");
+        }
+        Selection::All { reason } => {
+            let _ = writeln!(out, "builds all {} flavors: {reason}", flavors.len());
+            for f in flavors {
+                let _ = writeln!(out, "  {}", f.name);
+            }
+        }
+        Selection::Some {
+            flavors: chosen,
+            reason,
+            why,
+        } => {
+            let _ = writeln!(
+                out,
+                "builds {} of {} flavors: {reason}",
+                chosen.len(),
+                flavors.len()
+            );
+            for f in chosen {
+                let _ = writeln!(out, "  {f}\t{}", why.get(f).map_or("", String::as_str));
+            }
+        }
+    }
+}
+
+/// Writes the batch buildspec the webhook would store for this selection.
+fn write_spec(
+    dir: &Path,
+    settings: &Settings,
+    flavors: &FlavorSet,
+    selection: &Selection,
+    variant: Variant,
+    release_id: Option<&str>,
+) -> Result<(), Failure> {
+    if matches!(selection, Selection::Nothing { .. }) {
+        let _ = writeln!(io::stdout(), "nothing written: nothing builds");
+        return Ok(());
+    }
+    let output = generate::generate(generate::Request {
+        settings,
+        flavors,
+        only: selection.only(),
+        release_id,
+    })
+    .map_err(Failure::invalid)?;
+    let Some(doc) = output.document(variant, Role::Batch) else {
+        return Err(Failure::invalid(
+            "the settings produce no batch buildspec for this variant",
+        ));
+    };
+    crate::outputs::write_all(
+        &crate::outputs::RealFs,
+        dir,
+        &[(doc.file_name.as_str(), doc.yaml.as_bytes())],
+        &[],
+    )
+    .map_err(|e| Failure::io(&e.path, e.action, &e.error))?;
+    let _ = writeln!(
+        io::stdout(),
+        "wrote {} ({} bytes, sha256 {})",
+        dir.join(&doc.file_name).display(),
+        doc.yaml.len(),
+        &doc.sha256()[..12]
+    );
+    Ok(())
+}
