@@ -605,3 +605,93 @@ def test_octokit_example_payloads(webhook, aws, github):
             assert status == 200 and answer["flavors"] == FLAVORS, answer
             assert "new branch" in answer["message"]
     assert any(o[2] == 200 for o in outcomes), outcomes
+
+
+# -- flavor-ci plan agrees with the webhook ----------------------------------------------------
+
+
+def plan(*args: str) -> str:
+    """`flavor-ci plan ARGS`, with the stack's patterns and ignored paths; its standard output."""
+    out = subprocess.run(
+        ["cargo", "run", "--quiet", "--locked", "-p", "flavor-ci-cli", "--features", "aws", "--", "plan",
+         "--branches", "main, master, release/*", "--tags", "v*", "--ignore", "docs, **/*.md", *args],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    )
+    return out.stdout
+
+
+def planned(text: str) -> tuple[list[str], dict]:
+    """The flavors a plan builds, and why each (empty for every flavor or none)."""
+    flavors, why = [], {}
+    for line in text.splitlines():
+        if line.startswith("  "):
+            name, _, because = line[2:].partition("\t")
+            flavors.append(name)
+            if because:
+                why[name] = because
+    return flavors, why
+
+
+@pytest.mark.parametrize("changed", [
+    ["flavors/base/Dockerfile"],
+    ["shared/r/Dockerfile"],
+    ["flavors/standard/Dockerfile", "docs/guide.md"],
+    ["docs/guide.md", "flavors/base/README.md"],
+    ["scripts/build.sh"],
+])
+def test_plan_chooses_what_the_webhook_chooses_on_the_same_change(webhook, github, tmp_path, changed):
+    files = {
+        "flavors/base/Dockerfile": "FROM base\n",
+        "flavors/base/README.md": "base\n",
+        "flavors/standard/Dockerfile": "FROM standard\n",
+        "flavors/r-4.4": ("link", "../shared/r"),
+        "shared/r/Dockerfile": "FROM r\n",
+        "docs/guide.md": "guide\n",
+        "scripts/build.sh": "echo build\n",
+    }
+    # The same repository twice: a git checkout for plan, commits in the GitHub stand-in for the
+    # webhook. The second commit changes `changed`.
+    local = tmp_path / "repo"
+
+    def write(tree: dict):
+        for path, content in tree.items():
+            p = local / path
+            p.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, tuple):
+                if not p.is_symlink():
+                    p.symlink_to(content[1])
+            else:
+                p.write_text(content)
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(local), "-c", "user.email=ci@example.com", "-c", "user.name=ci", *args],
+                       check=True, capture_output=True)
+
+    local.mkdir()
+    git("init", "-q", "-b", "main")
+    write(files)
+    (local / "flavor-ci.yaml").write_text(json.dumps(WEBHOOK_SETTINGS))
+    git("add", "-A")
+    git("commit", "-qm", "first")
+    after = dict(files, **{path: f"changed {path}\n" for path in changed})
+    write(after)
+    git("add", "-A")
+    git("commit", "-qm", "second")
+    commit, tree = github.add_commit(WEBHOOK_REPOSITORY, after)
+    payload = push_payload({"name": WEBHOOK_REPOSITORY, "commit": commit, "tree": tree}, changed)
+
+    status, answer = deliver(webhook, payload)
+    local_plan = plan("--repo", str(local), "--base", "HEAD~1", "--head", "HEAD")
+    event = tmp_path / "push.json"
+    event.write_text(json.dumps(payload))
+    event_plan = plan("--repo", str(local), "--event", str(event))
+    for text in (local_plan, event_plan):
+        flavors, why = planned(text)
+        if status == 202:
+            assert answer["status"] == "ignored", answer
+            assert f"nothing to build: {answer['message']}" in text, (answer, text)
+        else:
+            assert status == 200, answer
+            assert flavors == answer["flavors"], (answer, text)
+            assert why == answer.get("why", {}), (answer, text)
+            assert answer["message"] in text, (answer, text)
