@@ -45,6 +45,55 @@ pub struct Settings {
     pub ci: VariantSettings,
     #[serde(deserialize_with = "lenient::mapping")]
     pub release: ReleaseSettings,
+    /// Which pull requests the webhook builds. Left out of the stored form while it is the
+    /// default, so settings written before it existed keep their key.
+    #[serde(
+        deserialize_with = "lenient::mapping",
+        skip_serializing_if = "PullRequestSettings::is_default"
+    )]
+    pub pull_requests: PullRequestSettings,
+}
+
+/// Whether pull requests from forks are built. Such a build runs the fork's code with the
+/// project's role, its secrets and its network access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForkPolicy {
+    /// Only after a maintainer adds the fork label; each new commit needs the label again.
+    #[default]
+    Label,
+    /// Every pull request from a fork, like any other.
+    Always,
+    /// None.
+    Never,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct PullRequestSettings {
+    /// Build draft pull requests too (by default they build once marked ready for review).
+    #[serde(deserialize_with = "lenient::flag")]
+    pub build_drafts: bool,
+    pub forks: ForkPolicy,
+    /// The label that allows one commit of a pull request from a fork to build.
+    #[serde(deserialize_with = "lenient::text")]
+    pub fork_label: String,
+}
+
+impl Default for PullRequestSettings {
+    fn default() -> Self {
+        Self {
+            build_drafts: false,
+            forks: ForkPolicy::Label,
+            fork_label: "safe to build".into(),
+        }
+    }
+}
+
+impl PullRequestSettings {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 impl Default for Settings {
@@ -57,6 +106,7 @@ impl Default for Settings {
             flavors: IndexMap::new(),
             ci: VariantSettings::default(),
             release: ReleaseSettings::default(),
+            pull_requests: PullRequestSettings::default(),
         }
     }
 }

@@ -96,6 +96,13 @@ impl Settings {
         } else if let Some(problem) = repository_path_problem(&self.flavors_dir) {
             bad("flavors-dir".into(), problem);
         }
+        let label = self.pull_requests.fork_label.trim();
+        if label.is_empty() || label.chars().count() > 50 {
+            bad(
+                "pull-requests.fork-label".into(),
+                "must name a GitHub label (1 to 50 characters), e.g. `safe to build`".into(),
+            );
+        }
         if self.batch.max_builds == 0 {
             bad("batch.max-builds".into(), "must be at least 1".into());
         }

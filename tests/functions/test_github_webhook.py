@@ -695,3 +695,161 @@ def test_plan_chooses_what_the_webhook_chooses_on_the_same_change(webhook, githu
             assert flavors == answer["flavors"], (answer, text)
             assert why == answer.get("why", {}), (answer, text)
             assert answer["message"] in text, (answer, text)
+
+
+# -- pull requests ----------------------------------------------------------------------------
+
+
+def git_in(path: Path, *args: str) -> str:
+    out = subprocess.run(["git", "-C", str(path), "-c", "user.email=ci@example.com", "-c", "user.name=ci", *args],
+                         check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+@pytest.fixture
+def pr_repo(github, tmp_path):
+    """A real git repository in the GitHub stand-in: `main` with base, standard (depends on
+    base) and r-4.4 (a link to shared/r); `topic` changes shared/r."""
+    local = tmp_path / "pr-repo"
+    (local / "flavors/base").mkdir(parents=True)
+    (local / "flavors/standard").mkdir(parents=True)
+    (local / "shared/r").mkdir(parents=True)
+    (local / "flavors/base/Dockerfile").write_text("FROM base\n")
+    (local / "flavors/standard/Dockerfile").write_text("FROM standard\n")
+    (local / "shared/r/Dockerfile").write_text("FROM r\n")
+    (local / "flavors/r-4.4").symlink_to("../shared/r")
+    (local / "flavor-ci.yaml").write_text(json.dumps(WEBHOOK_SETTINGS))
+    git_in(local, "init", "-q", "-b", "main")
+    git_in(local, "add", "-A")
+    git_in(local, "commit", "-qm", "first")
+    base = git_in(local, "rev-parse", "HEAD")
+    git_in(local, "switch", "-qc", "topic")
+    (local / "shared/r/Dockerfile").write_text("FROM r:4.4\n")
+    git_in(local, "commit", "-qam", "r 4.4")
+    head = git_in(local, "rev-parse", "HEAD")
+    github.add_git_repo(WEBHOOK_REPOSITORY, local)
+    return {"path": local, "base": base, "head": head}
+
+
+def pr_payload(r: dict, action: str = "opened", number: int = 7, draft: bool = False,
+               head_repo: str | None = WEBHOOK_REPOSITORY, label: str | None = None) -> dict:
+    return {
+        "action": action, "number": number,
+        "pull_request": {
+            "number": number, "state": "open", "draft": draft, "title": "change r",
+            "head": {"ref": "topic", "sha": r["head"],
+                     "repo": {"full_name": head_repo} if head_repo else None},
+            "base": {"ref": "main", "sha": r["base"], "repo": {"full_name": WEBHOOK_REPOSITORY}},
+            "labels": [{"name": label}] if label else [],
+        },
+        "label": {"name": label} if label else None,
+        "repository": {"id": 1, "full_name": WEBHOOK_REPOSITORY},
+        "sender": {"login": "dev"},
+    }
+
+
+def deliver_pr(webhook, payload):
+    body = json.dumps(payload).encode()
+    return webhook.post(body, headers(body, event="pull_request"))
+
+
+def test_a_pull_request_builds_its_head_commit_with_the_flavors_its_changes_select(webhook, aws, pr_repo):
+    status, answer = deliver_pr(webhook, pr_payload(pr_repo))
+    assert status == 200, answer
+    assert answer["status"] == "started" and answer["pullRequest"] == 7
+    assert answer["sourceVersion"] == pr_repo["head"]
+    assert answer["flavors"] == ["r-4.4"]
+    assert answer["why"] == {"r-4.4": "shared/r/Dockerfile changed, under shared/r where the flavor links"}
+    assert answer["trigger"] == "pull request #7 was opened"
+    started = batch(aws, answer["batchBuildId"])
+    assert started["projectName"] == "ci" and started["sourceVersion"] == pr_repo["head"]
+    # The same body again starts nothing; new commits (synchronize) build again.
+    status, again = deliver_pr(webhook, pr_payload(pr_repo))
+    assert status == 200 and again["status"] == "already handled", again
+    status, sync = deliver_pr(webhook, pr_payload(pr_repo, action="synchronize"))
+    assert status == 200 and sync["batchBuildId"] != answer["batchBuildId"], sync
+    # flavor-ci plan on the checkout agrees.
+    flavors, why = planned(plan("--repo", str(pr_repo["path"]), "--base", "main", "--head", "HEAD"))
+    assert (flavors, why) == (answer["flavors"], answer["why"])
+
+
+def test_drafts_wait_for_review_and_other_actions_start_nothing(webhook, aws, pr_repo):
+    before = state(aws)
+    status, answer = deliver_pr(webhook, pr_payload(pr_repo, draft=True))
+    assert status == 202 and "draft" in answer["message"] and "build-drafts" in answer["message"], answer
+    for action in ("edited", "assigned", "unlabeled"):
+        status, answer = deliver_pr(webhook, pr_payload(pr_repo, action=action))
+        assert status == 202 and answer["status"] == "ignored", answer
+    status, answer = deliver_pr(webhook, pr_payload(pr_repo, action="closed"))
+    assert status == 202 and "#7 was closed" in answer["message"], answer
+    assert state(aws) == before
+    status, answer = deliver_pr(webhook, pr_payload(pr_repo, action="ready_for_review", draft=False))
+    assert status == 200 and answer["trigger"] == "pull request #7 was marked ready for review", answer
+
+
+def test_a_pull_request_from_a_fork_builds_only_when_a_maintainer_labels_it(webhook, aws, pr_repo):
+    before = state(aws)
+    for action in ("opened", "synchronize"):
+        status, answer = deliver_pr(webhook, pr_payload(pr_repo, action=action, head_repo="mallory/slc"))
+        assert status == 202, answer
+        assert "mallory/slc" in answer["message"] and "`safe to build`" in answer["message"], answer
+    status, answer = deliver_pr(webhook, pr_payload(pr_repo, action="labeled", head_repo="mallory/slc", label="bug"))
+    assert status == 202, answer
+    status, answer = deliver_pr(webhook, pr_payload(pr_repo, action="opened", head_repo=None))
+    assert status == 202 and "deleted fork" in answer["message"], answer
+    assert state(aws) == before
+    status, answer = deliver_pr(webhook, pr_payload(pr_repo, action="labeled", head_repo="mallory/slc",
+                                                    label="safe to build"))
+    assert status == 200, answer
+    assert answer["sourceVersion"] == pr_repo["head"] and answer["flavors"] == ["r-4.4"]
+    assert "labeled pull request #7 from mallory/slc" in answer["trigger"]
+
+
+def test_when_github_cannot_list_every_change_every_flavor_builds_and_the_answer_says_why(webhook, github, pr_repo):
+    github.compare_failure = (422, "Sorry, this diff is taking too long to generate.")
+    try:
+        status, answer = deliver_pr(webhook, pr_payload(pr_repo, number=8))
+    finally:
+        github.compare_failure = None
+    assert status == 200, answer
+    assert answer["flavors"] == ["base", "r-4.4", "standard"]
+    assert "taking too long" in answer["message"] and "building every flavor" in answer["message"], answer
+    # 300 changed files: GitHub's cap, so the list may be incomplete.
+    local = pr_repo["path"]
+    for i in range(300):
+        (local / "flavors/base" / f"f{i:03d}").write_text("x\n")
+    git_in(local, "add", "-A")
+    git_in(local, "commit", "-qm", "many")
+    head = git_in(local, "rev-parse", "HEAD")
+    github.add_git_repo(WEBHOOK_REPOSITORY, local)
+    status, answer = deliver_pr(webhook, pr_payload(dict(pr_repo, head=head), number=9))
+    assert status == 200, answer
+    assert answer["flavors"] == ["base", "r-4.4", "standard"]
+    assert "at most 300 changed files" in answer["message"], answer
+
+
+def test_octokit_pull_request_examples(webhook, github):
+    """GitHub's example pull_request payloads, retargeted at the stack's repository: the build
+    actions build every flavor (the stand-in cannot compare their commits, as if GitHub could
+    not), the others are answered with the reason."""
+    github.compare_failure = (422, "Sorry, this diff is taking too long to generate.")
+    try:
+        for example in examples("pull_request"):
+            example["repository"]["full_name"] = WEBHOOK_REPOSITORY
+            pr = example["pull_request"]
+            for side in ("head", "base"):
+                if pr[side]["repo"]:
+                    pr[side]["repo"]["full_name"] = WEBHOOK_REPOSITORY
+            github.add_commit(WEBHOOK_REPOSITORY, {f"flavors/{f}/Dockerfile": "x" for f in FLAVORS},
+                              commit=pr["head"]["sha"])
+            status, answer = deliver_pr(webhook, example)
+            action = example["action"]
+            if action in ("opened", "reopened", "synchronize", "ready_for_review") and not pr["draft"]:
+                assert status == 200, (action, answer)
+                assert answer["flavors"] == FLAVORS and answer["sourceVersion"] == pr["head"]["sha"], answer
+                assert answer["pullRequest"] == example["number"], answer
+            else:
+                assert status == 202 and answer["status"] == "ignored", (action, answer)
+                assert f"#{example['number']}" in answer["message"], (action, answer)
+    finally:
+        github.compare_failure = None

@@ -33,6 +33,12 @@ class GitHubApi:
         # (X-OAuth-Scopes; None for a fine-grained one) and whether it may push.
         self.token_scopes: str | None = None
         self.token_can_push = False
+        # Real git repositories the compare API is answered from: repo -> checkout path.
+        self.git_repos: dict[str, str] = {}
+        # GitHub lists at most this many changed files in a comparison.
+        self.compare_file_cap = 300
+        # A scripted answer for the next comparisons: (status, message), e.g. a diff too large.
+        self.compare_failure: tuple[int, str] | None = None
         self.lock = threading.Lock()
         api = self
 
@@ -117,6 +123,49 @@ class GitHubApi:
                 self.objects[tree_alias] = self.objects[tree]
         return commit, tree
 
+    def add_git_repo(self, repo: str, path) -> None:
+        """Answers the compare API for `repo` from the git repository at `path`; its commits are
+        served as trees and blobs too (every commit reachable from any ref)."""
+        import subprocess
+
+        self.git_repos[repo] = str(path)
+        shas = subprocess.run(["git", "-C", str(path), "rev-list", "--all"], check=True,
+                              capture_output=True, text=True).stdout.split()
+        for sha in shas:
+            self.add_commit(repo, _files_at(str(path), sha), commit=sha)
+
+    def _compare(self, repo: str, spec: str):
+        import subprocess
+
+        if self.compare_failure is not None:
+            status, message = self.compare_failure
+            return status, {}, {"message": message, "documentation_url": "https://docs.github.com/rest"}
+        path = self.git_repos.get(repo)
+        base, sep, head = spec.partition("...")
+        if path is None or not sep:
+            return 404, {}, {"message": "Not Found"}
+        out = subprocess.run(["git", "-C", path, "diff", "--name-status", "-z", "-M", f"{base}...{head}"],
+                             capture_output=True)
+        if out.returncode != 0:
+            return 404, {}, {"message": "No common ancestor between the commits."}
+        fields = [f.decode() for f in out.stdout.split(b"\0") if f]
+        files, i = [], 0
+        while i < len(fields):
+            status = fields[i]
+            if status.startswith("R"):
+                files.append({"filename": fields[i + 2], "previous_filename": fields[i + 1], "status": "renamed"})
+                i += 3
+            else:
+                kind = {"A": "added", "D": "removed"}.get(status[0], "modified")
+                files.append({"filename": fields[i + 1], "status": kind})
+                i += 2
+        count = subprocess.run(["git", "-C", path, "rev-list", "--count", f"{base}..{head}"],
+                               capture_output=True, text=True).stdout.strip() or "0"
+        return 200, {}, {
+            "status": "ahead", "ahead_by": int(count), "behind_by": 0, "total_commits": int(count),
+            "commits": [], "files": files[: self.compare_file_cap],
+        }
+
     # -- answers ---------------------------------------------------------------------------
 
     def answer(self, path: str, auth: str | None):
@@ -146,6 +195,8 @@ class GitHubApi:
                 "permissions": {"admin": False, "maintain": False, "push": self.token_can_push,
                                 "triage": False, "pull": True},
             }
+        if len(parts) == 5 and parts[0] == "repos" and parts[3] == "compare":
+            return self._compare(f"{parts[1]}/{parts[2]}", parts[4])
         if len(parts) != 6 or parts[0] != "repos" or parts[3] != "git":
             return not_found
         repo, kind, sha = f"{parts[1]}/{parts[2]}", parts[4], parts[5]
@@ -173,6 +224,29 @@ class GitHubApi:
                 "url": f"{base}/blobs/{sha}", "content": encoded, "encoding": "base64",
             }
         return not_found
+
+
+def _files_at(path: str, sha: str) -> dict:
+    """The files of commit `sha` in the git repository at `path`, as add_commit takes them."""
+    import subprocess
+
+    listing = subprocess.run(["git", "-C", path, "ls-tree", "-r", "-z", sha], check=True,
+                             capture_output=True).stdout
+    files = {}
+    for entry in listing.split(b"\0"):
+        if not entry:
+            continue
+        meta, name = entry.split(b"\t", 1)
+        mode, _, obj = meta.decode().split()
+        data = subprocess.run(["git", "-C", path, "cat-file", "-p", obj], capture_output=True).stdout \
+            if mode != "160000" else b""
+        if mode == "120000":
+            files[name.decode()] = ("link", data.decode())
+        elif mode == "160000":
+            files[name.decode()] = ("submodule", obj)
+        else:
+            files[name.decode()] = data.decode(errors="replace")
+    return files
 
 
 def flavor_files(count: int, prefix: str = "flavor") -> dict:

@@ -8,6 +8,7 @@ use std::time::Duration;
 use base64::Engine;
 use bytes::Bytes;
 use flavor_ci::flavors::{FlavorError, FlavorSet, is_candidate};
+use flavor_ci::selection::Changes;
 use flavor_ci::settings::Settings;
 use flavor_ci::webhook::push::{LinkedFlavor, resolve_link};
 use flavor_ci_aws::LazyHttpsClient;
@@ -36,6 +37,8 @@ pub(crate) struct ApiError {
     pub(crate) message: String,
     /// GitHub rejected the token: worth fetching it again.
     pub(crate) unauthorized: bool,
+    /// The status GitHub answered with, or 0 when it did not answer.
+    pub(crate) github_status: u16,
 }
 
 /// Why the flavors could not be listed.
@@ -105,6 +108,7 @@ impl GitHub {
             status,
             message,
             unauthorized: false,
+            github_status: 0,
         };
         let mut request = Request::builder()
             .method(Method::GET)
@@ -203,6 +207,7 @@ impl GitHub {
             status: 502,
             message: format!("GitHub's blob {sha} in {repo} {why}"),
             unauthorized: false,
+            github_status: 200,
         };
         if blob.encoding != "base64" {
             return Err(bad("is not base64-encoded"));
@@ -212,6 +217,64 @@ impl GitHub {
             .decode(compact)
             .map_err(|_| bad("holds invalid base64"))?;
         String::from_utf8(bytes).map_err(|_| bad("is a link target that is not UTF-8"))
+    }
+}
+
+/// GitHub lists at most this many changed files in a comparison.
+pub(crate) const MAX_COMPARE_FILES: usize = 300;
+
+impl GitHub {
+    /// The files a pull request changes: those changed between the merge base of `base` and
+    /// `head`, and `head` (the compare API's `base...head`). GitHub lists the changed files, at
+    /// most 300, with the first page of a comparison (later pages only add commits), so one
+    /// page of one commit is asked for. When the list may be incomplete (300 files, no list) or
+    /// GitHub cannot compare the two (too large, 406 or 422), the changes are unknown and every
+    /// flavor builds, for that reason.
+    pub(crate) async fn changed_files(
+        &self,
+        repo: &str,
+        base: &str,
+        head: &str,
+        token: Option<&str>,
+    ) -> Result<Changes, ApiError> {
+        #[derive(Deserialize)]
+        struct Compare {
+            files: Option<Vec<ChangedFile>>,
+        }
+        #[derive(Deserialize)]
+        struct ChangedFile {
+            filename: String,
+            previous_filename: Option<String>,
+        }
+        let path = format!("/repos/{repo}/compare/{base}...{head}?per_page=1&page=1");
+        let compare: Compare = match self.get(&path, token).await {
+            Ok(c) => c,
+            Err(e) if matches!(e.github_status, 406 | 422) => {
+                return Ok(Changes::Unknown(format!(
+                    "GitHub cannot list the changes between {base} and {head} ({}): building every flavor",
+                    e.message
+                )));
+            }
+            Err(e) => return Err(e),
+        };
+        let Some(files) = compare.files else {
+            return Ok(Changes::Unknown(
+                "GitHub's comparison came without its list of changed files: building every flavor"
+                    .into(),
+            ));
+        };
+        if files.len() >= MAX_COMPARE_FILES {
+            return Ok(Changes::Unknown(format!(
+                "GitHub lists at most {MAX_COMPARE_FILES} changed files and this pull request changes {} or more, so the list may be incomplete: building every flavor",
+                files.len()
+            )));
+        }
+        Ok(Changes::Paths(
+            files
+                .into_iter()
+                .flat_map(|f| std::iter::once(f.filename).chain(f.previous_filename))
+                .collect(),
+        ))
     }
 }
 
@@ -260,6 +323,7 @@ fn status_error(
                 "GitHub's API rate limit is exhausted{said}: {when}, then redeliver the push{fix}"
             ),
             unauthorized: false,
+            github_status: status,
         };
     }
     let (answer, message) = match status {
@@ -287,6 +351,7 @@ fn status_error(
         status: answer,
         message,
         unauthorized: status == 401,
+        github_status: status,
     }
 }
 
@@ -471,6 +536,7 @@ pub(crate) async fn list_flavors(
             status: 502,
             message: format!("a link lookup failed: {e}"),
             unauthorized: false,
+            github_status: 0,
         })?;
         walker.calls += 1;
         targets.push((name, target?));

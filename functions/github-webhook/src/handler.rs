@@ -180,7 +180,8 @@ where
     }
     // What identifies this delivery: the signed body, never the unsigned delivery id. Only
     // deliveries that may start a build need it, and hashing a 6 MB body takes milliseconds.
-    let key = (event_name == "push").then(|| signature::delivery_key(&event_name, &request.body));
+    let key = matches!(event_name.as_str(), "push" | "pull_request")
+        .then(|| signature::delivery_key(&event_name, &request.body));
     let payload = if form {
         form_urlencoded::parse(&request.body)
             .find(|(k, _)| k == "payload")
@@ -204,7 +205,7 @@ where
             let mut reply = Reply::new(
                 200,
                 "pong",
-                "the webhook is set up; flavor-ci starts builds on push events",
+                "the webhook is set up; flavor-ci starts builds on push and pull_request events",
             );
             if let Some(id) = ping.get("hook_id") {
                 reply = reply.with("hookId", id.clone());
@@ -215,10 +216,16 @@ where
             let key = key.unwrap_or_default();
             crate::push::on_push(deps, config, &delivery, &key, &payload, progress).await
         }
+        "pull_request" => {
+            let key = key.unwrap_or_default();
+            crate::pull::on_pull_request(deps, config, &delivery, &key, &payload, progress).await
+        }
         other => Ok(Reply::new(
             202,
             "ignored",
-            format!("flavor-ci acts on push events; this {other} event was ignored"),
+            format!(
+                "flavor-ci acts on push and pull_request events; this {other} event was ignored"
+            ),
         )),
     }
 }

@@ -14,6 +14,7 @@ mod config;
 mod github;
 mod handler;
 mod http;
+mod pull;
 mod push;
 mod record;
 mod secrets;

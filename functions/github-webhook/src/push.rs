@@ -6,8 +6,9 @@ use flavor_ci::layout::{
     DELIVERY_TAG, PUSH_SPEC_TAG, delivery_key, push_spec_key, region_partition, s3_object_arn,
     s3_uri,
 };
+use flavor_ci::selection::{self, Changes, Selection};
 use flavor_ci::settings::Settings;
-use flavor_ci::webhook::push::{self, Push, Route, Routing, Selection};
+use flavor_ci::webhook::push::{self, Push, Route, Routing};
 use flavor_ci_aws::store::{ObjectStore, Put, Written};
 use flavor_ci_aws::undo::{UndoLog, now_ms};
 use lambda_runtime::tracing::{info, warn};
@@ -43,10 +44,6 @@ where
             format!("the push is to {repo}, but this stack builds {expected}; ignored"),
         ));
     }
-    // The record is keyed by the signed body. It is claimed with a conditional write before the
-    // build starts and read only when the claim finds one there: reading an absent key needs
-    // s3:ListBucket to answer 404 rather than 403, which the role does not have.
-    let record_key = delivery_key(&config.root, key);
     let settings = settings(deps, config).await?;
     let routing = Routing {
         branches: config.branches.clone(),
@@ -67,21 +64,122 @@ where
         ),
     };
 
-    let listing = list(deps, &push, &settings).await?;
-    let selection = push::select(
-        &push,
-        &settings,
+    let start = Start {
+        git_ref: push.git_ref.clone(),
+        commit: push.after.clone(),
+        tree_id: push.tree_id().map(str::to_owned),
+        variant,
+        project,
+        release_id,
+        changes: ChangesFrom::Delivery(push.changes()),
+        about: Vec::new(),
+    };
+    build(deps, config, delivery, key, &settings, start, progress).await
+}
+
+/// Where the changes come from.
+pub(crate) enum ChangesFrom {
+    /// The delivery says (a push lists its commits' files).
+    Delivery(Changes),
+    /// GitHub's comparison of `base...` the commit (a pull request).
+    Compare { base: String },
+}
+
+/// One batch to start: the commit, where it goes, and what changed.
+pub(crate) struct Start {
+    /// The ref the record names (`refs/heads/main`, `refs/pull/7/head`).
+    pub(crate) git_ref: String,
+    /// The exact commit planned and built.
+    pub(crate) commit: String,
+    /// The commit's root tree, when the delivery names it.
+    pub(crate) tree_id: Option<String>,
+    pub(crate) variant: Variant,
+    pub(crate) project: String,
+    pub(crate) release_id: Option<String>,
+    pub(crate) changes: ChangesFrom,
+    /// More fields for the answer (`pullRequest`).
+    pub(crate) about: Vec<(&'static str, serde_json::Value)>,
+}
+
+/// Lists the flavors at the commit, chooses, writes the spec, claims the delivery and starts
+/// the batch; what a failure wrote is removed again.
+pub(crate) async fn build<S, B, K>(
+    deps: &Deps<S, B, K>,
+    config: &Config,
+    delivery: &str,
+    key: &str,
+    settings: &Settings,
+    start: Start,
+    progress: &UndoLog,
+) -> Result<Reply, Reply>
+where
+    S: ObjectStore,
+    B: Builds,
+    K: SecretSource,
+{
+    let Start {
+        git_ref,
+        commit,
+        tree_id,
+        variant,
+        project,
+        release_id,
+        changes,
+        about,
+    } = start;
+    // The record is keyed by the signed body. It is claimed with a conditional write before the
+    // build starts and read only when the claim finds one there: reading an absent key needs
+    // s3:ListBucket to answer 404 rather than 403, which the role does not have.
+    let record_key = delivery_key(&config.root, key);
+    let listing = list(
+        deps,
+        &config.repository,
+        &commit,
+        tree_id.as_deref(),
+        settings,
+    )
+    .await?;
+    let changes = match changes {
+        ChangesFrom::Delivery(changes) => changes,
+        ChangesFrom::Compare { base } => {
+            // Listing has fetched the token again if GitHub had rejected it.
+            let token = match &deps.github_token {
+                Some(cache) => Some(cache.get().await.map_err(|e| {
+                    Reply::error(503, format!("cannot read the GitHub token: {e}"))
+                })?),
+                None => None,
+            };
+            deps.github
+                .changed_files(
+                    &config.repository,
+                    &base,
+                    &commit,
+                    token.as_deref().map(String::as_str),
+                )
+                .await
+                .map_err(|e| Reply::error(e.status, e.message))?
+        }
+    };
+    let selection = selection::select(
+        &changes,
+        settings,
         &listing.flavors,
         &listing.links,
         &config.ignored,
     );
     let only = match &selection {
-        Selection::Nothing { reason } => return Ok(Reply::new(202, "ignored", reason.clone())),
+        Selection::Nothing { reason } => {
+            let mut reply = Reply::new(202, "ignored", reason.clone());
+            for (k, v) in about {
+                reply = reply.with(k, v);
+            }
+            return Ok(reply);
+        }
         Selection::All { .. } => None,
         Selection::Some { flavors, .. } => Some(flavors.as_slice()),
     };
     let output = generate::generate(generate::Request {
-        settings: &settings,
+        settings,
         flavors: &listing.flavors,
         only,
         release_id: release_id.as_deref(),
@@ -89,10 +187,7 @@ where
     .map_err(|e| {
         Reply::error(
             422,
-            format!(
-                "cannot generate the batch buildspec for commit {}: {e}",
-                push.after
-            ),
+            format!("cannot generate the batch buildspec for commit {commit}: {e}"),
         )
     })?;
     let Some(doc) = output.document(variant, Role::Batch) else {
@@ -113,7 +208,7 @@ where
     let spec_uri = s3_uri(&config.bucket, &spec_key);
     info!(
         delivery,
-        after = %push.after,
+        commit = %commit,
         project = %project,
         flavors = ?output.selected,
         reason = selection.reason(),
@@ -149,8 +244,8 @@ where
         key: key.to_owned(),
         state: State::Claimed,
         at: now_ms(),
-        git_ref: push.git_ref.clone(),
-        after: push.after.clone(),
+        git_ref: git_ref.clone(),
+        after: commit.clone(),
         project: project.clone(),
         buildspec: spec_uri.clone(),
         flavors: output.selected.clone(),
@@ -211,7 +306,7 @@ where
 
     let request = BatchRequest {
         project: project.clone(),
-        source_version: push.after.clone(),
+        source_version: commit.clone(),
         buildspec: spec_arn.clone(),
         // The same body within CodeBuild's idempotency window starts one batch at most.
         idempotency_token: key.to_owned(),
@@ -243,13 +338,17 @@ where
         ),
         _ => reply,
     };
-    Ok(reply
+    let mut reply = reply
         .with("batchBuildId", batch_id)
         .with("project", project)
-        .with("sourceVersion", push.after.clone())
+        .with("sourceVersion", commit.clone())
         .with("buildspec", spec_uri)
         .with("buildspecArn", spec_arn)
-        .with("flavors", output.selected.clone()))
+        .with("flavors", output.selected.clone());
+    for (k, v) in about {
+        reply = reply.with(k, v);
+    }
+    Ok(reply)
 }
 
 /// Writes a delivery record over whatever is there.
@@ -286,7 +385,9 @@ async fn failed<S: ObjectStore, B, K>(
 /// The flavors at the pushed commit; a token GitHub rejects is fetched again once.
 async fn list<S, B, K: SecretSource>(
     deps: &Deps<S, B, K>,
-    push: &Push,
+    repo: &str,
+    commit: &str,
+    tree_id: Option<&str>,
     settings: &Settings,
 ) -> Result<crate::github::Listing, Reply> {
     let token_error = |e: crate::secrets::SecretError| {
@@ -300,9 +401,9 @@ async fn list<S, B, K: SecretSource>(
     loop {
         let result = list_flavors(
             &deps.github,
-            &push.repository.full_name,
-            &push.after,
-            push.tree_id(),
+            repo,
+            commit,
+            tree_id,
             settings,
             token.as_deref().map(String::as_str),
         )
@@ -323,7 +424,7 @@ async fn list<S, B, K: SecretSource>(
             Err(ListError::Repository(e)) => {
                 return Err(Reply::error(
                     422,
-                    format!("cannot list the flavors at commit {}: {e}", push.after),
+                    format!("cannot list the flavors at commit {commit}: {e}"),
                 ));
             }
         }

@@ -1,0 +1,81 @@
+//! A verified `pull_request` delivery: decided by its action, draft state and origin, then built
+//! like a push, on the CI project, at exactly the head commit, with the files GitHub's
+//! comparison lists as the changes.
+
+use flavor_ci::generate::Variant;
+use flavor_ci::webhook::pull_request::{Decision, PullRequestEvent, decide};
+use flavor_ci_aws::store::ObjectStore;
+use flavor_ci_aws::undo::UndoLog;
+use serde_json::json;
+
+use crate::builds::Builds;
+use crate::config::Config;
+use crate::handler::{Deps, settings};
+use crate::http::Reply;
+use crate::push::{ChangesFrom, Start, build};
+use crate::secrets::SecretSource;
+
+pub(crate) async fn on_pull_request<S, B, K>(
+    deps: &Deps<S, B, K>,
+    config: &Config,
+    delivery: &str,
+    key: &str,
+    payload: &[u8],
+    progress: &UndoLog,
+) -> Result<Reply, Reply>
+where
+    S: ObjectStore,
+    B: Builds,
+    K: SecretSource,
+{
+    let event =
+        PullRequestEvent::from_json(payload).map_err(|e| Reply::error(400, e.to_string()))?;
+    let repo = &event.repository.full_name;
+    let expected = &config.repository;
+    if !expected.eq_ignore_ascii_case(repo) {
+        return Ok(Reply::new(
+            202,
+            "ignored",
+            format!("the pull request is in {repo}, but this stack builds {expected}; ignored"),
+        ));
+    }
+    let n = event.number;
+    let settings = settings(deps, config).await?;
+    match decide(&event, &settings.pull_requests) {
+        Decision::Ignore(reason) => {
+            Ok(Reply::new(202, "ignored", reason).with("pullRequest", n))
+        }
+        Decision::Stop => Ok(Reply::new(
+            202,
+            "ignored",
+            format!(
+                "pull request #{n} was closed; its running batches are not stopped by flavor-ci (stop them in CodeBuild)"
+            ),
+        )
+        .with("pullRequest", n)),
+        Decision::Build(why) => {
+            let pr = &event.pull_request;
+            // The head commit itself, never `pr/<n>`: the build runs what was planned even if
+            // the branch moves meanwhile. A fork's commit is fetched through the base
+            // repository, where GitHub keeps it under refs/pull/<n>/head.
+            let start = Start {
+                git_ref: format!("refs/pull/{n}/head"),
+                commit: pr.head.sha.clone(),
+                tree_id: None,
+                variant: Variant::Ci,
+                project: config.ci_project.clone(),
+                release_id: None,
+                changes: ChangesFrom::Compare {
+                    base: pr.base.sha.clone(),
+                },
+                about: vec![
+                    ("pullRequest", json!(n)),
+                    ("headRef", json!(pr.head.git_ref)),
+                    ("baseRef", json!(pr.base.git_ref)),
+                    ("trigger", json!(why)),
+                ],
+            };
+            build(deps, config, delivery, key, &settings, start, progress).await
+        }
+    }
+}
