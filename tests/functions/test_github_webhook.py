@@ -561,6 +561,12 @@ def test_the_sample_events_are_up_to_date_and_answer_as_documented(webhook):
         "github-webhook-ping.json": (200, "pong"),
         "github-webhook-bad-signature.json": (401, "error"),
         "github-webhook-form.json": (200, "started"),
+        "github-webhook-pull-request-opened.json": (200, "started"),
+        "github-webhook-pull-request-synchronize.json": (200, "started"),
+        "github-webhook-pull-request-draft.json": (202, "ignored"),
+        "github-webhook-pull-request-fork.json": (202, "ignored"),
+        "github-webhook-pull-request-fork-labeled.json": (200, "started"),
+        "github-webhook-pull-request-closed.json": (202, "ignored"),
     }
     for name, (status, word) in expected.items():
         code, raw = webhook.watch.invoke((ROOT / "events" / name).read_bytes())

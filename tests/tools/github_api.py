@@ -39,6 +39,8 @@ class GitHubApi:
         self.compare_file_cap = 300
         # A scripted answer for the next comparisons: (status, message), e.g. a diff too large.
         self.compare_failure: tuple[int, str] | None = None
+        # Comparisons given as lists of changed files: (repo, base, head) -> paths.
+        self.compares: dict[tuple[str, str, str], list[str]] = {}
         self.lock = threading.Lock()
         api = self
 
@@ -142,6 +144,11 @@ class GitHubApi:
             return status, {}, {"message": message, "documentation_url": "https://docs.github.com/rest"}
         path = self.git_repos.get(repo)
         base, sep, head = spec.partition("...")
+        listed = self.compares.get((repo, base, head))
+        if listed is not None:
+            return 200, {}, {"status": "ahead", "ahead_by": 1, "behind_by": 0, "total_commits": 1,
+                             "commits": [], "files": [{"filename": f, "status": "modified"}
+                                                      for f in listed[: self.compare_file_cap]]}
         if path is None or not sep:
             return 404, {}, {"message": "Not Found"}
         out = subprocess.run(["git", "-C", path, "diff", "--name-status", "-z", "-M", f"{base}...{head}"],

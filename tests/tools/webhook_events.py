@@ -35,7 +35,9 @@ EXAMPLE_FILES = {
 
 
 def add_example(api: GitHubApi) -> str:
-    """Adds the example commit to `api`; returns its root tree id."""
+    """Adds the example commit to `api`, and the pull request's comparison (BEFORE...the
+    example commit changes flavors/r-4.4/Dockerfile); returns its root tree id."""
+    api.compares[(EXAMPLE_REPO, BEFORE, EXAMPLE_COMMIT)] = ["flavors/r-4.4/Dockerfile"]
     return api.add_commit(EXAMPLE_REPO, EXAMPLE_FILES, commit=EXAMPLE_COMMIT)[1]
 
 
@@ -66,6 +68,28 @@ def push(tree: str, ref: str, modified: list[str], **extra) -> dict:
         "commits": [commit], "head_commit": commit,
     }
     payload.update(extra)
+    return payload
+
+
+def pull_request(action: str, draft: bool = False, fork: str | None = None,
+                 label: str | None = None) -> dict:
+    """A pull_request delivery of pull request #42 (head: the example commit; base: BEFORE)."""
+    head_repo = {"id": 7, "name": "slc", "full_name": fork or EXAMPLE_REPO, "fork": bool(fork)}
+    base_repo = {"id": 1296269, "name": "slc", "full_name": EXAMPLE_REPO, "private": False,
+                 "owner": {"login": "acme"}, "default_branch": "main"}
+    pr = {
+        "url": f"https://api.github.com/repos/{EXAMPLE_REPO}/pulls/42", "number": 42,
+        "state": "closed" if action == "closed" else "open", "title": "Update R to 4.4",
+        "user": {"login": "dev"}, "draft": draft, "merged": False,
+        "labels": [{"name": label}] if label else [],
+        "head": {"label": f"{(fork or EXAMPLE_REPO).split('/')[0]}:r-4.4", "ref": "r-4.4",
+                 "sha": EXAMPLE_COMMIT, "repo": head_repo},
+        "base": {"label": "acme:main", "ref": "main", "sha": BEFORE, "repo": base_repo},
+    }
+    payload = {"action": action, "number": 42, "pull_request": pr, "repository": base_repo,
+               "sender": {"login": "maintainer" if label else "dev", "id": 2}}
+    if label:
+        payload["label"] = {"name": label}
     return payload
 
 
@@ -128,6 +152,20 @@ def events() -> dict[str, dict]:
             "push", "0b3c6a1e-0000-4000-8000-000000000006",
             urlencode({"payload": j(push(tree, "refs/heads/main", ["flavors/r-4.4/Dockerfile"]))}),
             content_type="application/x-www-form-urlencoded"),
+        "github-webhook-pull-request-opened.json": event(
+            "pull_request", "0b3c6a1e-0000-4000-8000-000000000007", j(pull_request("opened"))),
+        "github-webhook-pull-request-synchronize.json": event(
+            "pull_request", "0b3c6a1e-0000-4000-8000-000000000008", j(pull_request("synchronize"))),
+        "github-webhook-pull-request-draft.json": event(
+            "pull_request", "0b3c6a1e-0000-4000-8000-000000000009", j(pull_request("opened", draft=True))),
+        "github-webhook-pull-request-fork.json": event(
+            "pull_request", "0b3c6a1e-0000-4000-8000-00000000000a",
+            j(pull_request("opened", fork="contributor/slc"))),
+        "github-webhook-pull-request-fork-labeled.json": event(
+            "pull_request", "0b3c6a1e-0000-4000-8000-00000000000b",
+            j(pull_request("labeled", fork="contributor/slc", label="safe to build"))),
+        "github-webhook-pull-request-closed.json": event(
+            "pull_request", "0b3c6a1e-0000-4000-8000-00000000000c", j(pull_request("closed"))),
     }
 
 
