@@ -8,7 +8,7 @@
 //!   pushes/specs/<SHA-256>/<file>             buildspecs the webhook stored (tag PUSH_SPEC_TAG)
 //!   pushes/deliveries/<id>.json               webhook delivery records (tag DELIVERY_TAG)
 //!   runs/<batch id>.json                      run records
-//!   refs/<escaped ref>.json                   the batches running per ref
+//!   pushes/refs/<escaped ref>.json            the batches running per ref (tag REF_TAG)
 //! ```
 //!
 //! Keys under `specs/` and `settings/` are content-addressed: the same bytes always have the
@@ -22,6 +22,8 @@ use crate::generate::{self, Document};
 pub const PUSH_SPEC_TAG: &str = "flavor-ci=push-spec";
 /// The tag of webhook delivery records; the bucket's lifecycle rules expire them.
 pub const DELIVERY_TAG: &str = "flavor-ci=delivery";
+/// The tag of the records of running batches per ref.
+pub const REF_TAG: &str = "flavor-ci=ref";
 
 /// The root under which the resource `logical_id` of stack `stack_id` keeps its objects.
 pub fn resource_root(prefix: &str, stack_id: &str, logical_id: &str) -> String {
@@ -116,7 +118,7 @@ pub fn run_key(root: &str, batch_id: &str) -> String {
 
 /// The key of the record of the batches running for one git ref (`refs/heads/main`).
 pub fn ref_key(root: &str, git_ref: &str) -> String {
-    format!("{root}refs/{}.json", escape(git_ref))
+    format!("{root}pushes/refs/{}.json", escape(git_ref))
 }
 
 /// An `s3://bucket/key` address, for messages and answers.
@@ -180,13 +182,13 @@ mod tests {
         );
         assert_eq!(
             ref_key(&root, "refs/heads/feature/x.y"),
-            format!("{root}refs/refs%2Fheads%2Ffeature%2Fx.y.json")
+            format!("{root}pushes/refs/refs%2Fheads%2Ffeature%2Fx.y.json")
         );
         assert_ne!(
             ref_key(&root, "refs/heads/a/b"),
             ref_key(&root, "refs/heads/a%2Fb")
         );
-        assert_eq!(ref_key(&root, ".."), format!("{root}refs/%2E..json"));
+        assert_eq!(ref_key(&root, ".."), format!("{root}pushes/refs/%2E..json"));
     }
 
     #[test]

@@ -135,6 +135,29 @@ pub struct BatchSettings {
     /// the tool this one replaces.
     #[serde(skip_serializing_if = "IdentifierStyle::is_standard")]
     pub identifier_style: IdentifierStyle,
+    /// Which batches the webhook stops when a newer commit of the same pull request or branch
+    /// starts one. Release (tag) batches are never stopped.
+    #[serde(skip_serializing_if = "StopSuperseded::is_default")]
+    pub stop_superseded: StopSuperseded,
+}
+
+/// Which superseded batches are stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StopSuperseded {
+    /// Pull requests' and every branch's but the default branch's.
+    #[default]
+    ExceptDefaultBranch,
+    /// Pull requests' and every branch's.
+    AllBranches,
+    /// None.
+    None,
+}
+
+impl StopSuperseded {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 impl Default for BatchSettings {
@@ -145,6 +168,7 @@ impl Default for BatchSettings {
             ignore_failure: false,
             max_builds: 100,
             identifier_style: IdentifierStyle::Standard,
+            stop_superseded: StopSuperseded::default(),
         }
     }
 }

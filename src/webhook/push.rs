@@ -54,6 +54,9 @@ pub struct HeadCommit {
 pub struct Repository {
     /// `owner/name`.
     pub full_name: String,
+    /// The default branch, when the payload names it (push payloads do).
+    #[serde(default)]
+    pub default_branch: Option<String>,
 }
 
 /// Why a push payload cannot be used.

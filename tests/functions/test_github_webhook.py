@@ -566,7 +566,7 @@ def test_the_sample_events_are_up_to_date_and_answer_as_documented(webhook):
         "github-webhook-pull-request-draft.json": (202, "ignored"),
         "github-webhook-pull-request-fork.json": (202, "ignored"),
         "github-webhook-pull-request-fork-labeled.json": (200, "started"),
-        "github-webhook-pull-request-closed.json": (202, "ignored"),
+        "github-webhook-pull-request-closed.json": (200, "stopped"),
     }
     for name, (status, word) in expected.items():
         code, raw = webhook.watch.invoke((ROOT / "events" / name).read_bytes())
@@ -786,8 +786,6 @@ def test_drafts_wait_for_review_and_other_actions_start_nothing(webhook, aws, pr
     for action in ("edited", "assigned", "unlabeled"):
         status, answer = deliver_pr(webhook, pr_payload(pr_repo, action=action))
         assert status == 202 and answer["status"] == "ignored", answer
-    status, answer = deliver_pr(webhook, pr_payload(pr_repo, action="closed"))
-    assert status == 202 and "#7 was closed" in answer["message"], answer
     assert state(aws) == before
     status, answer = deliver_pr(webhook, pr_payload(pr_repo, action="ready_for_review", draft=False))
     assert status == 200 and answer["trigger"] == "pull request #7 was marked ready for review", answer
@@ -837,7 +835,7 @@ def test_when_github_cannot_list_every_change_every_flavor_builds_and_the_answer
 def test_octokit_pull_request_examples(webhook, github):
     """GitHub's example pull_request payloads, retargeted at the stack's repository: the build
     actions build every flavor (the stand-in cannot compare their commits, as if GitHub could
-    not), the others are answered with the reason."""
+    not), closing stops, the others are answered with the reason."""
     github.compare_failure = (422, "Sorry, this diff is taking too long to generate.")
     try:
         for example in examples("pull_request"):
@@ -854,8 +852,51 @@ def test_octokit_pull_request_examples(webhook, github):
                 assert status == 200, (action, answer)
                 assert answer["flavors"] == FLAVORS and answer["sourceVersion"] == pr["head"]["sha"], answer
                 assert answer["pullRequest"] == example["number"], answer
+            elif action == "closed":
+                # Closing stops what the earlier examples of that pull request started.
+                assert status == 200 and answer["status"] == "stopped", (action, answer)
             else:
                 assert status == 202 and answer["status"] == "ignored", (action, answer)
                 assert f"#{example['number']}" in answer["message"], (action, answer)
     finally:
         github.compare_failure = None
+
+
+def test_a_new_commit_stops_the_batches_it_supersedes_and_closing_stops_the_rest(webhook, aws, pr_repo):
+    first = deliver_pr(webhook, pr_payload(pr_repo, number=11))[1]
+    assert first["status"] == "started" and first["stopped"] == [], first
+    second = deliver_pr(webhook, pr_payload(pr_repo, number=11, action="synchronize"))[1]
+    assert second["stopped"] == [first["batchBuildId"]], second
+    assert batch(aws, first["batchBuildId"])["buildBatchStatus"] == "STOPPED"
+    assert batch(aws, second["batchBuildId"])["buildBatchStatus"] == "IN_PROGRESS"
+    # Another pull request's batches are its own.
+    other = deliver_pr(webhook, pr_payload(pr_repo, number=12))[1]
+    assert other["stopped"] == [], other
+    status, closed = deliver_pr(webhook, pr_payload(pr_repo, number=11, action="closed"))
+    assert status == 200 and closed["status"] == "stopped" and closed["stopped"] == [second["batchBuildId"]], closed
+    assert batch(aws, second["batchBuildId"])["buildBatchStatus"] == "STOPPED"
+    assert batch(aws, other["batchBuildId"])["buildBatchStatus"] == "IN_PROGRESS"
+    # Closing again finds nothing running; a batch that already finished is not an error.
+    status, again = deliver_pr(webhook, pr_payload(pr_repo, number=12, action="reopened"))
+    assert again["stopped"] == [other["batchBuildId"]], again
+    aws["codebuild"].stop_build_batch(id=again["batchBuildId"])
+    status, closed = deliver_pr(webhook, pr_payload(pr_repo, number=12, action="closed"))
+    assert status == 200 and closed["stopped"] == [], closed
+    assert again["batchBuildId"] in closed["notStopped"], closed
+
+
+def test_pushes_to_a_branch_stop_its_earlier_batches_but_not_the_default_branch_or_tags(webhook, aws, github):
+    def push_to(ref: str, path: str):
+        commit, tree = github.add_commit(WEBHOOK_REPOSITORY, {f"flavors/{f}/Dockerfile": f"FROM {f}\n{path}" for f in FLAVORS})
+        payload = push_payload({"name": WEBHOOK_REPOSITORY, "commit": commit, "tree": tree}, [path], ref=ref)
+        payload["repository"]["default_branch"] = "main"
+        status, answer = deliver(webhook, payload)
+        assert status == 200, answer
+        return answer
+
+    a = push_to("refs/heads/release/1.x", "flavors/base/a")
+    b = push_to("refs/heads/release/1.x", "flavors/base/b")
+    assert b["stopped"] == [a["batchBuildId"]], b
+    m1 = push_to("refs/heads/main", "flavors/base/c")
+    m2 = push_to("refs/heads/main", "flavors/base/d")
+    assert "stopped" not in m2 and batch(aws, m1["batchBuildId"])["buildBatchStatus"] == "IN_PROGRESS", m2

@@ -135,9 +135,11 @@ def test_functions_touch_only_their_bucket_prefix(template):
                     assert t == "${SpecsBucket.Arn}/${SpecsPrefix}*", (name, t)
 
 
-def test_the_webhook_may_only_start_batches_of_the_two_projects_and_read_its_secrets(template):
+def test_the_webhook_may_only_start_batches_of_the_two_projects_stop_ci_ones_and_read_its_secrets(template):
     allowed = {
         "codebuild:StartBuildBatch": {"${CiProject.Arn}", "${ReleaseProject.Arn}"},
+        # Superseded batches run on the CI project; release batches are never stopped.
+        "codebuild:StopBuildBatch": {"${CiProject.Arn}"},
         "secretsmanager:GetSecretValue": {
             "${WebhookSecret}",
             "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${GitHubTokenSecretName}-??????",

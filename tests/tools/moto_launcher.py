@@ -7,7 +7,8 @@
 - CloudFormation dynamic references to Secrets Manager: a stack whose resource reads a secret
   that does not exist fails the way CloudFormation fails it (the resource CREATE_FAILED with the
   reason, then ROLLBACK_COMPLETE) instead of being created with the reference unresolved.
-- CodeBuild batch builds: `StartBuildBatch` (with its idempotency token and a check that an S3
+- CodeBuild batch builds: `StopBuildBatch` (an in-progress batch becomes STOPPED; any other is an
+  error, as when a batch has finished); `StartBuildBatch` (with its idempotency token and a check that an S3
   `buildspecOverride` exists), `BatchGetBuildBatches` and `ListBuildBatchesForProject`.
 
 Usage: python moto_launcher.py PORT
@@ -161,7 +162,20 @@ def add_batch_builds() -> None:
         ids = [b["id"] for b in backend.flavor_ci_batches.values() if b["projectName"] == name]
         return ActionResult({"ids": ids})
 
+    def stop_build_batch(self):
+        backend = batches(self)
+        batch_id = self._get_param("id")
+        with lock:
+            batch = backend.flavor_ci_batches.get(batch_id)
+            if batch is None:
+                raise ResourceNotFoundException(f"Build batch {batch_id} does not exist")
+            if batch["buildBatchStatus"] != "IN_PROGRESS":
+                raise InvalidInputException(f"Build batch {batch_id} is not in progress")
+            batch["buildBatchStatus"] = "STOPPED"
+        return ActionResult({"buildBatch": batch})
+
     CodeBuildResponse.start_build_batch = start_build_batch
+    CodeBuildResponse.stop_build_batch = stop_build_batch
     CodeBuildResponse.batch_get_build_batches = batch_get_build_batches
     CodeBuildResponse.list_build_batches_for_project = list_build_batches_for_project
 

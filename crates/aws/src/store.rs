@@ -81,6 +81,23 @@ pub trait ObjectStore: Send + Sync + fmt::Debug + 'static {
         key: &str,
     ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
 
+    /// The object's bytes and its ETag, or `None` when there is no such key.
+    fn get_tagged(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<(Vec<u8>, String)>, StoreError>> + Send;
+    /// Replaces the object at `key` only while its ETag is still `etag` (`If-Match`); `false`
+    /// when another write came first.
+    fn replace_if_unchanged(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: &[u8],
+        content_type: &str,
+        tagging: &str,
+        etag: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Removes every object version under `root` (which ends with `/`); returns how many.
     fn delete_under(
         &self,
@@ -236,6 +253,65 @@ impl ObjectStore for S3Store {
         Ok(Some(bytes.to_vec()))
     }
 
+    async fn get_tagged(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<(Vec<u8>, String)>, StoreError> {
+        let out = match self
+            .client
+            .get()
+            .await
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if e.code() == Some("NoSuchKey") => return Ok(None),
+            Err(e) => return Err(store_error("GetObject", bucket, key, &e)),
+        };
+        let etag = out.e_tag().unwrap_or_default().to_owned();
+        let bytes = out.body.collect().await.map_err(|e| StoreError {
+            operation: "GetObject",
+            bucket: bucket.into(),
+            key: key.into(),
+            code: None,
+            message: format!("reading the body failed: {e}"),
+        })?;
+        Ok(Some((bytes.to_vec(), etag)))
+    }
+
+    async fn replace_if_unchanged(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: &[u8],
+        content_type: &str,
+        tagging: &str,
+        etag: &str,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .put_request(bucket, key, body, content_type, tagging)
+            .await
+            .if_match(etag)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let status = e.raw_response().map(|r| r.status().as_u16());
+                // 412: the ETag changed. 409: a concurrent conditional write is in flight.
+                if matches!(status, Some(412 | 409)) {
+                    Ok(false)
+                } else {
+                    Err(store_error("PutObject", bucket, key, &e))
+                }
+            }
+        }
+    }
+
     async fn delete_under(&self, bucket: &str, root: &str) -> Result<usize, StoreError> {
         let mut deleted = 0;
         let mut key_marker: Option<String> = None;
@@ -383,6 +459,14 @@ pub mod memory {
         }
     }
 
+    /// An ETag for the memory store: changes whenever the bytes do.
+    fn etag_of(bytes: &[u8]) -> String {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        bytes.hash(&mut h);
+        format!("\"{:016x}\"", h.finish())
+    }
+
     impl ObjectStore for MemoryStore {
         async fn put(
             &self,
@@ -404,6 +488,43 @@ pub mod memory {
         async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
             let objects = self.objects.lock().unwrap();
             Ok(objects.get(&(bucket.to_string(), key.to_string())).cloned())
+        }
+
+        async fn get_tagged(
+            &self,
+            bucket: &str,
+            key: &str,
+        ) -> Result<Option<(Vec<u8>, String)>, StoreError> {
+            let read = {
+                let objects = self.objects.lock().unwrap();
+                objects
+                    .get(&(bucket.to_string(), key.to_string()))
+                    .map(|b| (b.clone(), etag_of(b)))
+            };
+            // A network call's worth of time, in which other requests may write.
+            tokio::task::yield_now().await;
+            Ok(read)
+        }
+
+        async fn replace_if_unchanged(
+            &self,
+            bucket: &str,
+            key: &str,
+            body: &[u8],
+            _content_type: &str,
+            _tagging: &str,
+            etag: &str,
+        ) -> Result<bool, StoreError> {
+            self.injected(bucket, key)?;
+            let mut objects = self.objects.lock().unwrap();
+            let k = (bucket.to_string(), key.to_string());
+            match objects.get(&k) {
+                Some(current) if etag_of(current) == etag => {
+                    objects.insert(k, body.to_vec());
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
         }
 
         async fn put_if_absent(

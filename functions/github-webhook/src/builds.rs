@@ -20,9 +20,9 @@ pub(crate) struct BatchRequest {
     pub(crate) idempotency_token: String,
 }
 
-/// Why a batch did not start.
+/// Why CodeBuild did not do what was asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum StartError {
+pub(crate) enum CodeBuildError {
     /// CodeBuild refused or failed: its code and message, and a hint.
     #[error("{0}")]
     Refused(String),
@@ -30,12 +30,36 @@ pub(crate) enum StartError {
     NoBatchId,
 }
 
+fn refused<E, R>(e: &aws_sdk_codebuild::error::SdkError<E, R>, what: &str) -> CodeBuildError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: fmt::Debug,
+{
+    let hint = match e.code() {
+        Some("ResourceNotFoundException") => {
+            "; create the project or correct the function's project setting"
+        }
+        Some("AccessDeniedException") => match what {
+            "stop" => "; allow the function's role codebuild:StopBuildBatch on the project",
+            _ => "; allow the function's role codebuild:StartBuildBatch on the project",
+        },
+        Some("InvalidInputException") if what == "start" => {
+            "; check that the project has a batch configuration (BuildBatchConfig)"
+        }
+        _ => "",
+    };
+    CodeBuildError::Refused(flavor_ci_aws::sdk_error_message(e, hint))
+}
+
 pub(crate) trait Builds: Send + Sync + fmt::Debug + 'static {
     /// Starts the batch; returns its id.
     fn start_batch(
         &self,
         request: &BatchRequest,
-    ) -> impl Future<Output = Result<String, StartError>> + Send;
+    ) -> impl Future<Output = Result<String, CodeBuildError>> + Send;
+
+    /// Stops a batch that is still running.
+    fn stop_batch(&self, id: &str) -> impl Future<Output = Result<(), CodeBuildError>> + Send;
 }
 
 #[derive(Debug, Clone)]
@@ -53,7 +77,7 @@ impl CodeBuild {
 }
 
 impl Builds for CodeBuild {
-    async fn start_batch(&self, request: &BatchRequest) -> Result<String, StartError> {
+    async fn start_batch(&self, request: &BatchRequest) -> Result<String, CodeBuildError> {
         let out = self
             .client
             .get()
@@ -65,25 +89,23 @@ impl Builds for CodeBuild {
             .idempotency_token(&request.idempotency_token)
             .send()
             .await
-            .map_err(|e| {
-                let hint = match e.code() {
-                    Some("ResourceNotFoundException") => {
-                        "; create the project or correct the function's project setting"
-                    }
-                    Some("AccessDeniedException") => {
-                        "; allow the function's role codebuild:StartBuildBatch on the project"
-                    }
-                    Some("InvalidInputException") => {
-                        "; check that the project has a batch configuration (BuildBatchConfig)"
-                    }
-                    _ => "",
-                };
-                StartError::Refused(flavor_ci_aws::sdk_error_message(&e, hint))
-            })?;
+            .map_err(|e| refused(&e, "start"))?;
         out.build_batch()
             .and_then(|b| b.id())
             .map(str::to_owned)
-            .ok_or(StartError::NoBatchId)
+            .ok_or(CodeBuildError::NoBatchId)
+    }
+
+    async fn stop_batch(&self, id: &str) -> Result<(), CodeBuildError> {
+        self.client
+            .get()
+            .await
+            .stop_build_batch()
+            .id(id)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| refused(&e, "stop"))
     }
 }
 
@@ -97,17 +119,23 @@ pub(crate) mod recording {
     #[derive(Debug, Default)]
     pub(crate) struct Recording {
         pub(crate) started: Mutex<Vec<BatchRequest>>,
+        pub(crate) stopped: Mutex<Vec<String>>,
         pub(crate) fail: Option<String>,
     }
 
     impl Builds for Recording {
-        async fn start_batch(&self, request: &BatchRequest) -> Result<String, StartError> {
+        async fn start_batch(&self, request: &BatchRequest) -> Result<String, CodeBuildError> {
             if let Some(e) = &self.fail {
-                return Err(StartError::Refused(e.clone()));
+                return Err(CodeBuildError::Refused(e.clone()));
             }
             let mut started = self.started.lock().unwrap();
             started.push(request.clone());
             Ok(format!("{}:batch-{}", request.project, started.len()))
+        }
+
+        async fn stop_batch(&self, id: &str) -> Result<(), CodeBuildError> {
+            self.stopped.lock().unwrap().push(id.to_owned());
+            Ok(())
         }
     }
 }

@@ -18,6 +18,7 @@ mod pull;
 mod push;
 mod record;
 mod secrets;
+mod superseded;
 
 use builds::CodeBuild;
 use config::Config;

@@ -12,8 +12,9 @@ use crate::builds::Builds;
 use crate::config::Config;
 use crate::handler::{Deps, settings};
 use crate::http::Reply;
-use crate::push::{ChangesFrom, Start, build};
+use crate::push::{ChangesFrom, Start, build, not_stopped};
 use crate::secrets::SecretSource;
+use crate::superseded;
 
 pub(crate) async fn on_pull_request<S, B, K>(
     deps: &Deps<S, B, K>,
@@ -42,17 +43,42 @@ where
     let n = event.number;
     let settings = settings(deps, config).await?;
     match decide(&event, &settings.pull_requests) {
-        Decision::Ignore(reason) => {
-            Ok(Reply::new(202, "ignored", reason).with("pullRequest", n))
+        Decision::Ignore(reason) => Ok(Reply::new(202, "ignored", reason).with("pullRequest", n)),
+        Decision::Stop => {
+            let git_ref = format!("refs/pull/{n}/head");
+            if !superseded::applies(settings.batch.stop_superseded, &git_ref, None) {
+                return Ok(Reply::new(
+                    202,
+                    "ignored",
+                    format!(
+                        "pull request #{n} was closed; its batches are left running (batch.stop-superseded: none)"
+                    ),
+                )
+                .with("pullRequest", n));
+            }
+            let done = superseded::replace_and_stop(
+                &deps.store,
+                &deps.builds,
+                &config.bucket,
+                &config.root,
+                &git_ref,
+                None,
+            )
+            .await
+            .map_err(|e| Reply::error(503, format!("{e}; redeliver the closing")))?;
+            let count = done.stopped.len();
+            let mut reply = Reply::new(
+                200,
+                "stopped",
+                format!("pull request #{n} was closed: {count} running batch(es) stopped"),
+            )
+            .with("pullRequest", n)
+            .with("stopped", done.stopped);
+            if !done.not_stopped.is_empty() {
+                reply = reply.with("notStopped", not_stopped(&done.not_stopped));
+            }
+            Ok(reply)
         }
-        Decision::Stop => Ok(Reply::new(
-            202,
-            "ignored",
-            format!(
-                "pull request #{n} was closed; its running batches are not stopped by flavor-ci (stop them in CodeBuild)"
-            ),
-        )
-        .with("pullRequest", n)),
         Decision::Build(why) => {
             let pr = &event.pull_request;
             // The head commit itself, never `pr/<n>`: the build runs what was planned even if
@@ -74,6 +100,11 @@ where
                     ("baseRef", json!(pr.base.git_ref)),
                     ("trigger", json!(why)),
                 ],
+                supersede: superseded::applies(
+                    settings.batch.stop_superseded,
+                    &format!("refs/pull/{n}/head"),
+                    None,
+                ),
             };
             build(deps, config, delivery, key, &settings, start, progress).await
         }

@@ -20,6 +20,7 @@ use crate::handler::{Deps, cleanup, settings};
 use crate::http::Reply;
 use crate::record::{DeliveryRecord, Earlier, State, earlier};
 use crate::secrets::SecretSource;
+use crate::superseded;
 
 pub(crate) async fn on_push<S, B, K>(
     deps: &Deps<S, B, K>,
@@ -73,6 +74,12 @@ where
         release_id,
         changes: ChangesFrom::Delivery(push.changes()),
         about: Vec::new(),
+        supersede: variant == Variant::Ci
+            && superseded::applies(
+                settings.batch.stop_superseded,
+                &push.git_ref,
+                push.repository.default_branch.as_deref(),
+            ),
     };
     build(deps, config, delivery, key, &settings, start, progress).await
 }
@@ -99,6 +106,8 @@ pub(crate) struct Start {
     pub(crate) changes: ChangesFrom,
     /// More fields for the answer (`pullRequest`).
     pub(crate) about: Vec<(&'static str, serde_json::Value)>,
+    /// Whether the batches flavor-ci started earlier for `git_ref` are stopped.
+    pub(crate) supersede: bool,
 }
 
 /// Lists the flavors at the commit, chooses, writes the spec, claims the delivery and starts
@@ -126,6 +135,7 @@ where
         release_id,
         changes,
         about,
+        supersede,
     } = start;
     // The record is keyed by the signed body. It is claimed with a conditional write before the
     // build starts and read only when the claim finds one there: reading an absent key needs
@@ -326,7 +336,34 @@ where
     if let Err(e) = put_record(&deps.store, config, &record_key, &record.to_json()).await {
         warn!(error = %e, delivery, "the batch started but its delivery record was not updated");
     }
-    let reply = Reply::new(200, "started", selection.reason());
+    let mut reply = Reply::new(200, "started", selection.reason());
+    if supersede {
+        let newest = superseded::started(&batch_id, &commit);
+        match superseded::replace_and_stop(
+            &deps.store,
+            &deps.builds,
+            &config.bucket,
+            &config.root,
+            &git_ref,
+            Some(newest),
+        )
+        .await
+        {
+            Ok(done) => {
+                reply = reply.with("stopped", done.stopped);
+                if !done.not_stopped.is_empty() {
+                    reply = reply.with("notStopped", not_stopped(&done.not_stopped));
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, git_ref, "the batch started, but the superseded ones were not stopped");
+                reply = reply.with(
+                    "notStopped",
+                    format!("the batches running for {git_ref} could not be looked up: {e}"),
+                );
+            }
+        }
+    }
     // Why each flavor builds (the path or rule that selected it); when every flavor builds,
     // the message is the one reason.
     let reply = match &selection {
@@ -429,4 +466,12 @@ async fn list<S, B, K: SecretSource>(
             }
         }
     }
+}
+
+/// Batches CodeBuild did not stop, and why, for the answer.
+pub(crate) fn not_stopped(list: &[(String, String)]) -> serde_json::Value {
+    list.iter()
+        .map(|(id, why)| (id.clone(), serde_json::Value::from(why.as_str())))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
