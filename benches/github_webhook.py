@@ -44,7 +44,7 @@ REPOSITORY = "acme/bench"
 def event(body: bytes, event_name: str = "push") -> dict:
     return {
         "version": "2.0",
-        "requestContext": {"http": {"method": "POST", "path": "/"}},
+        "requestContext": {"http": {"method": "POST", "path": "/"}, "timeEpoch": 1795168800000},
         "headers": {
             "content-type": "application/json",
             "x-github-event": event_name,
@@ -66,6 +66,17 @@ def push(repo: str, commit: str, tree: str, paths: list[str] | None) -> bytes:
         "created": False, "deleted": False, "forced": paths is None, "commits": commits,
         "head_commit": {"id": commit, "tree_id": tree}, "repository": {"full_name": repo},
         "compare": f"https://github.com/{repo}/compare/{uuid.uuid4()}",
+    }).encode()
+
+
+def pull_request(repo: str, base: str, head: str, number: int = 1) -> bytes:
+    """A `synchronize` delivery of pull request `number` (distinct bodies, as in `push`)."""
+    return json.dumps({
+        "action": "synchronize", "number": number,
+        "pull_request": {"number": number, "draft": False, "title": str(uuid.uuid4()),
+                         "head": {"ref": "topic", "sha": head, "repo": {"full_name": repo}},
+                         "base": {"ref": "main", "sha": base, "repo": {"full_name": repo}}},
+        "repository": {"full_name": repo},
     }).encode()
 
 
@@ -140,6 +151,19 @@ def main() -> None:
                     first = timed(api, body, 1)[0]
                     warm = timed(api, body, args.pushes)
                     print(f"{count:>8} {label:>9} {first:>7.2f}ms {statistics.median(warm):>7.2f}ms {p90(warm):>7.2f}ms")
+            # Pull requests: the head commit's flavors, GitHub's comparison (one changed flavor),
+            # the spec, the claim, StartBuildBatch, and the superseded batch stopped.
+            commit, tree = github.add_commit(REPOSITORY, flavor_files(500))
+            base = "b" * 40
+            github.compares[(REPOSITORY, base, commit)] = ["flavors/flavor-0001/Dockerfile"]
+
+            def pr_body():
+                return pull_request(REPOSITORY, base, commit)
+            first = timed(api, pr_body, 1)[0]
+            warm = timed(api, pr_body, args.pushes)
+            print(f"\npull request end to end, 500 flavors, one changed, the previous batch stopped: "
+                  f"first {first:.2f} ms, median {statistics.median(warm):.2f} ms, p90 {p90(warm):.2f} ms "
+                  "(target: median < 100 ms)")
             small = json.dumps({"action": "opened", "padding": ""}).encode()
             large = json.dumps({"action": "opened", "padding": "x" * (6 * 1024 * 1024 - 200)}).encode()
             t_small = timed(api, small, args.pushes, "issues", 202)

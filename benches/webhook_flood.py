@@ -114,7 +114,7 @@ class ConcurrentRuntimeApi(RuntimeApi):
 def event(body: bytes, signature: dict) -> dict:
     return {
         "version": "2.0",
-        "requestContext": {"http": {"method": "POST", "path": "/"}},
+        "requestContext": {"http": {"method": "POST", "path": "/"}, "timeEpoch": 1795168800000},
         "headers": {
             "content-type": "application/json",
             "x-github-event": "push",
