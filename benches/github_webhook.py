@@ -159,8 +159,8 @@ def main() -> None:
 
             def pr_body():
                 return pull_request(REPOSITORY, base, commit)
-            first = timed(api, pr_body, 1)[0]
-            warm = timed(api, pr_body, args.pushes)
+            first = timed(api, pr_body, 1, "pull_request")[0]
+            warm = timed(api, pr_body, args.pushes, "pull_request")
             print(f"\npull request end to end, 500 flavors, one changed, the previous batch stopped: "
                   f"first {first:.2f} ms, median {statistics.median(warm):.2f} ms, p90 {p90(warm):.2f} ms "
                   "(target: median < 100 ms)")

@@ -17,6 +17,8 @@ pub enum Changes {
     /// The changes are unknown or may be incomplete; the text says why (it becomes the reason
     /// every flavor builds).
     Unknown(String),
+    /// No change: these flavors were asked for by name (a dispatched run), for `reason`.
+    Flavors { names: Vec<String>, reason: String },
 }
 
 /// A flavor reached through a link, and the repository paths its content lives under.
@@ -90,6 +92,7 @@ pub fn select(
                 reason: reason.clone(),
             };
         }
+        Changes::Flavors { names, reason } => return asked_for(names, reason, settings, flavors),
         Changes::Paths(paths) if paths.is_empty() => {
             return Selection::Nothing {
                 reason: "no file changed: nothing to build".into(),
@@ -176,18 +179,7 @@ pub fn select(
         .cloned()
         .collect();
     for flavor in &dependents {
-        let on: Vec<&str> = settings
-            .flavors
-            .get(flavor)
-            .map(|over| {
-                over.depend_on
-                    .iter()
-                    .map(String::as_str)
-                    .filter(|d| all.iter().any(|a| a == d))
-                    .collect()
-            })
-            .unwrap_or_default();
-        why.insert(flavor.clone(), format!("depends on {}", on.join(", ")));
+        why.insert(flavor.clone(), depends_on(settings, flavor, &all));
     }
     let changed_names: BTreeSet<String> = changed.keys().cloned().collect();
     let mut reason = format!("changes under the flavors {}", some_of(&changed_names));
@@ -202,6 +194,74 @@ pub fn select(
         reason,
         why,
     }
+}
+
+/// The flavors asked for by name, and those that depend on them; nothing when a name is not a
+/// flavor (the reason names it and the flavors there are).
+fn asked_for(
+    names: &[String],
+    reason: &str,
+    settings: &Settings,
+    flavors: &FlavorSet,
+) -> Selection {
+    let unknown: BTreeSet<String> = names
+        .iter()
+        .filter(|n| flavors.get(n).is_none())
+        .cloned()
+        .collect();
+    if !unknown.is_empty() {
+        let there: BTreeSet<String> = flavors.names().map(str::to_owned).collect();
+        return Selection::Nothing {
+            reason: format!(
+                "no flavor is called {} (the flavors are {}): nothing to build",
+                some_of(&unknown),
+                some_of(&there)
+            ),
+        };
+    }
+    let all = with_dependents(settings, flavors, names);
+    let asked: BTreeSet<String> = names.iter().cloned().collect();
+    let mut why = BTreeMap::new();
+    for f in &all {
+        if asked.contains(f) {
+            why.insert(f.clone(), reason.to_owned());
+        } else {
+            why.insert(f.clone(), depends_on(settings, f, &all));
+        }
+    }
+    let mut text = format!("{reason}: the flavors {}", some_of(&asked));
+    let dependents: BTreeSet<String> = all
+        .iter()
+        .filter(|f| !asked.contains(*f))
+        .cloned()
+        .collect();
+    if !dependents.is_empty() {
+        text.push_str(&format!(
+            ", and the flavors that depend on them ({})",
+            some_of(&dependents)
+        ));
+    }
+    Selection::Some {
+        flavors: all,
+        reason: text,
+        why,
+    }
+}
+
+/// Why a dependent builds: the flavors it depends on among those building.
+fn depends_on(settings: &Settings, flavor: &str, building: &[String]) -> String {
+    let on: Vec<&str> = settings
+        .flavors
+        .get(flavor)
+        .map(|over| {
+            over.depend_on
+                .iter()
+                .map(String::as_str)
+                .filter(|d| building.iter().any(|b| b == d))
+                .collect()
+        })
+        .unwrap_or_default();
+    format!("depends on {}", on.join(", "))
 }
 
 /// Whether `path` is `dir` or lies under it.

@@ -4,6 +4,7 @@
 pub mod glob;
 pub mod pull_request;
 pub mod push;
+pub mod run;
 pub mod signature;
 
 #[cfg(test)]

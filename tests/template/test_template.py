@@ -2,6 +2,7 @@
 no wildcard actions, no `*` resource where a resource can be named, every function's policy
 names this stack's own bucket prefix, secrets and projects."""
 
+import json
 import re
 from pathlib import Path
 
@@ -109,8 +110,8 @@ def test_no_star_resource_where_a_resource_can_be_named(template):
 
 
 def test_every_resource_is_this_stacks_own(template):
-    """Every resource names something of this stack: its bucket, logs, secrets or projects."""
-    own = re.compile(r"\$\{(SpecsBucket|\w+Logs|WebhookSecret|GitHubTokenSecretName|DockerHubSecretName|CiProject|ReleaseProject|ProjectName|AWS::Partition)")
+    """Every resource names something of this stack: its bucket, logs, secrets, projects or functions."""
+    own = re.compile(r"\$\{(SpecsBucket|\w+Logs|WebhookSecret|GitHubTokenSecretName|DockerHubSecretName|CiProject|ReleaseProject|ProjectName|WebhookFunction|AWS::Partition)")
     for name, role in roles(template).items():
         for policy, st in statements(role):
             for r in resources(st):
@@ -335,3 +336,18 @@ def test_the_resource_may_ask_cloudformation_about_its_own_stack_only(template):
     assert as_list(found[0]["Action"]) == ["cloudformation:DescribeStackResource"]
     assert [text(r) for r in resources(found[0])] == [
         "arn:${AWS::Partition}:cloudformation:${AWS::Region}:${AWS::AccountId}:stack/${AWS::StackName}/*"]
+
+
+def test_the_nightly_schedule_may_only_invoke_the_webhook_function(template):
+    role = template["Resources"]["NightlyScheduleRole"]
+    assert role["Condition"] == "HasNightlySchedule"
+    trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert [s["Principal"] for s in trust] == [{"Service": "scheduler.amazonaws.com"}]
+    assert all(s["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"} for s in trust)
+    for _, st in statements(role):
+        assert as_list(st["Action"]) == ["lambda:InvokeFunction"]
+        assert resources(st) == [{"Fn::GetAtt": ["WebhookFunction", "Arn"]}]
+    target = template["Resources"]["NightlyBuilds"]["Properties"]["Target"]
+    assert target["Arn"] == {"Fn::GetAtt": ["WebhookFunction", "Arn"]}
+    run = json.loads(target["Input"])["flavorCiRun"]
+    assert run == {"trigger": "schedule", "id": "<aws.scheduler.scheduled-time>"}

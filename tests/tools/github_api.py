@@ -41,6 +41,9 @@ class GitHubApi:
         self.compare_failure: tuple[int, str] | None = None
         # Comparisons given as lists of changed files: (repo, base, head) -> paths.
         self.compares: dict[tuple[str, str, str], list[str]] = {}
+        # Refs for GET /repos/{repo}/git/ref/{ref}: (repo, "heads/main") -> commit id.
+        self.refs: dict[tuple[str, str], str] = {}
+        self.default_branch = "main"
         self.lock = threading.Lock()
         api = self
 
@@ -198,10 +201,16 @@ class GitHubApi:
         if len(parts) == 3 and parts[0] == "repos":
             headers = {} if self.token_scopes is None else {"x-oauth-scopes": self.token_scopes}
             return 200, headers, {
-                "full_name": f"{parts[1]}/{parts[2]}", "private": True,
+                "full_name": f"{parts[1]}/{parts[2]}", "private": True, "default_branch": self.default_branch,
                 "permissions": {"admin": False, "maintain": False, "push": self.token_can_push,
                                 "triage": False, "pull": True},
             }
+        if len(parts) >= 7 and parts[0] == "repos" and parts[3] == "git" and parts[4] == "ref":
+            name = "/".join(parts[5:])
+            sha = self.refs.get((f"{parts[1]}/{parts[2]}", name))
+            if sha is None:
+                return not_found
+            return 200, {}, {"ref": f"refs/{name}", "object": {"type": "commit", "sha": sha}}
         if len(parts) == 5 and parts[0] == "repos" and parts[3] == "compare":
             return self._compare(f"{parts[1]}/{parts[2]}", parts[4])
         if len(parts) != 6 or parts[0] != "repos" or parts[3] != "git":

@@ -55,6 +55,10 @@ enum Command {
     /// Create or update the once-per-account stack of the GitHub source credential and follow
     /// its events.
     DeploySourceCredentials(ops::DeployArgs),
+    /// Start a run by hand, as the nightly schedule does: the stack's webhook function builds
+    /// the head of a branch or tag (every flavor, or the ones named); prints the batch id and
+    /// its console link.
+    Dispatch(ops::DispatchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -147,6 +151,7 @@ fn main() -> ExitCode {
         Command::Plan(args) => plan::run(&args),
         Command::Health(args) => run_health(args),
         Command::DeploySourceCredentials(args) => run_deploy(args),
+        Command::Dispatch(args) => run_dispatch(args),
     };
     match result {
         Ok(code) => code,
@@ -176,6 +181,21 @@ fn run_deploy(args: ops::DeployArgs) -> Result<ExitCode, Failure> {
             .map(|()| ExitCode::SUCCESS)
             .map_err(Failure::invalid)
     })
+}
+
+#[cfg(feature = "aws")]
+fn run_dispatch(args: ops::DispatchArgs) -> Result<ExitCode, Failure> {
+    with_runtime(|| async move {
+        ops::dispatch::run(&args)
+            .await
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Failure::invalid)
+    })
+}
+
+#[cfg(not(feature = "aws"))]
+fn run_dispatch(_: ops::DispatchArgs) -> Result<ExitCode, Failure> {
+    Err(Failure::usage(ops::without_aws("dispatch")))
 }
 
 #[cfg(not(feature = "aws"))]

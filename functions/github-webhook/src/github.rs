@@ -220,6 +220,65 @@ impl GitHub {
     }
 }
 
+impl GitHub {
+    /// The repository's default branch.
+    pub(crate) async fn default_branch(
+        &self,
+        repo: &str,
+        token: Option<&str>,
+    ) -> Result<String, ApiError> {
+        #[derive(Deserialize)]
+        struct Repo {
+            default_branch: String,
+        }
+        let r: Repo = self.get(&format!("/repos/{repo}"), token).await?;
+        Ok(r.default_branch)
+    }
+
+    /// The commit `full_ref` (`refs/heads/…`, `refs/tags/…`) points at, through annotated tags.
+    pub(crate) async fn ref_commit(
+        &self,
+        repo: &str,
+        full_ref: &str,
+        token: Option<&str>,
+    ) -> Result<String, ApiError> {
+        #[derive(Deserialize)]
+        struct Target {
+            #[serde(rename = "type")]
+            kind: String,
+            sha: String,
+        }
+        #[derive(Deserialize)]
+        struct Ref {
+            object: Target,
+        }
+        let name = full_ref.strip_prefix("refs/").unwrap_or(full_ref);
+        let mut target = self
+            .get::<Ref>(&format!("/repos/{repo}/git/ref/{name}"), token)
+            .await?
+            .object;
+        // An annotated tag points at a tag object; follow it (a tag of a tag, a few levels).
+        for _ in 0..4 {
+            if target.kind != "tag" {
+                break;
+            }
+            target = self
+                .get::<Ref>(&format!("/repos/{repo}/git/tags/{}", target.sha), token)
+                .await?
+                .object;
+        }
+        if target.kind != "commit" {
+            return Err(ApiError {
+                status: 422,
+                message: format!("{full_ref} points at a {}, not a commit", target.kind),
+                unauthorized: false,
+                github_status: 200,
+            });
+        }
+        Ok(target.sha)
+    }
+}
+
 /// GitHub lists at most this many changed files in a comparison.
 pub(crate) const MAX_COMPARE_FILES: usize = 300;
 

@@ -118,6 +118,13 @@ where
             format!("the function is misconfigured: {e}"),
         )
     })?;
+    // A run (schedule, dispatch) comes as a direct invocation, which only principals allowed
+    // lambda:InvokeFunction can make; a request through the URL always has requestContext.
+    if event.get("requestContext").is_none()
+        && let Some(run) = event.get(flavor_ci::webhook::run::RUN_KEY)
+    {
+        return crate::run::on_run(deps, config, run.clone(), progress).await;
+    }
     // Until the signature is verified the caller is anyone on the internet: failures say
     // nothing about the account.
     let request = read_request(event)?;

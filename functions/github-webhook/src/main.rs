@@ -17,6 +17,7 @@ mod http;
 mod pull;
 mod push;
 mod record;
+mod run;
 mod secrets;
 mod superseded;
 

@@ -54,3 +54,30 @@ pub(crate) struct DeployArgs {
     #[arg(long, default_value_t = 3.0, value_name = "SECONDS")]
     pub(crate) poll: f64,
 }
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct DispatchArgs {
+    #[command(flatten)]
+    pub(crate) aws: AwsArgs,
+    /// The deployed flavor-ci stack whose webhook function runs the build.
+    #[arg(
+        long,
+        value_name = "NAME",
+        required_unless_present = "function",
+        conflicts_with = "function"
+    )]
+    pub(crate) stack: Option<String>,
+    /// The webhook function itself (name or ARN), instead of --stack.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) function: Option<String>,
+    /// A branch (`release/1.x`, `refs/heads/…`) or a tag (`refs/tags/v1`) [default: the
+    /// repository's default branch].
+    #[arg(long = "ref", value_name = "REF")]
+    pub(crate) git_ref: Option<String>,
+    /// Build only this flavor and the ones that depend on it (repeat for more) [default: all].
+    #[arg(long = "flavor", short = 'f', value_name = "NAME")]
+    pub(crate) flavors: Vec<String>,
+    /// RELEASE_ID for a run of a tag [default: the tag].
+    #[arg(long, value_name = "ID")]
+    pub(crate) release_id: Option<String>,
+}

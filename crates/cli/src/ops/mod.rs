@@ -5,12 +5,14 @@
 mod args;
 pub(crate) mod templates;
 
-pub(crate) use args::{AwsArgs, DeployArgs, HealthArgs};
+pub(crate) use args::{AwsArgs, DeployArgs, DispatchArgs, HealthArgs};
 
 #[cfg(feature = "aws")]
 mod aws;
 #[cfg(feature = "aws")]
 pub(crate) mod deploy;
+#[cfg(feature = "aws")]
+pub(crate) mod dispatch;
 #[cfg(feature = "aws")]
 pub(crate) mod health;
 #[cfg(feature = "aws")]
