@@ -567,6 +567,7 @@ def test_the_sample_events_are_up_to_date_and_answer_as_documented(webhook):
         "github-webhook-pull-request-fork.json": (202, "ignored"),
         "github-webhook-pull-request-fork-labeled.json": (200, "started"),
         "github-webhook-pull-request-closed.json": (200, "stopped"),
+        "github-webhook-schedule.json": (200, "started"),
     }
     for name, (status, word) in expected.items():
         code, raw = webhook.watch.invoke((ROOT / "events" / name).read_bytes())
@@ -900,3 +901,88 @@ def test_pushes_to_a_branch_stop_its_earlier_batches_but_not_the_default_branch_
     m1 = push_to("refs/heads/main", "flavors/base/c")
     m2 = push_to("refs/heads/main", "flavors/base/d")
     assert "stopped" not in m2 and batch(aws, m1["batchBuildId"])["buildBatchStatus"] == "IN_PROGRESS", m2
+
+
+# -- runs without a change: the schedule and flavor-ci dispatch --------------------------------
+
+
+def run_event(**run) -> dict:
+    return {"flavorCiRun": {"trigger": "schedule", "id": str(uuid.uuid4()), **run}}
+
+
+def invoke_run(webhook, event) -> tuple[int, dict]:
+    code, raw = webhook.watch.invoke(event)
+    assert code == 200, raw
+    response = json.loads(raw)
+    return response["statusCode"], json.loads(response["body"])
+
+
+@pytest.fixture
+def heads(github, repo):
+    """main and the tag v3.0 point at the `repo` commit; the default branch is main."""
+    github.refs[(WEBHOOK_REPOSITORY, "heads/main")] = repo["commit"]
+    github.refs[(WEBHOOK_REPOSITORY, "tags/v3.0")] = repo["commit"]
+    github.default_branch = "main"
+    return repo
+
+
+def test_a_scheduled_run_builds_every_flavor_of_the_default_branch_head_once(webhook, aws, heads):
+    event = run_event(id="2026-11-24T02:00:00Z")
+    status, answer = invoke_run(webhook, event)
+    assert status == 200, answer
+    assert answer["flavors"] == FLAVORS and answer["sourceVersion"] == heads["commit"], answer
+    assert answer["trigger"] == "schedule" and answer["message"] == "the scheduled run builds every flavor"
+    assert batch(aws, answer["batchBuildId"])["projectName"] == "ci"
+    # The scheduler retries an invocation it did not see finish: the same scheduled time starts nothing.
+    status, again = invoke_run(webhook, event)
+    assert status == 200 and again["status"] == "already handled", again
+
+
+def test_a_dispatched_run_builds_what_it_names(webhook, aws, heads):
+    status, answer = invoke_run(webhook, run_event(trigger="dispatch", gitRef="main", flavors=["base"]))
+    assert status == 200, answer
+    assert answer["flavors"] == ["base", "standard"], answer
+    assert answer["why"] == {"base": "asked for by a dispatched run", "standard": "depends on base"}
+    status, answer = invoke_run(webhook, run_event(trigger="dispatch", flavors=["nope"]))
+    assert status == 202 and "no flavor is called nope" in answer["message"], answer
+    status, answer = invoke_run(webhook, run_event(trigger="dispatch", gitRef="refs/tags/v3.0"))
+    assert status == 200 and answer["project"] == "release", answer
+    assert "RELEASE_ID: v3.0\n" in spec_of(aws, answer)
+    status, answer = invoke_run(webhook, run_event(trigger="dispatch", gitRef="refs/heads/gone"))
+    assert status == 502, answer
+    status, answer = invoke_run(webhook, run_event(trigger="dispatch", gitRef="a..b"))
+    assert status == 400 and "gitRef" in answer["message"], answer
+
+
+def test_a_run_request_through_the_url_is_just_an_unsigned_request(webhook, aws, heads):
+    before = state(aws)
+    body = json.dumps(run_event()).encode()
+    status, answer = webhook.post(body, headers(body, secret=None))
+    assert status == 401, answer
+    # Top-level in a function URL event (which only Lambda builds) it is ignored as well.
+    event = {"version": "2.0", "requestContext": {"http": {"method": "POST"}, "timeEpoch": 1},
+             "headers": {}, "body": "", "isBase64Encoded": False, **run_event()}
+    status, answer = invoke_run(webhook, event)
+    assert status == 401, answer
+    assert state(aws) == before
+
+
+def test_flavor_ci_dispatch_starts_a_run_through_the_function(webhook, aws, heads):
+    env = dict(os.environ, **{k: v for k, v in __import__("conftest").AWS_ENV.items()},
+               AWS_ENDPOINT_URL_LAMBDA=f"http://127.0.0.1:{webhook.watch.port}")
+    out = subprocess.run(
+        ["cargo", "run", "--quiet", "--locked", "-p", "flavor-ci-cli", "--features", "aws", "--",
+         "dispatch", "--function", webhook.watch.function, "--flavor", "r-4.4"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "started batch ci:" in out.stdout and "flavors: r-4.4" in out.stdout, out.stdout
+    assert "console.aws.amazon.com/codesuite/codebuild/projects/ci/batch/ci%3A" in out.stdout, out.stdout
+    batch_id = re.search(r"started batch (\S+)", out.stdout).group(1)
+    assert batch(aws, batch_id)["sourceVersion"] == heads["commit"]
+    failed = subprocess.run(
+        ["cargo", "run", "--quiet", "--locked", "-p", "flavor-ci-cli", "--features", "aws", "--",
+         "dispatch", "--function", webhook.watch.function, "--flavor", "nope"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert failed.returncode == 1 and "no flavor is called nope" in failed.stderr, failed.stderr

@@ -1,5 +1,5 @@
-"""The sample function-URL events of the GitHub webhook in events/, and the example repository
-their pushes refer to.
+"""The sample events of the GitHub webhook in events/ (function URL requests, and the direct
+invocation the nightly schedule makes), and the example repository they refer to.
 
     python tests/tools/webhook_events.py write        # (re)writes events/github-webhook-*.json
     python tests/tools/webhook_events.py check        # fails when events/ is out of date
@@ -38,6 +38,7 @@ def add_example(api: GitHubApi) -> str:
     """Adds the example commit to `api`, and the pull request's comparison (BEFORE...the
     example commit changes flavors/r-4.4/Dockerfile); returns its root tree id."""
     api.compares[(EXAMPLE_REPO, BEFORE, EXAMPLE_COMMIT)] = ["flavors/r-4.4/Dockerfile"]
+    api.refs[(EXAMPLE_REPO, "heads/main")] = EXAMPLE_COMMIT
     return api.add_commit(EXAMPLE_REPO, EXAMPLE_FILES, commit=EXAMPLE_COMMIT)[1]
 
 
@@ -166,6 +167,8 @@ def events() -> dict[str, dict]:
             j(pull_request("labeled", fork="contributor/slc", label="safe to build"))),
         "github-webhook-pull-request-closed.json": event(
             "pull_request", "0b3c6a1e-0000-4000-8000-00000000000c", j(pull_request("closed"))),
+        # What the nightly schedule sends: a direct invocation, not a function URL request.
+        "github-webhook-schedule.json": {"flavorCiRun": {"trigger": "schedule", "id": "2026-11-24T02:00:00Z"}},
     }
 
 
