@@ -775,9 +775,14 @@ def test_a_pull_request_builds_its_head_commit_with_the_flavors_its_changes_sele
     assert status == 200 and again["status"] == "already handled", again
     status, sync = deliver_pr(webhook, pr_payload(pr_repo, action="synchronize"))
     assert status == 200 and sync["batchBuildId"] != answer["batchBuildId"], sync
-    # flavor-ci plan on the checkout agrees.
+    # flavor-ci plan agrees, on the checkout and on the delivery itself.
     flavors, why = planned(plan("--repo", str(pr_repo["path"]), "--base", "main", "--head", "HEAD"))
     assert (flavors, why) == (answer["flavors"], answer["why"])
+    delivery = pr_repo["path"].parent / "pr.json"
+    delivery.write_text(json.dumps(pr_payload(pr_repo)))
+    text = plan("--repo", str(pr_repo["path"]), "--event", str(delivery))
+    assert f"route: pull request #7 → the CI project, commit {pr_repo['head']}" in text, text
+    assert planned(text) == (answer["flavors"], answer["why"]), text
 
 
 def test_drafts_wait_for_review_and_other_actions_start_nothing(webhook, aws, pr_repo):

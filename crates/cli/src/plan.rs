@@ -10,6 +10,7 @@ use flavor_ci::generate::{self, Role, Variant};
 use flavor_ci::selection::{self, Changes, LinkedFlavor, Selection};
 use flavor_ci::settings::Settings;
 use flavor_ci::webhook::glob::Glob;
+use flavor_ci::webhook::pull_request::{Decision, PullRequestEvent, decide};
 use flavor_ci::webhook::push::{self, Push, Route, Routing, resolve_link};
 
 use crate::{Failure, RepoArgs, discover, load_settings};
@@ -27,7 +28,8 @@ pub(crate) struct PlanArgs {
     /// included].
     #[arg(long, value_name = "REV")]
     head: Option<String>,
-    /// A push delivery's body (JSON): print what the webhook would do with it instead.
+    /// A push or pull_request delivery's body (JSON): print what the webhook would do with it
+    /// instead (a pull request's commits must be in this checkout).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["base", "head"])]
     event: Option<PathBuf>,
     /// Write the batch buildspec the webhook would store into this directory.
@@ -225,6 +227,25 @@ pub(crate) fn run(args: &PlanArgs) -> Result<ExitCode, Failure> {
         Some(file) => {
             let body =
                 std::fs::read(file).map_err(|e| Failure::io(file, "read the delivery body", &e))?;
+            let is_pull_request = serde_json::from_slice::<serde_json::Value>(&body)
+                .is_ok_and(|v| v.get("pull_request").is_some());
+            if is_pull_request {
+                let Some(changes) = pull_request(repo, file, &body, &settings, &mut out)? else {
+                    return Ok(ExitCode::SUCCESS);
+                };
+                let links = local_links(
+                    repo,
+                    &settings.flavors_dir,
+                    &flavors,
+                    &submodules(repo).unwrap_or_default(),
+                );
+                let selection = selection::select(&changes, &settings, &flavors, &links, &ignored);
+                print_selection(&mut out, &selection, &flavors);
+                if let Some(dir) = &args.out {
+                    write_spec(dir, &settings, &flavors, &selection, Variant::Ci, None)?;
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             let push = Push::from_json(&body)
                 .map_err(|e| Failure::invalid(format!("{}: {e}", file.display())))?;
             let routing = Routing {
@@ -299,6 +320,49 @@ pub(crate) fn run(args: &PlanArgs) -> Result<ExitCode, Failure> {
         )?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the webhook does with a pull_request delivery: its decision, and when it builds, the
+/// changes between the pull request's base and head in this checkout (`None`: nothing to plan).
+fn pull_request(
+    repo: &Path,
+    file: &Path,
+    body: &[u8],
+    settings: &Settings,
+    out: &mut impl io::Write,
+) -> Result<Option<Changes>, Failure> {
+    let event = PullRequestEvent::from_json(body)
+        .map_err(|e| Failure::invalid(format!("{}: {e}", file.display())))?;
+    let n = event.number;
+    match decide(&event, &settings.pull_requests) {
+        Decision::Ignore(reason) => {
+            let _ = writeln!(out, "ignored: {reason}");
+            Ok(None)
+        }
+        Decision::Stop => {
+            let _ = writeln!(
+                out,
+                "pull request #{n} was closed: its running batches would be stopped"
+            );
+            Ok(None)
+        }
+        Decision::Build(why) => {
+            let (base, head) = (&event.pull_request.base.sha, &event.pull_request.head.sha);
+            let _ = writeln!(
+                out,
+                "route: pull request #{n} → the CI project, commit {head} ({why})"
+            );
+            for sha in [base, head] {
+                commit_of(repo, sha).map_err(|_| {
+                    Failure::invalid(format!(
+                        "commit {sha} of pull request #{n} is not in {}; fetch it (git fetch origin pull/{n}/head and the base branch)",
+                        repo.display()
+                    ))
+                })?;
+            }
+            local_changes(repo, base, Some(head)).map(Some)
+        }
+    }
 }
 
 fn print_selection(out: &mut impl io::Write, selection: &Selection, flavors: &FlavorSet) {

@@ -755,3 +755,53 @@ fn serde_json_array(items: &[&str]) -> String {
     let quoted: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
     format!("[{}]", quoted.join(", "))
 }
+
+#[test]
+fn plan_event_shows_what_the_webhook_would_do_with_a_pull_request() {
+    let repo = git_repo();
+    let root = repo.path();
+    let base = git(root, &["rev-parse", "main"]);
+    std::fs::write(root.join("vendor/c/file"), "2").unwrap();
+    git(root, &["commit", "-qam", "c"]);
+    let head = git(root, &["rev-parse", "HEAD"]);
+    let event = |action: &str, draft: bool, head_repo: &str, head_sha: &str| {
+        let body = format!(
+            r#"{{"action": "{action}", "number": 5, "repository": {{"full_name": "acme/slc"}},
+               "pull_request": {{"draft": {draft},
+                 "head": {{"ref": "feature", "sha": "{head_sha}", "repo": {{"full_name": "{head_repo}"}}}},
+                 "base": {{"ref": "main", "sha": "{base}", "repo": {{"full_name": "acme/slc"}}}}}}}}"#
+        );
+        let file = root.join("pr.json");
+        std::fs::write(&file, body).unwrap();
+        plan(root, &["--event", file.to_str().unwrap()])
+    };
+    let o = event("opened", false, "acme/slc", &head);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains(&format!(
+            "route: pull request #5 → the CI project, commit {head}"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("  c\tvendor/c/file changed, under vendor/c where the flavor links"),
+        "{text}"
+    );
+    let o = event("opened", true, "acme/slc", &head);
+    assert!(
+        stdout(&o).contains("ignored: pull request #5 is a draft"),
+        "{}",
+        stdout(&o)
+    );
+    let o = event("synchronize", false, "mallory/slc", &head);
+    assert!(stdout(&o).contains("`safe to build`"), "{}", stdout(&o));
+    let missing = "0123456789abcdef0123456789abcdef01234567";
+    let o = event("opened", false, "acme/slc", missing);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("git fetch origin pull/5/head"),
+        "{}",
+        stderr(&o)
+    );
+}
