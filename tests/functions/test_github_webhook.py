@@ -932,7 +932,7 @@ def heads(github, repo):
 
 
 def test_a_scheduled_run_builds_every_flavor_of_the_default_branch_head_once(webhook, aws, heads):
-    event = run_event(id="2026-11-24T02:00:00Z")
+    event = run_event(id="2026-11-25T02:00:00Z")
     status, answer = invoke_run(webhook, event)
     assert status == 200, answer
     assert answer["flavors"] == FLAVORS and answer["sourceVersion"] == heads["commit"], answer
