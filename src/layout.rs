@@ -7,7 +7,8 @@
 //!   specs/<SHA-256>/<variant>-<role>-buildspec.yaml     deploy-time buildspecs
 //!   pushes/specs/<SHA-256>/<file>             buildspecs the webhook stored (tag PUSH_SPEC_TAG)
 //!   pushes/deliveries/<id>.json               webhook delivery records (tag DELIVERY_TAG)
-//!   runs/<batch id>.json                      run records
+//!   runs/<batch id>.json                      run records (tag RUN_TAG)
+//!   runs/<batch id>.superseded.json           the marker of a run a newer one replaced
 //!   pushes/refs/<escaped ref>.json            the batches running per ref (tag REF_TAG)
 //! ```
 //!
@@ -114,6 +115,11 @@ pub fn delivery_key(root: &str, delivery: &str) -> String {
 /// The key of the record of one batch build run.
 pub fn run_key(root: &str, batch_id: &str) -> String {
     format!("{root}runs/{}.json", escape(batch_id))
+}
+
+/// The key of the marker left on a run that a newer run of its ref replaced.
+pub fn superseded_key(root: &str, batch_id: &str) -> String {
+    format!("{root}runs/{}.superseded.json", escape(batch_id))
 }
 
 /// The key of the record of the batches running for one git ref (`refs/heads/main`).

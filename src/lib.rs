@@ -8,6 +8,7 @@ pub mod flavors;
 pub mod generate;
 pub mod layout;
 pub mod nesting;
+pub mod runs;
 pub mod selection;
 pub mod settings;
 pub mod template;

@@ -991,3 +991,86 @@ def test_flavor_ci_dispatch_starts_a_run_through_the_function(webhook, aws, head
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
     assert failed.returncode == 1 and "no flavor is called nope" in failed.stderr, failed.stderr
+
+
+# -- run records, flavor-ci status and retry ----------------------------------------------------
+
+
+def finish_build(aws, build_id: str, status: str) -> None:
+    """Ends one build in moto (the launcher's test-only `StopBuild` of `<id>#<status>`)."""
+    aws["codebuild"].stop_build(id=f"{build_id}#{status}")
+
+
+@pytest.fixture(scope="module")
+def records_stack(aws):
+    """A stack in moto with the outputs status and retry read."""
+    cfn = client("cloudformation", aws["url"])
+    template = {
+        "Resources": {"Nothing": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {"SpecsBucketName": {"Value": WEBHOOK_BUCKET}, "BuildspecsRoot": {"Value": WEBHOOK_ROOT}},
+    }
+    cfn.create_stack(StackName="records", TemplateBody=json.dumps(template))
+    return "records"
+
+
+def cli(aws_url: str, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, **__import__("conftest").AWS_ENV, AWS_ENDPOINT_URL=aws_url)
+    return subprocess.run(
+        ["cargo", "run", "--quiet", "--locked", "-p", "flavor-ci-cli", "--features", "aws", "--", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_status_and_retry_follow_a_run_from_its_record(webhook, aws, pr_repo, records_stack):
+    status, answer = deliver_pr(webhook, pr_payload(pr_repo, number=21))
+    assert status == 200, answer
+    batch_id = answer["batchBuildId"]
+    key = f"{WEBHOOK_ROOT}runs/{urllib.parse.quote(batch_id, safe='')}.json"
+    record = json.loads(aws["s3"].get_object(Bucket=WEBHOOK_BUCKET, Key=key)["Body"].read())
+    assert record["commit"] == pr_repo["head"] and record["pullRequest"] == 21
+    assert record["trigger"] == "pull-request" and [f["name"] for f in record["flavors"]] == ["r-4.4"]
+
+    out = cli(aws["url"], "status", "--stack", records_stack, "--pr", "21")
+    assert out.returncode == 4, out.stderr  # running
+    assert f"batch {batch_id} on ci, commit {pr_repo['head']}" in out.stdout, out.stdout
+    assert "r-4.4" in out.stdout and "IN_PROGRESS" in out.stdout and "1 of 1 flavors still running" in out.stdout
+    out = cli(aws["url"], "retry", "--stack", records_stack, batch_id)
+    assert out.returncode == 1 and "still running" in out.stderr, out.stderr
+
+    builds = batch(aws, batch_id)["buildGroups"]
+    finish_build(aws, builds[0]["currentBuildSummary"]["arn"].split("/", 1)[1], "FAILED")
+    out = cli(aws["url"], "status", "--stack", records_stack, "--batch", batch_id, "--json")
+    assert out.returncode == 1, out.stderr
+    report = json.loads(out.stdout)
+    assert report["overall"] == "failed" and report["flavors"][0]["status"] == "FAILED", report
+    assert report["flavors"][0]["logs"].startswith("https://"), report
+
+    out = cli(aws["url"], "retry", "--stack", records_stack, batch_id)
+    assert out.returncode == 0, out.stderr
+    assert f"retrying the failed builds of batch {batch_id}: r-4.4" in out.stdout
+    assert batch(aws, batch_id)["buildBatchStatus"] == "IN_PROGRESS"
+    out = cli(aws["url"], "status", "--stack", records_stack, "--commit", pr_repo["head"][:10])
+    assert out.returncode == 4, (out.stdout, out.stderr)
+
+    # A newer commit supersedes it: status says so, and retry refuses.
+    newer = deliver_pr(webhook, pr_payload(pr_repo, number=21, action="synchronize"))[1]
+    assert newer["stopped"] == [batch_id], newer
+    out = cli(aws["url"], "status", "--stack", records_stack, "--batch", batch_id)
+    assert f"stopped: superseded by {newer['batchBuildId']}" in out.stdout, out.stdout
+    out = cli(aws["url"], "retry", "--stack", records_stack, batch_id)
+    assert out.returncode == 1 and f"because {newer['batchBuildId']} replaced it" in out.stderr, out.stderr
+    out = cli(aws["url"], "status", "--stack", records_stack, "--pr", "999")
+    assert out.returncode == 1 and "no run matches" in out.stderr, out.stderr
+
+
+def test_status_is_0_once_every_flavor_succeeded_and_retry_has_nothing_to_do(webhook, aws, pr_repo, records_stack):
+    answer = deliver_pr(webhook, pr_payload(pr_repo, number=22))[1]
+    batch_id = answer["batchBuildId"]
+    for group in batch(aws, batch_id)["buildGroups"]:
+        finish_build(aws, group["currentBuildSummary"]["arn"].split("/", 1)[1], "SUCCEEDED")
+    assert batch(aws, batch_id)["buildBatchStatus"] == "SUCCEEDED"
+    out = cli(aws["url"], "status", "--stack", records_stack, "--ref", "refs/pull/22/head")
+    assert out.returncode == 0, (out.stdout, out.stderr)
+    assert "all 1 flavors succeeded" in out.stdout, out.stdout
+    out = cli(aws["url"], "retry", "--stack", records_stack, batch_id)
+    assert out.returncode == 1 and "succeeded: nothing to retry" in out.stderr, out.stderr

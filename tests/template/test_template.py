@@ -217,8 +217,9 @@ def test_the_webhook_never_lists_the_bucket(template):
         assert not any(a.startswith("s3:List") for a in as_list(st["Action"])), (policy, st)
 
 
-def test_the_webhook_writes_only_under_pushes_and_reads_the_settings(template):
-    """It can neither overwrite nor delete the deploy-time specs and settings."""
+def test_the_webhook_writes_only_under_pushes_and_runs_and_reads_the_settings(template):
+    """It can neither overwrite nor delete the deploy-time specs and settings; under runs/ it
+    only writes (run records, the markers of superseded runs)."""
     policy = template["Resources"]["WebhookSpecsPolicy"]["Properties"]
     assert policy["Roles"] == [{"Ref": "WebhookRole"}]
     assert template["Resources"]["WebhookFunction"]["DependsOn"] == "WebhookSpecsPolicy"
@@ -230,6 +231,8 @@ def test_the_webhook_writes_only_under_pushes_and_reads_the_settings(template):
         if actions == ["s3:GetObject"]:
             assert where in ("${SpecsBucket.Arn}/${Buildspecs.Root}settings/*",
                              "${SpecsBucket.Arn}/${Buildspecs.Root}pushes/*"), where
+        elif where == "${SpecsBucket.Arn}/${Buildspecs.Root}runs/*":
+            assert actions == ["s3:PutObject", "s3:PutObjectTagging"], (actions, where)
         else:
             assert where == "${SpecsBucket.Arn}/${Buildspecs.Root}pushes/*", (actions, where)
         assert "s3:DeleteObject" not in actions, "the bucket is versioned: removals are by version"

@@ -7,8 +7,11 @@
 - CloudFormation dynamic references to Secrets Manager: a stack whose resource reads a secret
   that does not exist fails the way CloudFormation fails it (the resource CREATE_FAILED with the
   reason, then ROLLBACK_COMPLETE) instead of being created with the reference unresolved.
-- CodeBuild batch builds: `StopBuildBatch` (an in-progress batch becomes STOPPED; any other is an
-  error, as when a batch has finished); `StartBuildBatch` (with its idempotency token and a check that an S3
+- CodeBuild batch builds: each batch gets a build per task of its buildspec (`BatchGetBuilds`
+  serves them; `StopBuild` with the id `<build id>#<status>` ends one with that status, a
+  test-only convention, and the batch ends with its last build);
+  `RetryBuildBatch` (failed builds again, or all); `StopBuildBatch` (an in-progress batch becomes
+  STOPPED; any other is an error, as when a batch has finished); `StartBuildBatch` (with its idempotency token and a check that an S3
   `buildspecOverride` exists), `BatchGetBuildBatches` and `ListBuildBatchesForProject`.
 
 Usage: python moto_launcher.py PORT
@@ -105,7 +108,36 @@ def add_batch_builds() -> None:
         if not hasattr(backend, "flavor_ci_batches"):
             backend.flavor_ci_batches = {}
             backend.flavor_ci_tokens = {}
+            backend.flavor_ci_builds = {}
         return backend
+
+    def identifiers(spec: bytes) -> list[str]:
+        """The task identifiers of a batch buildspec's build-graph or build-list."""
+        import yaml
+
+        try:
+            doc = yaml.safe_load(spec) or {}
+            tasks = doc.get("batch", {}).get("build-graph") or doc.get("batch", {}).get("build-list") or []
+            return [t["identifier"] for t in tasks if isinstance(t, dict) and "identifier" in t]
+        except Exception:
+            return []
+
+    def new_build(backend, project: str, identifier: str, now: float) -> dict:
+        build_id = f"{project}:{uuid.uuid4()}"
+        build = {"id": build_id, "arn": f"arn:aws:codebuild:us-east-1:123456789012:build/{build_id}",
+                 "projectName": project, "buildStatus": "IN_PROGRESS", "startTime": now,
+                 "currentPhase": "BUILD", "identifier": identifier,
+                 "logs": {"deepLink": f"https://console.aws.amazon.com/cloudwatch/logs/{build_id}"}}
+        backend.flavor_ci_builds[build_id] = build
+        return build
+
+    def settle(batch: dict, builds: dict) -> None:
+        """A batch ends when its builds have: SUCCEEDED when all did, else FAILED."""
+        states = [builds[g["currentBuildSummary"]["arn"].split("/", 1)[1]]["buildStatus"]
+                  for g in batch["buildGroups"]]
+        if batch["buildBatchStatus"] == "IN_PROGRESS" and states and "IN_PROGRESS" not in states:
+            batch["buildBatchStatus"] = "SUCCEEDED" if all(s == "SUCCEEDED" for s in states) else "FAILED"
+            batch["endTime"] = time.time()
 
     def start_build_batch(self):
         name = self._get_param("projectName")
@@ -117,6 +149,7 @@ def add_batch_builds() -> None:
             )
         spec = self._get_param("buildspecOverride")
         prefix = f"arn:{partition}:s3:::"
+        found = None
         if spec and spec.startswith(prefix):
             bucket, _, key = spec[len(prefix):].partition("/")
             s3 = s3_backends[self.current_account][partition]
@@ -134,6 +167,11 @@ def add_batch_builds() -> None:
                 if now - at < 300:
                     return ActionResult({"buildBatch": backend.flavor_ci_batches[batch_id]})
             batch_id = f"{name}:{uuid.uuid4()}"
+            groups = []
+            for identifier in identifiers(found.value if found is not None else b""):
+                build = new_build(backend, name, identifier, now)
+                groups.append({"identifier": identifier, "currentBuildSummary": {
+                    "arn": build["arn"], "buildStatus": "IN_PROGRESS", "requestedOn": now}})
             batch = {
                 "id": batch_id,
                 "arn": f"arn:{partition}:codebuild:{self.region}:{self.current_account}:build-batch/{batch_id}",
@@ -143,6 +181,7 @@ def add_batch_builds() -> None:
                 "startTime": now,
                 # The batch's shape has no override field; its source carries the spec used.
                 "source": {"type": "GITHUB", "buildspec": spec},
+                "buildGroups": groups,
             }
             backend.flavor_ci_batches[batch_id] = batch
             if token:
@@ -174,6 +213,55 @@ def add_batch_builds() -> None:
             batch["buildBatchStatus"] = "STOPPED"
         return ActionResult({"buildBatch": batch})
 
+    def batch_get_builds(self):
+        backend = batches(self)
+        ids = self._get_param("ids") or []
+        found = [backend.flavor_ci_builds[i] for i in ids if i in backend.flavor_ci_builds]
+        missing = [i for i in ids if i not in backend.flavor_ci_builds]
+        return ActionResult({"builds": found, "buildsNotFound": missing})
+
+    original_stop_build = CodeBuildResponse.stop_build
+
+    def stop_build(self):
+        """StopBuild on a batch's build stops it; `id` = "<build id>#<status>" is test-only: it
+        ends the build with that status (SUCCEEDED, FAILED, …). The batch ends with its last."""
+        backend = batches(self)
+        build_id, _, status = self._get_param("id").partition("#")
+        if build_id not in backend.flavor_ci_builds:
+            return original_stop_build(self)
+        with lock:
+            build = backend.flavor_ci_builds[build_id]
+            status = status or "STOPPED"
+            build.update(buildStatus=status, endTime=time.time(), currentPhase="COMPLETED")
+            for batch in backend.flavor_ci_batches.values():
+                for g in batch["buildGroups"]:
+                    if g["currentBuildSummary"]["arn"] == build["arn"]:
+                        g["currentBuildSummary"]["buildStatus"] = status
+                        settle(batch, backend.flavor_ci_builds)
+        return ActionResult({"build": build})
+
+    def retry_build_batch(self):
+        backend = batches(self)
+        batch_id, kind = self._get_param("id"), self._get_param("retryType")
+        with lock:
+            batch = backend.flavor_ci_batches.get(batch_id)
+            if batch is None:
+                raise ResourceNotFoundException(f"Build batch {batch_id} does not exist")
+            if batch["buildBatchStatus"] == "IN_PROGRESS":
+                raise InvalidInputException(f"Build batch {batch_id} is in progress")
+            now = time.time()
+            for g in batch["buildGroups"]:
+                old = backend.flavor_ci_builds[g["currentBuildSummary"]["arn"].split("/", 1)[1]]
+                if kind == "RETRY_ALL_BUILDS" or old["buildStatus"] != "SUCCEEDED":
+                    build = new_build(backend, batch["projectName"], g["identifier"], now)
+                    g["currentBuildSummary"] = {"arn": build["arn"], "buildStatus": "IN_PROGRESS", "requestedOn": now}
+            batch["buildBatchStatus"] = "IN_PROGRESS"
+            batch.pop("endTime", None)
+        return ActionResult({"buildBatch": batch})
+
+    CodeBuildResponse.batch_get_builds = batch_get_builds
+    CodeBuildResponse.stop_build = stop_build
+    CodeBuildResponse.retry_build_batch = retry_build_batch
     CodeBuildResponse.start_build_batch = start_build_batch
     CodeBuildResponse.stop_build_batch = stop_build_batch
     CodeBuildResponse.batch_get_build_batches = batch_get_build_batches

@@ -59,6 +59,12 @@ enum Command {
     /// the head of a branch or tag (every flavor, or the ones named); prints the batch id and
     /// its console link.
     Dispatch(ops::DispatchArgs),
+    /// Show a run of a deployed stack: each flavor's build status, duration and log link, and a
+    /// summary; exit 0 when all succeeded, 1 when any failed, 4 while any is running.
+    Status(ops::StatusArgs),
+    /// Run the failed builds of a failed batch again (RetryBuildBatch, failed builds only);
+    /// refuses, saying why, a batch that is running, succeeded or was stopped.
+    Retry(ops::RetryArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -152,6 +158,8 @@ fn main() -> ExitCode {
         Command::Health(args) => run_health(args),
         Command::DeploySourceCredentials(args) => run_deploy(args),
         Command::Dispatch(args) => run_dispatch(args),
+        Command::Status(args) => run_status(args),
+        Command::Retry(args) => run_retry(args),
     };
     match result {
         Ok(code) => code,
@@ -191,6 +199,31 @@ fn run_dispatch(args: ops::DispatchArgs) -> Result<ExitCode, Failure> {
             .map(|()| ExitCode::SUCCESS)
             .map_err(Failure::invalid)
     })
+}
+
+#[cfg(feature = "aws")]
+fn run_status(args: ops::StatusArgs) -> Result<ExitCode, Failure> {
+    with_runtime(|| async move { ops::runs::status(&args).await.map_err(Failure::invalid) })
+}
+
+#[cfg(feature = "aws")]
+fn run_retry(args: ops::RetryArgs) -> Result<ExitCode, Failure> {
+    with_runtime(|| async move {
+        ops::runs::retry(&args)
+            .await
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Failure::invalid)
+    })
+}
+
+#[cfg(not(feature = "aws"))]
+fn run_status(_: ops::StatusArgs) -> Result<ExitCode, Failure> {
+    Err(Failure::usage(ops::without_aws("status")))
+}
+
+#[cfg(not(feature = "aws"))]
+fn run_retry(_: ops::RetryArgs) -> Result<ExitCode, Failure> {
+    Err(Failure::usage(ops::without_aws("retry")))
 }
 
 #[cfg(not(feature = "aws"))]

@@ -566,6 +566,7 @@ mod tests {
                 Just(json!("application/x-www-form-urlencoded")),
                 Just(json!("push")),
                 Just(json!("ping")),
+                Just(json!("pull_request")),
                 Just(json!("72d3162e-cc78-11e3-81ab-4c9367dc0958")),
                 "\\PC{0,80}".prop_map(Value::from),
                 any::<i64>().prop_map(Value::from),
@@ -580,6 +581,8 @@ mod tests {
                 "\\PC{0,300}".prop_map(String::into_bytes),
                 Just(br#"{"ref":"refs/heads/main","after":"2222222222222222222222222222222222222222","repository":{"full_name":"acme/slc"},"commits":[{"id":"x","added":["flavors/a/b"]}]}"#.to_vec()),
                 Just(b"payload=%7B%22zen%22%3A1%7D".to_vec()),
+                Just(br#"{"action":"opened","number":3,"pull_request":{"draft":false,"head":{"ref":"t","sha":"2222222222222222222222222222222222222222","repo":{"full_name":"mallory/slc"}},"base":{"ref":"main","sha":"1111111111111111111111111111111111111111","repo":{"full_name":"acme/slc"}}},"repository":{"full_name":"acme/slc"}}"#.to_vec()),
+                Just(br#"{"action":"closed","number":3,"pull_request":{"head":{"ref":"t","sha":"x","repo":null},"base":{"ref":"main","sha":"y","repo":null}},"repository":{"full_name":"acme/slc"}}"#.to_vec()),
                 Just(format!("{}1{}", "[".repeat(500), "]".repeat(500)).into_bytes()),
             ]
         }
@@ -614,10 +617,13 @@ mod tests {
                     } else {
                         String::from_utf8_lossy(&body).into_owned()
                     };
-                    match shape % 8 {
+                    match shape % 10 {
                         // Not a function URL event at all.
                         0 => json!({"hello": text}),
                         1 => json!([method, text]),
+                        // A run request, well or badly formed.
+                        2 => json!({"flavorCiRun": {"trigger": "dispatch", "id": text, "gitRef": method}}),
+                        3 => json!({"flavorCiRun": text}),
                         _ => json!({
                             "version": "2.0",
                             "requestContext": {"http": {"method": method}, "timeEpoch": 1795168800000_i64},

@@ -3,6 +3,7 @@
 //! comparison lists as the changes.
 
 use flavor_ci::generate::Variant;
+use flavor_ci::runs::RunTrigger;
 use flavor_ci::webhook::pull_request::{Decision, PullRequestEvent, decide};
 use flavor_ci_aws::store::ObjectStore;
 use flavor_ci_aws::undo::UndoLog;
@@ -100,6 +101,8 @@ where
                     ("baseRef", json!(pr.base.git_ref)),
                     ("trigger", json!(why)),
                 ],
+                trigger: RunTrigger::PullRequest,
+                pull_request: Some(n),
                 supersede: superseded::applies(
                     settings.batch.stop_superseded,
                     &format!("refs/pull/{n}/head"),

@@ -3,9 +3,10 @@
 
 use flavor_ci::generate::{self, Role, Variant};
 use flavor_ci::layout::{
-    DELIVERY_TAG, PUSH_SPEC_TAG, delivery_key, push_spec_key, region_partition, s3_object_arn,
-    s3_uri,
+    DELIVERY_TAG, PUSH_SPEC_TAG, delivery_key, push_spec_key, region_partition, run_key,
+    s3_object_arn, s3_uri,
 };
+use flavor_ci::runs::{RUN_TAG, RunFlavor, RunRecord, RunTrigger};
 use flavor_ci::selection::{self, Changes, Selection};
 use flavor_ci::settings::Settings;
 use flavor_ci::webhook::push::{self, Push, Route, Routing};
@@ -74,6 +75,8 @@ where
         release_id,
         changes: ChangesFrom::Delivery(push.changes()),
         about: Vec::new(),
+        trigger: RunTrigger::Push,
+        pull_request: None,
         supersede: variant == Variant::Ci
             && superseded::applies(
                 settings.batch.stop_superseded,
@@ -108,6 +111,9 @@ pub(crate) struct Start {
     pub(crate) about: Vec<(&'static str, serde_json::Value)>,
     /// Whether the batches flavor-ci started earlier for `git_ref` are stopped.
     pub(crate) supersede: bool,
+    /// For the run record.
+    pub(crate) trigger: RunTrigger,
+    pub(crate) pull_request: Option<u64>,
 }
 
 /// Lists the flavors at the commit, chooses, writes the spec, claims the delivery and starts
@@ -136,6 +142,8 @@ where
         changes,
         about,
         supersede,
+        trigger,
+        pull_request,
     } = start;
     // The record is keyed by the signed body. It is claimed with a conditional write before the
     // build starts and read only when the claim finds one there: reading an absent key needs
@@ -335,6 +343,40 @@ where
     let record = record.started(&batch_id);
     if let Err(e) = put_record(&deps.store, config, &record_key, &record.to_json()).await {
         warn!(error = %e, delivery, "the batch started but its delivery record was not updated");
+    }
+    // The run record, for `flavor-ci status` and `retry`; the batch runs without it.
+    let run = RunRecord {
+        batch_id: batch_id.clone(),
+        project: project.clone(),
+        commit: commit.clone(),
+        git_ref: git_ref.clone(),
+        pull_request,
+        trigger,
+        flavors: output
+            .selected
+            .iter()
+            .filter_map(|name| listing.flavors.get(name))
+            .map(|f| RunFlavor {
+                name: f.name.as_str().to_owned(),
+                identifier: f.identifier.clone(),
+            })
+            .collect(),
+        started_at: flavor_ci_aws::undo::now_ms(),
+        buildspec: spec_uri.clone(),
+    };
+    let run_json = serde_json::to_vec(&run).unwrap_or_default();
+    if let Err(e) = deps
+        .store
+        .put_if_absent(
+            &config.bucket,
+            &run_key(&config.root, &batch_id),
+            &run_json,
+            "application/json",
+            RUN_TAG,
+        )
+        .await
+    {
+        warn!(error = %e, batch = %batch_id, "the batch started but its run record was not written");
     }
     let mut reply = Reply::new(200, "started", selection.reason());
     if supersede {

@@ -3,6 +3,7 @@
 //! resolved through GitHub, then built like a push of it: every flavor, or the ones asked for.
 
 use flavor_ci::generate::Variant;
+use flavor_ci::runs::RunTrigger;
 use flavor_ci::selection::Changes;
 use flavor_ci::webhook::run::{RunRequest, Trigger};
 use flavor_ci::webhook::signature;
@@ -106,6 +107,11 @@ where
     );
     let key = signature::delivery_key("run", identity.as_bytes());
     let start = Start {
+        trigger: match run.trigger {
+            Trigger::Schedule => RunTrigger::Schedule,
+            Trigger::Dispatch => RunTrigger::Dispatch,
+        },
+        pull_request: None,
         supersede: variant == Variant::Ci
             && superseded::applies(
                 settings.batch.stop_superseded,

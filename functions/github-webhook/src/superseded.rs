@@ -9,7 +9,8 @@
 //! writes second stops the other's. (The role has no `s3:ListBucket`, so the record is only
 //! read after a conditional create found it there.)
 
-use flavor_ci::layout::{REF_TAG, ref_key};
+use flavor_ci::layout::{REF_TAG, ref_key, superseded_key};
+use flavor_ci::runs::{RUN_TAG, Superseded};
 use flavor_ci::settings::StopSuperseded;
 use flavor_ci_aws::store::{ObjectStore, Put, StoreError};
 use flavor_ci_aws::undo::now_ms;
@@ -72,12 +73,33 @@ pub(crate) async fn replace_and_stop<S: ObjectStore, B: Builds>(
     git_ref: &str,
     newest: Option<RunningBatch>,
 ) -> Result<Stopped, StoreError> {
+    let by = match &newest {
+        Some(b) => b.id.clone(),
+        None => format!("the closing of {git_ref}"),
+    };
     let replaced = swap(store, bucket, &ref_key(root, git_ref), git_ref, newest).await?;
     let mut out = Stopped::default();
     for batch in replaced {
         match builds.stop_batch(&batch.id).await {
             Ok(()) => {
                 info!(batch = %batch.id, git_ref, "stopped a superseded batch");
+                // `flavor-ci retry` tells a superseded run from a failed one by this marker.
+                let marker = Superseded {
+                    by: by.clone(),
+                    at: now_ms(),
+                };
+                if let Err(e) = store
+                    .put(
+                        bucket,
+                        &superseded_key(root, &batch.id),
+                        &serde_json::to_vec(&marker).unwrap_or_default(),
+                        "application/json",
+                        RUN_TAG,
+                    )
+                    .await
+                {
+                    warn!(batch = %batch.id, error = %e, "a stopped batch was not marked superseded");
+                }
                 out.stopped.push(batch.id);
             }
             Err(e) => {

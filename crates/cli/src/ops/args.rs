@@ -81,3 +81,40 @@ pub(crate) struct DispatchArgs {
     #[arg(long, value_name = "ID")]
     pub(crate) release_id: Option<String>,
 }
+
+#[derive(Debug, clap::Args)]
+#[command(group = clap::ArgGroup::new("which").multiple(false).args(["commit", "git_ref", "pr", "batch"]))]
+pub(crate) struct StatusArgs {
+    #[command(flatten)]
+    pub(crate) aws: AwsArgs,
+    /// The deployed flavor-ci stack.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) stack: String,
+    /// The latest run of this commit (a prefix is enough).
+    #[arg(long, value_name = "SHA")]
+    pub(crate) commit: Option<String>,
+    /// The latest run of this branch (`main`) or ref (`refs/tags/v1`).
+    #[arg(long = "ref", value_name = "REF")]
+    pub(crate) git_ref: Option<String>,
+    /// The latest run of this pull request.
+    #[arg(long, value_name = "N")]
+    pub(crate) pr: Option<u64>,
+    /// This batch build.
+    #[arg(long, value_name = "ID")]
+    pub(crate) batch: Option<String>,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct RetryArgs {
+    #[command(flatten)]
+    pub(crate) aws: AwsArgs,
+    /// The deployed flavor-ci stack.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) stack: String,
+    /// The batch build whose failed builds to run again.
+    #[arg(value_name = "BATCH")]
+    pub(crate) batch: String,
+}

@@ -5,7 +5,7 @@
 mod args;
 pub(crate) mod templates;
 
-pub(crate) use args::{AwsArgs, DeployArgs, DispatchArgs, HealthArgs};
+pub(crate) use args::{AwsArgs, DeployArgs, DispatchArgs, HealthArgs, RetryArgs, StatusArgs};
 
 #[cfg(feature = "aws")]
 mod aws;
@@ -15,6 +15,8 @@ pub(crate) mod deploy;
 pub(crate) mod dispatch;
 #[cfg(feature = "aws")]
 pub(crate) mod health;
+#[cfg(feature = "aws")]
+pub(crate) mod runs;
 #[cfg(feature = "aws")]
 pub(crate) mod validate;
 
