@@ -229,28 +229,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let out = match self
-            .client
-            .get()
-            .await
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(e) if e.code() == Some("NoSuchKey") => return Ok(None),
-            Err(e) => return Err(store_error("GetObject", bucket, key, &e)),
-        };
-        let bytes = out.body.collect().await.map_err(|e| StoreError {
-            operation: "GetObject",
-            bucket: bucket.into(),
-            key: key.into(),
-            code: None,
-            message: format!("reading the body failed: {e}"),
-        })?;
-        Ok(Some(bytes.to_vec()))
+        Ok(self.get_tagged(bucket, key).await?.map(|(bytes, _)| bytes))
     }
 
     async fn get_tagged(

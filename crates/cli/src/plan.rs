@@ -230,53 +230,43 @@ pub(crate) fn run(args: &PlanArgs) -> Result<ExitCode, Failure> {
             let is_pull_request = serde_json::from_slice::<serde_json::Value>(&body)
                 .is_ok_and(|v| v.get("pull_request").is_some());
             if is_pull_request {
-                let Some(changes) = pull_request(repo, file, &body, &settings, &mut out)? else {
-                    return Ok(ExitCode::SUCCESS);
+                match pull_request(repo, file, &body, &settings, &mut out)? {
+                    Some(changes) => (Variant::Ci, None, changes),
+                    None => return Ok(ExitCode::SUCCESS),
+                }
+            } else {
+                let push = Push::from_json(&body)
+                    .map_err(|e| Failure::invalid(format!("{}: {e}", file.display())))?;
+                let routing = Routing {
+                    branches: globs("branches", &args.branches)?,
+                    tags: globs("tags", &args.tags)?,
+                    release: if settings.release.enabled {
+                        Ok(())
+                    } else {
+                        Err("the settings disable the release variant".into())
+                    },
                 };
-                let links = local_links(
-                    repo,
-                    &settings.flavors_dir,
-                    &flavors,
-                    &submodules(repo).unwrap_or_default(),
-                );
-                let selection = selection::select(&changes, &settings, &flavors, &links, &ignored);
-                print_selection(&mut out, &selection, &flavors);
-                if let Some(dir) = &args.out {
-                    write_spec(dir, &settings, &flavors, &selection, Variant::Ci, None)?;
-                }
-                return Ok(ExitCode::SUCCESS);
-            }
-            let push = Push::from_json(&body)
-                .map_err(|e| Failure::invalid(format!("{}: {e}", file.display())))?;
-            let routing = Routing {
-                branches: globs("branches", &args.branches)?,
-                tags: globs("tags", &args.tags)?,
-                release: if settings.release.enabled {
-                    Ok(())
-                } else {
-                    Err("the settings disable the release variant".into())
-                },
-            };
-            match push::route(&push, &routing) {
-                Route::Ignore { reason } => {
-                    let _ = writeln!(out, "ignored: {reason}");
-                    return Ok(ExitCode::SUCCESS);
-                }
-                Route::Ci { branch } => {
-                    let _ = writeln!(
-                        out,
-                        "route: branch {branch} → the CI project, commit {}",
-                        push.after
-                    );
-                    (Variant::Ci, None, push.changes())
-                }
-                Route::Release { tag } => {
-                    let _ = writeln!(
-                        out,
-                        "route: tag {tag} → the release project, commit {}",
-                        push.after
-                    );
-                    (Variant::Release, Some(tag), push.changes())
+                match push::route(&push, &routing) {
+                    Route::Ignore { reason } => {
+                        let _ = writeln!(out, "ignored: {reason}");
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    Route::Ci { branch } => {
+                        let _ = writeln!(
+                            out,
+                            "route: branch {branch} → the CI project, commit {}",
+                            push.after
+                        );
+                        (Variant::Ci, None, push.changes())
+                    }
+                    Route::Release { tag } => {
+                        let _ = writeln!(
+                            out,
+                            "route: tag {tag} → the release project, commit {}",
+                            push.after
+                        );
+                        (Variant::Release, Some(tag), push.changes())
+                    }
                 }
             }
         }

@@ -13,7 +13,7 @@ use crate::builds::Builds;
 use crate::config::Config;
 use crate::handler::{Deps, settings};
 use crate::http::Reply;
-use crate::push::{ChangesFrom, Start, build, not_stopped};
+use crate::push::{ChangesFrom, Start, build, not_stopped, other_repository};
 use crate::secrets::SecretSource;
 use crate::superseded;
 
@@ -32,14 +32,12 @@ where
 {
     let event =
         PullRequestEvent::from_json(payload).map_err(|e| Reply::error(400, e.to_string()))?;
-    let repo = &event.repository.full_name;
-    let expected = &config.repository;
-    if !expected.eq_ignore_ascii_case(repo) {
-        return Ok(Reply::new(
-            202,
-            "ignored",
-            format!("the pull request is in {repo}, but this stack builds {expected}; ignored"),
-        ));
+    if let Some(other) = other_repository(
+        config,
+        &event.repository.full_name,
+        "the pull request is in",
+    ) {
+        return Ok(other);
     }
     let n = event.number;
     let settings = settings(deps, config).await?;

@@ -37,14 +37,8 @@ where
     K: SecretSource,
 {
     let push = Push::from_json(payload).map_err(|e| Reply::error(400, e.to_string()))?;
-    let repo = push.repository.full_name.clone();
-    let expected = &config.repository;
-    if !expected.eq_ignore_ascii_case(&repo) {
-        return Ok(Reply::new(
-            202,
-            "ignored",
-            format!("the push is to {repo}, but this stack builds {expected}; ignored"),
-        ));
+    if let Some(other) = other_repository(config, &push.repository.full_name, "the push is to") {
+        return Ok(other);
     }
     let settings = settings(deps, config).await?;
     let routing = Routing {
@@ -516,4 +510,16 @@ pub(crate) fn not_stopped(list: &[(String, String)]) -> serde_json::Value {
         .map(|(id, why)| (id.clone(), serde_json::Value::from(why.as_str())))
         .collect::<serde_json::Map<_, _>>()
         .into()
+}
+
+/// The answer to a delivery about a repository other than the stack's, if it is one.
+pub(crate) fn other_repository(config: &Config, repo: &str, what: &str) -> Option<Reply> {
+    let expected = &config.repository;
+    (!expected.eq_ignore_ascii_case(repo)).then(|| {
+        Reply::new(
+            202,
+            "ignored",
+            format!("{what} {repo}, but this stack builds {expected}; ignored"),
+        )
+    })
 }
