@@ -5,10 +5,12 @@ use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command as Process, ExitCode};
 
-use flavor_ci::flavors::FlavorSet;
+use std::collections::HashMap;
+
+use flavor_ci::flavors::{FlavorError, FlavorSet};
 use flavor_ci::generate::{self, Role, Variant};
 use flavor_ci::selection::{self, Changes, LinkedFlavor, Selection};
-use flavor_ci::settings::Settings;
+use flavor_ci::settings::{SETTINGS_FILE, Settings};
 use flavor_ci::webhook::glob::Glob;
 use flavor_ci::webhook::pull_request::{Decision, PullRequestEvent, decide};
 use flavor_ci::webhook::push::{self, Push, Route, Routing, resolve_link};
@@ -23,9 +25,8 @@ pub(crate) struct PlanArgs {
     /// as a pull request compares].
     #[arg(long, value_name = "REV")]
     base: Option<String>,
-    /// The commit to plan. It must be the checked-out commit: the flavors and settings are read
-    /// from the working tree [default: the working tree, uncommitted and untracked files
-    /// included].
+    /// The commit to plan: its flavors, links and settings are read from git, as committed
+    /// [default: the working tree, uncommitted and untracked files included].
     #[arg(long, value_name = "REV")]
     head: Option<String>,
     /// A push or pull_request delivery's body (JSON): print what the webhook would do with it
@@ -201,6 +202,220 @@ fn globs(what: &str, text: &str) -> Result<Vec<Glob>, Failure> {
     Glob::list(text).map_err(|e| Failure::invalid(format!("--{what}: {e}")))
 }
 
+/// How many links a path may pass through (as the webhook allows).
+const MAX_LINK_DEPTH: u8 = 8;
+
+/// Every path of commit `rev` with its mode and object id, as git stores them.
+struct Tree {
+    entries: HashMap<String, (String, String)>,
+}
+
+impl Tree {
+    fn at(repo: &Path, rev: &str) -> Result<Self, Failure> {
+        let listing = git(repo, &["ls-tree", "-r", "-t", "-z", "--full-tree", rev])?;
+        let entries = listing
+            .split(|b| *b == 0)
+            .filter_map(|line| {
+                let line = String::from_utf8_lossy(line);
+                let (meta, path) = line.split_once('\t')?;
+                let mut parts = meta.split(' ');
+                let (mode, _, sha) = (parts.next()?, parts.next()?, parts.next()?);
+                Some((path.to_owned(), (mode.to_owned(), sha.to_owned())))
+            })
+            .collect();
+        Ok(Self { entries })
+    }
+
+    /// Follows `path` from the root, through links, to what it names: a directory or a
+    /// submodule (with the path its content lives under), a file, or nothing (why).
+    fn lookup(&self, repo: &Path, path: &str, depth: u8) -> Result<Found, Failure> {
+        if depth > MAX_LINK_DEPTH {
+            return Ok(Found::Missing(format!(
+                "passes through more than {MAX_LINK_DEPTH} links"
+            )));
+        }
+        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+        for i in 0..parts.len() {
+            let here = parts[..=i].join("/");
+            let Some((mode, sha)) = self.entries.get(&here) else {
+                return Ok(Found::Missing("does not exist".into()));
+            };
+            match mode.as_str() {
+                "040000" => {}
+                "160000" => return Ok(Found::At(here)),
+                "120000" => {
+                    let target = String::from_utf8_lossy(&git(repo, &["cat-file", "blob", sha])?)
+                        .into_owned();
+                    let Some(mut resolved) = resolve_link(&here, &target) else {
+                        return Ok(Found::Missing("leaves the repository".into()));
+                    };
+                    for rest in &parts[i + 1..] {
+                        resolved.push('/');
+                        resolved.push_str(rest);
+                    }
+                    return self.lookup(repo, &resolved, depth + 1);
+                }
+                _ if i + 1 == parts.len() => return Ok(Found::File),
+                _ => return Ok(Found::Missing("is not a directory".into())),
+            }
+        }
+        Ok(Found::At(parts.join("/")))
+    }
+}
+
+enum Found {
+    At(String),
+    File,
+    Missing(String),
+}
+
+/// The settings, flavors and links of commit `rev`, read from git as the webhook reads them
+/// from GitHub: no checkout of `rev` is needed.
+fn at_commit(
+    repo: &Path,
+    rev: &str,
+    args: &RepoArgs,
+) -> Result<(Settings, FlavorSet, Vec<LinkedFlavor>), Failure> {
+    let commit = commit_of(repo, rev)?;
+    let tree = Tree::at(repo, &commit)?;
+    let settings = match &args.settings {
+        Some(_) => load_settings(args)?.0,
+        None => match tree.entries.get(SETTINGS_FILE) {
+            Some((_, sha)) => {
+                let text =
+                    String::from_utf8_lossy(&git(repo, &["cat-file", "blob", sha])?).into_owned();
+                Settings::from_yaml(&text).map_err(|e| {
+                    Failure::invalid(format!("{SETTINGS_FILE} at {rev} has problems:\n{e}"))
+                })?
+            }
+            None => Settings::default(),
+        },
+    };
+    let dir = settings.flavors_dir.trim_matches('/').to_owned();
+    let prefix = if dir.is_empty() || dir == "." {
+        String::new()
+    } else {
+        format!("{dir}/")
+    };
+    let mut names = Vec::new();
+    let mut links = Vec::new();
+    let mut errors = Vec::new();
+    let mut entries: Vec<(&String, &(String, String))> = tree
+        .entries
+        .iter()
+        .filter(|(path, _)| {
+            path.strip_prefix(&prefix)
+                .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
+        })
+        .collect();
+    entries.sort();
+    // The links' targets, read by one git process.
+    let link_shas: Vec<&str> = entries
+        .iter()
+        .filter(|(_, (mode, _))| mode == "120000")
+        .map(|(_, (_, sha))| sha.as_str())
+        .collect();
+    let targets = blobs(repo, &link_shas)?;
+    for (path, (mode, sha)) in entries {
+        let name = path[prefix.len()..].to_owned();
+        match mode.as_str() {
+            "040000" | "160000" => names.push(name),
+            "120000" => {
+                let target = targets.get(sha.as_str()).cloned().unwrap_or_default();
+                let broken = |reason: &str| FlavorError::BrokenLinkAtCommit {
+                    path: path.clone(),
+                    target: target.clone(),
+                    reason: reason.into(),
+                };
+                let Some(resolved) = resolve_link(path, &target) else {
+                    errors.push(broken("leaves the repository"));
+                    continue;
+                };
+                match tree.lookup(repo, &resolved, 1)? {
+                    Found::At(at) => {
+                        links.push(LinkedFlavor {
+                            flavor: name.clone(),
+                            path: at,
+                        });
+                        names.push(name);
+                    }
+                    Found::File => {}
+                    Found::Missing(why) => errors.push(broken(&why)),
+                }
+            }
+            _ => {}
+        }
+    }
+    let flavors = FlavorSet::from_listing(
+        &dir,
+        names,
+        &settings.exclude,
+        settings.batch.identifier_style,
+        errors,
+    )
+    .map_err(|e| Failure::invalid(format!("the flavors at {rev}: {e}")))?;
+    Ok((settings, flavors, links))
+}
+
+/// The contents of the blobs `shas`, as text, read by one `git cat-file --batch`.
+fn blobs<'s>(repo: &Path, shas: &[&'s str]) -> Result<HashMap<&'s str, String>, Failure> {
+    use std::io::Read as _;
+    use std::process::Stdio;
+    if shas.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let failed = |e: io::Error| Failure::invalid(format!("cannot run git cat-file ({e})"));
+    let mut child = Process::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["cat-file", "--batch"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(failed)?;
+    let input: String = shas.iter().map(|s| format!("{s}\n")).collect();
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| failed(io::Error::other("no stdin")))?;
+    // Written from another thread, so a large answer cannot block the writes.
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let mut output = Vec::new();
+    child
+        .stdout
+        .take()
+        .ok_or_else(|| failed(io::Error::other("no stdout")))?
+        .read_to_end(&mut output)
+        .map_err(failed)?;
+    let _ = writer.join();
+    let _ = child.wait();
+    // Each answer: "<sha> blob <size>\n<size bytes>\n" (or "<sha> missing\n").
+    let mut out = HashMap::new();
+    let mut rest = output.as_slice();
+    for sha in shas {
+        let Some(newline) = rest.iter().position(|b| *b == b'\n') else {
+            break;
+        };
+        let header = String::from_utf8_lossy(&rest[..newline]).into_owned();
+        rest = &rest[newline + 1..];
+        if header.ends_with(" missing") {
+            continue;
+        }
+        let size: usize = header
+            .rsplit(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        if size > rest.len() {
+            break;
+        }
+        out.insert(*sha, String::from_utf8_lossy(&rest[..size]).into_owned());
+        rest = rest.get(size + 1..).unwrap_or_default();
+    }
+    Ok(out)
+}
+
 /// Checks that `repo` is the root of a git repository: git's paths are relative to it.
 fn check_root(repo: &Path) -> Result<(), Failure> {
     let top = git_text(repo, &["rev-parse", "--show-toplevel"])?;
@@ -218,8 +433,20 @@ pub(crate) fn run(args: &PlanArgs) -> Result<ExitCode, Failure> {
     if args.event.is_none() {
         check_root(repo)?;
     }
-    let (settings, _) = load_settings(&args.repo)?;
-    let flavors = discover(&args.repo, &settings)?;
+    let (settings, flavors, links) = match (&args.event, &args.head) {
+        (None, Some(head)) => at_commit(repo, head, &args.repo)?,
+        _ => {
+            let (settings, _) = load_settings(&args.repo)?;
+            let flavors = discover(&args.repo, &settings)?;
+            let links = local_links(
+                repo,
+                &settings.flavors_dir,
+                &flavors,
+                &submodules(repo).unwrap_or_default(),
+            );
+            (settings, flavors, links)
+        }
+    };
     let ignored = globs("ignore", &args.ignore)?;
     let mut out = io::stdout().lock();
 
@@ -275,15 +502,6 @@ pub(crate) fn run(args: &PlanArgs) -> Result<ExitCode, Failure> {
                 Some(rev) => commit_of(repo, rev)?,
                 None => default_base(repo)?,
             };
-            if let Some(head) = &args.head {
-                let wanted = commit_of(repo, head)?;
-                let checked_out = commit_of(repo, "HEAD")?;
-                if wanted != checked_out {
-                    return Err(Failure::invalid(format!(
-                        "--head {head} is not the checked-out commit; check it out first (git switch --detach {head}), as the flavors and settings are read from the working tree"
-                    )));
-                }
-            }
             let head_text = args.head.as_deref().unwrap_or("the working tree");
             let _ = writeln!(out, "comparing {head_text} with {base}");
             let changes = local_changes(repo, &base, args.head.as_deref())?;
@@ -291,12 +509,6 @@ pub(crate) fn run(args: &PlanArgs) -> Result<ExitCode, Failure> {
         }
     };
 
-    let links = local_links(
-        repo,
-        &settings.flavors_dir,
-        &flavors,
-        &submodules(repo).unwrap_or_default(),
-    );
     let selection = selection::select(&changes, &settings, &flavors, &links, &ignored);
     print_selection(&mut out, &selection, &flavors);
     if let Some(dir) = &args.out {

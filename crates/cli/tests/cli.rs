@@ -680,12 +680,13 @@ fn plan_refuses_what_it_cannot_plan_and_says_how_to() {
     let first = git(root, &["rev-parse", "HEAD"]);
     std::fs::write(root.join("flavors/a/file"), "2").unwrap();
     git(root, &["commit", "-qam", "a"]);
+    // A commit compared with itself changed nothing.
     let o = plan(root, &["--base", "main", "--head", &first]);
-    assert_eq!(o.status.code(), Some(1));
+    assert!(o.status.success(), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("is not the checked-out commit"),
+        stdout(&o).contains("nothing to build: no file changed"),
         "{}",
-        stderr(&o)
+        stdout(&o)
     );
     let o = plan(root, &["--base", "no-such-rev"]);
     assert_eq!(o.status.code(), Some(1));
@@ -804,4 +805,36 @@ fn plan_event_shows_what_the_webhook_would_do_with_a_pull_request() {
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn plan_head_reads_the_commit_from_git_without_checking_it_out() {
+    let repo = git_repo();
+    let root = repo.path();
+    // On `feature`: a new flavor d, and a change behind the link c. Then back to main, whose
+    // working tree has neither.
+    std::fs::create_dir_all(root.join("flavors/d")).unwrap();
+    std::fs::write(root.join("flavors/d/file"), "1").unwrap();
+    std::fs::write(root.join("vendor/c/file"), "2").unwrap();
+    git(root, &["add", "-A"]);
+    git(root, &["commit", "-qm", "d and c"]);
+    git(root, &["switch", "-q", "main"]);
+    let o = plan(root, &["--base", "main", "--head", "feature"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("builds 2 of 4 flavors"), "{text}");
+    assert!(
+        text.contains("  c\tvendor/c/file changed, under vendor/c where the flavor links"),
+        "{text}"
+    );
+    assert!(text.contains("  d\tflavors/d/file changed"), "{text}");
+    // A link that points nowhere at that commit is named.
+    git(root, &["switch", "-q", "feature"]);
+    std::os::unix::fs::symlink("../vendor/gone", root.join("flavors/e")).unwrap();
+    git(root, &["add", "-A"]);
+    git(root, &["commit", "-qm", "broken e"]);
+    git(root, &["switch", "-q", "main"]);
+    let o = plan(root, &["--base", "main", "--head", "feature"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("flavors/e"), "{}", stderr(&o));
 }
