@@ -4,38 +4,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlResponse;
-use flavor_ci::layout::s3_uri;
-use flavor_ci::settings::Settings;
 use flavor_ci::webhook::signature::{self, SignatureError};
 use flavor_ci_aws::store::ObjectStore;
-use flavor_ci_aws::undo::{UndoLog, Undone};
+use flavor_ci_aws::undo::UndoLog;
 use lambda_runtime::tracing::{error, info, warn};
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
-use tokio::sync::Mutex;
 use tokio::time::timeout;
 
 use crate::builds::Builds;
-use crate::config::Config;
-use crate::github::GitHub;
+use crate::deps::{Deps, cleanup};
 use crate::http::{HttpRequest, Reply, read_request};
-use crate::secrets::{Cached, SecretSource};
+use crate::secrets::SecretSource;
 
 /// GitHub gives up after 10 s; every answer leaves well before that.
 const BUDGET: Duration = Duration::from_secs(8);
-
-/// Everything a request needs; built once per process.
-#[derive(Debug)]
-pub(crate) struct Deps<S, B, K> {
-    pub(crate) config: Result<Config, crate::config::ConfigError>,
-    pub(crate) store: S,
-    pub(crate) builds: B,
-    pub(crate) webhook_secrets: Cached<K, Vec<Vec<u8>>>,
-    pub(crate) github_token: Option<Cached<K, String>>,
-    pub(crate) github: GitHub,
-    pub(crate) region: flavor_ci_aws::FromSdk<String>,
-    pub(crate) settings: Mutex<Option<Arc<Settings>>>,
-}
 
 /// The Lambda entry point: always answers with an HTTP response.
 pub(crate) async fn handle<S, B, K>(
@@ -79,15 +62,6 @@ where
         info!(status = reply.status, detail = message, "delivery answered");
     }
     Ok(reply.to_response())
-}
-
-/// Removes what a failed delivery wrote (nothing once its batch started).
-pub(crate) async fn cleanup<S: ObjectStore>(store: &S, written: &UndoLog) {
-    match written.undo(store, Duration::from_millis(1500)).await {
-        Undone::Nothing | Undone::Removed(_) => {}
-        Undone::Failed(e) => warn!(error = %e, "removing what a failed delivery wrote failed"),
-        Undone::TimedOut => warn!("removing what a failed delivery wrote timed out"),
-    }
 }
 
 async fn process<S, B, K>(deps: &Deps<S, B, K>, event: Value, progress: &UndoLog) -> Reply
@@ -278,35 +252,6 @@ async fn verify<S, B, K: SecretSource>(
     }
 }
 
-pub(crate) async fn settings<S: ObjectStore, B, K>(
-    deps: &Deps<S, B, K>,
-    config: &Config,
-) -> Result<Arc<Settings>, Reply> {
-    let mut cached = deps.settings.lock().await;
-    if let Some(s) = cached.as_ref() {
-        return Ok(s.clone());
-    }
-    let location = s3_uri(&config.bucket, &config.settings_key);
-    let bytes = deps
-        .store
-        .get(&config.bucket, &config.settings_key)
-        .await
-        .map_err(|e| Reply::error(503, format!("cannot read the deployed settings: {e}")))?
-        .ok_or_else(|| {
-            Reply::error(500, format!("the deployed settings {location} are missing: redeploy the stack, or set FLAVOR_CI_SETTINGS_KEY to the resource's SettingsKey"))
-        })?;
-    let invalid = |e: String| {
-        Reply::error(
-            500,
-            format!("the deployed settings {location} are not valid: {e}; redeploy the stack"),
-        )
-    };
-    let value = flavor_ci::nesting::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
-    let settings = Arc::new(Settings::from_json(value).map_err(|e| invalid(e.to_string()))?);
-    *cached = Some(settings.clone());
-    Ok(settings)
-}
-
 #[cfg(test)]
 mod tests {
     use flavor_ci_aws::store::memory::MemoryStore;
@@ -314,9 +259,14 @@ mod tests {
 
     use super::*;
     use crate::builds::recording::Recording;
+    use crate::config::Config;
+    use crate::github::GitHub;
     use crate::http::MAX_BODY_BYTES;
+    use crate::secrets::Cached;
     use base64::Engine;
+    use flavor_ci::settings::Settings;
     use serde_json::json;
+    use tokio::sync::Mutex;
 
     const SECRET: &str = "s3cr3t";
     const AFTER: &str = "2222222222222222222222222222222222222222";

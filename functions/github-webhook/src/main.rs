@@ -11,6 +11,7 @@ use tokio::sync::Mutex;
 
 mod builds;
 mod config;
+mod deps;
 mod github;
 mod handler;
 mod http;
@@ -23,9 +24,9 @@ mod superseded;
 
 use builds::CodeBuild;
 use config::Config;
+use deps::Deps;
 use flavor_ci_aws::store::S3Store;
 use github::GitHub;
-use handler::Deps;
 use secrets::{Cached, SecretsManager};
 
 #[tokio::main(flavor = "current_thread")]

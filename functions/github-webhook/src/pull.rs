@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::builds::Builds;
 use crate::config::Config;
-use crate::handler::{Deps, settings};
+use crate::deps::{Deps, settings};
 use crate::http::Reply;
 use crate::push::{ChangesFrom, Start, build, not_stopped, other_repository};
 use crate::secrets::SecretSource;

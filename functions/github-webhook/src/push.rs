@@ -16,8 +16,8 @@ use lambda_runtime::tracing::{info, warn};
 
 use crate::builds::{BatchRequest, Builds};
 use crate::config::Config;
+use crate::deps::{Deps, cleanup, settings};
 use crate::github::{ListError, list_flavors};
-use crate::handler::{Deps, cleanup, settings};
 use crate::http::Reply;
 use crate::record::{DeliveryRecord, Earlier, State, earlier};
 use crate::secrets::SecretSource;

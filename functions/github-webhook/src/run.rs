@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::builds::Builds;
 use crate::config::Config;
-use crate::handler::{Deps, settings};
+use crate::deps::{Deps, settings};
 use crate::http::Reply;
 use crate::push::{ChangesFrom, Start, build};
 use crate::secrets::SecretSource;

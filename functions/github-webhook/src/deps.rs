@@ -1,0 +1,69 @@
+//! What every request path shares: the dependencies built once per process, the deployed
+//! settings (read once), and the removal of what a failed request wrote.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use flavor_ci::layout::s3_uri;
+use flavor_ci::settings::Settings;
+use flavor_ci_aws::store::ObjectStore;
+use flavor_ci_aws::undo::{UndoLog, Undone};
+use lambda_runtime::tracing::warn;
+use tokio::sync::Mutex;
+
+use crate::config::Config;
+use crate::github::GitHub;
+use crate::http::Reply;
+use crate::secrets::Cached;
+
+/// Everything a request needs; built once per process.
+#[derive(Debug)]
+pub(crate) struct Deps<S, B, K> {
+    pub(crate) config: Result<Config, crate::config::ConfigError>,
+    pub(crate) store: S,
+    pub(crate) builds: B,
+    pub(crate) webhook_secrets: Cached<K, Vec<Vec<u8>>>,
+    pub(crate) github_token: Option<Cached<K, String>>,
+    pub(crate) github: GitHub,
+    pub(crate) region: flavor_ci_aws::FromSdk<String>,
+    pub(crate) settings: Mutex<Option<Arc<Settings>>>,
+}
+
+/// Removes what a failed delivery wrote (nothing once its batch started).
+pub(crate) async fn cleanup<S: ObjectStore>(store: &S, written: &UndoLog) {
+    match written.undo(store, Duration::from_millis(1500)).await {
+        Undone::Nothing | Undone::Removed(_) => {}
+        Undone::Failed(e) => warn!(error = %e, "removing what a failed delivery wrote failed"),
+        Undone::TimedOut => warn!("removing what a failed delivery wrote timed out"),
+    }
+}
+
+/// The settings the stack deployed, read from S3 once per process.
+pub(crate) async fn settings<S: ObjectStore, B, K>(
+    deps: &Deps<S, B, K>,
+    config: &Config,
+) -> Result<Arc<Settings>, Reply> {
+    let mut cached = deps.settings.lock().await;
+    if let Some(s) = cached.as_ref() {
+        return Ok(s.clone());
+    }
+    let location = s3_uri(&config.bucket, &config.settings_key);
+    let bytes = deps
+        .store
+        .get(&config.bucket, &config.settings_key)
+        .await
+        .map_err(|e| Reply::error(503, format!("cannot read the deployed settings: {e}")))?
+        .ok_or_else(|| {
+            Reply::error(500, format!("the deployed settings {location} are missing: redeploy the stack, or set FLAVOR_CI_SETTINGS_KEY to the resource's SettingsKey"))
+        })?;
+    let invalid = |e: String| {
+        Reply::error(
+            500,
+            format!("the deployed settings {location} are not valid: {e}; redeploy the stack"),
+        )
+    };
+    let value = flavor_ci::nesting::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
+    let settings = Arc::new(Settings::from_json(value).map_err(|e| invalid(e.to_string()))?);
+    *cached = Some(settings.clone());
+    Ok(settings)
+}
