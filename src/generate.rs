@@ -372,8 +372,13 @@ fn render_variant(
         let file_name = format!("{}-{role}-buildspec.yaml", variant.name());
         // The exact text is what gets validated: `to_yaml_read` gives the tree that text
         // reads as, its renderings read back by the YAML reader.
-        let emitted = spec.to_yaml_read();
-        let problems = validate::validate_emitted(&emitted, limits);
+        let (yaml, problems) = match spec.to_yaml_read() {
+            Ok((yaml, tree)) => {
+                let problems = validate::validate_document(&tree, yaml.chars().count(), limits);
+                (yaml, problems)
+            }
+            Err(e) => (String::new(), vec![validate::not_yaml(&e)]),
+        };
         if validate::has_errors(&problems) {
             return Err(GenerateError::Invalid {
                 file: file_name,
@@ -386,10 +391,6 @@ fn render_variant(
                 .filter(|p| p.severity == Severity::Warning)
                 .map(|p| format!("{file_name}: {}", p.message)),
         );
-        let yaml = match emitted {
-            Ok((yaml, _)) => yaml,
-            Err(_) => spec.to_yaml(),
-        };
         documents.push(Document {
             variant,
             role,

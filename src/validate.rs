@@ -62,19 +62,8 @@ pub fn validate_text(text: &str, limits: Limits) -> Vec<Problem> {
     }
 }
 
-/// Validates a document the emitter wrote, given the tree its text reads as (see
-/// [`yaml::emit_read`]): the same findings as [`validate_text`] on that text.
-pub fn validate_emitted(
-    emitted: &Result<(String, Node), yaml::ReadError>,
-    limits: Limits,
-) -> Vec<Problem> {
-    match emitted {
-        Ok((text, root)) => validate_document(root, text.chars().count(), limits),
-        Err(e) => vec![not_yaml(e)],
-    }
-}
-
-fn not_yaml(e: &yaml::ReadError) -> Problem {
+/// The problem a text that is not YAML gives.
+pub fn not_yaml(e: &yaml::ReadError) -> Problem {
     Problem {
         severity: Severity::Error,
         path: String::new(),
