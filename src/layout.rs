@@ -117,6 +117,66 @@ pub fn run_key(root: &str, batch_id: &str) -> String {
     format!("{root}runs/{}.json", escape(batch_id))
 }
 
+/// The key of the marker that a run is open: started, its outcome not yet posted. The
+/// build-events function reconciles the runs these name and removes each once it is done.
+pub fn open_run_key(root: &str, batch_id: &str) -> String {
+    format!("{}{}.json", open_runs_prefix(root), escape(batch_id))
+}
+
+/// Where the open-run markers are.
+pub fn open_runs_prefix(root: &str) -> String {
+    format!("{root}runs/open/")
+}
+
+/// The batch an open-run marker names, from the marker's key.
+pub fn open_run_batch(root: &str, key: &str) -> Option<String> {
+    let name = key
+        .strip_prefix(&open_runs_prefix(root))?
+        .strip_suffix(".json")?;
+    let bytes = name.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The CodeBuild console page of a batch build.
+pub fn console_batch_url(region: &str, project: &str, batch_id: &str) -> String {
+    console_url(region, project, "batch", batch_id)
+}
+
+/// The CodeBuild console page of one build.
+pub fn console_build_url(region: &str, project: &str, build_id: &str) -> String {
+    console_url(region, project, "build", build_id)
+}
+
+fn console_url(region: &str, project: &str, kind: &str, id: &str) -> String {
+    let escaped: String = id
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect();
+    let host = match region_partition(region) {
+        "aws-cn" => "console.amazonaws.cn".to_owned(),
+        "aws-us-gov" => "console.amazonaws-us-gov.com".to_owned(),
+        _ => format!("{region}.console.aws.amazon.com"),
+    };
+    format!(
+        "https://{host}/codesuite/codebuild/projects/{project}/{kind}/{escaped}?region={region}"
+    )
+}
+
 /// The key of the marker left on a run that a newer run of its ref replaced.
 pub fn superseded_key(root: &str, batch_id: &str) -> String {
     format!("{root}runs/{}.superseded.json", escape(batch_id))
@@ -154,6 +214,32 @@ mod tests {
     use crate::generate::{Role, Variant};
 
     const STACK: &str = "arn:aws:cloudformation:us-east-1:123456789012:stack/ci/0e8c4f20-1111-2222-3333-444455556666";
+
+    #[test]
+    fn console_pages_escape_the_id_and_follow_the_partition() {
+        assert_eq!(
+            console_batch_url("eu-west-1", "ci", "ci:0e8c-11"),
+            "https://eu-west-1.console.aws.amazon.com/codesuite/codebuild/projects/ci/batch/ci%3A0e8c-11?region=eu-west-1"
+        );
+        assert_eq!(
+            console_build_url("cn-north-1", "ci", "ci:b/1"),
+            "https://console.amazonaws.cn/codesuite/codebuild/projects/ci/build/ci%3Ab%2F1?region=cn-north-1"
+        );
+    }
+
+    #[test]
+    fn open_run_markers_name_their_batch() {
+        for batch in ["ci:0e8c4f20-1111", "release:x%y", "ci:.a"] {
+            let key = open_run_key("r/", batch);
+            assert!(
+                key.starts_with("r/runs/open/") && key.ends_with(".json"),
+                "{key}"
+            );
+            assert_eq!(open_run_batch("r/", &key).as_deref(), Some(batch));
+        }
+        assert_eq!(open_run_batch("r/", "r/runs/open/x%4"), None);
+        assert_eq!(open_run_batch("r/", "r/runs/x.json"), None);
+    }
 
     #[test]
     fn every_key_lives_under_the_resource_root() {

@@ -91,6 +91,9 @@ pub enum Decision {
     Stop,
     /// Nothing; the text says why.
     Ignore(String),
+    /// A pull request from a fork that builds once a maintainer allows it: nothing yet; the
+    /// text says how to allow it. The aggregate status waits (pending) until then.
+    AwaitApproval(String),
 }
 
 /// Decides what a `pull_request` delivery asks for under `settings`.
@@ -144,7 +147,7 @@ pub fn decide(event: &PullRequestEvent, settings: &PullRequestSettings) -> Decis
             "a maintainer labeled pull request #{n} from {fork} `{}`",
             settings.fork_label
         )),
-        ForkPolicy::Label => Decision::Ignore(format!(
+        ForkPolicy::Label => Decision::AwaitApproval(format!(
             "pull request #{n} comes from {fork}: its code would run with the project's role and secrets, so it builds only when a maintainer adds the label `{}` after reviewing this commit (remove and add it again after new commits), or set pull-requests.forks: always",
             settings.fork_label
         )),
@@ -230,7 +233,7 @@ mod tests {
         // By default: not on a push of commits, only when the label is added.
         let d = decide(&event("synchronize", false, fork, None), &s);
         assert!(
-            matches!(d, Decision::Ignore(ref why) if why.contains("safe to build") && why.contains("mallory/slc")),
+            matches!(d, Decision::AwaitApproval(ref why) if why.contains("safe to build") && why.contains("mallory/slc")),
             "{d:?}"
         );
         let d = decide(&event("labeled", false, fork, Some("safe to build")), &s);
@@ -240,7 +243,7 @@ mod tests {
         // A deleted fork is a fork.
         let d = decide(&event("opened", false, None, None), &s);
         assert!(
-            matches!(d, Decision::Ignore(ref why) if why.contains("deleted fork")),
+            matches!(d, Decision::AwaitApproval(ref why) if why.contains("deleted fork")),
             "{d:?}"
         );
         s.forks = ForkPolicy::Always;

@@ -13,7 +13,11 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+#[cfg(feature = "github")]
+pub mod github_status;
 pub mod logging;
+#[cfg(feature = "github")]
+pub mod secrets;
 pub mod store;
 pub mod undo;
 
@@ -188,4 +192,24 @@ pub fn https_client(connect_timeout: Duration, keep_alive: bool) -> std::io::Res
         builder.pool_max_idle_per_host(0);
     }
     Ok(builder.build(https))
+}
+
+/// `http://` to 127.0.0.0/8, `localhost` or `[::1]`: the token never leaves the machine.
+pub fn is_loopback_http(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return false;
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    host == "localhost"
+        || host == "::1"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }

@@ -98,6 +98,14 @@ pub trait ObjectStore: Send + Sync + fmt::Debug + 'static {
         tagging: &str,
         etag: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// The keys that start with `prefix`, in key order, at most `limit` of them.
+    fn list_keys(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
     /// Removes every object version under `root` (which ends with `/`); returns how many.
     fn delete_under(
         &self,
@@ -287,6 +295,42 @@ impl ObjectStore for S3Store {
                 } else {
                     Err(store_error("PutObject", bucket, key, &e))
                 }
+            }
+        }
+    }
+
+    async fn list_keys(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .get()
+                .await
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| store_error("ListObjectsV2", bucket, prefix, &e))?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_owned)),
+            );
+            if keys.len() >= limit {
+                keys.truncate(limit);
+                return Ok(keys);
+            }
+            match page.next_continuation_token() {
+                Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_owned()),
+                _ => return Ok(keys),
             }
         }
     }
@@ -522,6 +566,21 @@ pub mod memory {
             }
             objects.insert(k, body.to_vec());
             Ok(Put::Created { version: None })
+        }
+
+        async fn list_keys(
+            &self,
+            bucket: &str,
+            prefix: &str,
+            limit: usize,
+        ) -> Result<Vec<String>, StoreError> {
+            let objects = self.objects.lock().unwrap();
+            Ok(objects
+                .keys()
+                .filter(|(b, k)| b == bucket && k.starts_with(prefix))
+                .map(|(_, k)| k.clone())
+                .take(limit)
+                .collect())
         }
 
         async fn delete_under(&self, bucket: &str, root: &str) -> Result<usize, StoreError> {

@@ -537,7 +537,7 @@ fn pull_request(
         .map_err(|e| Failure::invalid(format!("{}: {e}", file.display())))?;
     let n = event.number;
     match decide(&event, &settings.pull_requests) {
-        Decision::Ignore(reason) => {
+        Decision::Ignore(reason) | Decision::AwaitApproval(reason) => {
             let _ = writeln!(out, "ignored: {reason}");
             Ok(None)
         }

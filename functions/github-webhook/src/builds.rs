@@ -18,6 +18,9 @@ pub(crate) struct BatchRequest {
     pub(crate) buildspec: String,
     /// The delivery id: a retry within CodeBuild's five minutes starts nothing new.
     pub(crate) idempotency_token: String,
+    /// `false` while flavor-ci posts the commit statuses itself: CodeBuild then reports none,
+    /// so a commit never shows two checks that could disagree. `None`: the project decides.
+    pub(crate) report_status: Option<bool>,
 }
 
 /// Why CodeBuild did not do what was asked.
@@ -87,6 +90,7 @@ impl Builds for CodeBuild {
             .source_version(&request.source_version)
             .buildspec_override(&request.buildspec)
             .idempotency_token(&request.idempotency_token)
+            .set_report_build_batch_status_override(request.report_status)
             .send()
             .await
             .map_err(|e| refused(&e, "start"))?;

@@ -25,6 +25,8 @@ pub(crate) struct Config {
     pub(crate) repository: String,
     /// How long secret values are kept before they are fetched again.
     pub(crate) secret_ttl: Duration,
+    /// The aggregate commit status's context (`flavor-ci`); `None`: flavor-ci posts none.
+    pub(crate) status_context: Option<String>,
 }
 
 /// Every problem with the function's environment, each naming the variable and the fix.
@@ -82,7 +84,7 @@ impl Config {
             .unwrap_or_else(|| "https://api.github.com".into())
             .trim_end_matches('/')
             .to_owned();
-        if !github_api.starts_with("https://") && !is_loopback_http(&github_api) {
+        if !github_api.starts_with("https://") && !flavor_ci_aws::is_loopback_http(&github_api) {
             problems.push(format!(
                 "GITHUB_API_URL {github_api:?} is not an https URL (plain http is allowed only to a loopback address, for local tests): use https://api.github.com or https://<host>/api/v3 for GitHub Enterprise Server"
             ));
@@ -100,10 +102,15 @@ impl Config {
                 "GITHUB_REPOSITORY {repository:?} is not `owner/name`"
             ));
         }
+        let status_context = optional("STATUS_CONTEXT");
+        if status_context.is_some() && optional("GITHUB_TOKEN_SECRET_ID").is_none() {
+            problems.push("STATUS_CONTEXT is set but GITHUB_TOKEN_SECRET_ID is not: statuses need a token that may write them; set the secret, or leave STATUS_CONTEXT empty to post none".into());
+        }
         if !problems.is_empty() {
             return Err(ConfigError(problems));
         }
         Ok(Self {
+            status_context,
             bucket,
             root,
             settings_key,
@@ -119,26 +126,6 @@ impl Config {
             secret_ttl,
         })
     }
-}
-
-/// `http://` to 127.0.0.0/8, `localhost` or `[::1]`: the token never leaves the machine.
-fn is_loopback_http(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("http://") else {
-        return false;
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if authority.contains('@') {
-        return false;
-    }
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => authority.split(':').next().unwrap_or_default(),
-    };
-    host == "localhost"
-        || host == "::1"
-        || host
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]

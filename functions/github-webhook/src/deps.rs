@@ -25,8 +25,49 @@ pub(crate) struct Deps<S, B, K> {
     pub(crate) webhook_secrets: Cached<K, Vec<Vec<u8>>>,
     pub(crate) github_token: Option<Cached<K, String>>,
     pub(crate) github: GitHub,
+    pub(crate) statuses: flavor_ci_aws::github_status::StatusPoster,
     pub(crate) region: flavor_ci_aws::FromSdk<String>,
     pub(crate) settings: Mutex<Option<Arc<Settings>>>,
+}
+
+/// Posts the aggregate status on `commit`, when the stack posts statuses. A failure is
+/// logged, never an error: the status does not decide whether builds run. Returns what the
+/// answer reports.
+pub(crate) async fn post_aggregate<S, B, K: crate::secrets::SecretSource>(
+    deps: &Deps<S, B, K>,
+    config: &Config,
+    commit: &str,
+    text: &flavor_ci::runs::StatusText,
+    target: Option<String>,
+) -> Option<serde_json::Value> {
+    use flavor_ci_aws::github_status::{CommitStatus, StatusState};
+    let (Some(context), Some(token)) = (&config.status_context, &deps.github_token) else {
+        return None;
+    };
+    let status = CommitStatus {
+        state: match text.state {
+            "success" => StatusState::Success,
+            "failure" => StatusState::Failure,
+            "error" => StatusState::Error,
+            _ => StatusState::Pending,
+        },
+        context: context.clone(),
+        description: text.description.clone(),
+        target_url: target,
+    };
+    let posted = deps
+        .statuses
+        .post_with(token, &config.repository, commit, &status)
+        .await;
+    if let Err(e) = &posted {
+        warn!(context, commit, error = %e, "the aggregate status was not posted");
+    }
+    Some(serde_json::json!({
+        "context": context,
+        "state": text.state,
+        "description": status.description,
+        "posted": posted.is_ok(),
+    }))
 }
 
 /// Removes what a failed delivery wrote (nothing once its batch started).

@@ -329,6 +329,10 @@ mod tests {
                 flavor_ci_aws::LazyHttpsClient::new(Duration::from_secs(1), false),
                 "http://127.0.0.1:9",
             ),
+            statuses: flavor_ci_aws::github_status::StatusPoster::new(
+                flavor_ci_aws::LazyHttpsClient::new(Duration::from_secs(1), false),
+                "http://127.0.0.1:9",
+            ),
             region: flavor_ci_aws::FromSdk::Ready("us-east-1".into()),
             settings: Mutex::new(None),
         })

@@ -19,7 +19,7 @@ mod pull;
 mod push;
 mod record;
 mod run;
-mod secrets;
+use flavor_ci_aws::secrets;
 mod superseded;
 
 use builds::CodeBuild;
@@ -50,6 +50,7 @@ async fn main() -> Result<(), Error> {
         ),
         Err(_) => (String::new(), None, String::new(), Duration::ZERO),
     };
+    let https = flavor_ci_aws::LazyHttpsClient::new(Duration::from_secs(2), true);
     let deps = Arc::new(Deps {
         store: S3Store::on_first_use(sdk.clone()),
         builds: CodeBuild::on_first_use(sdk.clone()),
@@ -58,9 +59,10 @@ async fn main() -> Result<(), Error> {
         github_token: token_id.map(|id| Cached::new(secrets, id, secrets::github_token, ttl)),
         github: GitHub::new(
             // Built on the first request to GitHub, not during the cold start.
-            flavor_ci_aws::LazyHttpsClient::new(Duration::from_secs(2), true),
+            https.clone(),
             &api,
         ),
+        statuses: flavor_ci_aws::github_status::StatusPoster::new(https, &api),
         region: sdk.region(),
         settings: Mutex::new(None),
         config,

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::builds::Builds;
 use crate::config::Config;
-use crate::deps::{Deps, settings};
+use crate::deps::{Deps, post_aggregate, settings};
 use crate::http::Reply;
 use crate::push::{ChangesFrom, Start, build, not_stopped, other_repository};
 use crate::secrets::SecretSource;
@@ -43,6 +43,23 @@ where
     let settings = settings(deps, config).await?;
     match decide(&event, &settings.pull_requests) {
         Decision::Ignore(reason) => Ok(Reply::new(202, "ignored", reason).with("pullRequest", n)),
+        Decision::AwaitApproval(reason) => {
+            // The required check waits, saying how to allow the build.
+            let text = flavor_ci::runs::StatusText {
+                state: "pending",
+                description: format!(
+                    "waiting: a maintainer adds the label `{}` after reviewing this commit",
+                    settings.pull_requests.fork_label
+                ),
+            };
+            let mut reply = Reply::new(202, "ignored", reason).with("pullRequest", n);
+            if let Some(status) =
+                post_aggregate(deps, config, &event.pull_request.head.sha, &text, None).await
+            {
+                reply = reply.with("aggregateStatus", status);
+            }
+            Ok(reply)
+        }
         Decision::Stop => {
             let git_ref = format!("refs/pull/{n}/head");
             if !superseded::applies(settings.batch.stop_superseded, &git_ref, None) {
@@ -101,6 +118,7 @@ where
                 ],
                 trigger: RunTrigger::PullRequest,
                 pull_request: Some(n),
+                default_branch: false,
                 supersede: superseded::applies(
                     settings.batch.stop_superseded,
                     &format!("refs/pull/{n}/head"),

@@ -3,8 +3,8 @@
 
 use flavor_ci::generate::{self, Role, Variant};
 use flavor_ci::layout::{
-    DELIVERY_TAG, PUSH_SPEC_TAG, delivery_key, push_spec_key, region_partition, run_key,
-    s3_object_arn, s3_uri,
+    DELIVERY_TAG, PUSH_SPEC_TAG, delivery_key, open_run_key, push_spec_key, region_partition,
+    run_key, s3_object_arn, s3_uri,
 };
 use flavor_ci::runs::{RUN_TAG, RunFlavor, RunRecord, RunTrigger};
 use flavor_ci::selection::{self, Changes, Selection};
@@ -16,7 +16,7 @@ use lambda_runtime::tracing::{info, warn};
 
 use crate::builds::{BatchRequest, Builds};
 use crate::config::Config;
-use crate::deps::{Deps, cleanup, settings};
+use crate::deps::{Deps, cleanup, post_aggregate, settings};
 use crate::github::{ListError, list_flavors};
 use crate::http::Reply;
 use crate::record::{DeliveryRecord, Earlier, State, earlier};
@@ -71,6 +71,11 @@ where
         about: Vec::new(),
         trigger: RunTrigger::Push,
         pull_request: None,
+        default_branch: push
+            .repository
+            .default_branch
+            .as_deref()
+            .is_some_and(|b| push.git_ref.strip_prefix("refs/heads/") == Some(b)),
         supersede: variant == Variant::Ci
             && superseded::applies(
                 settings.batch.stop_superseded,
@@ -108,6 +113,8 @@ pub(crate) struct Start {
     /// For the run record.
     pub(crate) trigger: RunTrigger,
     pub(crate) pull_request: Option<u64>,
+    /// Whether `git_ref` is the repository's default branch.
+    pub(crate) default_branch: bool,
 }
 
 /// Lists the flavors at the commit, chooses, writes the spec, claims the delivery and starts
@@ -138,6 +145,7 @@ where
         supersede,
         trigger,
         pull_request,
+        default_branch,
     } = start;
     // The record is keyed by the signed body. It is claimed with a conditional write before the
     // build starts and read only when the claim finds one there: reading an absent key needs
@@ -184,6 +192,14 @@ where
             let mut reply = Reply::new(202, "ignored", reason.clone());
             for (k, v) in about {
                 reply = reply.with(k, v);
+            }
+            // A required check is never left waiting: nothing to build is a success.
+            let text = flavor_ci::runs::StatusText {
+                state: "success",
+                description: format!("no flavor affected: {reason}"),
+            };
+            if let Some(status) = post_aggregate(deps, config, &commit, &text, None).await {
+                reply = reply.with("aggregateStatus", status);
             }
             return Ok(reply);
         }
@@ -322,6 +338,7 @@ where
         buildspec: spec_arn.clone(),
         // The same body within CodeBuild's idempotency window starts one batch at most.
         idempotency_token: key.to_owned(),
+        report_status: config.status_context.as_ref().map(|_| false),
     };
     let batch_id = match deps.builds.start_batch(&request).await {
         Ok(id) => id,
@@ -357,6 +374,10 @@ where
             .collect(),
         started_at: flavor_ci_aws::undo::now_ms(),
         buildspec: spec_uri.clone(),
+        repository: config.repository.clone(),
+        default_branch,
+        builds: Default::default(),
+        finished: None,
     };
     let run_json = serde_json::to_vec(&run).unwrap_or_default();
     if let Err(e) = deps
@@ -372,7 +393,36 @@ where
     {
         warn!(error = %e, batch = %batch_id, "the batch started but its run record was not written");
     }
+    // Open until its outcome is posted: the build-events function's reconciler looks at it.
+    if let Err(e) = deps
+        .store
+        .put(
+            &config.bucket,
+            &open_run_key(&config.root, &batch_id),
+            b"{}",
+            "application/json",
+            RUN_TAG,
+        )
+        .await
+    {
+        warn!(error = %e, batch = %batch_id, "the batch started but was not marked open");
+    }
+    let aggregate = post_aggregate(
+        deps,
+        config,
+        &commit,
+        &flavor_ci::runs::building_status(run.flavors.len()),
+        Some(flavor_ci::layout::console_batch_url(
+            deps.region.get().await,
+            &project,
+            &batch_id,
+        )),
+    )
+    .await;
     let mut reply = Reply::new(200, "started", selection.reason());
+    if let Some(status) = aggregate {
+        reply = reply.with("aggregateStatus", status);
+    }
     if supersede {
         let newest = superseded::started(&batch_id, &commit);
         match superseded::replace_and_stop(

@@ -112,6 +112,7 @@ where
             Trigger::Dispatch => RunTrigger::Dispatch,
         },
         pull_request: None,
+        default_branch: git_ref.strip_prefix("refs/heads/") == Some(default_branch.as_str()),
         supersede: variant == Variant::Ci
             && superseded::applies(
                 settings.batch.stop_superseded,

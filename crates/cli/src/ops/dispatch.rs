@@ -91,7 +91,11 @@ pub(crate) async fn run(args: &DispatchArgs) -> Result<(), String> {
                 let names: Vec<&str> = flavors.iter().filter_map(Value::as_str).collect();
                 let _ = writeln!(out, "flavors: {}", names.join(", "));
             }
-            let _ = writeln!(out, "{}", console_link(&region, project, id));
+            let _ = writeln!(
+                out,
+                "{}",
+                flavor_ci::layout::console_batch_url(&region, project, id)
+            );
             Ok(())
         }
         (200, Some("already handled")) => {
@@ -99,32 +103,5 @@ pub(crate) async fn run(args: &DispatchArgs) -> Result<(), String> {
             Ok(())
         }
         _ => Err(format!("{function} answered {status}: {message}")),
-    }
-}
-
-/// The CodeBuild console page of a batch build.
-fn console_link(region: &str, project: &str, batch_id: &str) -> String {
-    let escaped: String = batch_id
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            other => format!("%{other:02X}"),
-        })
-        .collect();
-    format!(
-        "https://{region}.console.aws.amazon.com/codesuite/codebuild/projects/{project}/batch/{escaped}?region={region}"
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_console_link_escapes_the_batch_id() {
-        assert_eq!(
-            console_link("eu-west-1", "ci", "ci:0e8c-11"),
-            "https://eu-west-1.console.aws.amazon.com/codesuite/codebuild/projects/ci/batch/ci%3A0e8c-11?region=eu-west-1"
-        );
     }
 }

@@ -7,34 +7,34 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::{FromSdk, LazySdk};
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
-use flavor_ci_aws::{FromSdk, LazySdk};
-use lambda_runtime::tracing::warn;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
+use tracing::warn;
 
 const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 /// How often a wrong signature may make an instance fetch the webhook secret again. Planned
 /// rotations put both secrets in the value (a JSON list), so a mismatch is almost always a
 /// bad or forged delivery, which must not turn into Secrets Manager calls.
-pub(crate) const WEBHOOK_SECRET_REFRESH: Duration = Duration::from_secs(60);
+pub const WEBHOOK_SECRET_REFRESH: Duration = Duration::from_secs(60);
 
 /// Where secret values come from.
-pub(crate) trait SecretSource: Send + Sync + fmt::Debug + 'static {
+pub trait SecretSource: Send + Sync + fmt::Debug + 'static {
     /// The current value of the secret `id` (an ARN or a name).
     fn fetch(&self, id: &str) -> impl Future<Output = Result<String, SecretProblem>> + Send;
 }
 
 /// Secrets Manager.
 #[derive(Debug, Clone)]
-pub(crate) struct SecretsManager {
+pub struct SecretsManager {
     client: Arc<FromSdk<Client>>,
 }
 
 impl SecretsManager {
     /// The client is built on first use.
-    pub(crate) fn on_first_use(sdk: Arc<LazySdk>) -> Self {
+    pub fn on_first_use(sdk: Arc<LazySdk>) -> Self {
         Self {
             client: Arc::new(FromSdk::on_first_use(sdk, Client::new)),
         }
@@ -64,7 +64,7 @@ impl SecretSource for SecretsManager {
                     }
                     _ => "",
                 };
-                SecretProblem::Fetch(flavor_ci_aws::sdk_error_message(&e, hint))
+                SecretProblem::Fetch(crate::sdk_error_message(&e, hint))
             })?;
         out.secret_string()
             .map(str::to_owned)
@@ -81,7 +81,7 @@ struct State<T> {
 
 /// One secret, parsed by `parse` and cached.
 #[derive(Debug)]
-pub(crate) struct Cached<S, T> {
+pub struct Cached<S, T> {
     source: Arc<S>,
     id: String,
     parse: fn(&str) -> Result<T, SecretProblem>,
@@ -93,15 +93,15 @@ pub(crate) struct Cached<S, T> {
 /// A failure to read a secret; never contains the value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cannot read the secret {id}: {problem}")]
-pub(crate) struct SecretError {
-    pub(crate) id: String,
-    pub(crate) problem: SecretProblem,
+pub struct SecretError {
+    pub id: String,
+    pub problem: SecretProblem,
 }
 
 /// What went wrong with a secret: Secrets Manager's answer, or a value that is not what the
 /// function needs. Never contains the value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum SecretProblem {
+pub enum SecretProblem {
     /// Secrets Manager did not give the value: its code and message, and a hint.
     #[error("{0}")]
     Fetch(String),
@@ -120,7 +120,7 @@ pub(crate) enum SecretProblem {
 }
 
 impl<S: SecretSource, T> Cached<S, T> {
-    pub(crate) fn new(
+    pub fn new(
         source: Arc<S>,
         id: String,
         parse: fn(&str) -> Result<T, SecretProblem>,
@@ -141,14 +141,14 @@ impl<S: SecretSource, T> Cached<S, T> {
     }
 
     /// Refreshes (on a value that did not work) happen at most once per `interval`.
-    pub(crate) fn refreshed_at_most_every(mut self, interval: Duration) -> Self {
+    pub fn refreshed_at_most_every(mut self, interval: Duration) -> Self {
         self.min_refresh = interval;
         self
     }
 
     /// The cached value, fetched on first use and after the time-to-live. When fetching again
     /// fails, the expired value is used rather than failing the request.
-    pub(crate) async fn get(&self) -> Result<Arc<T>, SecretError> {
+    pub async fn get(&self) -> Result<Arc<T>, SecretError> {
         let mut state = self.state.lock().await;
         let fresh = state.fetched_at.is_some_and(|t| t.elapsed() < self.ttl);
         match (&state.value, fresh) {
@@ -171,7 +171,7 @@ impl<S: SecretSource, T> Cached<S, T> {
     /// Fetches the value again because `stale` did not work. Returns `None` when there is
     /// nothing newer to try: another caller already refreshed past `stale`, or a refresh
     /// happened less than the minimum interval ago.
-    pub(crate) async fn refresh(&self, stale: &Arc<T>) -> Result<Option<Arc<T>>, SecretError> {
+    pub async fn refresh(&self, stale: &Arc<T>) -> Result<Option<Arc<T>>, SecretError> {
         let mut state = self.state.lock().await;
         if let Some(v) = &state.value
             && !Arc::ptr_eq(v, stale)
@@ -203,7 +203,7 @@ impl<S: SecretSource, T> Cached<S, T> {
 
 /// The accepted webhook secrets: the value itself, or, while a secret is being rotated, a JSON
 /// list of secrets (`["new", "old"]`), each of which is accepted.
-pub(crate) fn webhook_secrets(text: &str) -> Result<Vec<Vec<u8>>, SecretProblem> {
+pub fn webhook_secrets(text: &str) -> Result<Vec<Vec<u8>>, SecretProblem> {
     if text.trim_start().starts_with('[') {
         let list: Vec<String> =
             serde_json::from_str(text).map_err(|e| SecretProblem::NotAList(e.to_string()))?;
@@ -219,7 +219,7 @@ pub(crate) fn webhook_secrets(text: &str) -> Result<Vec<Vec<u8>>, SecretProblem>
 }
 
 /// A GitHub token: the value with surrounding whitespace removed.
-pub(crate) fn github_token(text: &str) -> Result<String, SecretProblem> {
+pub fn github_token(text: &str) -> Result<String, SecretProblem> {
     let token = text.trim();
     if token.is_empty() || token.contains(char::is_whitespace) {
         return Err(SecretProblem::NotAToken);

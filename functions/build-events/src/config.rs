@@ -1,0 +1,172 @@
+//! The function's configuration, from its environment. Every problem is reported at once.
+
+use std::time::Duration;
+
+/// What the function is told by the stack.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    /// The bucket of the buildspec resource, which holds the run records.
+    pub(crate) bucket: String,
+    /// The resource's root in the bucket, ending with `/`.
+    pub(crate) root: String,
+    pub(crate) ci_project: String,
+    pub(crate) release_project: Option<String>,
+    /// `owner/name`: where the statuses go.
+    pub(crate) repository: String,
+    pub(crate) github_token_secret: Option<String>,
+    pub(crate) github_api: String,
+    /// The aggregate status's context (`flavor-ci`); each flavor's is `<context>/<flavor>`.
+    /// `None`: flavor-ci posts no statuses (CodeBuild reports them, or nobody does).
+    pub(crate) status_context: Option<String>,
+    /// The SNS topic failures are announced on.
+    pub(crate) topic: Option<String>,
+    pub(crate) secret_ttl: Duration,
+}
+
+/// Every problem with the function's environment, each naming the variable and the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.join("; "))]
+pub(crate) struct ConfigError(pub(crate) Vec<String>);
+
+impl Config {
+    pub(crate) fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        let optional = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let mut required = |name: &str, what: &str| {
+            optional(name).unwrap_or_else(|| {
+                problems.push(format!("{name} is not set: set it to {what}"));
+                String::new()
+            })
+        };
+        let bucket = required("FLAVOR_CI_BUCKET", "the bucket of the buildspec resource");
+        let root = required("FLAVOR_CI_ROOT", "the buildspec resource's Root attribute");
+        let ci_project = required("CI_PROJECT", "the name of the CodeBuild CI project");
+        let repository = required(
+            "GITHUB_REPOSITORY",
+            "the repository this stack builds, `owner/name`",
+        );
+        if !root.is_empty() && !root.ends_with('/') {
+            problems.push(format!("FLAVOR_CI_ROOT {root:?} must end with `/`"));
+        }
+        if !repository.is_empty() && repository.split('/').filter(|p| !p.is_empty()).count() != 2 {
+            problems.push(format!(
+                "GITHUB_REPOSITORY {repository:?} is not `owner/name`"
+            ));
+        }
+        let github_api = optional("GITHUB_API_URL")
+            .unwrap_or_else(|| "https://api.github.com".into())
+            .trim_end_matches('/')
+            .to_owned();
+        if !github_api.starts_with("https://") && !flavor_ci_aws::is_loopback_http(&github_api) {
+            problems.push(format!(
+                "GITHUB_API_URL {github_api:?} is not an https URL (plain http is allowed only to a loopback address, for local tests): use https://api.github.com or https://<host>/api/v3 for GitHub Enterprise Server"
+            ));
+        }
+        let status_context = optional("STATUS_CONTEXT");
+        if let Some(c) = &status_context
+            && (c.len() > 200 || c.ends_with('/'))
+        {
+            problems.push(format!(
+                "STATUS_CONTEXT {c:?} must be a short name without a trailing `/`, such as flavor-ci"
+            ));
+        }
+        let github_token_secret = optional("GITHUB_TOKEN_SECRET_ID");
+        if status_context.is_some() && github_token_secret.is_none() {
+            problems.push("STATUS_CONTEXT is set but GITHUB_TOKEN_SECRET_ID is not: statuses need a token that may write them; set the secret, or leave STATUS_CONTEXT empty to post none".into());
+        }
+        let secret_ttl = match optional("SECRET_CACHE_SECONDS").map(|v| v.parse::<u64>()) {
+            None => Duration::from_secs(300),
+            Some(Ok(n)) => Duration::from_secs(n),
+            Some(Err(_)) => {
+                problems.push("SECRET_CACHE_SECONDS is not a whole number of seconds".into());
+                Duration::ZERO
+            }
+        };
+        if !problems.is_empty() {
+            return Err(ConfigError(problems));
+        }
+        Ok(Self {
+            bucket,
+            root,
+            ci_project,
+            release_project: optional("RELEASE_PROJECT"),
+            repository,
+            github_token_secret,
+            github_api,
+            status_context,
+            topic: optional("NOTIFICATION_TOPIC_ARN"),
+            secret_ttl,
+        })
+    }
+
+    /// Whether builds of `project` are flavor-ci's.
+    pub(crate) fn is_ours(&self, project: &str) -> bool {
+        project == self.ci_project || self.release_project.as_deref() == Some(project)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let base = [
+            ("FLAVOR_CI_BUCKET", "specs"),
+            ("FLAVOR_CI_ROOT", "flavor-ci/x/"),
+            ("CI_PROJECT", "ci"),
+            ("GITHUB_REPOSITORY", "acme/slc"),
+            ("GITHUB_TOKEN_SECRET_ID", "token"),
+            ("STATUS_CONTEXT", "flavor-ci"),
+        ];
+        Config::from_lookup(|name| {
+            vars.iter()
+                .chain(base.iter())
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn defaults_post_statuses_to_github_com() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.github_api, "https://api.github.com");
+        assert_eq!(c.status_context.as_deref(), Some("flavor-ci"));
+        assert!(c.is_ours("ci") && !c.is_ours("other"));
+        assert!(c.topic.is_none());
+    }
+
+    #[test]
+    fn every_problem_is_named_with_its_fix() {
+        let e = config(&[
+            ("FLAVOR_CI_ROOT", "no-slash"),
+            ("GITHUB_API_URL", "http://example.com"),
+            ("GITHUB_REPOSITORY", "acme"),
+            ("GITHUB_TOKEN_SECRET_ID", " "),
+        ])
+        .unwrap_err()
+        .to_string();
+        for part in [
+            "must end with `/`",
+            "is not an https URL",
+            "is not `owner/name`",
+            "statuses need a token",
+        ] {
+            assert!(e.contains(part), "{part} missing from {e}");
+        }
+        assert!(config(&[("GITHUB_API_URL", "http://127.0.0.1:9/")]).is_ok());
+        assert!(
+            config(&[("STATUS_CONTEXT", ""), ("GITHUB_TOKEN_SECRET_ID", "")])
+                .unwrap()
+                .status_context
+                .is_none()
+        );
+    }
+}

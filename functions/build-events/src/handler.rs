@@ -1,0 +1,332 @@
+//! What arrives: a Build State Change event from EventBridge, or the reconcile schedule's
+//! `{"flavorCiReconcile": {}}`. An error hands the event back to Lambda, which retries it and
+//! then sends it to the function's on-failure destination.
+
+use std::sync::Arc;
+
+use flavor_ci_aws::secrets::SecretSource;
+use flavor_ci_aws::store::ObjectStore;
+use lambda_runtime::tracing::error;
+use lambda_runtime::{Error, LambdaEvent};
+use serde_json::Value;
+
+use crate::codebuild::Batches;
+use crate::deps::Deps;
+use crate::notify::Notifier;
+use crate::{event, track};
+
+const BUILD_STATE_CHANGE: &str = "CodeBuild Build State Change";
+
+pub(crate) async fn handle<S, C, K, N>(
+    deps: Arc<Deps<S, C, K, N>>,
+    event: LambdaEvent<Value>,
+) -> Result<Value, Error>
+where
+    S: ObjectStore,
+    C: Batches,
+    K: SecretSource,
+    N: Notifier,
+{
+    let result = process(&deps, event.payload).await;
+    if let Err(e) = &result {
+        error!(error = %e, "the event was not handled");
+    }
+    result.map_err(Error::from)
+}
+
+async fn process<S, C, K, N>(deps: &Deps<S, C, K, N>, payload: Value) -> Result<Value, String>
+where
+    S: ObjectStore,
+    C: Batches,
+    K: SecretSource,
+    N: Notifier,
+{
+    let config = deps
+        .config
+        .as_ref()
+        .map_err(|e| format!("the function is misconfigured: {e}"))?;
+    let default_region = || async { deps.region.get().await.clone() };
+    if payload.get("flavorCiReconcile").is_some() {
+        let region = default_region().await;
+        return track::reconcile(deps, config, &region)
+            .await
+            .map_err(|e| e.to_string());
+    }
+    match payload.get("detail-type").and_then(Value::as_str) {
+        Some(BUILD_STATE_CHANGE) => {
+            let region = match payload.get("region").and_then(Value::as_str) {
+                Some(r) => r.to_owned(),
+                None => default_region().await,
+            };
+            let report = event::read(payload).map_err(|e| e.to_string())?;
+            track::on_report(deps, config, report, &region)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Some(other) => Err(format!(
+            "events of type {other:?} are not handled: the function takes {BUILD_STATE_CHANGE:?} events and {{\"flavorCiReconcile\": {{}}}}; check the EventBridge rule's pattern"
+        )),
+        None => Err("the event is neither a CodeBuild Build State Change nor {\"flavorCiReconcile\": {}}; check what invokes the function".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use flavor_ci::layout::{open_run_key, run_key};
+    use flavor_ci::runs::{RunFlavor, RunRecord, RunTrigger};
+    use flavor_ci_aws::github_status::StatusPoster;
+    use flavor_ci_aws::secrets::SecretProblem;
+    use flavor_ci_aws::store::memory::MemoryStore;
+    use serde_json::json;
+
+    use super::*;
+    use crate::codebuild::BatchView;
+    use crate::codebuild::fake::FakeBatches;
+    use crate::config::Config;
+    use crate::notify::fake::Recorded;
+    use crate::track::state;
+
+    #[derive(Debug)]
+    struct NoSecrets;
+
+    impl SecretSource for NoSecrets {
+        async fn fetch(&self, _id: &str) -> Result<String, SecretProblem> {
+            Err(SecretProblem::NotText)
+        }
+    }
+
+    type TestDeps = Deps<MemoryStore, FakeBatches, NoSecrets, Recorded>;
+
+    fn deps() -> Arc<TestDeps> {
+        let config = Config::from_lookup(|name| {
+            match name {
+                "FLAVOR_CI_BUCKET" => Some("specs"),
+                "FLAVOR_CI_ROOT" => Some("r/"),
+                "CI_PROJECT" => Some("ci"),
+                "GITHUB_REPOSITORY" => Some("acme/slc"),
+                "NOTIFICATION_TOPIC_ARN" => Some("arn:aws:sns:eu-west-1:1:t"),
+                _ => None,
+            }
+            .map(str::to_owned)
+        });
+        let deps = Arc::new(Deps {
+            config,
+            store: MemoryStore::default(),
+            batches: FakeBatches::default(),
+            token: None,
+            poster: StatusPoster::new(
+                flavor_ci_aws::LazyHttpsClient::new(std::time::Duration::from_secs(1), false),
+                "http://127.0.0.1:9",
+            ),
+            notifier: Recorded::default(),
+            region: flavor_ci_aws::FromSdk::Ready("eu-west-1".into()),
+        });
+        let record = RunRecord {
+            batch_id: "ci:batch".into(),
+            project: "ci".into(),
+            commit: "abc".into(),
+            git_ref: "refs/heads/main".into(),
+            pull_request: None,
+            trigger: RunTrigger::Push,
+            flavors: ["base", "py"]
+                .iter()
+                .map(|f| RunFlavor {
+                    name: (*f).into(),
+                    identifier: format!("{f}_task"),
+                })
+                .collect(),
+            started_at: flavor_ci_aws::undo::now_ms(),
+            buildspec: String::new(),
+            repository: "acme/slc".into(),
+            default_branch: true,
+            builds: Default::default(),
+            finished: None,
+        };
+        deps.store.objects.lock().unwrap().insert(
+            ("specs".into(), run_key("r/", "ci:batch")),
+            serde_json::to_vec(&record).unwrap(),
+        );
+        deps.store.objects.lock().unwrap().insert(
+            ("specs".into(), open_run_key("r/", "ci:batch")),
+            b"{}".to_vec(),
+        );
+        for (build, flavor) in [("ci:b1", "base"), ("ci:p1", "py")] {
+            let _ = flavor;
+            deps.batches
+                .batch_of
+                .lock()
+                .unwrap()
+                .insert(build.into(), "ci:batch".into());
+        }
+        deps
+    }
+
+    fn event(build: &str, flavor: &str, status: &str, minute: u32) -> Value {
+        json!({
+            "version": "0", "id": "e", "detail-type": "CodeBuild Build State Change",
+            "source": "aws.codebuild", "account": "123456789012",
+            "time": format!("2026-11-23T10:{minute:02}:00Z"), "region": "eu-west-1",
+            "resources": [],
+            "detail": {
+                "build-status": status, "project-name": "ci",
+                "build-id": format!("arn:aws:codebuild:eu-west-1:123456789012:build/{build}"),
+                "current-phase": if status == "IN_PROGRESS" { "BUILD" } else { "COMPLETED" },
+                "current-phase-context": "[]", "version": "1",
+                "additional-information": {
+                    "artifact": {}, "timeout-in-minutes": 60, "build-complete": status != "IN_PROGRESS",
+                    "initiator": "ci", "build-start-time": "Nov 23, 2026 10:00:00 AM",
+                    "source": {}, "logs": {}, "phases": [],
+                    "environment": {"privileged-mode": false, "environment-variables":
+                        [{"name": "FLAVOR", "type": "PLAINTEXT", "value": flavor}]},
+                }
+            }
+        })
+    }
+
+    async fn send(deps: &Arc<TestDeps>, payload: Value) -> Result<Value, String> {
+        process(deps, payload).await
+    }
+
+    fn record(deps: &TestDeps) -> RunRecord {
+        serde_json::from_str(
+            &deps
+                .store
+                .text("specs", &run_key("r/", "ci:batch"))
+                .unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn is_open(deps: &TestDeps) -> bool {
+        deps.store
+            .text("specs", &open_run_key("r/", "ci:batch"))
+            .is_some()
+    }
+
+    #[tokio::test]
+    async fn duplicated_and_reordered_events_never_flip_an_ended_build_back() {
+        let deps = deps();
+        send(&deps, event("ci:b1", "base", "SUCCEEDED", 5))
+            .await
+            .unwrap();
+        let late = send(&deps, event("ci:b1", "base", "IN_PROGRESS", 1))
+            .await
+            .unwrap();
+        assert_eq!(late["unchanged"], "the build already ended");
+        let again = send(&deps, event("ci:b1", "base", "SUCCEEDED", 5))
+            .await
+            .unwrap();
+        assert_eq!(again["unchanged"], "the same state again");
+        assert_eq!(record(&deps).builds["base"].status, "SUCCEEDED");
+        assert!(record(&deps).finished.is_none());
+        assert!(is_open(&deps));
+    }
+
+    #[tokio::test]
+    async fn the_last_event_finishes_the_run_and_announces_a_failure_once() {
+        let deps = deps();
+        send(&deps, event("ci:b1", "base", "FAILED", 5))
+            .await
+            .unwrap();
+        let last = send(&deps, event("ci:p1", "py", "SUCCEEDED", 6))
+            .await
+            .unwrap();
+        assert_eq!(last["finished"]["state"], "failure");
+        assert_eq!(
+            last["finished"]["description"],
+            "1 of 2 flavors failed: base"
+        );
+        let finished = record(&deps).finished.unwrap();
+        assert!(!finished.succeeded && finished.reported());
+        assert!(!is_open(&deps));
+        // The same last event again changes nothing and announces nothing more.
+        send(&deps, event("ci:p1", "py", "SUCCEEDED", 6))
+            .await
+            .unwrap();
+        let messages = deps.notifier.messages.lock().unwrap().clone();
+        assert_eq!(messages.len(), 1);
+        assert!(
+            messages[0].1.contains("1 of 2 flavors failed on main"),
+            "{:?}",
+            messages[0]
+        );
+        assert!(messages[0].2.contains("base: failed"), "{}", messages[0].2);
+    }
+
+    #[tokio::test]
+    async fn a_lost_event_is_filled_in_from_codebuild_when_the_batch_ends() {
+        let deps = deps();
+        deps.batches.batches.lock().unwrap().push(BatchView {
+            id: "ci:batch".into(),
+            status: "SUCCEEDED".into(),
+            builds: vec![
+                ("base_task".into(), state("ci:b1", "SUCCEEDED", 1, 2)),
+                ("py_task".into(), state("ci:p1", "SUCCEEDED", 1, 2)),
+            ],
+        });
+        // py's events never arrive.
+        let answer = send(&deps, event("ci:b1", "base", "SUCCEEDED", 5))
+            .await
+            .unwrap();
+        assert_eq!(answer["finished"]["state"], "success");
+        assert_eq!(record(&deps).builds["py"].status, "SUCCEEDED");
+        assert!(deps.notifier.messages.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_reconciler_finishes_a_run_whose_last_event_never_arrived() {
+        let deps = deps();
+        send(&deps, event("ci:b1", "base", "IN_PROGRESS", 1))
+            .await
+            .unwrap();
+        let idle = send(&deps, json!({"flavorCiReconcile": {}})).await.unwrap();
+        assert_eq!(idle["open"], 1);
+        assert!(is_open(&deps));
+        deps.batches.batches.lock().unwrap().push(BatchView {
+            id: "ci:batch".into(),
+            status: "FAILED".into(),
+            builds: vec![
+                ("base_task".into(), state("ci:b1", "FAILED", 1, 2)),
+                ("py_task".into(), state("ci:p1", "SUCCEEDED", 1, 2)),
+            ],
+        });
+        let done = send(&deps, json!({"flavorCiReconcile": {}})).await.unwrap();
+        assert_eq!(done["finished"], json!(["ci:batch"]));
+        assert!(!is_open(&deps));
+        assert_eq!(record(&deps).finished.unwrap().failed.len(), 1);
+        let none = send(&deps, json!({"flavorCiReconcile": {}})).await.unwrap();
+        assert_eq!(none, json!({"open": 0}));
+    }
+
+    #[tokio::test]
+    async fn other_builds_are_ignored_and_unknown_events_are_errors() {
+        let deps = deps();
+        let mut other = event("x:1", "base", "SUCCEEDED", 1);
+        other["detail"]["project-name"] = "x".into();
+        assert!(
+            send(&deps, other).await.unwrap()["ignored"]
+                .as_str()
+                .unwrap()
+                .contains("not one of this stack's projects")
+        );
+        let single = send(&deps, event("ci:single", "base", "SUCCEEDED", 1))
+            .await
+            .unwrap();
+        assert_eq!(single["ignored"], "the build is not part of a batch build");
+        let e = send(
+            &deps,
+            json!({"detail-type": "CodeBuild Build Phase Change"}),
+        )
+        .await
+        .unwrap_err();
+        assert!(e.contains("check the EventBridge rule"), "{e}");
+        let mut bad = event("ci:b1", "base", "SUCCEEDED", 1);
+        bad["detail"]["additional-information"]["build-start-time"] = json!(5);
+        assert!(
+            send(&deps, bad)
+                .await
+                .unwrap_err()
+                .contains("build-start-time")
+        );
+    }
+}

@@ -1,0 +1,69 @@
+//! CodeBuild Build State Change events of flavor-ci's batches: each build's state goes into
+//! its run record, a commit status per flavor and, once the batch ends, the aggregate status
+//! and a failure notification. A schedule reconciles runs whose events were lost.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use flavor_ci_aws::github_status::StatusPoster;
+use flavor_ci_aws::secrets::{self, Cached, SecretsManager};
+use flavor_ci_aws::store::S3Store;
+use lambda_runtime::tracing::error;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::Value;
+
+mod codebuild;
+mod config;
+mod deps;
+mod event;
+mod handler;
+mod notify;
+mod track;
+
+use config::Config;
+use deps::Deps;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    flavor_ci_aws::logging::init();
+    // Built on first use: the cold start reaches its first request for work without loading
+    // the SDK configuration.
+    let sdk = flavor_ci_aws::LazySdk::new(Duration::from_secs(3));
+    let config = Config::from_env();
+    if let Err(e) = &config {
+        error!(problem = %e, "the function is misconfigured");
+    }
+    let (token, api) = match &config {
+        Ok(c) => (
+            c.github_token_secret
+                .clone()
+                .filter(|_| c.status_context.is_some())
+                .map(|id| {
+                    Cached::new(
+                        Arc::new(SecretsManager::on_first_use(sdk.clone())),
+                        id,
+                        secrets::github_token,
+                        c.secret_ttl,
+                    )
+                }),
+            c.github_api.clone(),
+        ),
+        Err(_) => (None, String::new()),
+    };
+    let deps = Arc::new(Deps {
+        store: S3Store::on_first_use(sdk.clone()),
+        batches: codebuild::CodeBuild::on_first_use(sdk.clone()),
+        token,
+        poster: StatusPoster::new(
+            flavor_ci_aws::LazyHttpsClient::new(Duration::from_secs(2), true),
+            &api,
+        ),
+        notifier: notify::Sns::on_first_use(sdk.clone()),
+        region: sdk.region(),
+        config,
+    });
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        handler::handle(deps.clone(), event)
+    }))
+    .await
+}
