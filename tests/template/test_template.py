@@ -111,7 +111,7 @@ def test_no_star_resource_where_a_resource_can_be_named(template):
 
 def test_every_resource_is_this_stacks_own(template):
     """Every resource names something of this stack: its bucket, logs, secrets, projects or functions."""
-    own = re.compile(r"\$\{(SpecsBucket|\w+Logs|WebhookSecret|GitHubTokenSecretName|DockerHubSecretName|CiProject|ReleaseProject|ProjectName|WebhookFunction|AWS::Partition)")
+    own = re.compile(r"\$\{(SpecsBucket|\w+Logs|WebhookSecret|GitHubTokenSecretName|DockerHubSecretName|CiProject|ReleaseProject|ProjectName|WebhookFunction|BuildEventsFailures|NotificationTopicArn|AWS::Partition)")
     for name, role in roles(template).items():
         for policy, st in statements(role):
             for r in resources(st):
@@ -163,7 +163,7 @@ def test_the_batch_role_only_runs_builds_of_its_projects(template):
 
 def test_functions_use_their_own_roles_not_sam_generated_ones(template):
     functions = {n: r for n, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
-    assert set(functions) == {"BuildspecResourceFunction", "WebhookFunction"}
+    assert set(functions) == {"BuildspecResourceFunction", "WebhookFunction", "BuildEventsFunction"}
     for name, f in functions.items():
         props = f["Properties"]
         assert "Role" in props and "Policies" not in props, name
@@ -199,7 +199,7 @@ def test_only_the_webhook_and_its_administrators_read_the_webhook_secret(templat
 
 def test_log_groups_can_outlive_the_stack(template):
     groups = [r for r in template["Resources"].values() if r["Type"] == "AWS::Logs::LogGroup"]
-    assert len(groups) == 3
+    assert len(groups) == 4
     for g in groups:
         assert g["DeletionPolicy"] == {"Fn::If": ["KeepLogs", "Retain", "Delete"]}
 
@@ -354,3 +354,42 @@ def test_the_nightly_schedule_may_only_invoke_the_webhook_function(template):
     assert target["Arn"] == {"Fn::GetAtt": ["WebhookFunction", "Arn"]}
     run = json.loads(target["Input"])["flavorCiRun"]
     assert run == {"trigger": "schedule", "id": "<aws.scheduler.scheduled-time>"}
+
+
+def test_build_events_come_from_the_two_projects_and_failures_are_kept(template):
+    f = template["Resources"]["BuildEventsFunction"]["Properties"]
+    rule = f["Events"]["BuildStateChange"]
+    assert rule["Type"] == "EventBridgeRule"
+    pattern = rule["Properties"]["Pattern"]
+    assert pattern["source"] == ["aws.codebuild"]
+    assert pattern["detail-type"] == ["CodeBuild Build State Change"]
+    assert pattern["detail"]["project-name"] == {"Fn::If": [
+        "CreateRelease", [{"Ref": "CiProject"}, {"Ref": "ReleaseProject"}], [{"Ref": "CiProject"}]]}
+    assert rule["Properties"]["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["BuildEventsFailures", "Arn"]}
+    assert f["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["BuildEventsFailures", "Arn"]}
+    schedule = f["Events"]["Reconcile"]["Properties"]
+    assert schedule["ScheduleExpression"] == "rate(10 minutes)"
+    assert json.loads(schedule["Input"]) == {"flavorCiReconcile": {}}
+
+
+def test_build_events_may_only_read_batches_and_keep_run_records(template):
+    allowed = {"codebuild:BatchGetBuilds", "codebuild:BatchGetBuildBatches", "sqs:SendMessage",
+               "secretsmanager:GetSecretValue", "sns:Publish", "logs:CreateLogStream", "logs:PutLogEvents"}
+    for _, st in statements(template["Resources"]["BuildEventsRole"]):
+        assert set(as_list(st["Action"])) <= allowed, st["Action"]
+    for _, st in statements(template["Resources"]["BuildEventsSpecsPolicy"]):
+        for r in resources(st):
+            t = text(r)
+            if t == "${SpecsBucket.Arn}":
+                assert st["Condition"]["StringLike"]["s3:prefix"] == {"Fn::Sub": "${Buildspecs.Root}runs/open/*"}
+            else:
+                assert t.startswith("${SpecsBucket.Arn}/${Buildspecs.Root}runs/"), t
+
+
+def test_codebuild_reports_statuses_only_when_flavor_ci_does_not(template):
+    for name in ("CiProject", "ReleaseProject"):
+        report = template["Resources"][name]["Properties"]["Source"]["ReportBuildStatus"]
+        assert report == {"Fn::If": ["CodeBuildStatuses", True, False]}
+    for name in ("WebhookFunction", "BuildEventsFunction"):
+        env = template["Resources"][name]["Properties"]["Environment"]["Variables"]
+        assert env["STATUS_CONTEXT"] == {"Fn::If": ["FlavorCiStatuses", {"Ref": "StatusContext"}, {"Ref": "AWS::NoValue"}]}
