@@ -432,6 +432,7 @@ def webhook(gateway, github, tmp_path_factory):
             "BRANCH_PATTERNS": "main, master, release/*",
             "TAG_PATTERNS": "v*",
             "IGNORED_PATHS": "docs, **/*.md",
+            "STATUS_CONTEXT": "flavor-ci",
             # Short, so the rotation test sees a removed secret stop working.
             "SECRET_CACHE_SECONDS": "2",
             # The runtime at TRACE, where it would log every raw event: the logs must still hold
@@ -440,4 +441,37 @@ def webhook(gateway, github, tmp_path_factory):
         },
     )
     yield Webhook(w, settings_key)
+    stop(w.proc)
+
+
+# -- the build-events function -----------------------------------------------------------------
+
+BUILD_EVENTS = "build-events"
+
+
+@pytest.fixture(scope="session")
+def build_events(gateway, github, webhook, tmp_path_factory):
+    """The build-events function beside the webhook: the same bucket, root, projects and token."""
+    sns = client("sns", gateway.url)
+    topic = sns.create_topic(Name="flavor-ci-failures")["TopicArn"]
+    w = start_watch(
+        free_port(), gateway, tmp_path_factory.mktemp("build-events") / "watch.log",
+        "--concurrency", "4",
+        function=BUILD_EVENTS, features="",
+        env={
+            "FLAVOR_CI_BUCKET": WEBHOOK_BUCKET,
+            "FLAVOR_CI_ROOT": WEBHOOK_ROOT,
+            "GITHUB_TOKEN_SECRET_ID": "flavor-ci/github-token",
+            "GITHUB_API_URL": github.url,
+            "CI_PROJECT": "ci",
+            "RELEASE_PROJECT": "release",
+            "GITHUB_REPOSITORY": WEBHOOK_REPOSITORY,
+            "STATUS_CONTEXT": "flavor-ci",
+            "NOTIFICATION_TOPIC_ARN": topic,
+            # The reconciler retries a report that did not go out at once, not after a minute.
+            "REPORTING_GRACE_SECONDS": "0",
+        },
+    )
+    w.topic = topic
+    yield w
     stop(w.proc)

@@ -44,6 +44,10 @@ class GitHubApi:
         # Refs for GET /repos/{repo}/git/ref/{ref}: (repo, "heads/main") -> commit id.
         self.refs: dict[tuple[str, str], str] = {}
         self.default_branch = "main"
+        # Commit statuses posted: {"repo", "sha", "state", "context", "description", "target_url"}.
+        self.statuses: list[dict] = []
+        # Scripted answers for the next status posts, consumed one per post: 500, 403, 429, ...
+        self.status_failures: list[int] = []
         self.lock = threading.Lock()
         api = self
 
@@ -71,11 +75,61 @@ class GitHubApi:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                status, headers, body = api.post(self.path, self.headers.get("Authorization"), raw)
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
         self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def post(self, path: str, authorization: str | None, raw: bytes):
+        """POST /repos/{owner}/{repo}/statuses/{sha}, as GitHub answers it."""
+        parts = path.split("?")[0].strip("/").split("/")
+        if len(parts) != 5 or parts[0] != "repos" or parts[3] != "statuses":
+            return 404, {}, {"message": "Not Found"}
+        if self.token is not None and authorization != f"Bearer {self.token}":
+            return 401, {}, {"message": "Bad credentials"}
+        with self.lock:
+            failure = self.status_failures.pop(0) if self.status_failures else None
+        if failure == 403:
+            return 403, {}, {"message": "Resource not accessible by personal access token"}
+        if failure == 429:
+            return 429, {"Retry-After": "1"}, {"message": "API rate limit exceeded"}
+        if failure is not None:
+            return failure, {}, {"message": "Server Error"}
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return 400, {}, {"message": "Problems parsing JSON"}
+        if body.get("state") not in ("pending", "success", "failure", "error"):
+            return 422, {}, {"message": "Validation Failed"}
+        if len(body.get("description") or "") > 140:
+            return 422, {}, {"message": "description is too long (maximum is 140 characters)"}
+        entry = {"repo": f"{parts[1]}/{parts[2]}", "sha": parts[4], **body}
+        with self.lock:
+            self.statuses.append(entry)
+        return 201, {}, {"id": len(self.statuses), **body}
+
+    def latest_statuses(self, sha: str) -> dict:
+        """The newest status per context on `sha`, as GitHub shows a commit's checks."""
+        with self.lock:
+            latest = {}
+            for s in self.statuses:
+                if s["sha"] == sha:
+                    latest[s["context"]] = s
+            return latest
 
     def close(self):
         self.server.shutdown()

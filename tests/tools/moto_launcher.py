@@ -122,11 +122,13 @@ def add_batch_builds() -> None:
         except Exception:
             return []
 
-    def new_build(backend, project: str, identifier: str, now: float) -> dict:
+    def new_build(backend, project: str, identifier: str, now: float, batch_arn: str) -> dict:
         build_id = f"{project}:{uuid.uuid4()}"
         build = {"id": build_id, "arn": f"arn:aws:codebuild:us-east-1:123456789012:build/{build_id}",
                  "projectName": project, "buildStatus": "IN_PROGRESS", "startTime": now,
-                 "currentPhase": "BUILD", "identifier": identifier,
+                 "currentPhase": "BUILD", "identifier": identifier, "buildBatchArn": batch_arn,
+                 "environment": {"type": "LINUX_CONTAINER", "image": "aws/codebuild/standard:7.0",
+                                 "computeType": "BUILD_GENERAL1_SMALL"},
                  "logs": {"deepLink": f"https://console.aws.amazon.com/cloudwatch/logs/{build_id}"}}
         backend.flavor_ci_builds[build_id] = build
         return build
@@ -167,14 +169,15 @@ def add_batch_builds() -> None:
                 if now - at < 300:
                     return ActionResult({"buildBatch": backend.flavor_ci_batches[batch_id]})
             batch_id = f"{name}:{uuid.uuid4()}"
+            batch_arn = f"arn:{partition}:codebuild:{self.region}:{self.current_account}:build-batch/{batch_id}"
             groups = []
             for identifier in identifiers(found.value if found is not None else b""):
-                build = new_build(backend, name, identifier, now)
+                build = new_build(backend, name, identifier, now, batch_arn)
                 groups.append({"identifier": identifier, "currentBuildSummary": {
                     "arn": build["arn"], "buildStatus": "IN_PROGRESS", "requestedOn": now}})
             batch = {
                 "id": batch_id,
-                "arn": f"arn:{partition}:codebuild:{self.region}:{self.current_account}:build-batch/{batch_id}",
+                "arn": batch_arn,
                 "projectName": name,
                 "sourceVersion": self._get_param("sourceVersion"),
                 "buildBatchStatus": "IN_PROGRESS",
@@ -233,6 +236,8 @@ def add_batch_builds() -> None:
             build = backend.flavor_ci_builds[build_id]
             status = status or "STOPPED"
             build.update(buildStatus=status, endTime=time.time(), currentPhase="COMPLETED")
+            if status not in ("SUCCEEDED", "STOPPED"):
+                build["phases"] = [{"phaseType": "BUILD", "phaseStatus": status}]
             for batch in backend.flavor_ci_batches.values():
                 for g in batch["buildGroups"]:
                     if g["currentBuildSummary"]["arn"] == build["arn"]:
@@ -253,7 +258,7 @@ def add_batch_builds() -> None:
             for g in batch["buildGroups"]:
                 old = backend.flavor_ci_builds[g["currentBuildSummary"]["arn"].split("/", 1)[1]]
                 if kind == "RETRY_ALL_BUILDS" or old["buildStatus"] != "SUCCEEDED":
-                    build = new_build(backend, batch["projectName"], g["identifier"], now)
+                    build = new_build(backend, batch["projectName"], g["identifier"], now, batch["arn"])
                     g["currentBuildSummary"] = {"arn": build["arn"], "buildStatus": "IN_PROGRESS", "requestedOn": now}
             batch["buildBatchStatus"] = "IN_PROGRESS"
             batch.pop("endTime", None)

@@ -21,6 +21,8 @@ pub(crate) struct Config {
     /// The SNS topic failures are announced on.
     pub(crate) topic: Option<String>,
     pub(crate) secret_ttl: Duration,
+    /// How long the reconciler leaves a finished run's reporting to the event that finished it.
+    pub(crate) reporting_grace: Duration,
 }
 
 /// Every problem with the function's environment, each naming the variable and the fix.
@@ -90,6 +92,14 @@ impl Config {
                 Duration::ZERO
             }
         };
+        let reporting_grace = match optional("REPORTING_GRACE_SECONDS").map(|v| v.parse::<u64>()) {
+            None => Duration::from_secs(60),
+            Some(Ok(n)) => Duration::from_secs(n),
+            Some(Err(_)) => {
+                problems.push("REPORTING_GRACE_SECONDS is not a whole number of seconds".into());
+                Duration::ZERO
+            }
+        };
         if !problems.is_empty() {
             return Err(ConfigError(problems));
         }
@@ -104,6 +114,7 @@ impl Config {
             status_context,
             topic: optional("NOTIFICATION_TOPIC_ARN"),
             secret_ttl,
+            reporting_grace,
         })
     }
 

@@ -32,8 +32,6 @@ use crate::notify::Notifier;
 const WRITE_ATTEMPTS: u32 = 10;
 /// A finished run whose aggregate status could not be posted for this long is given up on.
 const GIVE_UP_AFTER_MS: u64 = 24 * 3600 * 1000;
-/// The reconciler leaves a run's reporting this long to the handler that finished it.
-const REPORTING_GRACE_MS: u64 = 60 * 1000;
 /// Open runs looked at per reconcile.
 const MAX_OPEN_RUNS: usize = 1000;
 
@@ -594,7 +592,9 @@ where
                 close(deps, config, batch).await;
                 closed.push(batch.clone());
             }
-            Some(f) if now.saturating_sub(f.at) > REPORTING_GRACE_MS => {
+            Some(f)
+                if u128::from(now.saturating_sub(f.at)) > config.reporting_grace.as_millis() =>
+            {
                 report(deps, config, record, region).await?;
                 finished.push(batch.clone());
             }
