@@ -57,7 +57,7 @@ fi
 EXASOL_CI_SETUP_PYTHON="$PWD/.venv-exasol/bin/python" .venv/bin/python -m pytest -q -p no:cacheprovider tests/migration
 
 step "functions against real local servers (moto, cargo lambda watch, a response receiver, a GitHub API stand-in)"
-cargo build --locked --quiet -p github-webhook
+cargo build --locked --quiet -p github-webhook -p build-events
 cargo build --locked --quiet -p buildspec-resource --features fault-injection
 cargo build --locked --quiet -p buildspec-resource --features fault-injection --profile panic-abort
 (cd tests/functions && ../../.venv/bin/python -m pytest -q -p no:cacheprovider)

@@ -190,5 +190,13 @@ Outputs:
         code, out = run(*args, endpoint=moto)
         assert f"WARN  {check}: GitHub reports push access" in out, out
         assert "ghp_webhooktoken" not in out
+        # The token may write commit statuses: the probe is refused as invalid, never written.
+        statuses = f"status token ({stack}/webhook-token) on acme/slc"
+        assert f"PASS  {statuses}: may write commit statuses" in out, out
+        assert github.statuses == []
+        github.status_failures = [403]
+        code, out = run(*args, endpoint=moto)
+        assert code != 0 and f"FAIL  {statuses}: GitHub refuses it commit statuses (403)" in out, out
+        assert "Commit statuses: Read and write" in out, out
     finally:
         github.close()

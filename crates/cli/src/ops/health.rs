@@ -176,6 +176,14 @@ pub(crate) async fn run(args: &HealthArgs) -> bool {
                     report(
                         check_webhook_token(&secrets, &args.github_api_url, &repo, &token).await,
                     );
+                    // flavor-ci posts the commit statuses unless the stack leaves them to
+                    // CodeBuild or to nobody.
+                    let posts = parameter("CommitStatuses").is_none_or(|v| v == "flavor-ci");
+                    if posts {
+                        report(
+                            check_status_token(&secrets, &args.github_api_url, &repo, &token).await,
+                        );
+                    }
                 }
             }
         }
@@ -263,6 +271,96 @@ async fn check_secret(secrets: &aws_sdk_secretsmanager::Client, id: &str) -> Che
             };
             fail(name, aws_error(&e), fix)
         }
+    }
+}
+
+/// The token may write commit statuses. The probe posts a status GitHub must refuse (an unknown
+/// state, on no commit): a token with the permission gets past the permission check and is
+/// refused as invalid (422); one without is refused as not allowed (403, or 404). Nothing is
+/// written either way.
+async fn check_status_token(
+    secrets: &aws_sdk_secretsmanager::Client,
+    api: &str,
+    repo: &str,
+    secret_id: &str,
+) -> Check {
+    use bytes::Bytes;
+    use http_body_util::Full;
+
+    let name = format!("status token ({secret_id}) on {repo}");
+    let token = match secrets.get_secret_value().secret_id(secret_id).send().await {
+        Ok(out) => out.secret_string().unwrap_or_default().trim().to_owned(),
+        Err(e) => {
+            return fail(
+                name,
+                aws_error(&e),
+                "use credentials that may secretsmanager:GetSecretValue on it",
+            );
+        }
+    };
+    let url = format!(
+        "{}/repos/{repo}/statuses/{}",
+        api.trim_end_matches('/'),
+        "0".repeat(40)
+    );
+    let client = match flavor_ci_aws::https_client(std::time::Duration::from_secs(5), false) {
+        Ok(c) => c,
+        Err(e) => {
+            return fail(
+                name,
+                format!("no HTTPS client: {e}"),
+                "check the system's root certificates",
+            );
+        }
+    };
+    let Ok(request) = hyper::Request::post(&url)
+        .header("authorization", format!("Bearer {token}"))
+        .header("accept", "application/vnd.github+json")
+        .header("content-type", "application/json")
+        .header("user-agent", "flavor-ci-health")
+        .body(Full::new(Bytes::from_static(
+            br#"{"state":"flavor-ci-health-probe","context":"flavor-ci/health"}"#,
+        )))
+    else {
+        return fail(
+            name,
+            "the token or the URL cannot be sent",
+            "check --github-api-url and the token",
+        );
+    };
+    let fix = "give the token the permission `Commit statuses: Read and write` on this repository (fine-grained) or the `repo:status` scope (classic), or deploy with CommitStatuses=none";
+    match tokio::time::timeout(std::time::Duration::from_secs(15), client.request(request)).await {
+        Ok(Ok(r)) => match r.status().as_u16() {
+            422 => pass(name, "may write commit statuses"),
+            401 => fail(
+                name,
+                "GitHub rejects the token (401)",
+                "renew the token and store it in the secret",
+            ),
+            403 | 404 => fail(
+                name,
+                format!(
+                    "GitHub refuses it commit statuses ({})",
+                    r.status().as_u16()
+                ),
+                fix,
+            ),
+            other => warn(
+                name,
+                format!("the probe POST {url} answered {other}; GitHub may be unavailable"),
+                "run health again later",
+            ),
+        },
+        Ok(Err(e)) => fail(
+            name,
+            format!("POST {url} failed: {e}"),
+            "check --github-api-url and the network",
+        ),
+        Err(_) => fail(
+            name,
+            format!("POST {url} got no answer in 15 s"),
+            "check --github-api-url and the network",
+        ),
     }
 }
 
