@@ -105,6 +105,9 @@ pub struct Finished {
     pub status_posted: bool,
     /// Whether the failure notification went out (or none is due).
     pub announced: bool,
+    /// Stopped because a newer run of its ref replaced it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub superseded: bool,
 }
 
 impl Finished {
@@ -326,6 +329,14 @@ pub fn aggregate_status(total: usize, failed: &[(String, String)]) -> StatusText
             failed.len(),
             names.join(", ")
         ),
+    }
+}
+
+/// The aggregate status of a run a newer run of its ref replaced.
+pub fn superseded_status() -> StatusText {
+    StatusText {
+        state: "error",
+        description: "stopped: a newer run of this ref replaced it".to_owned(),
     }
 }
 
@@ -612,6 +623,7 @@ mod tests {
             at: 60,
             status_posted: true,
             announced: true,
+            superseded: false,
         });
         assert_eq!(
             r.apply("base", build("b2", "IN_PROGRESS", 100, 100)),

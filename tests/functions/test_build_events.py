@@ -337,3 +337,31 @@ def test_the_sample_events_are_read(build_events):
         # Their builds are not in this moto: read, then ignored as not flavor-ci's.
         assert "ignored" in answer, (name, answer)
     assert "open" in send(build_events, json.loads((ROOT / "events/build-events-reconcile.json").read_text()))
+
+
+def test_a_superseded_run_says_so_instead_of_failing(webhook, build_events, aws, github, repo, inbox):
+    old = start(webhook, aws, repo, ["flavors/r-4.4/Dockerfile"], ref="refs/heads/release/2.x")
+    newer = dict(repo, commit=github.add_commit(WEBHOOK_REPOSITORY, {"flavors/r-4.4/Dockerfile": "x"})[0])
+    new = start(webhook, aws, newer, ["flavors/r-4.4/Dockerfile"], ref="refs/heads/release/2.x")
+    assert new.answer["stopped"] == [old.batch], new.answer
+    old.end("r-4.4", "STOPPED")
+    last = send(build_events, old.event("r-4.4", "STOPPED"))
+    assert last["finished"]["state"] == "error", last
+    latest = github.latest_statuses(old.commit)
+    assert latest["flavor-ci"]["description"] == "stopped: a newer run of this ref replaced it"
+    assert latest["flavor-ci/r-4.4"]["description"].startswith("stopped")
+    assert old.record()["finished"]["superseded"] is True
+    assert inbox() == []
+
+
+def test_release_runs_report_beside_the_required_check_not_over_it(webhook, build_events, aws, github, repo):
+    payload = push_payload(repo, ["flavors/base/Dockerfile"], ref="refs/tags/v9.9.9")
+    status, answer = deliver(webhook, payload)
+    assert status == 200 and answer["project"] == "release", answer
+    assert answer["aggregateStatus"]["context"] == "flavor-ci/release"
+    run = Run(aws, answer)
+    run.end("base", "SUCCEEDED")
+    send(build_events, run.event("base", "SUCCEEDED"))
+    latest = github.latest_statuses(run.commit)
+    assert latest["flavor-ci/release/base"]["state"] == "success"
+    assert "flavor-ci" not in latest and "flavor-ci/base" not in latest

@@ -9,11 +9,11 @@
 use std::time::Duration;
 
 use flavor_ci::layout::{
-    console_batch_url, open_run_batch, open_run_key, open_runs_prefix, run_key,
+    console_batch_url, open_run_batch, open_run_key, open_runs_prefix, run_key, superseded_key,
 };
 use flavor_ci::runs::{
     Applied, Finished, Progress, RUN_TAG, RunRecord, StatusText, aggregate_status, flavor_status,
-    is_final,
+    is_final, superseded_status,
 };
 use flavor_ci_aws::github_status::{CommitStatus, StatusState};
 use flavor_ci_aws::secrets::SecretSource;
@@ -153,11 +153,22 @@ pub(crate) async fn post<S, C, K: SecretSource, N>(
     }
 }
 
-fn flavor_context(config: &Config, flavor: &str) -> Option<String> {
-    config
-        .status_context
-        .as_ref()
-        .map(|c| format!("{c}/{flavor}"))
+/// The aggregate status's context for `record`: the configured one for CI runs,
+/// `<context>/release` for release runs, so a tag on a commit the CI built never overwrites the
+/// required check.
+fn run_context(config: &Config, record: &RunRecord) -> Option<String> {
+    let base = config.status_context.as_ref()?;
+    Some(
+        if config.release_project.as_deref() == Some(record.project.as_str()) {
+            format!("{base}/release")
+        } else {
+            base.clone()
+        },
+    )
+}
+
+fn flavor_context(config: &Config, record: &RunRecord, flavor: &str) -> Option<String> {
+    run_context(config, record).map(|c| format!("{c}/{flavor}"))
 }
 
 /// Posts the status of `flavor` as `record` has it. A pending status that raced with a later
@@ -168,7 +179,7 @@ async fn post_flavor<S: ObjectStore, C, K: SecretSource, N>(
     record: &RunRecord,
     flavor: &str,
 ) -> Option<&'static str> {
-    let context = flavor_context(config, flavor)?;
+    let context = flavor_context(config, record, flavor)?;
     let build = record.builds.get(flavor)?;
     let text = flavor_status(build);
     let posted = post(
@@ -361,6 +372,11 @@ where
     K: SecretSource,
     N: Notifier,
 {
+    let superseded = deps
+        .store
+        .get(&config.bucket, &superseded_key(&config.root, batch))
+        .await?
+        .is_some();
     let updated = update(deps, config, batch, |record| {
         if record.finished.is_some() {
             return None;
@@ -368,12 +384,18 @@ where
         let Progress::Ended { succeeded, failed } = record.progress() else {
             return None;
         };
+        // A superseded run's stopped builds are no failure worth a message.
+        let superseded = superseded && !succeeded;
         record.finished = Some(Finished {
             succeeded,
             failed,
             at: now_ms(),
             status_posted: config.status_context.is_none(),
-            announced: succeeded || config.topic.is_none() || !record.announces_failure(),
+            announced: succeeded
+                || superseded
+                || config.topic.is_none()
+                || !record.announces_failure(),
+            superseded,
         });
         Some(())
     })
@@ -400,15 +422,19 @@ where
     let Some(finished) = record.finished.clone() else {
         return Ok(Value::Null);
     };
-    let text = aggregate_status(record.flavors.len(), &finished.failed);
+    let text = if finished.superseded {
+        superseded_status()
+    } else {
+        aggregate_status(record.flavors.len(), &finished.failed)
+    };
     let page = console_batch_url(region, &record.project, &record.batch_id);
     let mut status_posted = finished.status_posted;
-    if let (false, Some(context)) = (status_posted, &config.status_context) {
+    if let (false, Some(context)) = (status_posted, run_context(config, &record)) {
         status_posted = post(
             deps,
             config,
             &record.commit,
-            context,
+            &context,
             &text,
             Some(page.clone()),
         )

@@ -37,12 +37,20 @@ pub(crate) async fn post_aggregate<S, B, K: crate::secrets::SecretSource>(
     deps: &Deps<S, B, K>,
     config: &Config,
     commit: &str,
+    release: bool,
     text: &flavor_ci::runs::StatusText,
     target: Option<String>,
 ) -> Option<serde_json::Value> {
     use flavor_ci_aws::github_status::{CommitStatus, StatusState};
-    let (Some(context), Some(token)) = (&config.status_context, &deps.github_token) else {
+    let (Some(base), Some(token)) = (&config.status_context, &deps.github_token) else {
         return None;
+    };
+    // Release runs report under `<context>/release`: a tag on a commit the CI built never
+    // overwrites the required check.
+    let context = &if release {
+        format!("{base}/release")
+    } else {
+        base.clone()
     };
     let status = CommitStatus {
         state: match text.state {

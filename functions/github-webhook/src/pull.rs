@@ -53,8 +53,15 @@ where
                 ),
             };
             let mut reply = Reply::new(202, "ignored", reason).with("pullRequest", n);
-            if let Some(status) =
-                post_aggregate(deps, config, &event.pull_request.head.sha, &text, None).await
+            if let Some(status) = post_aggregate(
+                deps,
+                config,
+                &event.pull_request.head.sha,
+                false,
+                &text,
+                None,
+            )
+            .await
             {
                 reply = reply.with("aggregateStatus", status);
             }

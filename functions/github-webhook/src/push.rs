@@ -198,7 +198,9 @@ where
                 state: "success",
                 description: format!("no flavor affected: {reason}"),
             };
-            if let Some(status) = post_aggregate(deps, config, &commit, &text, None).await {
+            let release = variant == Variant::Release;
+            if let Some(status) = post_aggregate(deps, config, &commit, release, &text, None).await
+            {
                 reply = reply.with("aggregateStatus", status);
             }
             return Ok(reply);
@@ -411,6 +413,7 @@ where
         deps,
         config,
         &commit,
+        variant == Variant::Release,
         &flavor_ci::runs::building_status(run.flavors.len()),
         Some(flavor_ci::layout::console_batch_url(
             deps.region.get().await,
