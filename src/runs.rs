@@ -187,6 +187,12 @@ impl RunRecord {
                     std::cmp::Ordering::Equal if state.reported_at < old.reported_at => {
                         return Applied::Stale("older than the recorded state");
                     }
+                    // Still running in the same phase: nothing a reader would see changed.
+                    std::cmp::Ordering::Equal
+                        if state.status == old.status && state.phase == old.phase =>
+                    {
+                        return Applied::Stale("no news: the same status and phase");
+                    }
                     _ => false,
                 }
             }
@@ -587,6 +593,17 @@ mod tests {
             r.apply("base", build("b1", "IN_PROGRESS", 10, 10)),
             Applied::Stale("the same state again")
         );
+        // A later report of the same phase (the reconciler's view) is no news.
+        assert_eq!(
+            r.apply("base", build("b1", "IN_PROGRESS", 10, 20)),
+            Applied::Stale("no news: the same status and phase")
+        );
+        let mut next_phase = build("b1", "IN_PROGRESS", 10, 30);
+        next_phase.phase = Some("POST_BUILD".into());
+        assert!(matches!(
+            r.apply("base", next_phase),
+            Applied::Changed { .. }
+        ));
         assert!(matches!(
             r.apply("base", build("b1", "SUCCEEDED", 10, 50)),
             Applied::Changed { .. }

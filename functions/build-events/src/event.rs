@@ -167,6 +167,53 @@ mod tests {
     }
 
     #[test]
+    fn the_sample_events_read_with_their_flavor_and_state() {
+        let samples = [
+            (
+                include_str!("../../../events/build-events-in-progress.json"),
+                "IN_PROGRESS",
+                None,
+            ),
+            (
+                include_str!("../../../events/build-events-succeeded.json"),
+                "SUCCEEDED",
+                None,
+            ),
+            (
+                include_str!("../../../events/build-events-failed.json"),
+                "FAILED",
+                Some("BUILD"),
+            ),
+            (
+                include_str!("../../../events/build-events-fault.json"),
+                "FAULT",
+                Some("BUILD"),
+            ),
+            (
+                include_str!("../../../events/build-events-timed-out.json"),
+                "TIMED_OUT",
+                Some("BUILD"),
+            ),
+            (
+                include_str!("../../../events/build-events-stopped.json"),
+                "STOPPED",
+                Some("BUILD"),
+            ),
+        ];
+        for (text, status, failed) in samples {
+            let r = read(serde_json::from_str(text).unwrap()).unwrap();
+            assert_eq!(r.flavor.as_deref(), Some("python-3.10"));
+            assert_eq!(r.state.status, status);
+            assert_eq!(r.state.failed_phase.as_deref(), failed, "{status}");
+            assert_eq!(
+                r.state.seconds.is_some(),
+                status != "IN_PROGRESS",
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
     fn a_batch_named_in_the_event_is_used_and_bad_events_say_where() {
         let mut e = event("SUCCEEDED", "COMPLETED", "base");
         e["detail"]["additional-information"]["build-batch-arn"] =

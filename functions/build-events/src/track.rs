@@ -178,10 +178,15 @@ async fn post_flavor<S: ObjectStore, C, K: SecretSource, N>(
     config: &Config,
     record: &RunRecord,
     flavor: &str,
+    before: Option<StatusText>,
 ) -> Option<&'static str> {
     let context = flavor_context(config, record, flavor)?;
     let build = record.builds.get(flavor)?;
     let text = flavor_status(build);
+    if before.as_ref() == Some(&text) {
+        // GitHub already shows this.
+        return None;
+    }
     let posted = post(
         deps,
         config,
@@ -261,8 +266,9 @@ where
             outcome = "not a flavor of the run";
             return None;
         };
+        let before = record.builds.get(&flavor).map(flavor_status);
         match record.apply(&flavor, report.state.clone()) {
-            Applied::Changed { reopened } => Some((flavor, reopened)),
+            Applied::Changed { reopened } => Some((flavor, reopened, before)),
             Applied::Stale(why) => {
                 outcome = why;
                 None
@@ -274,7 +280,7 @@ where
         }
     })
     .await?;
-    let (record, (flavor, reopened)) = match updated {
+    let (record, (flavor, reopened, before)) = match updated {
         Updated::NoRecord => {
             return ignored(format!(
                 "batch {batch} has no run record: flavor-ci's webhook did not start it"
@@ -290,7 +296,7 @@ where
         mark_open(deps, config, &batch).await;
     }
     let mut answer = json!({"batch": batch, "flavor": flavor, "status": report.state.status});
-    if let Some(state) = post_flavor(deps, config, &record, &flavor).await {
+    if let Some(state) = post_flavor(deps, config, &record, &flavor, before).await {
         answer["posted"] = state.into();
     }
     if is_final(&report.state.status) {
@@ -331,16 +337,17 @@ where
     K: SecretSource,
 {
     let updated = update(deps, config, &view.id, |record| {
-        let changed: Vec<String> = view
+        let changed: Vec<(String, Option<StatusText>)> = view
             .builds
             .iter()
             .filter_map(|(identifier, state)| {
                 let flavor = record.flavor_of(None, Some(identifier))?;
+                let before = record.builds.get(&flavor).map(flavor_status);
                 matches!(
                     record.apply(&flavor, state.clone()),
                     Applied::Changed { .. }
                 )
-                .then_some(flavor)
+                .then_some((flavor, before))
             })
             .collect();
         (!changed.is_empty()).then_some(changed)
@@ -352,11 +359,13 @@ where
     if record.finished.is_none() && matches!(record.progress(), Progress::Open { .. }) {
         mark_open(deps, config, &view.id).await;
     }
-    for flavor in &changed {
-        post_flavor(deps, config, &record, flavor).await;
+    let mut flavors = Vec::new();
+    for (flavor, before) in changed {
+        post_flavor(deps, config, &record, &flavor, before).await;
+        flavors.push(flavor);
     }
-    info!(batch = %view.id, ?changed, "caught up with CodeBuild");
-    Ok(changed)
+    info!(batch = %view.id, changed = ?flavors, "caught up with CodeBuild");
+    Ok(flavors)
 }
 
 /// Records the outcome of a run whose builds all ended, then reports it. `None` when the run
@@ -573,10 +582,14 @@ where
     let mut finished = Vec::new();
     let mut closed = Vec::new();
     for batch in &batches {
-        if let Some(view) = views.iter().find(|v| &v.id == batch)
-            && !catch_up(deps, config, view).await?.is_empty()
-        {
-            caught_up.push(batch.clone());
+        if let Some(view) = views.iter().find(|v| &v.id == batch) {
+            let changed = !catch_up(deps, config, view).await?.is_empty();
+            if changed {
+                caught_up.push(batch.clone());
+            } else if view.status == "IN_PROGRESS" {
+                // Still running, nothing new: the next event or reconcile takes it on.
+                continue;
+            }
         }
         let key = run_key(&config.root, batch);
         let record: Option<RunRecord> = deps
