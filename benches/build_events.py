@@ -179,7 +179,11 @@ def main() -> None:
                 s3.delete_object(Bucket=BUCKET, Key=v["Key"], VersionId=v["VersionId"])
             quiet = [invoke(api, {"flavorCiReconcile": {}}, lambda a: a.get("open") == 0) for _ in range(args.events)]
             print(f"a reconcile with no open run: median {statistics.median(quiet):.2f} ms")
-            print(f"statuses posted: {len(github.statuses) - posted}")
+            from collections import Counter
+            kinds = Counter((s["context"].split("/")[0] + ("/<flavor>" if "/" in s["context"] else ""), s["state"])
+                            for s in github.statuses[posted:])
+            print(f"statuses posted: {len(github.statuses) - posted} "
+                  f"({', '.join(f'{c} {st}: {n}' for (c, st), n in sorted(kinds.items()))})")
             print(f"peak RSS (VmHWM): {peak_rss_mb(proc.pid):.1f} MB")
         finally:
             stop(proc)

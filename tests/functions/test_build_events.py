@@ -137,6 +137,9 @@ def test_each_flavor_gets_a_status_and_the_batch_one_aggregate(webhook, build_ev
         assert answer["posted"] == "pending", answer
     latest = github.latest_statuses(run.commit)
     assert latest["flavor-ci/base"]["description"] == "building (BUILD)"
+    # One post per change.
+    assert [s["state"] for s in github.statuses if s["sha"] == run.commit and s["context"] == "flavor-ci/base"] \
+        == ["pending"]
     for minute, flavor in enumerate(sorted(run.builds), start=2):
         run.end(flavor, "SUCCEEDED")
         last = send(build_events, run.event(flavor, "SUCCEEDED", minute=minute))
