@@ -449,12 +449,8 @@ def webhook(gateway, github, tmp_path_factory):
 BUILD_EVENTS = "build-events"
 
 
-@pytest.fixture(scope="session")
-def build_events(gateway, github, webhook, tmp_path_factory):
-    """The build-events function beside the webhook: the same bucket, root, projects and token."""
-    sns = client("sns", gateway.url)
-    topic = sns.create_topic(Name="flavor-ci-failures")["TopicArn"]
-    w = start_watch(
+def start_build_events(gateway, github, tmp_path_factory, topic: str, **extra: str):
+    return start_watch(
         free_port(), gateway, tmp_path_factory.mktemp("build-events") / "watch.log",
         "--concurrency", "4",
         function=BUILD_EVENTS, features="",
@@ -470,8 +466,25 @@ def build_events(gateway, github, webhook, tmp_path_factory):
             "NOTIFICATION_TOPIC_ARN": topic,
             # The reconciler retries a report that did not go out at once, not after a minute.
             "REPORTING_GRACE_SECONDS": "0",
+            **extra,
         },
     )
+
+
+@pytest.fixture(scope="session")
+def build_events(gateway, github, webhook, tmp_path_factory):
+    """The build-events function beside the webhook: the same bucket, root, projects and token."""
+    topic = client("sns", gateway.url).create_topic(Name="flavor-ci-failures")["TopicArn"]
+    w = start_build_events(gateway, github, tmp_path_factory, topic)
     w.topic = topic
+    yield w
+    stop(w.proc)
+
+
+@pytest.fixture(scope="session")
+def build_events_failures_only(gateway, github, webhook, tmp_path_factory):
+    """The same, deployed with FlavorStatuses=failures."""
+    topic = client("sns", gateway.url).create_topic(Name="flavor-ci-failures")["TopicArn"]
+    w = start_build_events(gateway, github, tmp_path_factory, topic, FLAVOR_STATUSES="failures")
     yield w
     stop(w.proc)

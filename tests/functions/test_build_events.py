@@ -373,3 +373,16 @@ def test_release_runs_report_beside_the_required_check_not_over_it(webhook, buil
     latest = github.latest_statuses(run.commit)
     assert latest["flavor-ci/release/base"]["state"] == "success"
     assert "flavor-ci" not in latest and "flavor-ci/base" not in latest
+
+
+def test_large_stacks_can_post_only_the_failed_flavors(webhook, build_events_failures_only, aws, github, repo):
+    run = start(webhook, aws, repo, ["flavors/base/Dockerfile"])
+    for flavor in run.builds:
+        send(build_events_failures_only, run.event(flavor, "IN_PROGRESS"))
+    run.end("base", "FAILED")
+    send(build_events_failures_only, run.event("base", "FAILED", minute=2))
+    run.end("standard", "SUCCEEDED")
+    last = send(build_events_failures_only, run.event("standard", "SUCCEEDED", minute=3))
+    assert last["finished"]["state"] == "failure"
+    posted = [(s["context"], s["state"]) for s in github.statuses if s["sha"] == run.commit]
+    assert posted == [("flavor-ci", "pending"), ("flavor-ci/base", "failure"), ("flavor-ci", "failure")], posted

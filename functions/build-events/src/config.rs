@@ -18,11 +18,38 @@ pub(crate) struct Config {
     /// The aggregate status's context (`flavor-ci`); each flavor's is `<context>/<flavor>`.
     /// `None`: flavor-ci posts no statuses (CodeBuild reports them, or nobody does).
     pub(crate) status_context: Option<String>,
+    /// Which per-flavor statuses are posted (the aggregate always is).
+    pub(crate) flavor_statuses: FlavorStatuses,
     /// The SNS topic failures are announced on.
     pub(crate) topic: Option<String>,
     pub(crate) secret_ttl: Duration,
     /// How long the reconciler leaves a finished run's reporting to the event that finished it.
     pub(crate) reporting_grace: Duration,
+}
+
+/// Which per-flavor statuses are posted. GitHub limits content-creating requests (statuses
+/// among them) to about 80 a minute and 500 an hour per token; a batch of hundreds of flavors
+/// posts two per flavor with `all`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FlavorStatuses {
+    /// Pending, then the outcome.
+    All,
+    /// Only failures (`failure`, `error`): a large batch stays within GitHub's limits and the
+    /// failed flavors still stand out.
+    Failures,
+    /// Only the aggregate status.
+    None,
+}
+
+impl FlavorStatuses {
+    /// Whether a status in GitHub's `state` is posted.
+    pub(crate) fn posts(self, state: &str) -> bool {
+        match self {
+            FlavorStatuses::All => true,
+            FlavorStatuses::Failures => matches!(state, "failure" | "error"),
+            FlavorStatuses::None => false,
+        }
+    }
 }
 
 /// Every problem with the function's environment, each naming the variable and the fix.
@@ -84,6 +111,17 @@ impl Config {
         if status_context.is_some() && github_token_secret.is_none() {
             problems.push("STATUS_CONTEXT is set but GITHUB_TOKEN_SECRET_ID is not: statuses need a token that may write them; set the secret, or leave STATUS_CONTEXT empty to post none".into());
         }
+        let flavor_statuses = match optional("FLAVOR_STATUSES").as_deref() {
+            None | Some("all") => FlavorStatuses::All,
+            Some("failures") => FlavorStatuses::Failures,
+            Some("none") => FlavorStatuses::None,
+            Some(other) => {
+                problems.push(format!(
+                    "FLAVOR_STATUSES {other:?} is not one of all, failures, none"
+                ));
+                FlavorStatuses::All
+            }
+        };
         let secret_ttl = match optional("SECRET_CACHE_SECONDS").map(|v| v.parse::<u64>()) {
             None => Duration::from_secs(300),
             Some(Ok(n)) => Duration::from_secs(n),
@@ -112,6 +150,7 @@ impl Config {
             github_token_secret,
             github_api,
             status_context,
+            flavor_statuses,
             topic: optional("NOTIFICATION_TOPIC_ARN"),
             secret_ttl,
             reporting_grace,
@@ -155,6 +194,15 @@ mod tests {
     }
 
     #[test]
+    fn per_flavor_statuses_can_be_limited_to_failures() {
+        let c = config(&[("FLAVOR_STATUSES", "failures")]).unwrap();
+        assert!(c.flavor_statuses.posts("failure") && c.flavor_statuses.posts("error"));
+        assert!(!c.flavor_statuses.posts("pending") && !c.flavor_statuses.posts("success"));
+        assert_eq!(config(&[]).unwrap().flavor_statuses, FlavorStatuses::All);
+        assert!(!FlavorStatuses::None.posts("failure"));
+    }
+
+    #[test]
     fn every_problem_is_named_with_its_fix() {
         let e = config(&[
             ("FLAVOR_CI_ROOT", "no-slash"),
@@ -173,6 +221,12 @@ mod tests {
             assert!(e.contains(part), "{part} missing from {e}");
         }
         assert!(config(&[("GITHUB_API_URL", "http://127.0.0.1:9/")]).is_ok());
+        assert!(
+            config(&[("FLAVOR_STATUSES", "some")])
+                .unwrap_err()
+                .to_string()
+                .contains("not one of all, failures, none")
+        );
         assert!(
             config(&[("STATUS_CONTEXT", ""), ("GITHUB_TOKEN_SECRET_ID", "")])
                 .unwrap()

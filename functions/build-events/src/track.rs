@@ -183,8 +183,8 @@ async fn post_flavor<S: ObjectStore, C, K: SecretSource, N>(
     let context = flavor_context(config, record, flavor)?;
     let build = record.builds.get(flavor)?;
     let text = flavor_status(build);
-    if before.as_ref() == Some(&text) {
-        // GitHub already shows this.
+    if before.as_ref() == Some(&text) || !config.flavor_statuses.posts(text.state) {
+        // GitHub already shows this, or the stack posts no such status.
         return None;
     }
     let posted = post(
