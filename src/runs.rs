@@ -143,9 +143,13 @@ pub enum Progress {
 pub fn is_final(status: &str) -> bool {
     matches!(
         status,
-        "SUCCEEDED" | "FAILED" | "FAULT" | "TIMED_OUT" | "STOPPED"
+        "SUCCEEDED" | "FAILED" | "FAULT" | "TIMED_OUT" | "STOPPED" | NO_RESULT
     )
 }
+
+/// The state recorded for a flavor whose batch ended without a result for it: the batch failed
+/// or was stopped before the flavor's build ran, or CodeBuild no longer describes the build.
+pub const NO_RESULT: &str = "NO_RESULT";
 
 /// How far a build has come: queued, running, ended.
 fn rank(status: &str) -> u8 {
@@ -176,6 +180,14 @@ impl RunRecord {
         let reopened = match self.builds.get(flavor) {
             None => false,
             Some(old) if *old == state => return Applied::Stale("the same state again"),
+            // The build's own result, late, replaces the placeholder its batch's end left.
+            Some(old)
+                if old.status == NO_RESULT
+                    && is_final(&state.status)
+                    && state.status != NO_RESULT =>
+            {
+                self.finished.is_some()
+            }
             Some(old) if old.build_id == state.build_id => {
                 if is_final(&old.status) {
                     return Applied::Stale("the build already ended");
@@ -241,6 +253,46 @@ impl RunRecord {
         }
     }
 
+    /// Once the batch has ended (`batch_status` is not `IN_PROGRESS`), every flavor still
+    /// without an ended build is recorded as [`NO_RESULT`], so the run ends too and its
+    /// aggregate status never waits for builds that will not come. Returns those flavors.
+    pub fn settle(&mut self, batch_status: &str, at: u64) -> Vec<String> {
+        if batch_status == "IN_PROGRESS" {
+            return Vec::new();
+        }
+        let open: Vec<String> = self
+            .flavors
+            .iter()
+            .filter(|f| {
+                !self
+                    .builds
+                    .get(&f.name)
+                    .is_some_and(|b| is_final(&b.status))
+            })
+            .map(|f| f.name.clone())
+            .collect();
+        for flavor in &open {
+            let previous = self.builds.remove(flavor);
+            self.builds.insert(
+                flavor.clone(),
+                BuildState {
+                    build_id: previous.map(|b| b.build_id).unwrap_or_default(),
+                    status: NO_RESULT.to_owned(),
+                    phase: None,
+                    failed_phase: None,
+                    started_at: None,
+                    ended_at: Some(at),
+                    seconds: None,
+                    compute_type: None,
+                    logs: None,
+                    page: None,
+                    reported_at: at,
+                },
+            );
+        }
+        open
+    }
+
     /// Whether a failure of this run is announced on the notification topic: runs of the
     /// default branch, of tags and scheduled runs; pull requests have their statuses.
     pub fn announces_failure(&self) -> bool {
@@ -298,6 +350,10 @@ pub fn flavor_status(build: &BuildState) -> StatusText {
             format!("CodeBuild fault{}{after}", phase(&build.failed_phase)),
         ),
         "STOPPED" => ("error", format!("stopped{}{after}", phase(&build.phase))),
+        NO_RESULT => (
+            "error",
+            "no result: the batch ended before this flavor's build reported one".to_owned(),
+        ),
         "IN_PROGRESS" => (
             "pending",
             match &build.phase {
@@ -704,6 +760,37 @@ mod tests {
             "all 3 flavors succeeded"
         );
         assert_eq!(building_status(4).description, "4 flavors building");
+    }
+
+    #[test]
+    fn a_batch_that_ended_settles_the_flavors_without_a_result() {
+        let mut r = run(&["base", "py", "r"]);
+        r.apply("base", build("b1", "SUCCEEDED", 1, 2));
+        r.apply("py", build("p1", "IN_PROGRESS", 1, 2));
+        assert!(r.settle("IN_PROGRESS", 9).is_empty());
+        assert_eq!(r.settle("FAILED", 9), ["py", "r"]);
+        assert_eq!(r.builds["py"].build_id, "p1");
+        assert_eq!(flavor_status(&r.builds["r"]).state, "error");
+        let Progress::Ended { succeeded, failed } = r.progress() else {
+            panic!("the run ended with its batch");
+        };
+        assert!(!succeeded);
+        assert_eq!(failed.len(), 2);
+        assert_eq!(
+            aggregate_status(3, &failed).description,
+            "2 of 3 flavors failed: py (no result), r (no result)"
+        );
+        // The build's own result, arriving late, replaces the placeholder.
+        assert!(matches!(
+            r.apply("py", build("p1", "SUCCEEDED", 1, 30)),
+            Applied::Changed { reopened: false }
+        ));
+        assert_eq!(r.builds["py"].status, "SUCCEEDED");
+        // A retry's build still replaces the settled state.
+        assert!(matches!(
+            r.apply("r", build("r2", "IN_PROGRESS", 20, 20)),
+            Applied::Changed { .. }
+        ));
     }
 
     #[test]

@@ -299,6 +299,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_batch_that_ended_before_its_builds_ran_still_finishes_its_run() {
+        let deps = deps();
+        // The batch failed before any build started (a source it could not download, say):
+        // no build event will ever come.
+        deps.batches.batches.lock().unwrap().push(BatchView {
+            id: "ci:batch".into(),
+            status: "FAILED".into(),
+            builds: vec![],
+        });
+        let done = send(&deps, json!({"flavorCiReconcile": {}})).await.unwrap();
+        assert_eq!(done["finished"], json!(["ci:batch"]));
+        let r = record(&deps);
+        assert_eq!(r.builds["base"].status, flavor_ci::runs::NO_RESULT);
+        let finished = r.finished.unwrap();
+        assert!(!finished.succeeded && finished.failed.len() == 2);
+        assert!(!is_open(&deps));
+        assert_eq!(deps.notifier.messages.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
     async fn other_builds_are_ignored_and_unknown_events_are_errors() {
         let deps = deps();
         let mut other = event("x:1", "base", "SUCCEEDED", 1);

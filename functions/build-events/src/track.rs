@@ -350,6 +350,13 @@ where
                 .then_some((flavor, before))
             })
             .collect();
+        // Once the batch has ended, flavors that never got a result end with it.
+        let settled = record.settle(&view.status, now_ms()).into_iter().map(|f| {
+            let before = None;
+            (f, before)
+        });
+        let changed: Vec<(String, Option<StatusText>)> =
+            changed.into_iter().chain(settled).collect();
         (!changed.is_empty()).then_some(changed)
     })
     .await?;
@@ -611,12 +618,21 @@ where
                 } else if !views.iter().any(|v| &v.id == batch)
                     && now.saturating_sub(record.started_at) > GIVE_UP_AFTER_MS
                 {
+                    // CodeBuild no longer describes the batch: what has no result gets none,
+                    // and the run ends, so its aggregate status does not wait forever.
                     warn!(
                         batch,
-                        "CodeBuild no longer knows this batch; its run is closed unfinished"
+                        "CodeBuild no longer knows this batch; its run ends without the missing results"
                     );
-                    close(deps, config, batch).await;
-                    closed.push(batch.clone());
+                    let gone = BatchView {
+                        id: batch.clone(),
+                        status: "UNKNOWN".into(),
+                        builds: Vec::new(),
+                    };
+                    catch_up(deps, config, &gone).await?;
+                    if finish(deps, config, batch, region).await?.is_some() {
+                        finished.push(batch.clone());
+                    }
                 }
             }
             Some(f) if f.reported() => {
