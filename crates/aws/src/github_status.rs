@@ -32,6 +32,16 @@ pub enum StatusState {
 }
 
 impl StatusState {
+    /// The state GitHub names `name`; anything else is `pending`.
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "success" => StatusState::Success,
+            "failure" => StatusState::Failure,
+            "error" => StatusState::Error,
+            _ => StatusState::Pending,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             StatusState::Pending => "pending",

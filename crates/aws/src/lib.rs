@@ -13,6 +13,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+pub mod env;
 #[cfg(feature = "github")]
 pub mod github_status;
 pub mod logging;

@@ -63,95 +63,41 @@ impl Config {
     }
 
     pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut problems = Vec::new();
-        let optional = |name: &str| {
-            get(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let mut required = |name: &str, what: &str| {
-            optional(name).unwrap_or_else(|| {
-                problems.push(format!("{name} is not set: set it to {what}"));
-                String::new()
-            })
-        };
-        let bucket = required("FLAVOR_CI_BUCKET", "the bucket of the buildspec resource");
-        let root = required("FLAVOR_CI_ROOT", "the buildspec resource's Root attribute");
-        let ci_project = required("CI_PROJECT", "the name of the CodeBuild CI project");
-        let repository = required(
-            "GITHUB_REPOSITORY",
-            "the repository this stack builds, `owner/name`",
-        );
-        if !root.is_empty() && !root.ends_with('/') {
-            problems.push(format!("FLAVOR_CI_ROOT {root:?} must end with `/`"));
-        }
-        if !repository.is_empty() && repository.split('/').filter(|p| !p.is_empty()).count() != 2 {
-            problems.push(format!(
-                "GITHUB_REPOSITORY {repository:?} is not `owner/name`"
-            ));
-        }
-        let github_api = optional("GITHUB_API_URL")
-            .unwrap_or_else(|| "https://api.github.com".into())
-            .trim_end_matches('/')
-            .to_owned();
-        if !github_api.starts_with("https://") && !flavor_ci_aws::is_loopback_http(&github_api) {
-            problems.push(format!(
-                "GITHUB_API_URL {github_api:?} is not an https URL (plain http is allowed only to a loopback address, for local tests): use https://api.github.com or https://<host>/api/v3 for GitHub Enterprise Server"
-            ));
-        }
-        let status_context = optional("STATUS_CONTEXT");
-        if let Some(c) = &status_context
-            && (c.len() > 200 || c.ends_with('/'))
-        {
-            problems.push(format!(
-                "STATUS_CONTEXT {c:?} must be a short name without a trailing `/`, such as flavor-ci"
-            ));
-        }
-        let github_token_secret = optional("GITHUB_TOKEN_SECRET_ID");
-        if status_context.is_some() && github_token_secret.is_none() {
-            problems.push("STATUS_CONTEXT is set but GITHUB_TOKEN_SECRET_ID is not: statuses need a token that may write them; set the secret, or leave STATUS_CONTEXT empty to post none".into());
-        }
-        let flavor_statuses = match optional("FLAVOR_STATUSES").as_deref() {
+        let mut env = flavor_ci_aws::env::Env::new(get);
+        let bucket = env.required("FLAVOR_CI_BUCKET", "the bucket of the buildspec resource");
+        let root = env.root();
+        let ci_project = env.required("CI_PROJECT", "the name of the CodeBuild CI project");
+        let repository = env.repository("the repository this stack builds, `owner/name`");
+        let github_api = env.github_api();
+        let status_context = env.status_context();
+        let github_token_secret = env.optional("GITHUB_TOKEN_SECRET_ID");
+        let flavor_statuses = match env.optional("FLAVOR_STATUSES").as_deref() {
             None | Some("all") => FlavorStatuses::All,
             Some("failures") => FlavorStatuses::Failures,
             Some("none") => FlavorStatuses::None,
             Some(other) => {
-                problems.push(format!(
+                env.problem(format!(
                     "FLAVOR_STATUSES {other:?} is not one of all, failures, none"
                 ));
                 FlavorStatuses::All
             }
         };
-        let secret_ttl = match optional("SECRET_CACHE_SECONDS").map(|v| v.parse::<u64>()) {
-            None => Duration::from_secs(300),
-            Some(Ok(n)) => Duration::from_secs(n),
-            Some(Err(_)) => {
-                problems.push("SECRET_CACHE_SECONDS is not a whole number of seconds".into());
-                Duration::ZERO
-            }
-        };
-        let reporting_grace = match optional("REPORTING_GRACE_SECONDS").map(|v| v.parse::<u64>()) {
-            None => Duration::from_secs(60),
-            Some(Ok(n)) => Duration::from_secs(n),
-            Some(Err(_)) => {
-                problems.push("REPORTING_GRACE_SECONDS is not a whole number of seconds".into());
-                Duration::ZERO
-            }
-        };
-        if !problems.is_empty() {
-            return Err(ConfigError(problems));
-        }
+        let secret_ttl = env.seconds("SECRET_CACHE_SECONDS", 300);
+        let reporting_grace = env.seconds("REPORTING_GRACE_SECONDS", 60);
+        let release_project = env.optional("RELEASE_PROJECT");
+        let topic = env.optional("NOTIFICATION_TOPIC_ARN");
+        env.finish().map_err(ConfigError)?;
         Ok(Self {
             bucket,
             root,
             ci_project,
-            release_project: optional("RELEASE_PROJECT"),
+            release_project,
             repository,
             github_token_secret,
             github_api,
             status_context,
             flavor_statuses,
-            topic: optional("NOTIFICATION_TOPIC_ARN"),
+            topic,
             secret_ttl,
             reporting_grace,
         })

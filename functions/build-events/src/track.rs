@@ -103,15 +103,6 @@ where
     Err(TrackError::Contended(batch.to_owned()))
 }
 
-fn github_state(state: &str) -> StatusState {
-    match state {
-        "success" => StatusState::Success,
-        "failure" => StatusState::Failure,
-        "error" => StatusState::Error,
-        _ => StatusState::Pending,
-    }
-}
-
 /// Posts one status on the run's commit; a failure is logged and returned as `false`, never
 /// an error: statuses do not decide whether builds run.
 pub(crate) async fn post<S, C, K: SecretSource, N>(
@@ -126,7 +117,7 @@ pub(crate) async fn post<S, C, K: SecretSource, N>(
         return true;
     };
     let status = CommitStatus {
-        state: github_state(text.state),
+        state: StatusState::from_name(text.state),
         context: context.to_owned(),
         description: text.description.clone(),
         target_url: target,

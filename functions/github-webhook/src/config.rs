@@ -40,85 +40,47 @@ impl Config {
     }
 
     pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut problems = Vec::new();
-        let optional = |name: &str| {
-            get(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let mut required = |name: &str, what: &str| {
-            optional(name).unwrap_or_else(|| {
-                problems.push(format!("{name} is not set: set it to {what}"));
-                String::new()
-            })
-        };
-        let bucket = required("FLAVOR_CI_BUCKET", "the bucket of the buildspec resource");
-        let root = required("FLAVOR_CI_ROOT", "the buildspec resource's Root attribute");
-        let settings_key = required(
+        let mut env = flavor_ci_aws::env::Env::new(get);
+        let bucket = env.required("FLAVOR_CI_BUCKET", "the bucket of the buildspec resource");
+        let root = env.root();
+        let settings_key = env.required(
             "FLAVOR_CI_SETTINGS_KEY",
             "the buildspec resource's SettingsKey attribute",
         );
-        let webhook_secret = required(
+        let webhook_secret = env.required(
             "WEBHOOK_SECRET_ID",
             "the ARN or name of the Secrets Manager secret that holds the webhook secret",
         );
-        let ci_project = required("CI_PROJECT", "the name of the CodeBuild CI project");
-        let repository = required(
-            "GITHUB_REPOSITORY",
+        let ci_project = env.required("CI_PROJECT", "the name of the CodeBuild CI project");
+        let repository = env.repository(
             "the repository this stack builds, `owner/name` (pushes to any other are ignored)",
         );
-        if !root.is_empty() && !root.ends_with('/') {
-            problems.push(format!("FLAVOR_CI_ROOT {root:?} must end with `/`"));
-        }
         let mut globs = |name: &str, default: &str| {
-            let text = optional(name).unwrap_or_else(|| default.to_owned());
+            let text = env.optional(name).unwrap_or_else(|| default.to_owned());
             Glob::list(&text).unwrap_or_else(|e| {
-                problems.push(format!("{name}: {e}"));
+                env.problem(format!("{name}: {e}"));
                 Vec::new()
             })
         };
         let branches = globs("BRANCH_PATTERNS", "**");
         let tags = globs("TAG_PATTERNS", "**");
         let ignored = globs("IGNORED_PATHS", "");
-        let github_api = optional("GITHUB_API_URL")
-            .unwrap_or_else(|| "https://api.github.com".into())
-            .trim_end_matches('/')
-            .to_owned();
-        if !github_api.starts_with("https://") && !flavor_ci_aws::is_loopback_http(&github_api) {
-            problems.push(format!(
-                "GITHUB_API_URL {github_api:?} is not an https URL (plain http is allowed only to a loopback address, for local tests): use https://api.github.com or https://<host>/api/v3 for GitHub Enterprise Server"
-            ));
-        }
-        let secret_ttl = match optional("SECRET_CACHE_SECONDS").map(|v| v.parse::<u64>()) {
-            None => Duration::from_secs(300),
-            Some(Ok(n)) => Duration::from_secs(n),
-            Some(Err(_)) => {
-                problems.push("SECRET_CACHE_SECONDS is not a whole number of seconds".into());
-                Duration::ZERO
-            }
-        };
-        if !repository.is_empty() && repository.split('/').filter(|p| !p.is_empty()).count() != 2 {
-            problems.push(format!(
-                "GITHUB_REPOSITORY {repository:?} is not `owner/name`"
-            ));
-        }
-        let status_context = optional("STATUS_CONTEXT");
-        if status_context.is_some() && optional("GITHUB_TOKEN_SECRET_ID").is_none() {
-            problems.push("STATUS_CONTEXT is set but GITHUB_TOKEN_SECRET_ID is not: statuses need a token that may write them; set the secret, or leave STATUS_CONTEXT empty to post none".into());
-        }
-        if !problems.is_empty() {
-            return Err(ConfigError(problems));
-        }
+        let github_api = env.github_api();
+        let secret_ttl = env.seconds("SECRET_CACHE_SECONDS", 300);
+        let status_context = env.status_context();
+        let github_token_secret = env.optional("GITHUB_TOKEN_SECRET_ID");
+        let release_project = env.optional("RELEASE_PROJECT");
+        env.finish().map_err(ConfigError)?;
         Ok(Self {
             status_context,
             bucket,
             root,
             settings_key,
             webhook_secret,
-            github_token_secret: optional("GITHUB_TOKEN_SECRET_ID"),
+            github_token_secret,
             github_api,
             ci_project,
-            release_project: optional("RELEASE_PROJECT"),
+            release_project,
             branches,
             tags,
             ignored,

@@ -53,12 +53,7 @@ pub(crate) async fn post_aggregate<S, B, K: crate::secrets::SecretSource>(
         base.clone()
     };
     let status = CommitStatus {
-        state: match text.state {
-            "success" => StatusState::Success,
-            "failure" => StatusState::Failure,
-            "error" => StatusState::Error,
-            _ => StatusState::Pending,
-        },
+        state: StatusState::from_name(text.state),
         context: context.clone(),
         description: text.description.clone(),
         target_url: target,

@@ -173,16 +173,14 @@ pub(crate) async fn run(args: &HealthArgs) -> bool {
                     parameter("GitHubTokenSecretName"),
                     parameter("GitHubRepository"),
                 ) {
-                    report(
-                        check_webhook_token(&secrets, &args.github_api_url, &repo, &token).await,
-                    );
                     // flavor-ci posts the commit statuses unless the stack leaves them to
                     // CodeBuild or to nobody.
                     let posts = parameter("CommitStatuses").is_none_or(|v| v == "flavor-ci");
-                    if posts {
-                        report(
-                            check_status_token(&secrets, &args.github_api_url, &repo, &token).await,
-                        );
+                    for c in
+                        check_github_token(&secrets, &args.github_api_url, &repo, &token, posts)
+                            .await
+                    {
+                        report(c);
                     }
                 }
             }
@@ -274,45 +272,63 @@ async fn check_secret(secrets: &aws_sdk_secretsmanager::Client, id: &str) -> Che
     }
 }
 
+/// The webhook's GitHub token, read once: that it only reads the repository, and, when the
+/// stack posts commit statuses (`statuses`), that it may write them.
+async fn check_github_token(
+    secrets: &aws_sdk_secretsmanager::Client,
+    api: &str,
+    repo: &str,
+    secret_id: &str,
+    statuses: bool,
+) -> Vec<Check> {
+    let name = format!("webhook token ({secret_id}) on {repo}");
+    let token = match secrets.get_secret_value().secret_id(secret_id).send().await {
+        Ok(out) => out.secret_string().unwrap_or_default().trim().to_owned(),
+        Err(e) => {
+            return vec![fail(
+                name,
+                aws_error(&e),
+                "use credentials that may secretsmanager:GetSecretValue on it",
+            )];
+        }
+    };
+    let client = match flavor_ci_aws::https_client(std::time::Duration::from_secs(5), false) {
+        Ok(c) => c,
+        Err(e) => {
+            return vec![fail(
+                name,
+                format!("no HTTPS client: {e}"),
+                "check the system's root certificates",
+            )];
+        }
+    };
+    let mut checks = vec![check_webhook_token(&client, api, repo, &token, name).await];
+    if statuses {
+        let name = format!("status token ({secret_id}) on {repo}");
+        checks.push(check_status_token(&client, api, repo, &token, name).await);
+    }
+    checks
+}
+
 /// The token may write commit statuses. The probe posts a status GitHub must refuse (an unknown
 /// state, on no commit): a token with the permission gets past the permission check and is
 /// refused as invalid (422); one without is refused as not allowed (403, or 404). Nothing is
 /// written either way.
 async fn check_status_token(
-    secrets: &aws_sdk_secretsmanager::Client,
+    client: &flavor_ci_aws::HttpsClient,
     api: &str,
     repo: &str,
-    secret_id: &str,
+    token: &str,
+    name: String,
 ) -> Check {
     use bytes::Bytes;
     use http_body_util::Full;
 
-    let name = format!("status token ({secret_id}) on {repo}");
-    let token = match secrets.get_secret_value().secret_id(secret_id).send().await {
-        Ok(out) => out.secret_string().unwrap_or_default().trim().to_owned(),
-        Err(e) => {
-            return fail(
-                name,
-                aws_error(&e),
-                "use credentials that may secretsmanager:GetSecretValue on it",
-            );
-        }
-    };
     let url = format!(
         "{}/repos/{repo}/statuses/{}",
         api.trim_end_matches('/'),
         "0".repeat(40)
     );
-    let client = match flavor_ci_aws::https_client(std::time::Duration::from_secs(5), false) {
-        Ok(c) => c,
-        Err(e) => {
-            return fail(
-                name,
-                format!("no HTTPS client: {e}"),
-                "check the system's root certificates",
-            );
-        }
-    };
     let Ok(request) = hyper::Request::post(&url)
         .header("authorization", format!("Bearer {token}"))
         .header("accept", "application/vnd.github+json")
@@ -368,36 +384,16 @@ async fn check_status_token(
 /// more than its job needs. GitHub reports a classic token's scopes in `X-OAuth-Scopes`; for any
 /// token, a repository's `permissions.push` says whether requests made with it may push.
 async fn check_webhook_token(
-    secrets: &aws_sdk_secretsmanager::Client,
+    client: &flavor_ci_aws::HttpsClient,
     api: &str,
     repo: &str,
-    secret_id: &str,
+    token: &str,
+    name: String,
 ) -> Check {
     use bytes::Bytes;
     use http_body_util::{BodyExt, Full, Limited};
 
-    let name = format!("webhook token ({secret_id}) on {repo}");
-    let token = match secrets.get_secret_value().secret_id(secret_id).send().await {
-        Ok(out) => out.secret_string().unwrap_or_default().trim().to_owned(),
-        Err(e) => {
-            return fail(
-                name,
-                aws_error(&e),
-                "use credentials that may secretsmanager:GetSecretValue on it",
-            );
-        }
-    };
     let url = format!("{}/repos/{repo}", api.trim_end_matches('/'));
-    let client = match flavor_ci_aws::https_client(std::time::Duration::from_secs(5), false) {
-        Ok(c) => c,
-        Err(e) => {
-            return fail(
-                name,
-                format!("no HTTPS client: {e}"),
-                "check the system's root certificates",
-            );
-        }
-    };
     let request = hyper::Request::get(&url)
         .header("authorization", format!("Bearer {token}"))
         .header("accept", "application/vnd.github+json")
