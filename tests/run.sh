@@ -27,6 +27,11 @@ cargo fmt --all -- --check
 # One feature set for the workspace (every feature on), so each crate compiles once per
 # profile; the command line is also linted without its `aws` feature, the build the quickstart
 # runs.
+# The functions and the command line's `aws` build share one feature set for their
+# dependencies (crates/feature-union), so the SDK stack compiles once per profile.
+step "one feature set for every AWS build (cargo tree)"
+python3 tests/feature_union.py
+
 step "cargo clippy (all crates, all features; the command line without AWS)"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 cargo clippy -p flavor-ci-cli --all-targets --locked -- -D warnings
@@ -57,7 +62,8 @@ fi
 EXASOL_CI_SETUP_PYTHON="$PWD/.venv-exasol/bin/python" .venv/bin/python -m pytest -q -p no:cacheprovider tests/migration
 
 step "functions against real local servers (moto, cargo lambda watch, a response receiver, a GitHub API stand-in)"
-cargo build --locked --quiet -p github-webhook -p build-events
+cargo build --locked --quiet -p github-webhook
+cargo build --locked --quiet -p build-events
 cargo build --locked --quiet -p buildspec-resource --features fault-injection
 cargo build --locked --quiet -p buildspec-resource --features fault-injection --profile panic-abort
 (cd tests/functions && ../../.venv/bin/python -m pytest -q -p no:cacheprovider)
