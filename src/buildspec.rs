@@ -2,6 +2,8 @@
 //!
 //! Ordered maps are `Vec<(String, T)>`: the order given is the order written.
 
+use std::borrow::Cow;
+
 use crate::yaml::{self, Value};
 
 /// A buildspec document (`version: 0.2`).
@@ -144,54 +146,54 @@ pub struct Cache {
 
 /// Builds a mapping, skipping absent entries.
 #[derive(Default)]
-struct MapBuilder(Vec<(String, Value)>);
+struct MapBuilder<'a>(Vec<(Cow<'a, str>, Value<'a>)>);
 
-impl MapBuilder {
-    fn put(mut self, key: &str, value: Option<Value>) -> Self {
+impl<'a> MapBuilder<'a> {
+    fn put(mut self, key: &'static str, value: Option<Value<'a>>) -> Self {
         if let Some(v) = value {
-            self.0.push((key.to_owned(), v));
+            self.0.push((Cow::Borrowed(key), v));
         }
         self
     }
-    fn text(self, key: &str, value: &Option<String>) -> Self {
-        self.put(key, value.as_ref().map(Value::str))
+    fn text(self, key: &'static str, value: &'a Option<String>) -> Self {
+        self.put(key, value.as_deref().map(Value::str))
     }
-    fn bool(self, key: &str, value: Option<bool>) -> Self {
+    fn bool(self, key: &'static str, value: Option<bool>) -> Self {
         self.put(key, value.map(Value::Bool))
     }
     /// Booleans the buildspec reference spells `yes` / `no`.
-    fn yes_no(self, key: &str, value: Option<bool>) -> Self {
+    fn yes_no(self, key: &'static str, value: Option<bool>) -> Self {
         self.put(key, value.map(|b| Value::Raw(if b { "yes" } else { "no" })))
     }
-    fn list(self, key: &str, items: &[String]) -> Self {
+    fn list(self, key: &'static str, items: &'a [String]) -> Self {
         self.put(
             key,
-            (!items.is_empty()).then(|| Value::strs(items.iter().cloned())),
+            (!items.is_empty()).then(|| Value::strs(items.iter().map(String::as_str))),
         )
     }
-    fn pairs(self, key: &str, pairs: &[(String, String)]) -> Self {
+    fn pairs(self, key: &'static str, pairs: &'a [(String, String)]) -> Self {
         self.put(key, (!pairs.is_empty()).then(|| string_map(pairs)))
     }
-    fn done(self) -> Value {
+    fn done(self) -> Value<'a> {
         Value::Map(self.0)
     }
-    fn done_if_any(self) -> Option<Value> {
+    fn done_if_any(self) -> Option<Value<'a>> {
         (!self.0.is_empty()).then_some(Value::Map(self.0))
     }
 }
 
-fn string_map(pairs: &[(String, String)]) -> Value {
+fn string_map(pairs: &[(String, String)]) -> Value<'_> {
     Value::Map(
         pairs
             .iter()
-            .map(|(k, v)| (k.clone(), Value::str(v.clone())))
+            .map(|(k, v)| (Cow::Borrowed(k.as_str()), Value::str(v.as_str())))
             .collect(),
     )
 }
 
 impl Buildspec {
     /// The document as a YAML value tree.
-    pub fn to_value(&self) -> Value {
+    pub fn to_value(&self) -> Value<'_> {
         MapBuilder::default()
             .put("version", Some(Value::Raw("0.2")))
             .text("run-as", &self.run_as)
@@ -213,7 +215,7 @@ impl Buildspec {
                     Value::Map(
                         self.reports
                             .iter()
-                            .map(|(k, r)| (k.clone(), r.to_value()))
+                            .map(|(k, r)| (Cow::Borrowed(k.as_str()), r.to_value()))
                             .collect(),
                     )
                 }),
@@ -235,15 +237,10 @@ impl Buildspec {
     pub fn to_yaml(&self) -> String {
         yaml::emit(&self.to_value())
     }
-
-    /// The YAML text with the tree a reader builds from it (see [`yaml::emit_read`]).
-    pub fn to_yaml_read(&self) -> Result<(String, yaml::Node), yaml::ReadError> {
-        yaml::emit_read(&self.to_value())
-    }
 }
 
 impl Env {
-    fn to_value(&self) -> Option<Value> {
+    fn to_value(&self) -> Option<Value<'_>> {
         MapBuilder::default()
             .text("shell", &self.shell)
             .pairs("variables", &self.variables)
@@ -256,7 +253,7 @@ impl Env {
 }
 
 impl Batch {
-    fn to_value(&self) -> Value {
+    fn to_value(&self) -> Value<'_> {
         let builds = match &self.builds {
             BatchBuilds::Graph(tasks) | BatchBuilds::List(tasks) => {
                 Value::Seq(tasks.iter().map(BatchTask::to_value).collect())
@@ -275,9 +272,9 @@ impl Batch {
 }
 
 impl BatchTask {
-    fn to_value(&self) -> Value {
+    fn to_value(&self) -> Value<'_> {
         MapBuilder::default()
-            .put("identifier", Some(Value::str(self.identifier.clone())))
+            .put("identifier", Some(Value::str(self.identifier.as_str())))
             .text("buildspec", &self.buildspec)
             .list("depend-on", &self.depend_on)
             .put("env", self.env.as_ref().and_then(TaskEnv::to_value))
@@ -288,7 +285,7 @@ impl BatchTask {
 }
 
 impl TaskEnv {
-    fn to_value(&self) -> Option<Value> {
+    fn to_value(&self) -> Option<Value<'_>> {
         MapBuilder::default()
             .text("compute-type", &self.compute_type)
             .text("fleet", &self.fleet)
@@ -301,12 +298,17 @@ impl TaskEnv {
 }
 
 impl BuildMatrix {
-    fn to_value(&self) -> Value {
+    fn to_value(&self) -> Value<'_> {
         let variables = (!self.dynamic_variables.is_empty()).then(|| {
             Value::Map(
                 self.dynamic_variables
                     .iter()
-                    .map(|(k, vs)| (k.clone(), Value::strs(vs.iter().cloned())))
+                    .map(|(k, vs)| {
+                        (
+                            Cow::Borrowed(k.as_str()),
+                            Value::strs(vs.iter().map(String::as_str)),
+                        )
+                    })
                     .collect(),
             )
         });
@@ -335,7 +337,7 @@ impl BuildMatrix {
 }
 
 impl Phases {
-    fn to_value(&self) -> Option<Value> {
+    fn to_value(&self) -> Option<Value<'_>> {
         MapBuilder::default()
             .put("install", self.install.as_ref().map(Phase::to_value))
             .put("pre_build", self.pre_build.as_ref().map(Phase::to_value))
@@ -346,7 +348,7 @@ impl Phases {
 }
 
 impl Phase {
-    fn to_value(&self) -> Value {
+    fn to_value(&self) -> Value<'_> {
         MapBuilder::default()
             .text("run-as", &self.run_as)
             .text("on-failure", &self.on_failure)
@@ -358,7 +360,7 @@ impl Phase {
 }
 
 impl Report {
-    fn to_value(&self) -> Value {
+    fn to_value(&self) -> Value<'_> {
         MapBuilder::default()
             .list("files", &self.files)
             .text("base-directory", &self.base_directory)
@@ -369,12 +371,12 @@ impl Report {
 }
 
 impl Artifacts {
-    fn to_value(&self, primary: bool) -> Value {
+    fn to_value(&self, primary: bool) -> Value<'_> {
         let secondary = (primary && !self.secondary_artifacts.is_empty()).then(|| {
             Value::Map(
                 self.secondary_artifacts
                     .iter()
-                    .map(|(k, a)| (k.clone(), a.to_value(false)))
+                    .map(|(k, a)| (Cow::Borrowed(k.as_str()), a.to_value(false)))
                     .collect(),
             )
         });

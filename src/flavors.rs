@@ -228,6 +228,14 @@ pub struct Flavor {
     pub identifier: String,
 }
 
+/// What [`FlavorSet::discover_on_disk`] found: the set, and the paths of the flavors that are
+/// links.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovered {
+    pub set: FlavorSet,
+    pub links: Vec<PathBuf>,
+}
+
 /// A non-empty set of flavors, sorted by name, whose identifiers (in one style) are unique.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlavorSet {
@@ -290,6 +298,16 @@ impl FlavorSet {
         exclude: &[String],
         style: IdentifierStyle,
     ) -> Result<Self, FlavorErrors> {
+        Self::discover_on_disk(dir, exclude, style).map(|found| found.set)
+    }
+
+    /// [`FlavorSet::discover`], also giving the flavors' entries that are links, so that
+    /// [`links_leaving_among`] checks them without listing the directory again.
+    pub fn discover_on_disk(
+        dir: &Path,
+        exclude: &[String],
+        style: IdentifierStyle,
+    ) -> Result<Discovered, FlavorErrors> {
         let io_error = |path: &Path, e: io::Error| FlavorError::Io {
             path: path.to_owned(),
             message: e.to_string(),
@@ -321,6 +339,7 @@ impl FlavorSet {
         }
         let entries = std::fs::read_dir(dir).map_err(|e| io_error(dir, e))?;
         let mut names = Vec::new();
+        let mut links = Vec::new();
         let mut errors = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| io_error(dir, e))?;
@@ -334,9 +353,10 @@ impl FlavorSet {
             }
             let name = raw_name.to_str().map(str::to_owned);
             let file_type = entry.file_type().map_err(|e| io_error(&path, e))?;
+            let is_link = file_type.is_symlink();
             let is_flavor = if file_type.is_dir() {
                 true
-            } else if file_type.is_symlink() {
+            } else if is_link {
                 match std::fs::metadata(&path) {
                     Ok(target) => target.is_dir(),
                     Err(e) => {
@@ -359,7 +379,12 @@ impl FlavorSet {
             };
             if is_flavor {
                 match name.as_deref().map(FlavorName::new) {
-                    Some(Ok(n)) => names.push(n),
+                    Some(Ok(n)) => {
+                        names.push(n);
+                        if is_link {
+                            links.push(path);
+                        }
+                    }
                     Some(Err(e)) => errors.push(e),
                     None => errors.push(FlavorError::NonUtf8Name { path }),
                 }
@@ -370,7 +395,8 @@ impl FlavorSet {
                 path: dir.to_owned(),
             });
         }
-        Self::build(names, errors, style)
+        let set = Self::build(names, errors, style)?;
+        Ok(Discovered { set, links })
     }
 
     /// The flavors among `names`, the directories (and links that resolve to directories) of a
@@ -466,21 +492,29 @@ impl FlavorSet {
 /// repository): what a clone of the repository would not hold. The webhook refuses such links
 /// at a pushed commit; this is the same rule on a checkout.
 pub fn links_leaving(dir: &Path, root: &Path, set: &FlavorSet) -> Vec<FlavorError> {
-    let Ok(root) = std::fs::canonicalize(root) else {
-        return Vec::new();
-    };
     // One listing says which flavors are links (the entry types come with it); only those are
     // resolved.
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
     let names: HashSet<&str> = set.iter().map(|f| f.name.as_str()).collect();
-    let mut links: Vec<PathBuf> = entries
+    let links: Vec<PathBuf> = entries
         .flatten()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_symlink()))
         .filter(|e| e.file_name().to_str().is_some_and(|n| names.contains(n)))
         .map(|e| e.path())
         .collect();
+    links_leaving_among(links, root)
+}
+
+/// [`links_leaving`] for the links [`FlavorSet::discover_on_disk`] found.
+pub fn links_leaving_among(mut links: Vec<PathBuf>, root: &Path) -> Vec<FlavorError> {
+    if links.is_empty() {
+        return Vec::new();
+    }
+    let Ok(root) = std::fs::canonicalize(root) else {
+        return Vec::new();
+    };
     links.sort();
     let mut resolver = LinkResolver::default();
     let mut out = Vec::new();
@@ -790,6 +824,30 @@ mod tests {
         )
         .unwrap();
         assert_eq!(names(&set), ["linked", "real"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn discovery_gives_the_links_the_leaving_check_needs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("repo");
+        let flavors = repo.join("flavors");
+        let outside = tmp.path().join("outside");
+        fs::create_dir_all(repo.join("vendor/inside")).unwrap();
+        fs::create_dir_all(&outside).unwrap();
+        fs::create_dir_all(flavors.join("real")).unwrap();
+        std::os::unix::fs::symlink("../vendor/inside", flavors.join("inside")).unwrap();
+        std::os::unix::fs::symlink(&outside, flavors.join("away")).unwrap();
+        std::os::unix::fs::symlink("../vendor/inside", flavors.join(".hidden")).unwrap();
+        let found = FlavorSet::discover_on_disk(&flavors, &[], IdentifierStyle::Standard).unwrap();
+        let mut links = found.links.clone();
+        links.sort();
+        assert_eq!(links, [flavors.join("away"), flavors.join("inside")]);
+        let among = links_leaving_among(found.links, &repo);
+        let listed = links_leaving(&flavors, &repo, &found.set);
+        assert_eq!(among.len(), 1);
+        assert_eq!(among[0].to_string(), listed[0].to_string());
+        assert!(among[0].to_string().contains("away"), "{}", among[0]);
     }
 
     #[cfg(unix)]

@@ -16,6 +16,7 @@ use crate::settings::{
 };
 use crate::text::{self, shown};
 use crate::validate::{self, Limits, Problem, Severity};
+use crate::yaml;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Variant {
@@ -337,8 +338,17 @@ pub fn generate(request: Request<'_>) -> Result<Output, GenerateError> {
         .filter(|v| !has_phases(settings, *v))
         .collect();
     let mut documents = Vec::with_capacity(4);
+    // The variants share most strings (flavor names, identifiers): each rendering is read
+    // back once.
+    let mut read_back = yaml::ReadBack::default();
     for variant in variants {
-        let (docs, more) = render_variant(settings, variant, &selected, request.release_id)?;
+        let (docs, more) = render_variant(
+            settings,
+            variant,
+            &selected,
+            request.release_id,
+            &mut read_back,
+        )?;
         documents.extend(docs);
         warnings.extend(more);
     }
@@ -362,6 +372,7 @@ fn render_variant(
     variant: Variant,
     selected: &[&Flavor],
     release_id: Option<&str>,
+    read_back: &mut yaml::ReadBack,
 ) -> Result<Rendered, GenerateError> {
     let limits = Limits {
         max_builds: Some(settings.batch.max_builds),
@@ -370,9 +381,10 @@ fn render_variant(
     let mut warnings = Vec::new();
     for (role, spec) in variant_documents(settings, variant, selected, release_id) {
         let file_name = format!("{}-{role}-buildspec.yaml", variant.name());
-        // The exact text is what gets validated: `to_yaml_read` gives the tree that text
-        // reads as, its renderings read back by the YAML reader.
-        let (yaml, problems) = match spec.to_yaml_read() {
+        // The exact text is what gets validated: `emit_read` gives the tree that text reads
+        // as, its renderings read back by the YAML reader.
+        let value = spec.to_value();
+        let (yaml, problems) = match yaml::emit_read_with(&value, read_back) {
             Ok((yaml, tree)) => {
                 let problems = validate::validate_document(&tree, yaml.chars().count(), limits);
                 (yaml, problems)

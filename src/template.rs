@@ -26,13 +26,13 @@ pub fn is_template(value: &Value) -> bool {
 
 fn to_json(node: &Node) -> Value {
     let plain = match &node.kind {
-        Kind::Scalar { text, .. } => Value::String(text.clone()),
+        Kind::Scalar { text, .. } => Value::String(text.to_string()),
         Kind::Seq(items) => Value::Array(items.iter().map(to_json).collect()),
         Kind::Map(entries) => {
             let mut map = Map::new();
             for (k, v) in entries {
                 let key = match &k.kind {
-                    Kind::Scalar { text, .. } => text.clone(),
+                    Kind::Scalar { text, .. } => text.to_string(),
                     _ => continue,
                 };
                 map.insert(key, to_json(v));

@@ -163,35 +163,47 @@ fn is_bool_word(text: &str) -> bool {
 }
 
 // Paths are built for every node visited, so without the formatting machinery.
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        return key.to_owned();
-    }
-    let mut out = String::with_capacity(path.len() + 1 + key.len());
-    out.push_str(path);
-    out.push('.');
-    out.push_str(key);
-    out
+/// Where a node stands in the document (`batch.build-graph[3].depend-on[0]`), built on the
+/// stack as the walk goes down and written out only when a problem is reported there.
+#[derive(Debug, Clone, Copy)]
+enum At<'p> {
+    Root,
+    Key(&'p At<'p>, &'p str),
+    Index(&'p At<'p>, usize),
 }
 
-fn index(path: &str, i: usize) -> String {
-    let mut digits = [0u8; 20];
-    let mut n = i;
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+impl<'p> At<'p> {
+    /// A key of the document's top-level mapping.
+    fn top(key: &'p str) -> Self {
+        At::Key(&At::Root, key)
+    }
+
+    fn key(&'p self, key: &'p str) -> At<'p> {
+        At::Key(self, key)
+    }
+
+    fn index(&'p self, i: usize) -> At<'p> {
+        At::Index(self, i)
+    }
+}
+
+// The top-level keys that paths start from.
+const TOP_PROXY: At<'static> = At::Key(&At::Root, "proxy");
+const TOP_REPORTS: At<'static> = At::Key(&At::Root, "reports");
+const TOP_CACHE: At<'static> = At::Key(&At::Root, "cache");
+const TOP_ENV: At<'static> = At::Key(&At::Root, "env");
+const TOP_BATCH: At<'static> = At::Key(&At::Root, "batch");
+const TOP_PHASES: At<'static> = At::Key(&At::Root, "phases");
+
+impl fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            At::Root => Ok(()),
+            At::Key(At::Root, key) => f.write_str(key),
+            At::Key(parent, key) => write!(f, "{parent}.{key}"),
+            At::Index(parent, i) => write!(f, "{parent}[{i}]"),
         }
     }
-    let mut out = String::with_capacity(path.len() + 2 + digits.len() - at);
-    out.push_str(path);
-    out.push('[');
-    out.extend(digits[at..].iter().map(|&d| char::from(d)));
-    out.push(']');
-    out
 }
 
 struct Validator {
@@ -200,19 +212,19 @@ struct Validator {
 }
 
 impl Validator {
-    fn error(&mut self, node: &Node, path: &str, message: impl Into<String>) {
+    fn error(&mut self, node: &Node, path: &At<'_>, message: impl Into<String>) {
         self.problems.push(Problem {
             severity: Severity::Error,
-            path: path.to_owned(),
+            path: path.to_string(),
             line: node.line,
             message: message.into(),
         });
     }
 
-    fn warning(&mut self, node: &Node, path: &str, message: impl Into<String>) {
+    fn warning(&mut self, node: &Node, path: &At<'_>, message: impl Into<String>) {
         self.problems.push(Problem {
             severity: Severity::Warning,
-            path: path.to_owned(),
+            path: path.to_string(),
             line: node.line,
             message: message.into(),
         });
@@ -222,9 +234,9 @@ impl Validator {
     fn map<'n>(
         &mut self,
         node: &'n Node,
-        path: &str,
+        path: &At<'_>,
         allowed: &[&str],
-    ) -> Vec<(&'n str, &'n Node)> {
+    ) -> Vec<(&'n str, &'n Node<'n>)> {
         let Kind::Map(entries) = &node.kind else {
             self.error(
                 node,
@@ -240,7 +252,7 @@ impl Validator {
                 self.error(key, path, "mapping keys must be plain text");
                 continue;
             };
-            let here = join(path, name);
+            let here = path.key(name);
             if seen.contains(&name) {
                 self.error(key, &here, format!("`{name}` appears twice; keep one"));
                 continue;
@@ -262,7 +274,7 @@ impl Validator {
         out
     }
 
-    fn text<'n>(&mut self, node: &'n Node, path: &str) -> Option<&'n str> {
+    fn text<'n>(&mut self, node: &'n Node, path: &At<'_>) -> Option<&'n str> {
         match node.text() {
             Some(t) if !node.is_null() => Some(t),
             _ => {
@@ -276,7 +288,7 @@ impl Validator {
         }
     }
 
-    fn one_of(&mut self, node: &Node, path: &str, allowed: &[&str], what: &str) {
+    fn one_of(&mut self, node: &Node, path: &At<'_>, allowed: &[&str], what: &str) {
         if let Some(message) = self
             .text(node, path)
             .and_then(|t| unknown_value(t, allowed, what))
@@ -285,7 +297,7 @@ impl Validator {
         }
     }
 
-    fn boolean(&mut self, node: &Node, path: &str) {
+    fn boolean(&mut self, node: &Node, path: &At<'_>) {
         if let Some(t) = self.text(node, path)
             && !is_bool_word(t)
         {
@@ -297,7 +309,7 @@ impl Validator {
         }
     }
 
-    fn list<'n>(&mut self, node: &'n Node, path: &str) -> &'n [Node] {
+    fn list<'n>(&mut self, node: &'n Node, path: &At<'_>) -> &'n [Node<'n>] {
         match &node.kind {
             Kind::Seq(items) => items,
             _ => {
@@ -311,15 +323,15 @@ impl Validator {
         }
     }
 
-    fn text_list(&mut self, node: &Node, path: &str) -> usize {
+    fn text_list(&mut self, node: &Node, path: &At<'_>) -> usize {
         let items = self.list(node, path);
         for (i, item) in items.iter().enumerate() {
-            self.text(item, &index(path, i));
+            self.text(item, &path.index(i));
         }
         items.len()
     }
 
-    fn text_or_list(&mut self, node: &Node, path: &str) {
+    fn text_or_list(&mut self, node: &Node, path: &At<'_>) {
         if matches!(node.kind, Kind::Seq(_)) {
             self.text_list(node, path);
         } else {
@@ -327,9 +339,9 @@ impl Validator {
         }
     }
 
-    fn variables(&mut self, node: &Node, path: &str) {
+    fn variables(&mut self, node: &Node, path: &At<'_>) {
         for (name, value) in self.map(node, path, &[]) {
-            let here = join(path, name);
+            let here = path.key(name);
             if let Some(problem) = variable_name_problem(name) {
                 self.error(value, &here, format!("`{name}`: {problem}"));
             }
@@ -360,50 +372,58 @@ impl Validator {
         if !matches!(root.kind, Kind::Map(_)) {
             self.error(
                 root,
-                "",
+                &At::Root,
                 format!("a buildspec is a mapping, found {}", root.type_name()),
             );
             return;
         }
-        let entries = self.map(root, "", TOP);
+        let entries = self.map(root, &At::Root, TOP);
         let get = |k: &str| entries.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
         match get("version") {
-            None => self.error(root, "version", "missing `version`; add `version: 0.2`"),
+            None => self.error(
+                root,
+                &At::top("version"),
+                "missing `version`; add `version: 0.2`",
+            ),
             Some(v) => match v.text() {
                 Some("0.2") => {}
                 Some("0.1") => self.warning(
                     v,
-                    "version",
+                    &At::top("version"),
                     "version 0.1 runs every command in a fresh shell; use 0.2",
                 ),
-                _ => self.error(v, "version", "unsupported version; use `version: 0.2`"),
+                _ => self.error(
+                    v,
+                    &At::top("version"),
+                    "unsupported version; use `version: 0.2`",
+                ),
             },
         }
         if let Some(v) = get("run-as") {
-            self.text(v, "run-as");
+            self.text(v, &At::top("run-as"));
         }
         if let Some(env) = get("env") {
             self.env(env);
         }
         if let Some(proxy) = get("proxy") {
-            for (k, v) in self.map(proxy, "proxy", &["upload-artifacts", "logs"]) {
-                self.boolean(v, &join("proxy", k));
+            for (k, v) in self.map(proxy, &At::top("proxy"), &["upload-artifacts", "logs"]) {
+                self.boolean(v, &At::Key(&TOP_PROXY, k));
             }
         }
         let tasks_without_spec = get("batch").map(|b| self.batch(b)).unwrap_or(0);
         match get("phases") {
             Some(phases) => self.phases(phases),
-            None if get("batch").is_none() => self.error(root, "phases", "missing `phases`; add at least a `build` phase with `commands`"),
+            None if get("batch").is_none() => self.error(root, &At::top("phases"), "missing `phases`; add at least a `build` phase with `commands`"),
             None if tasks_without_spec > 0 => self.error(
                 root,
-                "phases",
+                &At::top("phases"),
                 format!("{tasks_without_spec} batch task(s) name no `buildspec`, so they run this document's phases, but it has none; add `phases` or give each task a `buildspec`"),
             ),
             None => {}
         }
         if let Some(reports) = get("reports") {
-            for (name, report) in self.map(reports, "reports", &[]) {
-                let path = join("reports", name);
+            for (name, report) in self.map(reports, &At::top("reports"), &[]) {
+                let path = At::Key(&TOP_REPORTS, name);
                 let fields = self.map(
                     report,
                     &path,
@@ -413,7 +433,7 @@ impl Validator {
                     self.error(report, &path, "missing `files`; list the report files");
                 }
                 for (k, v) in fields {
-                    let here = join(&path, k);
+                    let here = path.key(k);
                     match k {
                         "files" => {
                             self.text_list(v, &here);
@@ -428,11 +448,15 @@ impl Validator {
             }
         }
         if let Some(artifacts) = get("artifacts") {
-            self.artifacts(artifacts, "artifacts", true);
+            self.artifacts(artifacts, &At::top("artifacts"), true);
         }
         if let Some(cache) = get("cache") {
-            for (k, v) in self.map(cache, "cache", &["paths", "key", "fallback-keys", "action"]) {
-                let here = join("cache", k);
+            for (k, v) in self.map(
+                cache,
+                &At::top("cache"),
+                &["paths", "key", "fallback-keys", "action"],
+            ) {
+                let here = At::Key(&TOP_CACHE, k);
                 match k {
                     "paths" | "fallback-keys" => {
                         self.text_list(v, &here);
@@ -455,8 +479,8 @@ impl Validator {
             "secrets-manager",
             "git-credential-helper",
         ];
-        for (k, v) in self.map(env, "env", KEYS) {
-            let here = join("env", k);
+        for (k, v) in self.map(env, &At::top("env"), KEYS) {
+            let here = At::Key(&TOP_ENV, k);
             match k {
                 "shell" => self.one_of(v, &here, SHELLS, "shell"),
                 "variables" | "parameter-store" => self.variables(v, &here),
@@ -466,7 +490,7 @@ impl Validator {
                 "git-credential-helper" => self.boolean(v, &here),
                 _ => {
                     for (name, reference) in self.map(v, &here, &[]) {
-                        let at = join(&here, name);
+                        let at = here.key(name);
                         if let Some(problem) =
                             self.text(reference, &at).and_then(secret_reference_problem)
                         {
@@ -483,7 +507,7 @@ impl Validator {
         const KINDS: &[&str] = &["build-graph", "build-list", "build-matrix", "build-fanout"];
         let entries = self.map(
             batch,
-            "batch",
+            &At::top("batch"),
             &[
                 "fast-fail",
                 "build-graph",
@@ -496,14 +520,14 @@ impl Validator {
         if kinds.is_empty() {
             self.error(
                 batch,
-                "batch",
+                &At::top("batch"),
                 "no batch kind; add one of build-graph, build-list, build-matrix, build-fanout",
             );
         } else if kinds.len() > 1 {
             let names: Vec<&str> = kinds.iter().map(|(k, _)| *k).collect();
             self.error(
                 batch,
-                "batch",
+                &At::top("batch"),
                 format!(
                     "a batch holds exactly one kind, found {}; keep one",
                     names.join(" and ")
@@ -512,7 +536,7 @@ impl Validator {
         }
         let mut without_spec = 0;
         for &(k, v) in &entries {
-            let here = join("batch", k);
+            let here = At::Key(&TOP_BATCH, k);
             let (builds, missing) = match k {
                 "fast-fail" => {
                     self.boolean(v, &here);
@@ -535,7 +559,7 @@ impl Validator {
         without_spec
     }
 
-    fn task_env(&mut self, env: &Node, path: &str) {
+    fn task_env(&mut self, env: &Node, path: &At<'_>) {
         const KEYS: &[&str] = &[
             "compute-type",
             "fleet",
@@ -545,7 +569,7 @@ impl Validator {
             "variables",
         ];
         for (k, v) in self.map(env, path, KEYS) {
-            let here = join(path, k);
+            let here = path.key(k);
             match k {
                 "compute-type" => self.one_of(v, &here, COMPUTE_TYPES, "compute type"),
                 "type" => self.one_of(v, &here, ENVIRONMENT_TYPES, "environment type"),
@@ -559,7 +583,7 @@ impl Validator {
     }
 
     /// Checks a build-graph or build-list; returns (builds, tasks without a buildspec).
-    fn tasks(&mut self, node: &Node, path: &str, graph: bool) -> (usize, usize) {
+    fn tasks(&mut self, node: &Node, path: &At<'_>, graph: bool) -> (usize, usize) {
         const KEYS: &[&str] = &[
             "identifier",
             "buildspec",
@@ -572,13 +596,14 @@ impl Validator {
         if tasks.is_empty() && matches!(node.kind, Kind::Seq(_)) {
             self.error(node, path, "the batch has no builds; add at least one");
         }
-        // identifier → (path, line) of the task that defines it
-        let mut ids: HashMap<&str, (String, usize)> = HashMap::with_capacity(tasks.len());
+        // identifier → (index, line) of the task that defines it
+        let mut ids: HashMap<&str, (usize, usize)> = HashMap::with_capacity(tasks.len());
         let mut order: Vec<&str> = Vec::with_capacity(tasks.len());
-        let mut deps: Vec<(&str, &Node, String)> = Vec::new();
+        // (identifier, the entry, task index, entry index) of each depend-on entry
+        let mut deps: Vec<(&str, &Node, usize, usize)> = Vec::new();
         let mut without_spec = 0;
         for (i, task) in tasks.iter().enumerate() {
-            let at = index(path, i);
+            let at = path.index(i);
             let fields = self.map(task, &at, KEYS);
             if !fields.iter().any(|(k, _)| *k == "buildspec") {
                 without_spec += 1;
@@ -587,7 +612,7 @@ impl Validator {
             match fields.iter().find(|(k, _)| *k == "identifier") {
                 None => self.error(task, &at, "missing `identifier`"),
                 Some((_, v)) => {
-                    let here = join(&at, "identifier");
+                    let here = at.key("identifier");
                     if let Some(t) = self.text(v, &here) {
                         if let Some(problem) = identifier_problem(t) {
                             self.error(v, &here, problem);
@@ -597,11 +622,11 @@ impl Validator {
                                 &here,
                                 format!(
                                     "identifier `{t}` is used twice (first at {}); make it unique",
-                                    first.0
+                                    path.index(first.0)
                                 ),
                             );
                         } else {
-                            ids.insert(t, (at.clone(), task.line));
+                            ids.insert(t, (i, task.line));
                             order.push(t);
                             id = Some(t);
                         }
@@ -609,7 +634,7 @@ impl Validator {
                 }
             }
             for &(k, v) in &fields {
-                let here = join(&at, k);
+                let here = at.key(k);
                 match k {
                     "identifier" => {}
                     "buildspec" => {
@@ -624,11 +649,11 @@ impl Validator {
                     ),
                     _ => {
                         for (j, dep) in self.list(v, &here).iter().enumerate() {
-                            let at = index(&here, j);
+                            let at = here.index(j);
                             if self.text(dep, &at).is_some()
                                 && let Some(from) = id
                             {
-                                deps.push((from, dep, at));
+                                deps.push((from, dep, i, j));
                             }
                         }
                     }
@@ -636,20 +661,25 @@ impl Validator {
             }
         }
         let mut edges: HashMap<&str, Vec<&str>> = HashMap::new();
-        for (from, dep, at) in &deps {
+        for &(from, dep, i, j) in &deps {
             let Some(to) = dep.text() else { continue };
             if ids.contains_key(to) {
-                edges.entry(*from).or_default().push(to);
+                edges.entry(from).or_default().push(to);
             } else {
+                let task = path.index(i);
+                let entries = task.key("depend-on");
                 self.error(
                     dep,
-                    at,
+                    &entries.index(j),
                     format!("`{to}` is not an identifier in this batch; name an existing task"),
                 );
             }
         }
         if let Some(cycle) = find_cycle(&order, &edges) {
-            let (first, line) = ids.get(cycle[0]).cloned().unwrap_or_default();
+            let (first, line) = ids
+                .get(cycle[0])
+                .map(|&(i, line)| (path.index(i).to_string(), line))
+                .unwrap_or_default();
             self.problems.push(Problem {
                 severity: Severity::Error,
                 path: first,
@@ -663,14 +693,14 @@ impl Validator {
         (tasks.len(), without_spec)
     }
 
-    fn matrix(&mut self, node: &Node, path: &str) -> (usize, usize) {
+    fn matrix(&mut self, node: &Node, path: &At<'_>) -> (usize, usize) {
         let mut builds = 1usize;
         let mut has_buildspec = false;
         for (k, v) in self.map(node, path, &["static", "dynamic"]) {
-            let here = join(path, k);
+            let here = path.key(k);
             if k == "static" {
                 for (sk, sv) in self.map(v, &here, &["ignore-failure", "env"]) {
-                    let at = join(&here, sk);
+                    let at = here.key(sk);
                     if sk == "env" {
                         self.task_env(sv, &at)
                     } else {
@@ -680,23 +710,23 @@ impl Validator {
                 continue;
             }
             for (dk, dv) in self.map(v, &here, &["buildspec", "env"]) {
-                let at = join(&here, dk);
+                let at = here.key(dk);
                 if dk == "buildspec" {
                     has_buildspec = true;
                     builds = builds.saturating_mul(self.text_list(dv, &at).max(1));
                     continue;
                 }
                 for (ek, ev) in self.map(dv, &at, &["compute-type", "image", "variables"]) {
-                    let e_at = join(&at, ek);
+                    let e_at = at.key(ek);
                     if ek == "variables" {
                         for (name, values) in self.map(ev, &e_at, &[]) {
                             builds = builds
-                                .saturating_mul(self.text_list(values, &join(&e_at, name)).max(1));
+                                .saturating_mul(self.text_list(values, &e_at.key(name)).max(1));
                         }
                     } else {
                         let items = self.list(ev, &e_at);
                         for (i, item) in items.iter().enumerate() {
-                            let i_at = index(&e_at, i);
+                            let i_at = e_at.index(i);
                             if ek == "compute-type" {
                                 self.one_of(item, &i_at, COMPUTE_TYPES, "compute type");
                             } else {
@@ -711,10 +741,10 @@ impl Validator {
         (builds, usize::from(!has_buildspec))
     }
 
-    fn fanout(&mut self, node: &Node, path: &str) -> usize {
+    fn fanout(&mut self, node: &Node, path: &At<'_>) -> usize {
         let mut parallelism = 1;
         for (k, v) in self.map(node, path, &["parallelism", "ignore-failure"]) {
-            let here = join(path, k);
+            let here = path.key(k);
             if k == "ignore-failure" {
                 self.boolean(v, &here);
             } else if let Some(t) = self.text(v, &here) {
@@ -740,20 +770,20 @@ impl Validator {
             "commands",
             "finally",
         ];
-        let entries = self.map(phases, "phases", PHASES);
+        let entries = self.map(phases, &At::top("phases"), PHASES);
         if entries.is_empty() && matches!(phases.kind, Kind::Map(_)) {
             self.error(
                 phases,
-                "phases",
+                &At::top("phases"),
                 "no phases; add at least a `build` phase with `commands`",
             );
         }
         for (name, phase) in entries {
-            let path = join("phases", name);
+            let path = At::Key(&TOP_PHASES, name);
             let fields = self.map(phase, &path, KEYS);
             let has_commands = fields.iter().any(|(k, _)| *k == "commands");
             for (k, v) in fields {
-                let here = join(&path, k);
+                let here = path.key(k);
                 match k {
                     "commands" => {
                         self.text_list(v, &here);
@@ -787,7 +817,7 @@ impl Validator {
         }
     }
 
-    fn artifacts(&mut self, node: &Node, path: &str, primary: bool) {
+    fn artifacts(&mut self, node: &Node, path: &At<'_>, primary: bool) {
         const KEYS: &[&str] = &[
             "files",
             "name",
@@ -805,7 +835,7 @@ impl Validator {
             self.error(node, path, "missing `files`; list what to upload");
         }
         for (k, v) in fields {
-            let here = join(path, k);
+            let here = path.key(k);
             match k {
                 "files" => {
                     self.text_list(v, &here);
@@ -814,7 +844,7 @@ impl Validator {
                 "discard-paths" | "enable-symlinks" => self.boolean(v, &here),
                 "secondary-artifacts" => {
                     for (id, artifact) in self.map(v, &here, &[]) {
-                        let at = join(&here, id);
+                        let at = here.key(id);
                         if let Some(problem) = identifier_problem(id) {
                             self.error(
                                 artifact,
@@ -839,14 +869,22 @@ mod tests {
 
     #[test]
     fn paths_are_joined_as_before() {
-        assert_eq!(join("", "batch"), "batch");
-        assert_eq!(join("batch", "build-graph"), "batch.build-graph");
+        assert_eq!(At::Root.key("batch").to_string(), "batch");
+        assert_eq!(
+            TOP_BATCH.key("build-graph").to_string(),
+            "batch.build-graph"
+        );
+        let graph = TOP_BATCH.key("build-graph");
         for i in [0, 7, 10, 123, usize::MAX] {
             assert_eq!(
-                index("batch.build-graph", i),
+                graph.index(i).to_string(),
                 format!("batch.build-graph[{i}]")
             );
         }
+        assert_eq!(
+            graph.index(3).key("depend-on").index(0).to_string(),
+            "batch.build-graph[3].depend-on[0]"
+        );
     }
 
     fn check(text: &str) -> Vec<String> {

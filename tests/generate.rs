@@ -303,7 +303,7 @@ proptest! {
 
     #[test]
     fn any_string_survives_a_yaml_round_trip_as_a_string(s in "\\PC*|[ -~]{0,12}|[0-9.:+eE_xob-]{1,8}|\\p{Any}{0,6}") {
-        let text = yaml::emit(&yaml::Value::Map(vec![(s.clone(), yaml::Value::Seq(vec![yaml::Value::str(s.clone())]))]));
+        let text = yaml::emit(&yaml::Value::Map(vec![(s.clone().into(), yaml::Value::Seq(vec![yaml::Value::str(s.clone())]))]));
         let node = yaml::read(&text).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
         let Kind::Map(entries) = &node.kind else { return Err(TestCaseError::fail("not a map")) };
         prop_assert_eq!(entries[0].0.text(), Some(s.as_str()));

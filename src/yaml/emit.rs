@@ -1,25 +1,28 @@
 //! A deterministic block-style YAML emitter for the values we generate.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use super::read::{Kind, Node, ReadError, read};
 
 /// A YAML value to emit. Maps keep their insertion order; that order is the output order.
+/// Strings are borrowed from the model they describe where they can be, so emitting a large
+/// document copies each string once, into the text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Value {
-    Str(String),
+pub enum Value<'a> {
+    Str(Cow<'a, str>),
     Bool(bool),
     Int(u64),
     /// A token written verbatim, for numbers the schema wants unquoted (`version: 0.2`).
     Raw(&'static str),
-    Seq(Vec<Value>),
-    Map(Vec<(String, Value)>),
+    Seq(Vec<Value<'a>>),
+    Map(Vec<(Cow<'a, str>, Value<'a>)>),
 }
 
-impl Value {
+impl<'a> Value<'a> {
     /// A string value.
-    pub fn str(text: impl Into<String>) -> Self {
+    pub fn str(text: impl Into<Cow<'a, str>>) -> Self {
         Value::Str(text.into())
     }
 
@@ -27,14 +30,14 @@ impl Value {
     pub fn strs<I, S>(items: I) -> Self
     where
         I: IntoIterator<Item = S>,
-        S: Into<String>,
+        S: Into<Cow<'a, str>>,
     {
         Value::Seq(items.into_iter().map(|s| Value::Str(s.into())).collect())
     }
 }
 
 /// Emits `value` as a YAML document (no `---`, trailing newline).
-pub fn emit(value: &Value) -> String {
+pub fn emit(value: &Value<'_>) -> String {
     let mut w = Writer::default();
     w.document(value);
     w.out
@@ -50,11 +53,37 @@ pub fn emit(value: &Value) -> String {
 /// read back here by the YAML reader, once in the position of a list item and once in the
 /// position of a key, and must come back as exactly its string. An error names the first
 /// place such a rendering appears.
-pub fn emit_read(value: &Value) -> Result<(String, Node), ReadError> {
+pub fn emit_read<'v>(value: &'v Value<'_>) -> Result<(String, Node<'v>), ReadError> {
+    emit_read_with(value, &mut ReadBack::default())
+}
+
+/// [`emit_read`] for one of several documents: renderings an earlier document already read
+/// back in the same place (a list item, a key) are not read again. A rendering stands for one
+/// string only, so reading it back again would give the same answer.
+pub fn emit_read_with<'v>(
+    value: &'v Value<'_>,
+    read_back: &mut ReadBack,
+) -> Result<(String, Node<'v>), ReadError> {
     let mut w = Writer::default();
     let tree = w.document(value);
-    w.read_back_scalars()?;
+    w.read_back_scalars(read_back)?;
     Ok((w.out, tree))
+}
+
+/// The renderings that have read back as their strings, as list items and as keys.
+#[derive(Debug, Default)]
+pub struct ReadBack {
+    values: HashSet<String, foldhash::fast::RandomState>,
+    keys: HashSet<String, foldhash::fast::RandomState>,
+}
+
+impl ReadBack {
+    fn place(&mut self, place: Place) -> &mut HashSet<String, foldhash::fast::RandomState> {
+        match place {
+            Place::Value => &mut self.values,
+            Place::Key => &mut self.keys,
+        }
+    }
 }
 
 /// Where a rendering was written: as a key, as a value, or both.
@@ -67,8 +96,11 @@ enum Place {
 /// One distinct rendering and what it must read back as.
 #[derive(Debug)]
 struct Rendering {
-    /// The string it stands for, when that differs from the rendering (quoted ones).
-    text: Option<String>,
+    /// Where the rendering stands in the output, which only grows.
+    start: usize,
+    end: usize,
+    /// Whether the rendering differs from the string it stands for (it is quoted).
+    quoted: bool,
     as_key: bool,
     as_value: bool,
     /// Where it first appears in the document.
@@ -76,28 +108,35 @@ struct Rendering {
     col: usize,
 }
 
+/// Distinct strings by their text. A string's rendering depends on its text alone, so the
+/// text names the rendering; tokens, written verbatim, are kept apart (the token `true` and
+/// the string `true` render differently).
+type Renderings<'v> = HashMap<Cow<'v, str>, Rendering, foldhash::fast::RandomState>;
+
 #[derive(Debug)]
-struct Writer {
+struct Writer<'v> {
     out: String,
     line: usize,
     /// Byte offset of the current line's start in `out`.
     line_start: usize,
-    renderings: HashMap<String, Rendering>,
+    strings: Renderings<'v>,
+    tokens: Renderings<'v>,
 }
 
-impl Default for Writer {
+impl Default for Writer<'_> {
     fn default() -> Self {
         Writer {
             out: String::with_capacity(4096),
             line: 1,
             line_start: 0,
-            renderings: HashMap::new(),
+            strings: Renderings::default(),
+            tokens: Renderings::default(),
         }
     }
 }
 
-impl Writer {
-    fn document(&mut self, value: &Value) -> Node {
+impl<'v> Writer<'v> {
+    fn document(&mut self, value: &'v Value<'_>) -> Node<'v> {
         match value {
             Value::Map(entries) if !entries.is_empty() => self.map(entries, 0, false),
             Value::Seq(items) if !items.is_empty() => self.seq(items, 0),
@@ -129,7 +168,7 @@ impl Writer {
         }
     }
 
-    fn node(&self, kind: Kind) -> Node {
+    fn node(&self, kind: Kind<'v>) -> Node<'v> {
         Node {
             line: self.line,
             col: self.col(),
@@ -139,12 +178,12 @@ impl Writer {
     }
 
     /// Writes a scalar or an empty collection on the current line.
-    fn inline(&mut self, value: &Value) -> Node {
+    fn inline(&mut self, value: &'v Value<'_>) -> Node<'v> {
         match value {
             Value::Str(s) => self.string(s, Place::Value),
-            Value::Bool(b) => self.token(if *b { "true" } else { "false" }),
-            Value::Int(n) => self.token(&n.to_string()),
-            Value::Raw(token) => self.token(token),
+            Value::Bool(b) => self.token(Cow::Borrowed(if *b { "true" } else { "false" })),
+            Value::Int(n) => self.token(Cow::Owned(n.to_string())),
+            Value::Raw(token) => self.token(Cow::Borrowed(token)),
             Value::Seq(_) => {
                 let node = self.node(Kind::Seq(Vec::new()));
                 self.out.push_str("[]");
@@ -159,56 +198,57 @@ impl Writer {
     }
 
     /// A plain token the emitter chooses (`true`, `3`, `0.2`): read back like any rendering.
-    fn token(&mut self, token: &str) -> Node {
-        self.write_scalar(token, Place::Value, |out, token| out.push_str(token))
+    fn token(&mut self, token: Cow<'v, str>) -> Node<'v> {
+        self.write_scalar(token, Place::Value, true)
     }
 
-    fn string(&mut self, text: &str, place: Place) -> Node {
-        self.write_scalar(text, place, render_into)
+    fn string(&mut self, text: &'v str, place: Place) -> Node<'v> {
+        self.write_scalar(Cow::Borrowed(text), place, false)
     }
 
-    fn write_scalar(
-        &mut self,
-        text: &str,
-        place: Place,
-        render: impl FnOnce(&mut String, &str),
-    ) -> Node {
+    fn write_scalar(&mut self, text: Cow<'v, str>, place: Place, verbatim: bool) -> Node<'v> {
         let (line, col) = (self.line, self.col());
         let start = self.out.len();
-        render(&mut self.out, text);
-        let rendering = &self.out[start..];
-        let quoted = rendering != text;
-        match self.renderings.get_mut(rendering) {
-            Some(r) => match place {
-                Place::Key => r.as_key = true,
-                Place::Value => r.as_value = true,
-            },
-            None => {
-                self.renderings.insert(
-                    rendering.to_owned(),
-                    Rendering {
-                        text: quoted.then(|| text.to_owned()),
-                        as_key: place == Place::Key,
-                        as_value: place == Place::Value,
-                        line,
-                        col,
-                    },
-                );
-            }
+        if verbatim {
+            self.out.push_str(&text);
+        } else {
+            render_into(&mut self.out, &text);
+        }
+        let end = self.out.len();
+        let quoted = self.out[start..end] != *text;
+        let seen = if verbatim {
+            &mut self.tokens
+        } else {
+            &mut self.strings
+        };
+        let r = seen.entry(text.clone()).or_insert(Rendering {
+            start,
+            end,
+            quoted,
+            as_key: false,
+            as_value: false,
+            line,
+            col,
+        });
+        match place {
+            Place::Key => r.as_key = true,
+            Place::Value => r.as_value = true,
         }
         Node {
             line,
             col,
-            kind: Kind::Scalar {
-                text: text.to_owned(),
-                quoted,
-            },
+            kind: Kind::Scalar { text, quoted },
             tag: None,
         }
     }
 
     /// A block mapping; `after_dash` when its first entry shares the line of a list item's `- `.
-    fn map(&mut self, entries: &[(String, Value)], level: usize, after_dash: bool) -> Node {
+    fn map(
+        &mut self,
+        entries: &'v [(Cow<'_, str>, Value<'_>)],
+        level: usize,
+        after_dash: bool,
+    ) -> Node<'v> {
         let mut read = Vec::with_capacity(entries.len());
         let mut at = (self.line, self.col());
         for (i, (key, value)) in entries.iter().enumerate() {
@@ -231,7 +271,7 @@ impl Writer {
         }
     }
 
-    fn value_after_key(&mut self, value: &Value, level: usize) -> Node {
+    fn value_after_key(&mut self, value: &'v Value<'_>, level: usize) -> Node<'v> {
         match value {
             Value::Map(entries) if !entries.is_empty() => {
                 self.newline();
@@ -250,7 +290,7 @@ impl Writer {
         }
     }
 
-    fn seq(&mut self, items: &[Value], level: usize) -> Node {
+    fn seq(&mut self, items: &'v [Value<'_>], level: usize) -> Node<'v> {
         let mut read = Vec::with_capacity(items.len());
         let mut at = (self.line, self.col());
         for (i, item) in items.iter().enumerate() {
@@ -287,42 +327,67 @@ impl Writer {
 
     /// Reads every distinct rendering back, as list items in one small document and as keys in
     /// another, and checks each comes back as the string it was written for.
-    fn read_back_scalars(&self) -> Result<(), ReadError> {
-        let mut order: Vec<(&String, &Rendering)> = self.renderings.iter().collect();
-        order.sort_by_key(|(_, r)| (r.line, r.col));
+    fn read_back_scalars(&self, read_back: &mut ReadBack) -> Result<(), ReadError> {
+        let mut order: Vec<Written<'_>> = self
+            .strings
+            .iter()
+            .chain(&self.tokens)
+            .map(|(text, r)| Written {
+                text,
+                rendering: &self.out[r.start..r.end],
+                r,
+            })
+            .collect();
+        order.sort_by_key(|w| (w.r.line, w.r.col));
         for place in [Place::Value, Place::Key] {
-            let wanted: Vec<(&String, &Rendering)> = order
+            let done = read_back.place(place);
+            let wanted: Vec<&Written<'_>> = order
                 .iter()
-                .copied()
-                .filter(|(_, r)| match place {
-                    Place::Key => r.as_key,
-                    Place::Value => r.as_value,
+                .filter(|w| match place {
+                    Place::Key => w.r.as_key,
+                    Place::Value => w.r.as_value,
                 })
+                .filter(|w| !done.contains(w.rendering))
                 .collect();
             if wanted.is_empty() {
                 continue;
             }
-            let mut probe = String::new();
-            for (rendering, _) in &wanted {
-                probe_line(&mut probe, rendering, place);
+            let mut probe =
+                String::with_capacity(wanted.iter().map(|w| w.rendering.len() + 4).sum::<usize>());
+            for w in &wanted {
+                probe_line(&mut probe, w.rendering, place);
             }
             let all_read_back = read(&probe).ok().is_some_and(|node| {
-                let nodes: Vec<&Node> = match (&node.kind, place) {
+                let nodes: Vec<&Node<'_>> = match (&node.kind, place) {
                     (Kind::Seq(items), Place::Value) => items.iter().collect(),
                     (Kind::Map(entries), Place::Key) => entries.iter().map(|(k, _)| k).collect(),
                     _ => Vec::new(),
                 };
                 nodes.len() == wanted.len()
-                    && nodes
-                        .iter()
-                        .zip(&wanted)
-                        .all(|(node, (rendering, r))| reads_as(node, rendering, r))
+                    && nodes.iter().zip(&wanted).all(|(node, w)| w.reads_as(node))
             });
             if !all_read_back {
                 return Err(first_misread(&wanted, place));
             }
+            done.extend(wanted.iter().map(|w| w.rendering.to_owned()));
         }
         Ok(())
+    }
+}
+
+/// A distinct string as written: its text, its rendering and where it first stands.
+#[derive(Debug)]
+struct Written<'w> {
+    text: &'w str,
+    rendering: &'w str,
+    r: &'w Rendering,
+}
+
+impl Written<'_> {
+    /// Whether `node` is the scalar this rendering was written for.
+    fn reads_as(&self, node: &Node<'_>) -> bool {
+        matches!(&node.kind, Kind::Scalar { text, quoted } if text == self.text && *quoted == self.r.quoted)
+            && node.tag.is_none()
     }
 }
 
@@ -340,37 +405,26 @@ fn probe_line(probe: &mut String, rendering: &str, place: Place) {
     }
 }
 
-/// Whether `node` is the scalar `rendering` was written for.
-fn reads_as(node: &Node, rendering: &str, r: &Rendering) -> bool {
-    let text = r.text.as_deref().unwrap_or(rendering);
-    matches!(&node.kind, Kind::Scalar { text: t, quoted } if t == text && *quoted == r.text.is_some())
-        && node.tag.is_none()
-}
-
 /// The first rendering (in document order) that does not read back alone, as an error there.
-fn first_misread(wanted: &[(&String, &Rendering)], place: Place) -> ReadError {
-    for (rendering, r) in wanted {
+fn first_misread(wanted: &[&Written<'_>], place: Place) -> ReadError {
+    for w in wanted {
         let mut probe = String::new();
-        probe_line(&mut probe, rendering, place);
+        probe_line(&mut probe, w.rendering, place);
         let read_back = match read(&probe) {
             Ok(node) => match (&node.kind, place) {
-                (Kind::Seq(items), Place::Value) if items.len() == 1 => {
-                    reads_as(&items[0], rendering, r)
-                }
-                (Kind::Map(entries), Place::Key) if entries.len() == 1 => {
-                    reads_as(&entries[0].0, rendering, r)
-                }
+                (Kind::Seq(items), Place::Value) if items.len() == 1 => w.reads_as(&items[0]),
+                (Kind::Map(entries), Place::Key) if entries.len() == 1 => w.reads_as(&entries[0].0),
                 _ => false,
             },
             Err(_) => false,
         };
         if !read_back {
-            let text = r.text.as_deref().unwrap_or(rendering);
             return ReadError {
-                line: r.line,
-                col: r.col,
+                line: w.r.line,
+                col: w.r.col,
                 message: format!(
-                    "{text:?} is written as `{rendering}`, which a YAML reader does not read back as that text"
+                    "{:?} is written as `{}`, which a YAML reader does not read back as that text",
+                    w.text, w.rendering
                 ),
             };
         }
@@ -545,9 +599,9 @@ mod tests {
         ]
     }
 
-    fn any_value() -> impl Strategy<Value = Value> {
+    fn any_value() -> impl Strategy<Value = Value<'static>> {
         let leaf = prop_oneof![
-            any_text().prop_map(Value::Str),
+            any_text().prop_map(|s| Value::Str(s.into())),
             any::<bool>().prop_map(Value::Bool),
             any::<u64>().prop_map(Value::Int),
             Just(Value::Raw("0.2")),
@@ -564,6 +618,7 @@ mod tests {
                         entries
                             .into_iter()
                             .filter(|(k, _)| seen.insert(k.clone()))
+                            .map(|(k, v)| (k.into(), v))
                             .collect(),
                     )
                 }),
@@ -591,11 +646,6 @@ mod tests {
         }
     }
 
-    /// A writer that puts `text` down as it is, whatever it holds.
-    fn raw(out: &mut String, text: &str) {
-        out.push_str(text);
-    }
-
     #[test]
     fn a_rendering_that_reads_back_as_something_else_is_caught_where_it_is_written() {
         for (bad, place) in [
@@ -610,8 +660,11 @@ mod tests {
             w.line = 3;
             w.line_start = "k:\n  - ok\n".len();
             w.string("ok", Place::Value);
-            w.write_scalar(bad, place, raw);
-            let e = w.read_back_scalars().expect_err(bad);
+            // Written verbatim, as tokens are, whatever it holds.
+            w.write_scalar(Cow::Borrowed(bad), place, true);
+            let e = w
+                .read_back_scalars(&mut ReadBack::default())
+                .expect_err(bad);
             assert_eq!((e.line, e.col), (3, 7), "{bad}: {e}");
             assert!(e.message.contains(bad), "{e}");
         }
@@ -621,7 +674,29 @@ mod tests {
             w.string(text, Place::Value);
             w.string(text, Place::Key);
         }
-        assert_eq!(w.read_back_scalars(), Ok(()));
+        assert_eq!(w.read_back_scalars(&mut ReadBack::default()), Ok(()));
+    }
+
+    #[test]
+    fn renderings_read_back_once_across_documents() {
+        let mut read_back = ReadBack::default();
+        let first = Value::Map(vec![("k".into(), Value::strs(["a", "yes"]))]);
+        emit_read_with(&first, &mut read_back).unwrap();
+        assert!(read_back.values.contains("a") && read_back.values.contains("'yes'"));
+        assert!(read_back.keys.contains("k") && !read_back.keys.contains("a"));
+        // A later document's new renderings are still read back.
+        let mut w = Writer::default();
+        w.string("a", Place::Value);
+        w.write_scalar(Cow::Borrowed("x #c"), Place::Value, true);
+        let e = w.read_back_scalars(&mut read_back).expect_err("x #c");
+        assert!(e.message.contains("x #c"), "{e}");
+        // Known ones are not: a rendering recorded as read back is taken as such.
+        read_back.values.insert("x #c".into());
+        assert_eq!(w.read_back_scalars(&mut read_back), Ok(()));
+        // In its place only.
+        let mut w = Writer::default();
+        w.write_scalar(Cow::Borrowed("x #c"), Place::Key, true);
+        assert!(w.read_back_scalars(&mut read_back).is_err());
     }
 
     #[test]

@@ -13,5 +13,5 @@
 mod emit;
 mod read;
 
-pub use emit::{Value, emit, emit_read, needs_quotes, scalar};
+pub use emit::{ReadBack, Value, emit, emit_read, emit_read_with, needs_quotes, scalar};
 pub use read::{Kind, Node, ReadError, is_yaml_printable, read, read_optional};

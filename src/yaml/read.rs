@@ -1,5 +1,6 @@
 //! Reads one YAML document into a tree whose nodes remember where they came from.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -16,25 +17,26 @@ const MAX_DEPTH: usize = crate::MAX_NESTING;
 
 /// A node of a YAML document with its 1-based line and column.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Node {
+pub struct Node<'a> {
     pub line: usize,
     pub col: usize,
-    pub kind: Kind,
+    pub kind: Kind<'a>,
     /// The node's tag as written (`!Ref`, `!!str`), if it has one.
     pub tag: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Kind {
+pub enum Kind<'a> {
     /// A scalar with its text as written; `quoted` is true for every style but plain, so a
-    /// quoted `"yes"` is a string while a plain `yes` may be a boolean to the reader.
+    /// quoted `"yes"` is a string while a plain `yes` may be a boolean to the reader. The text
+    /// is borrowed from the document where it stands there as written.
     Scalar {
-        text: String,
+        text: Cow<'a, str>,
         quoted: bool,
     },
-    Seq(Vec<Node>),
+    Seq(Vec<Node<'a>>),
     /// Entries in document order; duplicate keys are kept so validation can report them.
-    Map(Vec<(Node, Node)>),
+    Map(Vec<(Node<'a>, Node<'a>)>),
 }
 
 /// The YAML text could not be read as one document.
@@ -55,7 +57,7 @@ impl fmt::Display for ReadError {
     }
 }
 
-impl Node {
+impl<'a> Node<'a> {
     /// The text of a scalar node.
     pub fn text(&self) -> Option<&str> {
         match &self.kind {
@@ -67,11 +69,11 @@ impl Node {
     /// Whether this is a plain scalar that YAML readers take for null (`~`, `null`, empty).
     pub fn is_null(&self) -> bool {
         matches!(&self.kind, Kind::Scalar { text, quoted: false }
-            if matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL"))
+            if matches!(text.as_ref(), "" | "~" | "null" | "Null" | "NULL"))
     }
 
     /// The value under `key` if this is a mapping holding it.
-    pub fn get(&self, key: &str) -> Option<&Node> {
+    pub fn get(&self, key: &str) -> Option<&Node<'a>> {
         match &self.kind {
             Kind::Map(entries) => entries
                 .iter()
@@ -97,7 +99,7 @@ impl Node {
         use serde_json::Value as J;
         Ok(match &self.kind {
             Kind::Scalar { .. } if self.is_null() => J::Null,
-            Kind::Scalar { text, .. } => J::String(text.clone()),
+            Kind::Scalar { text, .. } => J::String(text.clone().into_owned()),
             Kind::Seq(items) => {
                 J::Array(items.iter().map(Node::to_json).collect::<Result<_, _>>()?)
             }
@@ -127,12 +129,12 @@ impl Node {
     }
 }
 
-enum Frame {
+enum Frame<'a> {
     Seq {
         at: Span,
         anchor: usize,
         tag: Option<String>,
-        items: Vec<Node>,
+        items: Vec<Node<'a>>,
         /// Collection levels of the tallest item so far (a scalar has none).
         height: usize,
     },
@@ -140,13 +142,13 @@ enum Frame {
         at: Span,
         anchor: usize,
         tag: Option<String>,
-        entries: Vec<(Node, Node)>,
-        key: Option<Node>,
+        entries: Vec<(Node<'a>, Node<'a>)>,
+        key: Option<Node<'a>>,
         height: usize,
     },
 }
 
-impl Frame {
+impl Frame<'_> {
     fn height_mut(&mut self) -> &mut usize {
         match self {
             Frame::Seq { height, .. } | Frame::Map { height, .. } => height,
@@ -168,7 +170,7 @@ fn too_deep_message() -> String {
     )
 }
 
-fn node_at(span: Span, kind: Kind, tag: Option<String>) -> Node {
+fn node_at(span: Span, kind: Kind<'_>, tag: Option<String>) -> Node<'_> {
     Node {
         line: span.start.line(),
         col: span.start.col() + 1,
@@ -225,7 +227,7 @@ fn forbidden_character(text: &str) -> Option<ReadError> {
 }
 
 /// Reads `text` as exactly one YAML document.
-pub fn read(text: &str) -> Result<Node, ReadError> {
+pub fn read(text: &str) -> Result<Node<'_>, ReadError> {
     read_optional(text)?.ok_or(ReadError {
         line: 1,
         col: 1,
@@ -235,15 +237,15 @@ pub fn read(text: &str) -> Result<Node, ReadError> {
 
 /// Reads `text` as at most one YAML document: `None` when it holds none (it is empty, or only
 /// comments and blank lines).
-pub fn read_optional(text: &str) -> Result<Option<Node>, ReadError> {
+pub fn read_optional(text: &str) -> Result<Option<Node<'_>>, ReadError> {
     if let Some(e) = forbidden_character(text) {
         return Err(e);
     }
     let mut parser = Parser::new_from_str(text);
     let mut stack: Vec<Frame> = Vec::new();
     // Each anchored node with its height, so an alias cannot smuggle in extra depth.
-    let mut anchors: HashMap<usize, (Node, usize)> = HashMap::new();
-    let mut root: Option<Node> = None;
+    let mut anchors: HashMap<usize, (Node<'_>, usize)> = HashMap::new();
+    let mut root: Option<Node<'_>> = None;
     let mut documents = 0usize;
     let mut nodes = 0usize;
 
@@ -292,7 +294,7 @@ pub fn read_optional(text: &str) -> Result<Option<Node>, ReadError> {
                     node_at(
                         span,
                         Kind::Scalar {
-                            text: value.into_owned(),
+                            text: value,
                             quoted,
                         },
                         tag_text(tag.as_deref()),
@@ -500,7 +502,8 @@ mod tests {
             let doc = read(&text).unwrap_or_else(|e| panic!("{form}: {e}"));
             assert_eq!(depth_of(&doc), MAX_DEPTH, "{form}");
         }
-        let doc = read(&forms(MAX_DEPTH - 1)[4].1).unwrap();
+        let deepest = forms(MAX_DEPTH - 1);
+        let doc = read(&deepest[4].1).unwrap();
         assert_eq!(depth_of(&doc), MAX_DEPTH);
     }
 

@@ -363,11 +363,12 @@ fn apply_flavors_dir(args: &RepoArgs, settings: &mut Settings) -> Result<(), Fai
 
 fn discover(args: &RepoArgs, settings: &Settings) -> Result<FlavorSet, Failure> {
     let dir = args.repo.join(&settings.flavors_dir);
-    let set = FlavorSet::discover(&dir, &settings.exclude, settings.batch.identifier_style)
-        .map_err(flavor_failure)?;
-    let leaving = flavors::links_leaving(&dir, &args.repo, &set);
+    let found =
+        FlavorSet::discover_on_disk(&dir, &settings.exclude, settings.batch.identifier_style)
+            .map_err(flavor_failure)?;
+    let leaving = flavors::links_leaving_among(found.links, &args.repo);
     if leaving.is_empty() {
-        Ok(set)
+        Ok(found.set)
     } else {
         Err(Failure::invalid(flavors::FlavorErrors(leaving)))
     }
