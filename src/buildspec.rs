@@ -151,6 +151,11 @@ struct MapBuilder<'a>(Vec<(Cow<'a, str>, Value<'a>)>);
 impl<'a> MapBuilder<'a> {
     fn put(mut self, key: &'static str, value: Option<Value<'a>>) -> Self {
         if let Some(v) = value {
+            // Room for the entries of most mappings of a buildspec at the first one, so a
+            // mapping is allocated once; one that stays empty is not allocated at all.
+            if self.0.capacity() == 0 {
+                self.0.reserve_exact(8);
+            }
             self.0.push((Cow::Borrowed(key), v));
         }
         self

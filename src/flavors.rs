@@ -16,6 +16,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::FastMap;
 use crate::text::shown;
 
 /// The longest flavor name accepted, in characters.
@@ -228,12 +229,20 @@ pub struct Flavor {
     pub identifier: String,
 }
 
-/// What [`FlavorSet::discover_on_disk`] found: the set, and the paths of the flavors that are
-/// links.
+/// What [`FlavorSet::discover_on_disk`] found: the set, and the flavors that are links.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Discovered {
     pub set: FlavorSet,
-    pub links: Vec<PathBuf>,
+    pub links: Vec<FlavorLink>,
+}
+
+/// A flavor that is a link: where it stands, what it points at, and where that leads when
+/// discovery could tell on the way (otherwise the leaving check resolves it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlavorLink {
+    pub path: PathBuf,
+    pub target: PathBuf,
+    resolved: Option<PathBuf>,
 }
 
 /// A non-empty set of flavors, sorted by name, whose identifiers (in one style) are unique.
@@ -341,9 +350,11 @@ impl FlavorSet {
         let mut names = Vec::new();
         let mut links = Vec::new();
         let mut errors = Vec::new();
+        let mut resolver = LinkResolver::default();
         for entry in entries {
             let entry = entry.map_err(|e| io_error(dir, e))?;
-            let path = entry.path();
+            // The entry's path is made only where it is needed: for links and for errors.
+            let path = || entry.path();
             let raw_name = entry.file_name();
             // A name that is not UTF-8 matters only if the entry would be a flavor; hidden and
             // excluded names are skipped whatever their bytes.
@@ -352,15 +363,32 @@ impl FlavorSet {
                 continue;
             }
             let name = raw_name.to_str().map(str::to_owned);
-            let file_type = entry.file_type().map_err(|e| io_error(&path, e))?;
-            let is_link = file_type.is_symlink();
+            let file_type = entry.file_type().map_err(|e| io_error(&path(), e))?;
+            let link_path = file_type.is_symlink().then(path);
+            let mut link = None;
             let is_flavor = if file_type.is_dir() {
                 true
-            } else if is_link {
-                match std::fs::metadata(&path) {
-                    Ok(target) => target.is_dir(),
+            } else if let Some(path) = link_path {
+                // A link is followed once: its target resolved from its (cached) directory says
+                // where it leads and, by that place's type, whether it is a flavor. When that
+                // way is unsure, the system follows it.
+                let target = std::fs::read_link(&path).ok();
+                let quick = target.as_ref().and_then(|t| resolver.quick(&path, t));
+                let is_dir = match &quick {
+                    Some((_, meta)) => Ok(meta.is_dir()),
+                    None => std::fs::metadata(&path).map(|m| m.is_dir()),
+                };
+                match is_dir {
+                    Ok(is_dir) => {
+                        link = Some(FlavorLink {
+                            target: target.unwrap_or_default(),
+                            resolved: quick.map(|(resolved, _)| resolved),
+                            path,
+                        });
+                        is_dir
+                    }
                     Err(e) => {
-                        let target = std::fs::read_link(&path).unwrap_or_default();
+                        let target = target.unwrap_or_default();
                         let reason = if e.kind() == io::ErrorKind::NotFound {
                             "does not exist".to_owned()
                         } else {
@@ -381,12 +409,10 @@ impl FlavorSet {
                 match name.as_deref().map(FlavorName::new) {
                     Some(Ok(n)) => {
                         names.push(n);
-                        if is_link {
-                            links.push(path);
-                        }
+                        links.extend(link);
                     }
                     Some(Err(e)) => errors.push(e),
-                    None => errors.push(FlavorError::NonUtf8Name { path }),
+                    None => errors.push(FlavorError::NonUtf8Name { path: path() }),
                 }
             }
         }
@@ -438,7 +464,8 @@ impl FlavorSet {
     ) -> Result<Self, FlavorErrors> {
         names.sort();
         let mut flavors: Vec<Flavor> = Vec::with_capacity(names.len());
-        let mut by_identifier: HashMap<String, usize> = HashMap::with_capacity(names.len());
+        let mut by_identifier: FastMap<String, usize> =
+            FastMap::with_capacity_and_hasher(names.len(), Default::default());
         for name in names {
             if flavors.last().is_some_and(|f| f.name == name) {
                 errors.push(FlavorError::Duplicate { name: name.0 });
@@ -498,35 +525,45 @@ pub fn links_leaving(dir: &Path, root: &Path, set: &FlavorSet) -> Vec<FlavorErro
         return Vec::new();
     };
     let names: HashSet<&str> = set.iter().map(|f| f.name.as_str()).collect();
-    let links: Vec<PathBuf> = entries
+    let mut resolver = LinkResolver::default();
+    let links: Vec<FlavorLink> = entries
         .flatten()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_symlink()))
         .filter(|e| e.file_name().to_str().is_some_and(|n| names.contains(n)))
-        .map(|e| e.path())
+        .filter_map(|e| {
+            let path = e.path();
+            let target = std::fs::read_link(&path).ok()?;
+            let resolved = resolver.quick(&path, &target).map(|(r, _)| r);
+            Some(FlavorLink {
+                path,
+                target,
+                resolved,
+            })
+        })
         .collect();
     links_leaving_among(links, root)
 }
 
 /// [`links_leaving`] for the links [`FlavorSet::discover_on_disk`] found.
-pub fn links_leaving_among(mut links: Vec<PathBuf>, root: &Path) -> Vec<FlavorError> {
+pub fn links_leaving_among(mut links: Vec<FlavorLink>, root: &Path) -> Vec<FlavorError> {
     if links.is_empty() {
         return Vec::new();
     }
     let Ok(root) = std::fs::canonicalize(root) else {
         return Vec::new();
     };
-    links.sort();
-    let mut resolver = LinkResolver::default();
+    links.sort_by(|a, b| a.path.cmp(&b.path));
     let mut out = Vec::new();
-    for path in links {
-        let Ok(target) = std::fs::read_link(&path) else {
-            continue;
-        };
-        match resolver.resolve(&path, &target) {
+    for link in links {
+        // Where discovery could not tell, the system resolves the link.
+        let resolved = link
+            .resolved
+            .or_else(|| std::fs::canonicalize(&link.path).ok());
+        match resolved {
             Some(resolved) if !resolved.starts_with(&root) => {
                 out.push(FlavorError::LinkLeavesRepository {
-                    path,
-                    target,
+                    path: link.path,
+                    target: link.target,
                     root: root.clone(),
                 });
             }
@@ -555,12 +592,16 @@ impl LinkResolver {
 
     /// Where the link at `path` (pointing at `target`) leads, every link on the way followed:
     /// what `canonicalize(path)` gives, which answers whenever the quick way is unsure.
+    #[cfg(test)]
     fn resolve(&mut self, path: &Path, target: &Path) -> Option<PathBuf> {
         self.quick(path, target)
+            .map(|(resolved, _)| resolved)
             .or_else(|| std::fs::canonicalize(path).ok())
     }
 
-    fn quick(&mut self, path: &Path, target: &Path) -> Option<PathBuf> {
+    /// [`LinkResolver::resolve`] without asking the system to follow the whole link: `None`
+    /// when unsure. With the place it leads to, its metadata (it is not a link).
+    fn quick(&mut self, path: &Path, target: &Path) -> Option<(PathBuf, std::fs::Metadata)> {
         use std::path::Component;
         // Leading `..` are taken from the link's resolved directory, where the system takes
         // them; a `..` after a named part could cross a link, so those targets go the long way.
@@ -592,7 +633,7 @@ impl LinkResolver {
         resolved.push(last.as_os_str());
         // The last step may be a link of its own.
         match std::fs::symlink_metadata(&resolved) {
-            Ok(m) if !m.file_type().is_symlink() => Some(resolved),
+            Ok(m) if !m.file_type().is_symlink() => Some((resolved, m)),
             _ => None,
         }
     }
@@ -694,6 +735,43 @@ mod tests {
                     path.display(),
                     target.display()
                 );
+            }
+            // Discovery follows each link once and takes the flavors the system would: the
+            // links to directories; the broken ones (l3's chain leads nowhere, l9) are errors.
+            let broken: Vec<&(&str, std::path::PathBuf)> = links
+                .iter()
+                .filter(|(name, _)| fs::metadata(dir.join(name)).is_err())
+                .collect();
+            assert_eq!(broken.len(), 2);
+            let err = FlavorSet::discover_on_disk(&dir, &[], IdentifierStyle::Standard)
+                .expect_err("broken links");
+            for (name, _) in &broken {
+                assert!(
+                    err.to_string().contains(&format!("/{name}")),
+                    "{name}: {err}"
+                );
+            }
+            for (name, _) in &broken {
+                fs::remove_file(dir.join(name)).unwrap();
+            }
+            let found = FlavorSet::discover_on_disk(&dir, &[], IdentifierStyle::Standard).unwrap();
+            for (name, target) in &broken {
+                symlink(target, dir.join(name)).unwrap();
+            }
+            let mut expected: Vec<&str> = links
+                .iter()
+                .map(|(name, _)| *name)
+                .filter(|name| fs::metadata(dir.join(name)).is_ok_and(|m| m.is_dir()))
+                .collect();
+            expected.sort();
+            assert_eq!(names(&found.set), expected);
+            // And leads where the system says they lead.
+            for link in &found.links {
+                let resolved = link
+                    .resolved
+                    .clone()
+                    .or_else(|| fs::canonicalize(&link.path).ok());
+                assert_eq!(resolved, fs::canonicalize(&link.path).ok(), "{link:?}");
             }
         }
     }
@@ -840,7 +918,7 @@ mod tests {
         std::os::unix::fs::symlink(&outside, flavors.join("away")).unwrap();
         std::os::unix::fs::symlink("../vendor/inside", flavors.join(".hidden")).unwrap();
         let found = FlavorSet::discover_on_disk(&flavors, &[], IdentifierStyle::Standard).unwrap();
-        let mut links = found.links.clone();
+        let mut links: Vec<PathBuf> = found.links.iter().map(|l| l.path.clone()).collect();
         links.sort();
         assert_eq!(links, [flavors.join("away"), flavors.join("inside")]);
         let among = links_leaving_among(found.links, &repo);

@@ -7,6 +7,7 @@ use std::fmt;
 use indexmap::IndexMap;
 use sha2::{Digest, Sha256};
 
+use crate::FastMap;
 use crate::buildspec::{
     Artifacts, Batch, BatchBuilds, BatchTask, Buildspec, Cache, Env, Phase, Phases, Report, TaskEnv,
 };
@@ -205,7 +206,7 @@ fn check_against_flavors(
 ) -> Result<Vec<String>, GenerateError> {
     let mut warnings = Vec::new();
     let mut problems = Vec::new();
-    let mut edges: HashMap<&str, Vec<&str>> = HashMap::new();
+    let mut edges: FastMap<&str, Vec<&str>> = FastMap::default();
     for (name, over) in &settings.flavors {
         if flavors.get(name).is_none() {
             let name = shown(name);

@@ -1,9 +1,10 @@
 //! Checks a buildspec document against the version 0.2 schema and CodeBuild's batch rules,
 //! reporting every problem with its path (`batch.build-graph[3].depend-on[0]`) and line.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::fmt;
 
+use crate::FastMap;
 use crate::codebuild::{
     COMPUTE_TYPES, ENVIRONMENT_TYPES, INLINE_LIMIT_CHARS, REPORT_FORMATS, SHELLS,
     identifier_problem, on_failure_problem, secret_reference_problem, unknown_value,
@@ -97,14 +98,15 @@ pub fn validate_document(root: &Node, chars: usize, limits: Limits) -> Vec<Probl
 /// path (`[a, b, a]`). Nodes are visited in the order given, so the answer is deterministic.
 pub fn find_cycle<'a>(
     order: &[&'a str],
-    edges: &HashMap<&'a str, Vec<&'a str>>,
+    edges: &FastMap<&'a str, Vec<&'a str>>,
 ) -> Option<Vec<&'a str>> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         Open,
         Done,
     }
-    let mut marks: HashMap<&str, Mark> = HashMap::with_capacity(order.len());
+    let mut marks: FastMap<&str, Mark> =
+        FastMap::with_capacity_and_hasher(order.len(), Default::default());
     for &start in order {
         if marks.contains_key(start) {
             continue;
@@ -206,6 +208,9 @@ impl fmt::Display for At<'_> {
     }
 }
 
+/// Up to this many entries, a mapping's duplicate keys are found by looking back.
+const SMALL_MAP: usize = 16;
+
 struct Validator {
     problems: Vec<Problem>,
     limits: Limits,
@@ -245,19 +250,24 @@ impl Validator {
             );
             return Vec::new();
         };
-        let mut seen: Vec<&str> = Vec::with_capacity(entries.len());
+        // Small mappings (nearly all) look back over their earlier keys; large ones keep a set.
+        let mut seen: Option<HashSet<&str, foldhash::fast::RandomState>> =
+            (entries.len() > SMALL_MAP).then(HashSet::default);
         let mut out = Vec::with_capacity(entries.len());
-        for (key, value) in entries {
+        for (i, (key, value)) in entries.iter().enumerate() {
             let Some(name) = key.text() else {
                 self.error(key, path, "mapping keys must be plain text");
                 continue;
             };
             let here = path.key(name);
-            if seen.contains(&name) {
+            let again = match &mut seen {
+                Some(seen) => !seen.insert(name),
+                None => entries[..i].iter().any(|(k, _)| k.text() == Some(name)),
+            };
+            if again {
                 self.error(key, &here, format!("`{name}` appears twice; keep one"));
                 continue;
             }
-            seen.push(name);
             if !allowed.is_empty() && !allowed.contains(&name) {
                 self.error(
                     key,
@@ -597,7 +607,8 @@ impl Validator {
             self.error(node, path, "the batch has no builds; add at least one");
         }
         // identifier → (index, line) of the task that defines it
-        let mut ids: HashMap<&str, (usize, usize)> = HashMap::with_capacity(tasks.len());
+        let mut ids: FastMap<&str, (usize, usize)> =
+            FastMap::with_capacity_and_hasher(tasks.len(), Default::default());
         let mut order: Vec<&str> = Vec::with_capacity(tasks.len());
         // (identifier, the entry, task index, entry index) of each depend-on entry
         let mut deps: Vec<(&str, &Node, usize, usize)> = Vec::new();
@@ -660,7 +671,7 @@ impl Validator {
                 }
             }
         }
-        let mut edges: HashMap<&str, Vec<&str>> = HashMap::new();
+        let mut edges: FastMap<&str, Vec<&str>> = FastMap::default();
         for &(from, dep, i, j) in &deps {
             let Some(to) = dep.text() else { continue };
             if ids.contains_key(to) {
@@ -1034,6 +1045,29 @@ mod tests {
     }
 
     #[test]
+    fn duplicate_keys_are_found_in_small_and_large_mappings() {
+        for n in [2, SMALL_MAP, SMALL_MAP + 1, 200] {
+            let mut text = String::from(
+                "version: 0.2\nphases: {build: {commands: [x]}}\nenv:\n  variables:\n",
+            );
+            for i in 0..n {
+                text.push_str(&format!("    V{i}: x\n"));
+            }
+            assert_eq!(check(&text), Vec::<String>::new(), "{n} distinct");
+            text.push_str("    V1: y\n");
+            let problems = check(&text);
+            assert_eq!(problems.len(), 1, "{n}: {problems:#?}");
+            assert!(
+                problems[0].contains(&format!(
+                    "line {}: error: env.variables.V1: `V1` appears twice",
+                    n + 5
+                )),
+                "{n}: {problems:#?}"
+            );
+        }
+    }
+
+    #[test]
     fn all_problems_are_reported_not_just_the_first() {
         let problems = check(
             "version: 0.2\nenv: {shell: zsh}\nphases:\n  build:\n    commands: x\n    finally: [y]\n  test: {}\n",
@@ -1054,13 +1088,17 @@ mod tests {
 
     #[test]
     fn cycles_are_found_and_named() {
-        let edges: HashMap<&str, Vec<&str>> =
-            [("a", vec!["b"]), ("b", vec!["c"]), ("c", vec!["b"])].into();
+        let edges: FastMap<&str, Vec<&str>> =
+            [("a", vec!["b"]), ("b", vec!["c"]), ("c", vec!["b"])]
+                .into_iter()
+                .collect();
         assert_eq!(
             find_cycle(&["a", "b", "c"], &edges),
             Some(vec!["b", "c", "b"])
         );
-        let dag: HashMap<&str, Vec<&str>> = [("a", vec!["b", "c"]), ("b", vec!["c"])].into();
+        let dag: FastMap<&str, Vec<&str>> = [("a", vec!["b", "c"]), ("b", vec!["c"])]
+            .into_iter()
+            .collect();
         assert_eq!(find_cycle(&["a", "b", "c"], &dag), None);
     }
 }

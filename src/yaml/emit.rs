@@ -119,6 +119,8 @@ struct Writer<'v> {
     line: usize,
     /// Byte offset of the current line's start in `out`.
     line_start: usize,
+    /// Whether the current line is ASCII so far (then its columns are its bytes).
+    line_ascii: bool,
     strings: Renderings<'v>,
     tokens: Renderings<'v>,
 }
@@ -129,6 +131,7 @@ impl Default for Writer<'_> {
             out: String::with_capacity(4096),
             line: 1,
             line_start: 0,
+            line_ascii: true,
             strings: Renderings::default(),
             tokens: Renderings::default(),
         }
@@ -152,16 +155,23 @@ impl<'v> Writer<'v> {
         self.out.push('\n');
         self.line += 1;
         self.line_start = self.out.len();
+        self.line_ascii = true;
     }
 
     fn indent(&mut self, n: usize) {
-        self.out.extend(std::iter::repeat_n(' ', n));
+        const SPACES: &str = "                                                                ";
+        let mut left = n;
+        while left > 0 {
+            let now = left.min(SPACES.len());
+            self.out.push_str(&SPACES[..now]);
+            left -= now;
+        }
     }
 
     /// The 1-based column the next character is written at.
     fn col(&self) -> usize {
         let current = &self.out[self.line_start..];
-        if current.is_ascii() {
+        if self.line_ascii {
             current.len() + 1
         } else {
             current.chars().count() + 1
@@ -209,13 +219,17 @@ impl<'v> Writer<'v> {
     fn write_scalar(&mut self, text: Cow<'v, str>, place: Place, verbatim: bool) -> Node<'v> {
         let (line, col) = (self.line, self.col());
         let start = self.out.len();
-        if verbatim {
+        let quoted = if verbatim {
             self.out.push_str(&text);
+            false
         } else {
-            render_into(&mut self.out, &text);
-        }
+            render_into(&mut self.out, &text)
+        };
         let end = self.out.len();
-        let quoted = self.out[start..end] != *text;
+        // Everything else the writer puts on a line is ASCII.
+        if self.line_ascii && !self.out.as_bytes()[start..end].is_ascii() {
+            self.line_ascii = false;
+        }
         let seen = if verbatim {
             &mut self.tokens
         } else {
@@ -328,7 +342,7 @@ impl<'v> Writer<'v> {
     /// Reads every distinct rendering back, as list items in one small document and as keys in
     /// another, and checks each comes back as the string it was written for.
     fn read_back_scalars(&self, read_back: &mut ReadBack) -> Result<(), ReadError> {
-        let mut order: Vec<Written<'_>> = self
+        let order: Vec<Written<'_>> = self
             .strings
             .iter()
             .chain(&self.tokens)
@@ -338,10 +352,11 @@ impl<'v> Writer<'v> {
                 r,
             })
             .collect();
-        order.sort_by_key(|w| (w.r.line, w.r.col));
+        // Each probe line stands alone, so the probe reads back whatever the order; only a
+        // failure is looked at in document order.
         for place in [Place::Value, Place::Key] {
             let done = read_back.place(place);
-            let wanted: Vec<&Written<'_>> = order
+            let mut wanted: Vec<&Written<'_>> = order
                 .iter()
                 .filter(|w| match place {
                     Place::Key => w.r.as_key,
@@ -367,6 +382,7 @@ impl<'v> Writer<'v> {
                     && nodes.iter().zip(&wanted).all(|(node, w)| w.reads_as(node))
             });
             if !all_read_back {
+                wanted.sort_by_key(|w| (w.r.line, w.r.col));
                 return Err(first_misread(&wanted, place));
             }
             done.extend(wanted.iter().map(|w| w.rendering.to_owned()));
@@ -446,10 +462,13 @@ pub fn scalar(text: &str) -> String {
     out
 }
 
-fn render_into(out: &mut String, text: &str) {
+/// Writes the rendering of `text`; returns whether it is quoted (it differs from `text`).
+fn render_into(out: &mut String, text: &str) -> bool {
     if !needs_quotes(text) {
         out.push_str(text);
-    } else if text.chars().all(is_printable_inline) {
+        return false;
+    }
+    if text.chars().all(is_printable_inline) {
         out.push('\'');
         for c in text.chars() {
             if c == '\'' {
@@ -461,6 +480,7 @@ fn render_into(out: &mut String, text: &str) {
     } else {
         double_quoted(out, text);
     }
+    true
 }
 
 /// Characters that may appear in a single-quoted scalar on one line without changing meaning.

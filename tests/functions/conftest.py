@@ -338,10 +338,12 @@ def watch_guarded(gateway, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def watch_abort(gateway, tmp_path_factory):
-    """The function built with `panic = "abort"` (profile panic-abort)."""
+    """The function built with `panic = "abort"` (profile panic-abort), in a target directory of
+    its own: tests/run.sh builds it there beside the other tests."""
     w = start_watch(
         free_port(), gateway, tmp_path_factory.mktemp("watch-abort") / "watch.log",
         "--profile", "panic-abort",
+        env={"CARGO_TARGET_DIR": str(ROOT / "target" / "abort")},
     )
     yield w
     stop(w.proc)
