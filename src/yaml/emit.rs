@@ -52,7 +52,10 @@ pub fn emit(value: &Value<'_>) -> String {
 /// What depends on the input is how each string is rendered, so every distinct rendering is
 /// read back here by the YAML reader, once in the position of a list item and once in the
 /// position of a key, and must come back as exactly its string. An error names the first
-/// place such a rendering appears.
+/// place such a rendering appears. Plain words (ASCII letters, digits and `_-./`, not reserved
+/// for other meanings), which are most of a buildspec's strings, are the exception: that they
+/// read back as themselves in either place is checked for thousands of words against the same
+/// reader by this module's tests, so they are not read again for every document.
 pub fn emit_read<'v>(value: &'v Value<'_>) -> Result<(String, Node<'v>), ReadError> {
     emit_read_with(value, &mut ReadBack::default())
 }
@@ -229,6 +232,15 @@ impl<'v> Writer<'v> {
         // Everything else the writer puts on a line is ASCII.
         if self.line_ascii && !self.out.as_bytes()[start..end].is_ascii() {
             self.line_ascii = false;
+        }
+        if !verbatim && !quoted && is_plain_word(text.as_bytes()) {
+            // Read back by the tests, not here (see `emit_read`).
+            return Node {
+                line,
+                col,
+                kind: Kind::Scalar { text, quoted },
+                tag: None,
+            };
         }
         let seen = if verbatim {
             &mut self.tokens
@@ -535,16 +547,26 @@ pub fn needs_quotes(text: &str) -> bool {
     // letter, `_` or `/` (identifiers, flavor names, paths): of those, only the reserved words
     // (five characters at most) need quotes.
     let bytes = text.as_bytes();
-    if bytes
+    if is_word(bytes) {
+        return bytes.len() <= 5 && RESERVED_WORDS.contains(&text);
+    }
+    needs_quotes_in_general(text)
+}
+
+/// ASCII letters, digits and `_-./`, starting with a letter, `_` or `/`.
+fn is_word(bytes: &[u8]) -> bool {
+    bytes
         .first()
         .is_some_and(|b| b.is_ascii_alphabetic() || matches!(b, b'_' | b'/'))
         && bytes
             .iter()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/'))
-    {
-        return bytes.len() <= 5 && RESERVED_WORDS.contains(&text);
-    }
-    needs_quotes_in_general(text)
+}
+
+/// A word (see [`is_word`]) that is not reserved: written plain, and read back by every
+/// YAML reader as exactly itself, as a list item and as a key.
+fn is_plain_word(bytes: &[u8]) -> bool {
+    is_word(bytes) && !(bytes.len() <= 5 && RESERVED_WORDS.iter().any(|w| w.as_bytes() == bytes))
 }
 
 fn needs_quotes_in_general(text: &str) -> bool {
@@ -655,6 +677,35 @@ mod tests {
             prop_assert_eq!(needs_quotes(&text), needs_quotes_in_general(&text), "{:?}", text);
         }
 
+        /// The claim `emit_read` rests on for plain words: each reads back as exactly itself,
+        /// unquoted and untagged, as a list item, as a key and as a value after a key, alone
+        /// and among others.
+        #[test]
+        fn plain_words_read_back_as_themselves(words in proptest::collection::vec("[A-Za-z_/][A-Za-z0-9_./-]{0,40}|[a-zA-Z]{1,5}", 1..40)) {
+            let words: Vec<&String> = words.iter().filter(|w| is_plain_word(w.as_bytes())).collect();
+            prop_assume!(!words.is_empty());
+            let mut doc = String::new();
+            for w in &words {
+                doc.push_str(&format!("- {w}\n- {w}: {w}\n"));
+            }
+            let node = read(&doc).map_err(|e| TestCaseError::fail(format!("{e}\n{doc}")))?;
+            let Kind::Seq(items) = &node.kind else {
+                return Err(TestCaseError::fail(format!("not a list:\n{doc}")));
+            };
+            prop_assert_eq!(items.len(), 2 * words.len());
+            let plain = |n: &Node<'_>, w: &str| {
+                matches!(&n.kind, Kind::Scalar { text, quoted: false } if text == w) && n.tag.is_none()
+            };
+            for (pair, w) in items.chunks(2).zip(&words) {
+                prop_assert!(plain(&pair[0], w), "{:?} in\n{}", w, doc);
+                let Kind::Map(entries) = &pair[1].kind else {
+                    return Err(TestCaseError::fail(format!("{w:?}: not a mapping in\n{doc}")));
+                };
+                prop_assert_eq!(entries.len(), 1);
+                prop_assert!(plain(&entries[0].0, w) && plain(&entries[0].1, w), "{:?} in\n{}", w, doc);
+            }
+        }
+
         /// The layout claim `emit_read` rests on: for every shape and every string, the tree it
         /// returns is the tree the reader builds from its text, positions included.
         #[test]
@@ -700,10 +751,12 @@ mod tests {
     #[test]
     fn renderings_read_back_once_across_documents() {
         let mut read_back = ReadBack::default();
-        let first = Value::Map(vec![("k".into(), Value::strs(["a", "yes"]))]);
+        let first = Value::Map(vec![("k k".into(), Value::strs(["a b", "yes", "plain"]))]);
         emit_read_with(&first, &mut read_back).unwrap();
-        assert!(read_back.values.contains("a") && read_back.values.contains("'yes'"));
-        assert!(read_back.keys.contains("k") && !read_back.keys.contains("a"));
+        assert!(read_back.values.contains("a b") && read_back.values.contains("'yes'"));
+        assert!(read_back.keys.contains("k k") && !read_back.keys.contains("a b"));
+        // Plain words are read back by the tests, not at each document.
+        assert!(!read_back.values.contains("plain"));
         // A later document's new renderings are still read back.
         let mut w = Writer::default();
         w.string("a", Place::Value);
