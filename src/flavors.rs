@@ -11,7 +11,7 @@
 //! identifiers ([`IdentifierStyle::ExasolCiSetup`], setting `batch.identifier-style`), so build
 //! history and automation keyed on them carry over.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -462,7 +462,7 @@ impl FlavorSet {
         mut errors: Vec<FlavorError>,
         style: IdentifierStyle,
     ) -> Result<Self, FlavorErrors> {
-        names.sort();
+        names.sort_unstable();
         let mut flavors: Vec<Flavor> = Vec::with_capacity(names.len());
         let mut by_identifier: FastMap<String, usize> =
             FastMap::with_capacity_and_hasher(names.len(), Default::default());
@@ -552,7 +552,8 @@ pub fn links_leaving_among(mut links: Vec<FlavorLink>, root: &Path) -> Vec<Flavo
     let Ok(root) = std::fs::canonicalize(root) else {
         return Vec::new();
     };
-    links.sort_by(|a, b| a.path.cmp(&b.path));
+    // All in one directory: their paths order as their names do, byte by byte.
+    links.sort_by(|a, b| a.path.as_os_str().cmp(b.path.as_os_str()));
     let mut out = Vec::new();
     for link in links {
         // Where discovery could not tell, the system resolves the link.
@@ -577,7 +578,7 @@ pub fn links_leaving_among(mut links: Vec<FlavorLink>, root: &Path) -> Vec<Flavo
 /// targets: flavors linked from one vendored directory share it, so each is one lookup.
 #[derive(Debug, Default)]
 struct LinkResolver {
-    directories: HashMap<PathBuf, Option<PathBuf>>,
+    directories: FastMap<PathBuf, Option<PathBuf>>,
 }
 
 impl LinkResolver {

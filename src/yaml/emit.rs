@@ -222,18 +222,19 @@ impl<'v> Writer<'v> {
     fn write_scalar(&mut self, text: Cow<'v, str>, place: Place, verbatim: bool) -> Node<'v> {
         let (line, col) = (self.line, self.col());
         let start = self.out.len();
-        let quoted = if verbatim {
+        let rendered = if verbatim {
             self.out.push_str(&text);
-            false
+            Rendered::Plain
         } else {
             render_into(&mut self.out, &text)
         };
+        let quoted = rendered == Rendered::Quoted;
         let end = self.out.len();
         // Everything else the writer puts on a line is ASCII.
         if self.line_ascii && !self.out.as_bytes()[start..end].is_ascii() {
             self.line_ascii = false;
         }
-        if !verbatim && !quoted && is_plain_word(text.as_bytes()) {
+        if rendered == Rendered::PlainWord {
             // Read back by the tests, not here (see `emit_read`).
             return Node {
                 line,
@@ -474,11 +475,28 @@ pub fn scalar(text: &str) -> String {
     out
 }
 
-/// Writes the rendering of `text`; returns whether it is quoted (it differs from `text`).
-fn render_into(out: &mut String, text: &str) -> bool {
-    if !needs_quotes(text) {
+/// How a string was rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rendered {
+    /// As itself, and it is a plain word: a word (see [`is_word`]) that is not reserved.
+    PlainWord,
+    /// As itself.
+    Plain,
+    /// In quotes: the rendering differs from the string.
+    Quoted,
+}
+
+/// Writes the rendering of `text`.
+fn render_into(out: &mut String, text: &str) -> Rendered {
+    let bytes = text.as_bytes();
+    let word = is_word(bytes);
+    if word && !is_reserved(bytes) {
         out.push_str(text);
-        return false;
+        return Rendered::PlainWord;
+    }
+    if !word && !needs_quotes_in_general(text) {
+        out.push_str(text);
+        return Rendered::Plain;
     }
     if text.chars().all(is_printable_inline) {
         out.push('\'');
@@ -492,7 +510,7 @@ fn render_into(out: &mut String, text: &str) -> bool {
     } else {
         double_quoted(out, text);
     }
-    true
+    Rendered::Quoted
 }
 
 /// Characters that may appear in a single-quoted scalar on one line without changing meaning.
@@ -548,25 +566,41 @@ pub fn needs_quotes(text: &str) -> bool {
     // (five characters at most) need quotes.
     let bytes = text.as_bytes();
     if is_word(bytes) {
-        return bytes.len() <= 5 && RESERVED_WORDS.contains(&text);
+        return is_reserved(bytes);
     }
     needs_quotes_in_general(text)
 }
+
+/// The bytes a word may hold: ASCII letters, digits and `_-./`.
+const WORD_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b'/');
+        b += 1;
+    }
+    table
+};
 
 /// ASCII letters, digits and `_-./`, starting with a letter, `_` or `/`.
 fn is_word(bytes: &[u8]) -> bool {
     bytes
         .first()
         .is_some_and(|b| b.is_ascii_alphabetic() || matches!(b, b'_' | b'/'))
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/'))
+        && bytes.iter().all(|&b| WORD_BYTES[usize::from(b)])
+}
+
+/// Whether a word is one of the reserved words (they are five characters at most).
+fn is_reserved(word: &[u8]) -> bool {
+    word.len() <= 5 && RESERVED_WORDS.iter().any(|w| w.as_bytes() == word)
 }
 
 /// A word (see [`is_word`]) that is not reserved: written plain, and read back by every
 /// YAML reader as exactly itself, as a list item and as a key.
+#[cfg(test)]
 fn is_plain_word(bytes: &[u8]) -> bool {
-    is_word(bytes) && !(bytes.len() <= 5 && RESERVED_WORDS.iter().any(|w| w.as_bytes() == bytes))
+    is_word(bytes) && !is_reserved(bytes)
 }
 
 fn needs_quotes_in_general(text: &str) -> bool {
