@@ -1,18 +1,23 @@
 //! A typed model of CodeBuild buildspec version 0.2, rendered to YAML deterministically.
 //!
-//! Ordered maps are `Vec<(String, T)>`: the order given is the order written.
+//! Ordered maps are `Vec<(String, T)>`: the order given is the order written. The batch
+//! tasks, one per flavor, borrow their strings from the settings and the flavors they are made
+//! from (`Text`), so a batch of hundreds of flavors copies none of them.
 
 use std::borrow::Cow;
 
 use crate::yaml::{self, Value};
 
+/// Text a batch task borrows where it can.
+pub type Text<'a> = Cow<'a, str>;
+
 /// A buildspec document (`version: 0.2`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Buildspec {
+pub struct Buildspec<'a> {
     pub run_as: Option<String>,
     pub env: Option<Env>,
     pub proxy: Option<Proxy>,
-    pub batch: Option<Batch>,
+    pub batch: Option<Batch<'a>>,
     pub phases: Phases,
     pub reports: Vec<(String, Report)>,
     pub artifacts: Option<Artifacts>,
@@ -36,21 +41,21 @@ pub struct Proxy {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Batch {
+pub struct Batch<'a> {
     pub fast_fail: Option<bool>,
-    pub builds: BatchBuilds,
+    pub builds: BatchBuilds<'a>,
 }
 
 /// The one kind of batch a buildspec holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BatchBuilds {
-    Graph(Vec<BatchTask>),
-    List(Vec<BatchTask>),
-    Matrix(Box<BuildMatrix>),
+pub enum BatchBuilds<'a> {
+    Graph(Vec<BatchTask<'a>>),
+    List(Vec<BatchTask<'a>>),
+    Matrix(Box<BuildMatrix<'a>>),
     Fanout(BuildFanout),
 }
 
-impl BatchBuilds {
+impl BatchBuilds<'_> {
     /// The key this kind is written under.
     pub fn key(&self) -> &'static str {
         match self {
@@ -64,30 +69,30 @@ impl BatchBuilds {
 
 /// One entry of a `build-graph` or `build-list`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BatchTask {
-    pub identifier: String,
-    pub buildspec: Option<String>,
-    pub depend_on: Vec<String>,
-    pub env: Option<TaskEnv>,
+pub struct BatchTask<'a> {
+    pub identifier: Text<'a>,
+    pub buildspec: Option<Text<'a>>,
+    pub depend_on: Vec<Text<'a>>,
+    pub env: Option<TaskEnv<'a>>,
     pub ignore_failure: Option<bool>,
     pub debug_session: Option<bool>,
 }
 
 /// Build environment overrides of one batch task.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TaskEnv {
-    pub compute_type: Option<String>,
-    pub fleet: Option<String>,
-    pub image: Option<String>,
+pub struct TaskEnv<'a> {
+    pub compute_type: Option<Text<'a>>,
+    pub fleet: Option<Text<'a>>,
+    pub image: Option<Text<'a>>,
     pub privileged_mode: Option<bool>,
-    pub environment_type: Option<String>,
-    pub variables: Vec<(String, String)>,
+    pub environment_type: Option<Text<'a>>,
+    pub variables: Vec<(Text<'a>, Text<'a>)>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BuildMatrix {
+pub struct BuildMatrix<'a> {
     pub static_ignore_failure: Option<bool>,
-    pub static_env: Option<TaskEnv>,
+    pub static_env: Option<TaskEnv<'a>>,
     pub dynamic_buildspec: Vec<String>,
     pub dynamic_compute_type: Vec<String>,
     pub dynamic_image: Vec<String>,
@@ -160,8 +165,8 @@ impl<'a> MapBuilder<'a> {
         }
         self
     }
-    fn text(self, key: &'static str, value: &'a Option<String>) -> Self {
-        self.put(key, value.as_deref().map(Value::str))
+    fn text(self, key: &'static str, value: Option<&'a str>) -> Self {
+        self.put(key, value.map(Value::str))
     }
     fn bool(self, key: &'static str, value: Option<bool>) -> Self {
         self.put(key, value.map(Value::Bool))
@@ -170,13 +175,13 @@ impl<'a> MapBuilder<'a> {
     fn yes_no(self, key: &'static str, value: Option<bool>) -> Self {
         self.put(key, value.map(|b| Value::Raw(if b { "yes" } else { "no" })))
     }
-    fn list(self, key: &'static str, items: &'a [String]) -> Self {
+    fn list<S: AsRef<str>>(self, key: &'static str, items: &'a [S]) -> Self {
         self.put(
             key,
-            (!items.is_empty()).then(|| Value::strs(items.iter().map(String::as_str))),
+            (!items.is_empty()).then(|| Value::strs(items.iter().map(AsRef::as_ref))),
         )
     }
-    fn pairs(self, key: &'static str, pairs: &'a [(String, String)]) -> Self {
+    fn pairs<S: AsRef<str>>(self, key: &'static str, pairs: &'a [(S, S)]) -> Self {
         self.put(key, (!pairs.is_empty()).then(|| string_map(pairs)))
     }
     fn done(self) -> Value<'a> {
@@ -187,21 +192,21 @@ impl<'a> MapBuilder<'a> {
     }
 }
 
-fn string_map(pairs: &[(String, String)]) -> Value<'_> {
+fn string_map<S: AsRef<str>>(pairs: &[(S, S)]) -> Value<'_> {
     Value::Map(
         pairs
             .iter()
-            .map(|(k, v)| (Cow::Borrowed(k.as_str()), Value::str(v.as_str())))
+            .map(|(k, v)| (Cow::Borrowed(k.as_ref()), Value::str(v.as_ref())))
             .collect(),
     )
 }
 
-impl Buildspec {
+impl Buildspec<'_> {
     /// The document as a YAML value tree.
     pub fn to_value(&self) -> Value<'_> {
         MapBuilder::default()
             .put("version", Some(Value::Raw("0.2")))
-            .text("run-as", &self.run_as)
+            .text("run-as", self.run_as.as_deref())
             .put("env", self.env.as_ref().and_then(Env::to_value))
             .put(
                 "proxy",
@@ -247,7 +252,7 @@ impl Buildspec {
 impl Env {
     fn to_value(&self) -> Option<Value<'_>> {
         MapBuilder::default()
-            .text("shell", &self.shell)
+            .text("shell", self.shell.as_deref())
             .pairs("variables", &self.variables)
             .pairs("parameter-store", &self.parameter_store)
             .list("exported-variables", &self.exported_variables)
@@ -257,7 +262,7 @@ impl Env {
     }
 }
 
-impl Batch {
+impl Batch<'_> {
     fn to_value(&self) -> Value<'_> {
         let builds = match &self.builds {
             BatchBuilds::Graph(tasks) | BatchBuilds::List(tasks) => {
@@ -276,11 +281,11 @@ impl Batch {
     }
 }
 
-impl BatchTask {
+impl BatchTask<'_> {
     fn to_value(&self) -> Value<'_> {
         MapBuilder::default()
-            .put("identifier", Some(Value::str(self.identifier.as_str())))
-            .text("buildspec", &self.buildspec)
+            .put("identifier", Some(Value::str(self.identifier.as_ref())))
+            .text("buildspec", self.buildspec.as_deref())
             .list("depend-on", &self.depend_on)
             .put("env", self.env.as_ref().and_then(TaskEnv::to_value))
             .bool("ignore-failure", self.ignore_failure)
@@ -289,20 +294,20 @@ impl BatchTask {
     }
 }
 
-impl TaskEnv {
+impl TaskEnv<'_> {
     fn to_value(&self) -> Option<Value<'_>> {
         MapBuilder::default()
-            .text("compute-type", &self.compute_type)
-            .text("fleet", &self.fleet)
-            .text("image", &self.image)
+            .text("compute-type", self.compute_type.as_deref())
+            .text("fleet", self.fleet.as_deref())
+            .text("image", self.image.as_deref())
             .bool("privileged-mode", self.privileged_mode)
-            .text("type", &self.environment_type)
+            .text("type", self.environment_type.as_deref())
             .pairs("variables", &self.variables)
             .done_if_any()
     }
 }
 
-impl BuildMatrix {
+impl BuildMatrix<'_> {
     fn to_value(&self) -> Value<'_> {
         let variables = (!self.dynamic_variables.is_empty()).then(|| {
             Value::Map(
@@ -355,8 +360,8 @@ impl Phases {
 impl Phase {
     fn to_value(&self) -> Value<'_> {
         MapBuilder::default()
-            .text("run-as", &self.run_as)
-            .text("on-failure", &self.on_failure)
+            .text("run-as", self.run_as.as_deref())
+            .text("on-failure", self.on_failure.as_deref())
             .pairs("runtime-versions", &self.runtime_versions)
             .list("commands", &self.commands)
             .list("finally", &self.finally)
@@ -368,9 +373,9 @@ impl Report {
     fn to_value(&self) -> Value<'_> {
         MapBuilder::default()
             .list("files", &self.files)
-            .text("base-directory", &self.base_directory)
+            .text("base-directory", self.base_directory.as_deref())
             .yes_no("discard-paths", self.discard_paths)
-            .text("file-format", &self.file_format)
+            .text("file-format", self.file_format.as_deref())
             .done()
     }
 }
@@ -387,12 +392,12 @@ impl Artifacts {
         });
         MapBuilder::default()
             .list("files", &self.files)
-            .text("name", &self.name)
+            .text("name", self.name.as_deref())
             .yes_no("discard-paths", self.discard_paths)
-            .text("base-directory", &self.base_directory)
+            .text("base-directory", self.base_directory.as_deref())
             .list("exclude-paths", &self.exclude_paths)
             .yes_no("enable-symlinks", self.enable_symlinks)
-            .text("s3-prefix", &self.s3_prefix)
+            .text("s3-prefix", self.s3_prefix.as_deref())
             .put("secondary-artifacts", secondary)
             .done()
     }

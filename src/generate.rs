@@ -9,11 +9,13 @@ use sha2::{Digest, Sha256};
 
 use crate::FastMap;
 use crate::buildspec::{
-    Artifacts, Batch, BatchBuilds, BatchTask, Buildspec, Cache, Env, Phase, Phases, Report, TaskEnv,
+    Artifacts, Batch, BatchBuilds, BatchTask, Buildspec, Cache, Env, Phase, Phases, Report,
+    TaskEnv, Text,
 };
 use crate::flavors::{Flavor, FlavorSet};
 use crate::settings::{
-    ArtifactSettings, BatchShape, PhaseSet, PhaseSettings, Settings, SettingsError, SettingsProblem,
+    ArtifactSettings, BatchShape, FlavorSettings, PhaseSet, PhaseSettings, Settings, SettingsError,
+    SettingsProblem,
 };
 use crate::text::{self, shown};
 use crate::validate::{self, Limits, Problem, Severity};
@@ -427,35 +429,35 @@ fn has_phases(settings: &Settings, variant: Variant) -> bool {
 }
 
 /// The (role, document) pairs of one variant, build document first.
-fn variant_documents(
-    settings: &Settings,
+fn variant_documents<'a>(
+    settings: &'a Settings,
     variant: Variant,
-    selected: &[&Flavor],
-    release_id: Option<&str>,
-) -> Vec<(Role, Buildspec)> {
+    selected: &[&'a Flavor],
+    release_id: Option<&'a str>,
+) -> Vec<(Role, Buildspec<'a>)> {
     let (variables, phases, artifacts, location) = match variant {
         Variant::Ci => (
             &settings.ci.variables,
             &settings.ci.phases,
             &settings.ci.artifacts,
-            settings.ci.build_buildspec.clone(),
+            settings.ci.build_buildspec.as_deref(),
         ),
         Variant::Release => (
             &settings.release.variables,
             &settings.release.phases,
             &settings.release.artifacts,
-            settings.release.build_buildspec.clone(),
+            settings.release.build_buildspec.as_deref(),
         ),
     };
-    let mut task_variables: Vec<(String, String)> = Vec::new();
+    let mut task_variables: Vec<(Text<'a>, Text<'a>)> = Vec::new();
     if variant == Variant::Release {
         let id = release_id.unwrap_or(&settings.release.release_id);
-        task_variables.push(("RELEASE_ID".into(), id.to_owned()));
-        task_variables.push(("DRY_RUN".into(), settings.release.dry_run_text().to_owned()));
+        task_variables.push(("RELEASE_ID".into(), id.into()));
+        task_variables.push(("DRY_RUN".into(), settings.release.dry_run_text().into()));
     }
     let tasks = selected
         .iter()
-        .map(|f| task(settings, f, selected, &task_variables, location.clone()))
+        .map(|f| task(settings, f, selected, &task_variables, location))
         .collect();
     let batch = Batch {
         fast_fail: Some(settings.batch.fast_fail),
@@ -482,52 +484,73 @@ fn variant_documents(
     }
 }
 
-fn task(
-    settings: &Settings,
-    flavor: &Flavor,
-    selected: &[&Flavor],
-    extra: &[(String, String)],
-    buildspec: Option<String>,
-) -> BatchTask {
+fn task<'a>(
+    settings: &'a Settings,
+    flavor: &'a Flavor,
+    selected: &[&'a Flavor],
+    extra: &[(Text<'a>, Text<'a>)],
+    buildspec: Option<&'a str>,
+) -> BatchTask<'a> {
     let shared = &settings.build;
-    let over = settings
-        .flavors
-        .get(flavor.name.as_str())
-        .cloned()
-        .unwrap_or_default();
-    let mut variables = vec![("FLAVOR".to_owned(), flavor.name.as_str().to_owned())];
+    let over = settings.flavors.get(flavor.name.as_str());
+    // The flavor's own setting, else the shared one.
+    let either = |own: fn(&FlavorSettings) -> Option<&String>, shared: Option<&'a String>| {
+        over.and_then(own)
+            .or(shared)
+            .map(|s| Text::Borrowed(s.as_str()))
+    };
+    let mut variables = Vec::with_capacity(1 + extra.len());
+    variables.push((
+        Text::Borrowed("FLAVOR"),
+        Text::Borrowed(flavor.name.as_str()),
+    ));
     variables.extend(extra.iter().cloned());
-    merge(&mut variables, &over.variables);
-    let depend_on = if settings.batch.shape == BatchShape::BuildGraph {
+    if let Some(over) = over {
+        merge_borrowed(&mut variables, &over.variables);
+    }
+    let depend_on = match over {
         // Dependencies outside the selection are not rebuilt; their last results stand.
-        over.depend_on
+        Some(over) if settings.batch.shape == BatchShape::BuildGraph => over
+            .depend_on
             .iter()
             .filter_map(|d| selected.iter().find(|f| f.name.as_str() == d))
-            .map(|f| f.identifier.clone())
-            .collect()
-    } else {
-        Vec::new()
+            .map(|f| Text::Borrowed(f.identifier.as_str()))
+            .collect(),
+        _ => Vec::new(),
     };
-    let ignore_failure = over.ignore_failure.unwrap_or(settings.batch.ignore_failure);
+    let ignore_failure = over
+        .and_then(|o| o.ignore_failure)
+        .unwrap_or(settings.batch.ignore_failure);
     BatchTask {
-        identifier: flavor.identifier.clone(),
-        buildspec,
+        identifier: Text::Borrowed(&flavor.identifier),
+        buildspec: buildspec.map(Text::Borrowed),
         depend_on,
         env: Some(TaskEnv {
-            compute_type: Some(
-                over.compute_type
-                    .unwrap_or_else(|| shared.compute_type.clone()),
+            compute_type: either(|o| o.compute_type.as_ref(), Some(&shared.compute_type)),
+            fleet: either(|o| o.fleet.as_ref(), shared.fleet.as_ref()),
+            image: either(|o| o.image.as_ref(), shared.image.as_ref()),
+            privileged_mode: Some(
+                over.and_then(|o| o.privileged_mode)
+                    .unwrap_or(shared.privileged_mode),
             ),
-            fleet: over.fleet.or_else(|| shared.fleet.clone()),
-            image: over.image.or_else(|| shared.image.clone()),
-            privileged_mode: Some(over.privileged_mode.unwrap_or(shared.privileged_mode)),
-            environment_type: over
-                .environment_type
-                .or_else(|| shared.environment_type.clone()),
+            environment_type: either(
+                |o| o.environment_type.as_ref(),
+                shared.environment_type.as_ref(),
+            ),
             variables,
         }),
         ignore_failure: ignore_failure.then_some(true),
         debug_session: None,
+    }
+}
+
+/// [`merge`] for a task's borrowed variables.
+fn merge_borrowed<'a>(base: &mut Vec<(Text<'a>, Text<'a>)>, extra: &'a IndexMap<String, String>) {
+    for (k, v) in extra {
+        match base.iter_mut().find(|(name, _)| name == k) {
+            Some(slot) => slot.1 = Text::Borrowed(v),
+            None => base.push((Text::Borrowed(k), Text::Borrowed(v))),
+        }
     }
 }
 
@@ -565,7 +588,7 @@ fn build_spec(
     variant_variables: &IndexMap<String, String>,
     variant_phases: &PhaseSet,
     variant_artifacts: Option<&ArtifactSettings>,
-) -> Buildspec {
+) -> Buildspec<'static> {
     let b = &settings.build;
     let pick =
         |v: &Option<PhaseSettings>, s: &Option<PhaseSettings>| v.clone().or_else(|| s.clone());
