@@ -159,7 +159,7 @@ impl<'a> MapBuilder<'a> {
             // Room for the entries of most mappings of a buildspec at the first one, so a
             // mapping is allocated once; one that stays empty is not allocated at all.
             if self.0.capacity() == 0 {
-                self.0.reserve_exact(8);
+                self.0.reserve_exact(6);
             }
             self.0.push((Cow::Borrowed(key), v));
         }

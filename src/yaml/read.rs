@@ -22,7 +22,7 @@ pub struct Node<'a> {
     pub col: usize,
     pub kind: Kind<'a>,
     /// The node's tag as written (`!Ref`, `!!str`), if it has one.
-    pub tag: Option<String>,
+    pub tag: Option<Box<str>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,7 +133,7 @@ enum Frame<'a> {
     Seq {
         at: Span,
         anchor: usize,
-        tag: Option<String>,
+        tag: Option<Box<str>>,
         items: Vec<Node<'a>>,
         /// Collection levels of the tallest item so far (a scalar has none).
         height: usize,
@@ -141,7 +141,7 @@ enum Frame<'a> {
     Map {
         at: Span,
         anchor: usize,
-        tag: Option<String>,
+        tag: Option<Box<str>>,
         entries: Vec<(Node<'a>, Node<'a>)>,
         key: Option<Node<'a>>,
         height: usize,
@@ -170,7 +170,7 @@ fn too_deep_message() -> String {
     )
 }
 
-fn node_at(span: Span, kind: Kind<'_>, tag: Option<String>) -> Node<'_> {
+fn node_at(span: Span, kind: Kind<'_>, tag: Option<Box<str>>) -> Node<'_> {
     Node {
         line: span.start.line(),
         col: span.start.col() + 1,
@@ -179,8 +179,8 @@ fn node_at(span: Span, kind: Kind<'_>, tag: Option<String>) -> Node<'_> {
     }
 }
 
-fn tag_text(tag: Option<&saphyr_parser::Tag>) -> Option<String> {
-    tag.map(|t| format!("{}{}", t.handle, t.suffix))
+fn tag_text(tag: Option<&saphyr_parser::Tag>) -> Option<Box<str>> {
+    tag.map(|t| format!("{}{}", t.handle, t.suffix).into_boxed_str())
 }
 
 fn count_nodes(node: &Node) -> usize {
