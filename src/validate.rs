@@ -221,7 +221,7 @@ impl Validator {
         self.problems.push(Problem {
             severity: Severity::Error,
             path: path.to_string(),
-            line: node.line,
+            line: node.line as usize,
             message: message.into(),
         });
     }
@@ -230,7 +230,7 @@ impl Validator {
         self.problems.push(Problem {
             severity: Severity::Warning,
             path: path.to_string(),
-            line: node.line,
+            line: node.line as usize,
             message: message.into(),
         });
     }
@@ -637,7 +637,7 @@ impl Validator {
                                 ),
                             );
                         } else {
-                            ids.insert(t, (i, task.line));
+                            ids.insert(t, (i, task.line as usize));
                             order.push(t);
                             id = Some(t);
                         }

@@ -271,7 +271,7 @@ fn friendly(message: String) -> String {
 /// The line of the node at a serde path (`batch.max-builds`, `flavors.a.depend-on[0]`).
 fn line_of(root: &Node, path: &str) -> Option<usize> {
     let mut node = root;
-    let mut line = root.line;
+    let mut line = root.line as usize;
     let mut rest = path;
     while !rest.is_empty() {
         let (segment, tail) = match rest.find(['.', '[']) {
@@ -282,7 +282,7 @@ fn line_of(root: &Node, path: &str) -> Option<usize> {
                     return Some(line);
                 };
                 node = items.get(i)?;
-                line = node.line;
+                line = node.line as usize;
                 rest = rest[end + 1..].trim_start_matches('.');
                 continue;
             }
@@ -295,7 +295,7 @@ fn line_of(root: &Node, path: &str) -> Option<usize> {
         let Some((key, value)) = entries.iter().find(|(k, _)| k.text() == Some(segment)) else {
             return Some(line);
         };
-        line = key.line;
+        line = key.line as usize;
         node = value;
         rest = tail;
     }

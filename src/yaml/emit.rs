@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
-use super::read::{Kind, Node, ReadError, read};
+use super::read::{Kind, Node, ReadError, pos, read};
 
 /// A YAML value to emit. Maps keep their insertion order; that order is the output order.
 /// Strings are borrowed from the model they describe where they can be, so emitting a large
@@ -183,8 +183,8 @@ impl<'v> Writer<'v> {
 
     fn node(&self, kind: Kind<'v>) -> Node<'v> {
         Node {
-            line: self.line,
-            col: self.col(),
+            line: pos(self.line),
+            col: pos(self.col()),
             kind,
             tag: None,
         }
@@ -237,8 +237,8 @@ impl<'v> Writer<'v> {
         if rendered == Rendered::PlainWord {
             // Read back by the tests, not here (see `emit_read`).
             return Node {
-                line,
-                col,
+                line: pos(line),
+                col: pos(col),
                 kind: Kind::Scalar { text, quoted },
                 tag: None,
             };
@@ -262,8 +262,8 @@ impl<'v> Writer<'v> {
             Place::Value => r.as_value = true,
         }
         Node {
-            line,
-            col,
+            line: pos(line),
+            col: pos(col),
             kind: Kind::Scalar { text, quoted },
             tag: None,
         }
@@ -291,8 +291,8 @@ impl<'v> Writer<'v> {
             read.push((key_node, value_node));
         }
         Node {
-            line: at.0,
-            col: at.1,
+            line: pos(at.0),
+            col: pos(at.1),
             kind: Kind::Map(read),
             tag: None,
         }
@@ -345,8 +345,8 @@ impl<'v> Writer<'v> {
             read.push(node);
         }
         Node {
-            line: at.0,
-            col: at.1,
+            line: pos(at.0),
+            col: pos(at.1),
             kind: Kind::Seq(read),
             tag: None,
         }

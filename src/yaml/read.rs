@@ -18,8 +18,9 @@ const MAX_DEPTH: usize = crate::MAX_NESTING;
 /// A node of a YAML document with its 1-based line and column.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node<'a> {
-    pub line: usize,
-    pub col: usize,
+    /// 1-based; a document of more than `u32::MAX` lines or columns reads as ending there.
+    pub line: u32,
+    pub col: u32,
     pub kind: Kind<'a>,
     /// The node's tag as written (`!Ref`, `!!str`), if it has one.
     pub tag: Option<Box<str>>,
@@ -122,8 +123,8 @@ impl<'a> Node<'a> {
 
     fn error(&self, message: impl Into<String>) -> ReadError {
         ReadError {
-            line: self.line,
-            col: self.col,
+            line: self.line as usize,
+            col: self.col as usize,
             message: message.into(),
         }
     }
@@ -170,10 +171,15 @@ fn too_deep_message() -> String {
     )
 }
 
+/// A line or column as a node keeps it.
+pub(crate) fn pos(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 fn node_at(span: Span, kind: Kind<'_>, tag: Option<Box<str>>) -> Node<'_> {
     Node {
-        line: span.start.line(),
-        col: span.start.col() + 1,
+        line: pos(span.start.line()),
+        col: pos(span.start.col() + 1),
         kind,
         tag,
     }
