@@ -154,6 +154,12 @@ pub struct Cache {
 struct MapBuilder<'a>(Vec<(Cow<'a, str>, Value<'a>)>);
 
 impl<'a> MapBuilder<'a> {
+    /// A builder with room for exactly `n` entries: for the mappings written once per flavor,
+    /// whose entries are counted up front.
+    fn exactly(n: usize) -> Self {
+        MapBuilder(Vec::with_capacity(n))
+    }
+
     fn put(mut self, key: &'static str, value: Option<Value<'a>>) -> Self {
         if let Some(v) = value {
             // Room for the entries of most mappings of a buildspec at the first one, so a
@@ -283,7 +289,13 @@ impl Batch<'_> {
 
 impl BatchTask<'_> {
     fn to_value(&self) -> Value<'_> {
-        MapBuilder::default()
+        let entries = 1
+            + usize::from(self.buildspec.is_some())
+            + usize::from(!self.depend_on.is_empty())
+            + usize::from(self.env.as_ref().is_some_and(|e| e.entries() > 0))
+            + usize::from(self.ignore_failure.is_some())
+            + usize::from(self.debug_session.is_some());
+        MapBuilder::exactly(entries)
             .put("identifier", Some(Value::str(self.identifier.as_ref())))
             .text("buildspec", self.buildspec.as_deref())
             .list("depend-on", &self.depend_on)
@@ -295,8 +307,18 @@ impl BatchTask<'_> {
 }
 
 impl TaskEnv<'_> {
+    /// How many entries [`TaskEnv::to_value`] writes.
+    fn entries(&self) -> usize {
+        usize::from(self.compute_type.is_some())
+            + usize::from(self.fleet.is_some())
+            + usize::from(self.image.is_some())
+            + usize::from(self.privileged_mode.is_some())
+            + usize::from(self.environment_type.is_some())
+            + usize::from(!self.variables.is_empty())
+    }
+
     fn to_value(&self) -> Option<Value<'_>> {
-        MapBuilder::default()
+        MapBuilder::exactly(self.entries())
             .text("compute-type", self.compute_type.as_deref())
             .text("fleet", self.fleet.as_deref())
             .text("image", self.image.as_deref())

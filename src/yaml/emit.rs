@@ -68,16 +68,22 @@ pub fn emit_read_with<'v>(
     read_back: &mut ReadBack,
 ) -> Result<(String, Node<'v>), ReadError> {
     let mut w = Writer::default();
+    // Documents written together are of a size: room for a quarter more than the last one
+    // saves growing the text (and copying it) step by step.
+    w.out.reserve(read_back.last_len + read_back.last_len / 4);
     let tree = w.document(value);
     w.read_back_scalars(read_back)?;
+    read_back.last_len = w.out.len();
     Ok((w.out, tree))
 }
 
-/// The renderings that have read back as their strings, as list items and as keys.
+/// The renderings that have read back as their strings, as list items and as keys; and the
+/// length of the last document written.
 #[derive(Debug, Default)]
 pub struct ReadBack {
     values: HashSet<String, foldhash::fast::RandomState>,
     keys: HashSet<String, foldhash::fast::RandomState>,
+    last_len: usize,
 }
 
 impl ReadBack {
