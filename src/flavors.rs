@@ -11,7 +11,6 @@
 //! identifiers ([`IdentifierStyle::ExasolCiSetup`], setting `batch.identifier-style`), so build
 //! history and automation keyed on them carry over.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -311,7 +310,7 @@ impl FlavorSet {
     }
 
     /// [`FlavorSet::discover`], also giving the flavors' entries that are links, so that
-    /// [`links_leaving_among`] checks them without listing the directory again.
+    /// [`links_leaving`] checks them without listing the directory again.
     pub fn discover_on_disk(
         dir: &Path,
         exclude: &[String],
@@ -515,37 +514,10 @@ impl FlavorSet {
     }
 }
 
-/// The flavors of `set`, found in `dir`, that are links resolving outside `root` (the
+/// The flavor links [`FlavorSet::discover_on_disk`] found that resolve outside `root` (the
 /// repository): what a clone of the repository would not hold. The webhook refuses such links
 /// at a pushed commit; this is the same rule on a checkout.
-pub fn links_leaving(dir: &Path, root: &Path, set: &FlavorSet) -> Vec<FlavorError> {
-    // One listing says which flavors are links (the entry types come with it); only those are
-    // resolved.
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let names: HashSet<&str> = set.iter().map(|f| f.name.as_str()).collect();
-    let mut resolver = LinkResolver::default();
-    let links: Vec<FlavorLink> = entries
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_symlink()))
-        .filter(|e| e.file_name().to_str().is_some_and(|n| names.contains(n)))
-        .filter_map(|e| {
-            let path = e.path();
-            let target = std::fs::read_link(&path).ok()?;
-            let resolved = resolver.quick(&path, &target).map(|(r, _)| r);
-            Some(FlavorLink {
-                path,
-                target,
-                resolved,
-            })
-        })
-        .collect();
-    links_leaving_among(links, root)
-}
-
-/// [`links_leaving`] for the links [`FlavorSet::discover_on_disk`] found.
-pub fn links_leaving_among(mut links: Vec<FlavorLink>, root: &Path) -> Vec<FlavorError> {
+pub fn links_leaving(mut links: Vec<FlavorLink>, root: &Path) -> Vec<FlavorError> {
     if links.is_empty() {
         return Vec::new();
     }
@@ -922,11 +894,9 @@ mod tests {
         let mut links: Vec<PathBuf> = found.links.iter().map(|l| l.path.clone()).collect();
         links.sort();
         assert_eq!(links, [flavors.join("away"), flavors.join("inside")]);
-        let among = links_leaving_among(found.links, &repo);
-        let listed = links_leaving(&flavors, &repo, &found.set);
-        assert_eq!(among.len(), 1);
-        assert_eq!(among[0].to_string(), listed[0].to_string());
-        assert!(among[0].to_string().contains("away"), "{}", among[0]);
+        let leaving = links_leaving(found.links, &repo);
+        assert_eq!(leaving.len(), 1);
+        assert!(leaving[0].to_string().contains("away"), "{}", leaving[0]);
     }
 
     #[cfg(unix)]

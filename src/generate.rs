@@ -506,7 +506,7 @@ fn task<'a>(
     ));
     variables.extend(extra.iter().cloned());
     if let Some(over) = over {
-        merge_borrowed(&mut variables, &over.variables);
+        merge(&mut variables, &over.variables);
     }
     let depend_on = match over {
         // Dependencies outside the selection are not rebuilt; their last results stand.
@@ -544,22 +544,16 @@ fn task<'a>(
     }
 }
 
-/// [`merge`] for a task's borrowed variables.
-fn merge_borrowed<'a>(base: &mut Vec<(Text<'a>, Text<'a>)>, extra: &'a IndexMap<String, String>) {
+/// Sets each of `extra` in `base`, replacing a value of the same name in place. `T` is an
+/// owned `String` or text borrowed from `extra` (a task's variables).
+fn merge<'a, T: From<&'a str> + AsRef<str>>(
+    base: &mut Vec<(T, T)>,
+    extra: &'a IndexMap<String, String>,
+) {
     for (k, v) in extra {
-        match base.iter_mut().find(|(name, _)| name == k) {
-            Some(slot) => slot.1 = Text::Borrowed(v),
-            None => base.push((Text::Borrowed(k), Text::Borrowed(v))),
-        }
-    }
-}
-
-/// Sets each of `extra` in `base`, replacing a value of the same name in place.
-fn merge(base: &mut Vec<(String, String)>, extra: &IndexMap<String, String>) {
-    for (k, v) in extra {
-        match base.iter_mut().find(|(name, _)| name == k) {
-            Some(slot) => slot.1 = v.clone(),
-            None => base.push((k.clone(), v.clone())),
+        match base.iter_mut().find(|(name, _)| name.as_ref() == k) {
+            Some(slot) => slot.1 = T::from(v),
+            None => base.push((T::from(k), T::from(v))),
         }
     }
 }

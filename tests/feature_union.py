@@ -10,6 +10,7 @@ crate whose features differ, so the manifest can be completed.
 Usage: python3 tests/feature_union.py
 """
 
+import json
 import subprocess
 import sys
 
@@ -23,12 +24,19 @@ SELECTIONS = {
 }
 UNION = ["-p", "flavor-ci-cli", "-p", "github-webhook", "-p", "build-events", "-p", "buildspec-resource",
          "--features", "flavor-ci-cli/aws,buildspec-resource/fault-injection"]
-# Our own crates are small; their features may differ per selection.
-OURS = {"flavor-ci", "flavor-ci-aws", "flavor-ci-cli", "flavor-ci-feature-union",
-        "github-webhook", "build-events", "buildspec-resource"}
 
 
-def features(args):
+def workspace_members():
+    """The workspace's own packages: small, and their features may differ per selection."""
+    run = subprocess.run(["cargo", "metadata", "--locked", "--no-deps", "--format-version", "1"],
+                         capture_output=True, text=True)
+    if run.returncode != 0:
+        sys.exit(f"cargo metadata failed:\n{run.stderr}")
+    return {p["name"] for p in json.loads(run.stdout)["packages"]}
+
+
+
+def features(args, ours):
     """Package → the feature sets cargo resolves for it (normal and build dependencies)."""
     run = subprocess.run(
         ["cargo", "tree", "--locked", "-e", "normal,build", "--prefix", "none", "--no-dedupe",
@@ -44,17 +52,18 @@ def features(args):
             continue
         package, feats = line.split("|", 1)
         name, version = package.split()[:2]
-        if name in OURS:
+        if name in ours:
             continue
         found.setdefault(f"{name} {version}", set()).add(feats.strip())
     return found
 
 
 def main():
-    union = features(UNION)
+    ours = workspace_members()
+    union = features(UNION, ours)
     problems = []
     for label, args in SELECTIONS.items():
-        for package, feats in sorted(features(args).items()):
+        for package, feats in sorted(features(args, ours).items()):
             if feats != union.get(package):
                 problems.append(f"{label}: {package} has features {sorted(feats)}, "
                                 f"the union {sorted(union.get(package, set()))}")

@@ -240,32 +240,26 @@ impl<'v> Writer<'v> {
         if self.line_ascii && !self.out.as_bytes()[start..end].is_ascii() {
             self.line_ascii = false;
         }
-        if rendered == Rendered::PlainWord {
-            // Read back by the tests, not here (see `emit_read`).
-            return Node {
-                line: pos(line),
-                col: pos(col),
-                kind: Kind::Scalar { text, quoted },
-                tag: None,
+        // Plain words are read back by the tests, not here (see `emit_read`).
+        if rendered != Rendered::PlainWord {
+            let seen = if verbatim {
+                &mut self.tokens
+            } else {
+                &mut self.strings
             };
-        }
-        let seen = if verbatim {
-            &mut self.tokens
-        } else {
-            &mut self.strings
-        };
-        let r = seen.entry(text.clone()).or_insert(Rendering {
-            start,
-            end,
-            quoted,
-            as_key: false,
-            as_value: false,
-            line,
-            col,
-        });
-        match place {
-            Place::Key => r.as_key = true,
-            Place::Value => r.as_value = true,
+            let r = seen.entry(text.clone()).or_insert(Rendering {
+                start,
+                end,
+                quoted,
+                as_key: false,
+                as_value: false,
+                line,
+                col,
+            });
+            match place {
+                Place::Key => r.as_key = true,
+                Place::Value => r.as_value = true,
+            }
         }
         Node {
             line: pos(line),

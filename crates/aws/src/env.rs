@@ -102,11 +102,16 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 
     /// Every problem found, or none.
-    pub fn finish(self) -> Result<(), Vec<String>> {
+    pub fn finish(self) -> Result<(), EnvError> {
         if self.problems.is_empty() {
             Ok(())
         } else {
-            Err(self.problems)
+            Err(EnvError(self.problems))
         }
     }
 }
+
+/// Every problem with a function's environment, each naming the variable and the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.join("; "))]
+pub struct EnvError(pub Vec<String>);

@@ -366,7 +366,7 @@ fn discover(args: &RepoArgs, settings: &Settings) -> Result<FlavorSet, Failure> 
     let found =
         FlavorSet::discover_on_disk(&dir, &settings.exclude, settings.batch.identifier_style)
             .map_err(flavor_failure)?;
-    let leaving = flavors::links_leaving_among(found.links, &args.repo);
+    let leaving = flavors::links_leaving(found.links, &args.repo);
     if leaving.is_empty() {
         Ok(found.set)
     } else {

@@ -52,10 +52,7 @@ impl FlavorStatuses {
     }
 }
 
-/// Every problem with the function's environment, each naming the variable and the fix.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}", .0.join("; "))]
-pub(crate) struct ConfigError(pub(crate) Vec<String>);
+pub(crate) use flavor_ci_aws::env::EnvError as ConfigError;
 
 impl Config {
     pub(crate) fn from_env() -> Result<Self, ConfigError> {
@@ -86,7 +83,7 @@ impl Config {
         let reporting_grace = env.seconds("REPORTING_GRACE_SECONDS", 60);
         let release_project = env.optional("RELEASE_PROJECT");
         let topic = env.optional("NOTIFICATION_TOPIC_ARN");
-        env.finish().map_err(ConfigError)?;
+        env.finish()?;
         Ok(Self {
             bucket,
             root,

@@ -29,10 +29,7 @@ pub(crate) struct Config {
     pub(crate) status_context: Option<String>,
 }
 
-/// Every problem with the function's environment, each naming the variable and the fix.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}", .0.join("; "))]
-pub(crate) struct ConfigError(pub(crate) Vec<String>);
+pub(crate) use flavor_ci_aws::env::EnvError as ConfigError;
 
 impl Config {
     pub(crate) fn from_env() -> Result<Self, ConfigError> {
@@ -70,7 +67,7 @@ impl Config {
         let status_context = env.status_context();
         let github_token_secret = env.optional("GITHUB_TOKEN_SECRET_ID");
         let release_project = env.optional("RELEASE_PROJECT");
-        env.finish().map_err(ConfigError)?;
+        env.finish()?;
         Ok(Self {
             status_context,
             bucket,
