@@ -1,11 +1,13 @@
 //! flavor-ci's core: flavor discovery, the settings schema, the buildspec model, generation
 //! and validation. The command line and the Lambda functions are thin layers over it.
 
+pub mod batch;
 pub mod buildspec;
 pub mod codebuild;
 pub mod custom_resource;
 pub mod flavors;
 pub mod generate;
+pub mod glob;
 pub mod layout;
 pub mod nesting;
 pub mod runs;

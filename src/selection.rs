@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::flavors::{FlavorSet, is_candidate};
 use crate::generate::with_dependents;
+use crate::glob::Glob;
 use crate::settings::Settings;
-use crate::webhook::glob::Glob;
 
 /// What changed.
 #[derive(Debug, Clone, PartialEq, Eq)]

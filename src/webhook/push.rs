@@ -2,8 +2,8 @@
 
 use serde::Deserialize;
 
-use super::glob::Glob;
 use crate::flavors::FlavorSet;
+use crate::glob::Glob;
 use crate::selection::Changes;
 use crate::settings::Settings;
 

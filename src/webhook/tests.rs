@@ -1,8 +1,8 @@
 use serde_json::json;
 
-use super::glob::Glob;
 use super::push::*;
 use crate::flavors::FlavorSet;
+use crate::glob::Glob;
 use crate::settings::Settings;
 
 const A: &str = "1111111111111111111111111111111111111111";

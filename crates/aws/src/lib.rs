@@ -15,6 +15,8 @@ use hyper_util::rt::TokioExecutor;
 
 pub mod env;
 #[cfg(feature = "github")]
+pub mod github;
+#[cfg(feature = "github")]
 pub mod github_status;
 pub mod logging;
 #[cfg(feature = "github")]

@@ -9,9 +9,9 @@ use std::collections::HashMap;
 
 use flavor_ci::flavors::{FlavorError, FlavorSet};
 use flavor_ci::generate::{self, Role, Variant};
+use flavor_ci::glob::Glob;
 use flavor_ci::selection::{self, Changes, LinkedFlavor, Selection};
 use flavor_ci::settings::{SETTINGS_FILE, Settings};
-use flavor_ci::webhook::glob::Glob;
 use flavor_ci::webhook::pull_request::{Decision, PullRequestEvent, decide};
 use flavor_ci::webhook::push::{self, Push, Route, Routing, resolve_link};
 

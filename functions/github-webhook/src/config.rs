@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use flavor_ci::webhook::glob::Glob;
+use flavor_ci::glob::Glob;
 
 /// What the function is told by the stack.
 #[derive(Debug, Clone)]

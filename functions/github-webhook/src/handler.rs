@@ -1,53 +1,53 @@
-//! One function-URL request: verify, route, choose flavors, generate, store, start.
+//! One invocation, as named steps from the request to the answer:
+//!
+//! ```text
+//! edge::read ─▶ verify ─▶ edge::delivery ─▶ route ─▶ push | pull | run ─▶ batch ─▶ Outcome
+//!                                                                   Outcome::answer ─▶ HTTP
+//! ```
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlResponse;
-use flavor_ci::webhook::signature::{self, SignatureError};
-use flavor_ci_aws::store::ObjectStore;
 use flavor_ci_aws::undo::UndoLog;
 use lambda_runtime::tracing::{error, info, warn};
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 use tokio::time::timeout;
 
-use crate::builds::Builds;
-use crate::deps::{Deps, cleanup};
-use crate::http::{HttpRequest, Reply, read_request};
-use crate::secrets::SecretSource;
+use crate::batch::cleanup;
+use crate::edge::{self, Delivery, Event, Incoming};
+use crate::outcome::{Fault, Outcome, Refusal};
+use crate::ports::{Deps, Job, Ports};
+use crate::verify::verify;
 
 /// GitHub gives up after 10 s; every answer leaves well before that.
 const BUDGET: Duration = Duration::from_secs(8);
 
 /// The Lambda entry point: always answers with an HTTP response.
-pub(crate) async fn handle<S, B, K>(
-    deps: Arc<Deps<S, B, K>>,
+pub(crate) async fn handle<P: Ports>(
+    deps: Arc<Deps<P>>,
     event: LambdaEvent<Value>,
-) -> Result<LambdaFunctionUrlResponse, Error>
-where
-    S: ObjectStore,
-    B: Builds,
-    K: SecretSource,
-{
+) -> Result<LambdaFunctionUrlResponse, Error> {
     let (payload, context) = event.into_parts();
-    let written = Arc::new(UndoLog::default());
-    let reply = match timeout(BUDGET, process(&deps, payload, &written)).await {
-        Ok(reply) => reply,
+    let written = UndoLog::default();
+    let outcome = match timeout(BUDGET, process(&deps, payload, &written)).await {
+        Ok(outcome) => outcome,
         Err(_) => {
             cleanup(&deps.store, &written).await;
-            Reply::error(
-                503,
+            Refusal::new(
+                Fault::Unavailable,
                 format!(
                     "the delivery took longer than {} s (GitHub, S3 or CodeBuild is slow); nothing was started; redeliver it",
                     BUDGET.as_secs()
                 ),
             )
+            .into()
         }
     };
-    let mut reply = reply;
+    let mut reply = outcome.answer();
     if reply.detail.is_some() {
-        reply = reply.with("requestId", context.request_id);
+        reply.body["requestId"] = context.request_id.into();
     }
     let message = reply.body["message"].as_str().unwrap_or_default();
     // Refusals (401, 405, 413, 415, 400; the caller sees why) are one short INFO line, so a
@@ -64,191 +64,49 @@ where
     Ok(reply.to_response())
 }
 
-async fn process<S, B, K>(deps: &Deps<S, B, K>, event: Value, progress: &UndoLog) -> Reply
-where
-    S: ObjectStore,
-    B: Builds,
-    K: SecretSource,
-{
-    match receive(deps, event, progress).await {
-        Ok(r) | Err(r) => r,
+/// From the invocation to its outcome.
+async fn process<P: Ports>(deps: &Deps<P>, event: Value, written: &UndoLog) -> Outcome {
+    let config = match &deps.config {
+        Ok(config) => config,
+        Err(e) => {
+            return Refusal::withheld(
+                Fault::Misconfigured,
+                "the function is misconfigured",
+                format!("the function is misconfigured: {e}"),
+            )
+            .into();
+        }
+    };
+    let job = Job {
+        deps,
+        config,
+        written,
+    };
+    match receive(deps, event).await {
+        Ok(delivery) => route(job, delivery).await,
+        Err(refusal) => refusal.into(),
     }
 }
 
-async fn receive<S, B, K>(
-    deps: &Deps<S, B, K>,
-    event: Value,
-    progress: &UndoLog,
-) -> Result<Reply, Reply>
-where
-    S: ObjectStore,
-    B: Builds,
-    K: SecretSource,
-{
-    let config = deps.config.as_ref().map_err(|e| {
-        Reply::withheld(
-            500,
-            "the function is misconfigured",
-            format!("the function is misconfigured: {e}"),
-        )
-    })?;
-    // A run (schedule, dispatch) comes as a direct invocation, which only principals allowed
-    // lambda:InvokeFunction can make; a request through the URL always has requestContext.
-    if event.get("requestContext").is_none()
-        && let Some(run) = event.get(flavor_ci::webhook::run::RUN_KEY)
-    {
-        return crate::run::on_run(deps, config, run.clone(), progress).await;
+/// The invocation as a delivery: a run as it is, a request once its signature is verified.
+async fn receive<P: Ports>(deps: &Deps<P>, event: Value) -> Result<Delivery, Refusal> {
+    match edge::read(event)? {
+        Incoming::Run(delivery) => Ok(delivery),
+        Incoming::Http(request) => edge::delivery(verify(deps, request).await?),
     }
-    // Until the signature is verified the caller is anyone on the internet: failures say
-    // nothing about the account.
-    let request = read_request(event)?;
-    if request.method != "POST" {
-        return Err(Reply::error(
-            405,
-            format!(
-                "{} is not accepted; GitHub delivers webhooks with POST",
-                request.method
-            ),
-        ));
-    }
-    verify(deps, &request).await?;
+}
 
-    let media_type = request
-        .header("content-type")
-        .and_then(|t| t.split(';').next())
-        .map(|t| t.trim().to_ascii_lowercase())
-        .unwrap_or_default();
-    let form = match media_type.as_str() {
-        "application/json" => false,
-        "application/x-www-form-urlencoded" => true,
-        other => {
-            let shown = if other.is_empty() { "missing" } else { other };
-            return Err(Reply::error(
-                415,
-                format!(
-                    "the content type is {shown}; set the webhook's content type to application/json (or application/x-www-form-urlencoded)"
-                ),
-            ));
-        }
-    };
-    let missing = |name: &str| {
-        Reply::error(
-            400,
-            format!(
-                "the {name} header is missing; GitHub always sends it, so this did not come from GitHub's webhook"
-            ),
-        )
-    };
-    // Owned: the body is moved out of the request below.
-    let event_name = request
-        .header("x-github-event")
-        .ok_or_else(|| missing("X-GitHub-Event"))?
-        .to_owned();
-    let delivery = request
-        .header("x-github-delivery")
-        .ok_or_else(|| missing("X-GitHub-Delivery"))?
-        .to_owned();
-    if delivery.is_empty()
-        || delivery.len() > 100
-        || !delivery
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    {
-        return Err(Reply::error(
-            400,
-            "the X-GitHub-Delivery header is not a delivery id (a GUID)",
-        ));
-    }
-    // What identifies this delivery: the signed body, never the unsigned delivery id. Only
-    // deliveries that may start a build need it, and hashing a 6 MB body takes milliseconds.
-    let key = matches!(event_name.as_str(), "push" | "pull_request")
-        .then(|| signature::delivery_key(&event_name, &request.body));
-    let payload = if form {
-        form_urlencoded::parse(&request.body)
-            .find(|(k, _)| k == "payload")
-            .map(|(_, v)| v.into_owned().into_bytes())
-            .ok_or_else(|| Reply::error(400, "the form body has no `payload` field"))?
-    } else {
-        request.body
-    };
-    // Typed reading skips unknown fields without walking them, so the depth of a body that is
-    // read is checked first (a ping is read by serde_json, bounded at 128 levels; other events
-    // are not read at all).
-    if key.is_some()
-        && let Err(e) = flavor_ci::nesting::check_text(&payload)
-    {
-        return Err(Reply::error(400, format!("the delivery body: {e}")));
-    }
-
-    match event_name.as_str() {
-        "ping" => {
-            let ping: Value = serde_json::from_slice(&payload).unwrap_or(Value::Null);
-            let mut reply = Reply::new(
-                200,
-                "pong",
-                "the webhook is set up; flavor-ci starts builds on push and pull_request events",
-            );
-            if let Some(id) = ping.get("hook_id") {
-                reply = reply.with("hookId", id.clone());
-            }
-            Ok(reply)
-        }
-        "push" => {
-            let key = key.unwrap_or_default();
-            crate::push::on_push(deps, config, &delivery, &key, &payload, progress).await
-        }
-        "pull_request" => {
-            let key = key.unwrap_or_default();
-            crate::pull::on_pull_request(deps, config, &delivery, &key, &payload, progress).await
-        }
-        other => Ok(Reply::new(
-            202,
-            "ignored",
-            format!(
-                "flavor-ci acts on push and pull_request events; this {other} event was ignored"
-            ),
+/// Each event to its adapter.
+pub(crate) async fn route<P: Ports>(job: Job<'_, P>, delivery: Delivery) -> Outcome {
+    let Delivery { id, event } = delivery;
+    match event {
+        Event::Ping { hook_id } => Outcome::Pong { hook_id },
+        Event::Push(signed) => crate::push::on_push(job, &id, *signed).await,
+        Event::PullRequest(signed) => crate::pull::on_pull_request(job, &id, *signed).await,
+        Event::Schedule(run) | Event::Dispatch(run) => crate::run::on_run(job, run).await,
+        Event::Other(name) => Outcome::nothing(format!(
+            "flavor-ci acts on push and pull_request events; this {name} event was ignored"
         )),
-    }
-}
-
-/// Checks the signature against the cached secrets, and once more against a fresh copy.
-async fn verify<S, B, K: SecretSource>(
-    deps: &Deps<S, B, K>,
-    request: &HttpRequest,
-) -> Result<(), Reply> {
-    let header = request.header("x-hub-signature-256");
-    let unauthorized = |e: SignatureError| Reply::error(401, e.to_string());
-    // A missing or malformed header is rejected before any secret is read.
-    let missing = if request.header("x-hub-signature").is_some() {
-        SignatureError::OnlySha1
-    } else {
-        SignatureError::Missing
-    };
-    signature::parse(header.ok_or(missing).map_err(unauthorized)?).map_err(unauthorized)?;
-    let unavailable = |e: crate::secrets::SecretError| {
-        Reply::withheld(
-            503,
-            "cannot verify the delivery right now; redeliver it later",
-            format!("cannot verify the delivery: {e}"),
-        )
-    };
-    let secrets = deps.webhook_secrets.get().await.map_err(unavailable)?;
-    match signature::verify(&secrets, &request.body, header) {
-        Ok(_) => Ok(()),
-        Err(SignatureError::Mismatch) => {
-            match deps
-                .webhook_secrets
-                .refresh(&secrets)
-                .await
-                .map_err(unavailable)?
-            {
-                Some(fresh) => signature::verify(&fresh, &request.body, header)
-                    .map(|_| ())
-                    .map_err(unauthorized),
-                None => Err(unauthorized(SignatureError::Mismatch)),
-            }
-        }
-        Err(e) => Err(unauthorized(e)),
     }
 }
 
@@ -260,11 +118,14 @@ mod tests {
     use super::*;
     use crate::builds::recording::Recording;
     use crate::config::Config;
+    use crate::edge::MAX_BODY_BYTES;
     use crate::github::GitHub;
-    use crate::http::MAX_BODY_BYTES;
+    use crate::ports::fake::Fake;
     use crate::secrets::Cached;
+    use crate::secrets::SecretSource;
     use base64::Engine;
     use flavor_ci::settings::Settings;
+    use flavor_ci::webhook::signature;
     use serde_json::json;
     use tokio::sync::Mutex;
 
@@ -290,11 +151,11 @@ mod tests {
         }
     }
 
-    fn deps() -> Arc<Deps<MemoryStore, Recording, Fixed>> {
+    fn deps() -> Arc<Deps<Fake<Fixed>>> {
         deps_with(Fixed(SECRET))
     }
 
-    fn deps_with<K: SecretSource>(source: K) -> Arc<Deps<MemoryStore, Recording, K>> {
+    fn deps_with<K: SecretSource>(source: K) -> Arc<Deps<Fake<K>>> {
         let vars = [
             ("FLAVOR_CI_BUCKET", "specs"),
             ("FLAVOR_CI_ROOT", "root/"),
@@ -361,10 +222,7 @@ mod tests {
         )
     }
 
-    async fn call<K: SecretSource>(
-        deps: &Arc<Deps<MemoryStore, Recording, K>>,
-        payload: Value,
-    ) -> (u16, Value) {
+    async fn call<K: SecretSource>(deps: &Arc<Deps<Fake<K>>>, payload: Value) -> (u16, Value) {
         let response = handle(deps.clone(), LambdaEvent::new(payload, Context::default()))
             .await
             .unwrap();

@@ -9,25 +9,40 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
+mod batch;
 mod builds;
 mod config;
-mod deps;
+mod edge;
 mod github;
 mod handler;
 mod http;
+mod outcome;
+mod ports;
 mod pull;
 mod push;
 mod record;
+mod report;
 mod run;
-use flavor_ci_aws::secrets;
 mod superseded;
+mod verify;
+use flavor_ci_aws::secrets;
 
 use builds::CodeBuild;
 use config::Config;
-use deps::Deps;
 use flavor_ci_aws::store::S3Store;
 use github::GitHub;
+use ports::{Deps, Ports};
 use secrets::{Cached, SecretsManager};
+
+/// The AWS services the function talks to.
+#[derive(Debug)]
+struct Aws;
+
+impl Ports for Aws {
+    type Store = S3Store;
+    type Builds = CodeBuild;
+    type Secrets = SecretsManager;
+}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -51,7 +66,7 @@ async fn main() -> Result<(), Error> {
         Err(_) => (String::new(), None, String::new(), Duration::ZERO),
     };
     let https = flavor_ci_aws::LazyHttpsClient::new(Duration::from_secs(2), true);
-    let deps = Arc::new(Deps {
+    let deps: Arc<Deps<Aws>> = Arc::new(Deps {
         store: S3Store::on_first_use(sdk.clone()),
         builds: CodeBuild::on_first_use(sdk.clone()),
         webhook_secrets: Cached::new(secrets.clone(), secret_id, secrets::webhook_secrets, ttl)

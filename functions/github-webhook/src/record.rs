@@ -5,7 +5,7 @@
 use flavor_ci_aws::undo::now_ms;
 use serde::{Deserialize, Serialize};
 
-use crate::http::Reply;
+use crate::outcome::Handled;
 
 /// A claim older than this belongs to an invocation that is no longer running.
 const STALE_CLAIM_MS: u64 = 60_000;
@@ -58,7 +58,7 @@ impl DeliveryRecord {
 #[derive(Debug)]
 pub(crate) enum Earlier {
     /// Its build started: answer `already handled` with what it started.
-    Started(Reply),
+    Started(Handled),
     /// Claimed moments ago by a request that is still running.
     InProgress,
     /// Claimed by a request that did not finish, or a record that cannot be read: taken over.
@@ -71,22 +71,12 @@ pub(crate) fn earlier(stored: &[u8]) -> Earlier {
         return Earlier::Abandoned;
     };
     match record.state {
-        State::Started => {
-            let mut reply = Reply::new(
-                200,
-                "already handled",
-                "this delivery was handled before; nothing new was started",
-            );
-            if let Some(id) = record.batch_build_id {
-                reply = reply.with("batchBuildId", id);
-            }
-            Earlier::Started(
-                reply
-                    .with("project", record.project)
-                    .with("buildspec", record.buildspec)
-                    .with("flavors", record.flavors),
-            )
-        }
+        State::Started => Earlier::Started(Handled {
+            batch_build_id: record.batch_build_id,
+            project: record.project,
+            buildspec: record.buildspec,
+            flavors: record.flavors,
+        }),
         State::Claimed if now_ms().saturating_sub(record.at) <= STALE_CLAIM_MS => {
             Earlier::InProgress
         }
@@ -127,9 +117,10 @@ mod tests {
     #[test]
     fn earlier_records_are_read_by_state_and_age() {
         let started = record().started("ci:1").to_json();
-        let Earlier::Started(reply) = earlier(started.as_bytes()) else {
+        let Earlier::Started(handled) = earlier(started.as_bytes()) else {
             panic!("not started");
         };
+        let reply = crate::outcome::Outcome::AlreadyHandled(handled).answer();
         assert_eq!(reply.body["batchBuildId"], "ci:1");
         assert_eq!(reply.body["flavors"][0], "a");
         let fresh = DeliveryRecord {

@@ -1,90 +1,41 @@
-//! A run without a change: the nightly schedule and `flavor-ci dispatch` invoke the function
-//! directly with `{"flavorCiRun": {…}}` (see `flavor_ci::webhook::run`). The ref's head commit is
+//! The run adapter: the nightly schedule and `flavor-ci dispatch` invoke the function directly
+//! with `{"flavorCiRun": {…}}` (see `flavor_ci::webhook::run`). The ref's head commit is
 //! resolved through GitHub, then built like a push of it: every flavor, or the ones asked for.
 
 use flavor_ci::generate::Variant;
 use flavor_ci::runs::RunTrigger;
 use flavor_ci::selection::Changes;
+use flavor_ci::settings::Settings;
 use flavor_ci::webhook::run::{RunRequest, Trigger};
 use flavor_ci::webhook::signature;
-use flavor_ci_aws::store::ObjectStore;
-use flavor_ci_aws::undo::UndoLog;
-use serde_json::{Value, json};
 
-use crate::builds::Builds;
-use crate::config::Config;
-use crate::deps::{Deps, settings};
-use crate::http::Reply;
-use crate::push::{ChangesFrom, Start, build};
-use crate::secrets::SecretSource;
+use crate::batch::{self, ChangesFrom, Start, Ticket};
+use crate::outcome::{Context, Fault, Outcome, Refusal};
+use crate::ports::{Job, Ports};
 use crate::superseded;
 
-pub(crate) async fn on_run<S, B, K>(
-    deps: &Deps<S, B, K>,
-    config: &Config,
-    value: Value,
-    progress: &UndoLog,
-) -> Result<Reply, Reply>
-where
-    S: ObjectStore,
-    B: Builds,
-    K: SecretSource,
-{
-    let run = RunRequest::from_value(value).map_err(|e| Reply::error(400, e.to_string()))?;
-    let settings = settings(deps, config).await?;
-    let token = match &deps.github_token {
-        Some(cache) => Some(
-            cache
-                .get()
-                .await
-                .map_err(|e| Reply::error(503, format!("cannot read the GitHub token: {e}")))?,
-        ),
-        None => None,
-    };
+pub(crate) async fn on_run<P: Ports>(job: Job<'_, P>, run: RunRequest) -> Outcome {
+    match start(job, run).await {
+        Ok(outcome) | Err(outcome) => outcome,
+    }
+}
+
+async fn start<P: Ports>(job: Job<'_, P>, run: RunRequest) -> Result<Outcome, Outcome> {
+    let config = job.config;
+    let settings = job.settings().await?;
+    let token = job.github_token().await?;
     let token = token.as_deref().map(String::as_str);
-    let repo = &config.repository;
-    let api_error = |e: crate::github::ApiError| Reply::error(e.status, e.message);
-    let default_branch = deps
-        .github
+    let (github, repo) = (&job.deps.github, &config.repository);
+    let default_branch = github
         .default_branch(repo, token)
         .await
-        .map_err(api_error)?;
+        .map_err(Refusal::from)?;
     let git_ref = run.full_ref(&default_branch);
-    let commit = deps
-        .github
+    let commit = github
         .ref_commit(repo, &git_ref, token)
         .await
-        .map_err(api_error)?;
-    let (variant, project, release_id) = if git_ref.starts_with("refs/heads/") {
-        (Variant::Ci, config.ci_project.clone(), None)
-    } else if let Some(tag) = git_ref.strip_prefix("refs/tags/") {
-        let Some(release) = &config.release_project else {
-            return Err(Reply::error(
-                422,
-                format!(
-                    "{git_ref} is a tag, but no release project is configured (RELEASE_PROJECT)"
-                ),
-            ));
-        };
-        if !settings.release.enabled {
-            return Err(Reply::error(
-                422,
-                format!(
-                    "{git_ref} is a tag, but the deployed settings disable the release variant"
-                ),
-            ));
-        }
-        (
-            Variant::Release,
-            release.clone(),
-            Some(run.release_id.clone().unwrap_or_else(|| tag.to_owned())),
-        )
-    } else {
-        return Err(Reply::error(
-            400,
-            format!("{git_ref} is neither a branch nor a tag"),
-        ));
-    };
+        .map_err(Refusal::from)?;
+    let (variant, project, release_id) = target(job, &settings, &run, &git_ref)?;
     let what = match run.trigger {
         Trigger::Schedule => "the scheduled run",
         Trigger::Dispatch => "a dispatched run",
@@ -100,11 +51,8 @@ where
     // A retried invocation (the scheduler retries, a dispatch may be sent twice) is the same
     // request: it is handled once, like a redelivered webhook body.
     let trigger = serde_json::to_value(run.trigger).unwrap_or_default();
-    let identity = format!(
-        "{}\n{}\n{git_ref}",
-        trigger.as_str().unwrap_or_default(),
-        run.id
-    );
+    let trigger = trigger.as_str().unwrap_or_default().to_owned();
+    let identity = format!("{trigger}\n{}\n{git_ref}", run.id);
     let key = signature::delivery_key("run", identity.as_bytes());
     let start = Start {
         trigger: match run.trigger {
@@ -126,7 +74,52 @@ where
         project,
         release_id,
         changes: ChangesFrom::Delivery(changes),
-        about: vec![("trigger", trigger), ("run", json!(run.id))],
+        context: Context {
+            trigger: Some(trigger),
+            run: Some(run.id.clone()),
+            ..Context::default()
+        },
     };
-    build(deps, config, &run.id, &key, &settings, start, progress).await
+    let ticket = Ticket {
+        delivery: &run.id,
+        key: &key,
+    };
+    Ok(batch::run(job, ticket, &settings, start).await)
+}
+
+/// The variant, project and release id a run of `git_ref` builds: a branch the CI variant, a
+/// tag the release variant.
+fn target<P: Ports>(
+    job: Job<'_, P>,
+    settings: &Settings,
+    run: &RunRequest,
+    git_ref: &str,
+) -> Result<(Variant, String, Option<String>), Refusal> {
+    let config = job.config;
+    if git_ref.starts_with("refs/heads/") {
+        return Ok((Variant::Ci, config.ci_project.clone(), None));
+    }
+    let Some(tag) = git_ref.strip_prefix("refs/tags/") else {
+        return Err(Refusal::new(
+            Fault::BadRequest,
+            format!("{git_ref} is neither a branch nor a tag"),
+        ));
+    };
+    let Some(release) = &config.release_project else {
+        return Err(Refusal::new(
+            Fault::Unbuildable,
+            format!("{git_ref} is a tag, but no release project is configured (RELEASE_PROJECT)"),
+        ));
+    };
+    if !settings.release.enabled {
+        return Err(Refusal::new(
+            Fault::Unbuildable,
+            format!("{git_ref} is a tag, but the deployed settings disable the release variant"),
+        ));
+    }
+    Ok((
+        Variant::Release,
+        release.clone(),
+        Some(run.release_id.clone().unwrap_or_else(|| tag.to_owned())),
+    ))
 }

@@ -1,0 +1,223 @@
+//! One batch, planned: which flavors a change builds and why, the batch buildspec that builds
+//! exactly them, and the flavors the run record lists. Pure: every trigger (push, pull
+//! request, schedule, dispatch) plans here, and the webhook only does the I/O the plan names.
+
+use crate::flavors::FlavorSet;
+use crate::generate::{self, Document, GenerateError, Role, Variant};
+use crate::glob::Glob;
+use crate::runs::{RunFlavor, RunRecord, RunTrigger};
+use crate::selection::{self, Changes, LinkedFlavor, Selection};
+use crate::settings::Settings;
+
+/// What a batch is planned from.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchInput<'a> {
+    pub settings: &'a Settings,
+    /// The flavors at the commit, and those reached through links.
+    pub flavors: &'a FlavorSet,
+    pub links: &'a [LinkedFlavor],
+    pub changes: &'a Changes,
+    /// Paths whose changes build nothing.
+    pub ignored: &'a [Glob],
+    pub variant: Variant,
+    /// The release id a tag passes on (release runs only).
+    pub release_id: Option<&'a str>,
+}
+
+/// The plan for one commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// No flavor is affected; the reason says why (the required check still succeeds).
+    Nothing {
+        reason: String,
+    },
+    Build(Box<BatchPlan>),
+}
+
+/// A batch to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchPlan {
+    /// The flavors chosen and why.
+    pub selection: Selection,
+    /// The batch buildspec.
+    pub document: Document,
+    /// The flavors the batch builds, sorted.
+    pub selected: Vec<String>,
+    /// The same flavors with their build identifiers, for the run record.
+    pub flavors: Vec<RunFlavor>,
+}
+
+/// Why no batch can be planned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// The settings and flavors do not make a valid buildspec.
+    #[error("{0}")]
+    Generate(#[from] GenerateError),
+    /// The settings have no such variant (cannot happen with validated settings).
+    #[error("the settings produced no {0} batch buildspec")]
+    NoDocument(&'static str),
+}
+
+/// Chooses the flavors `input.changes` build and generates their batch buildspec.
+pub fn plan(input: BatchInput<'_>) -> Result<Plan, PlanError> {
+    let selection = selection::select(
+        input.changes,
+        input.settings,
+        input.flavors,
+        input.links,
+        input.ignored,
+    );
+    let only = match &selection {
+        Selection::Nothing { reason } => {
+            return Ok(Plan::Nothing {
+                reason: reason.clone(),
+            });
+        }
+        Selection::All { .. } => None,
+        Selection::Some { flavors, .. } => Some(flavors.as_slice()),
+    };
+    let output = generate::generate(generate::Request {
+        settings: input.settings,
+        flavors: input.flavors,
+        only,
+        release_id: input.release_id,
+    })?;
+    let selected = output.selected;
+    let document = output
+        .documents
+        .into_iter()
+        .find(|d| d.variant == input.variant && d.role == Role::Batch)
+        .ok_or(PlanError::NoDocument(input.variant.name()))?;
+    let flavors = selected
+        .iter()
+        .filter_map(|name| input.flavors.get(name))
+        .map(|f| RunFlavor {
+            name: f.name.as_str().to_owned(),
+            identifier: f.identifier.clone(),
+        })
+        .collect();
+    Ok(Plan::Build(Box::new(BatchPlan {
+        selection,
+        document,
+        selected,
+        flavors,
+    })))
+}
+
+/// Where and why a planned batch runs: what its run record says besides the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunContext {
+    pub project: String,
+    pub commit: String,
+    pub git_ref: String,
+    pub pull_request: Option<u64>,
+    pub trigger: RunTrigger,
+    /// `owner/name`: where the results go.
+    pub repository: String,
+    /// Whether `git_ref` is the repository's default branch.
+    pub default_branch: bool,
+}
+
+impl BatchPlan {
+    /// The run record of this plan once CodeBuild started it as `batch_id`.
+    pub fn run_record(
+        &self,
+        context: &RunContext,
+        batch_id: &str,
+        buildspec: &str,
+        started_at: u64,
+    ) -> RunRecord {
+        RunRecord {
+            batch_id: batch_id.to_owned(),
+            project: context.project.clone(),
+            commit: context.commit.clone(),
+            git_ref: context.git_ref.clone(),
+            pull_request: context.pull_request,
+            trigger: context.trigger,
+            flavors: self.flavors.clone(),
+            started_at,
+            buildspec: buildspec.to_owned(),
+            repository: context.repository.clone(),
+            default_branch: context.default_branch,
+            builds: Default::default(),
+            finished: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    fn flavors(names: &[&str]) -> FlavorSet {
+        FlavorSet::from_names(names.iter().copied()).unwrap()
+    }
+
+    fn input<'a>(
+        settings: &'a Settings,
+        set: &'a FlavorSet,
+        changes: &'a Changes,
+    ) -> BatchInput<'a> {
+        BatchInput {
+            settings,
+            flavors: set,
+            links: &[],
+            changes,
+            ignored: &[],
+            variant: Variant::Ci,
+            release_id: None,
+        }
+    }
+
+    #[test]
+    fn a_change_to_one_flavor_plans_a_batch_of_that_flavor_with_its_record() {
+        let settings = Settings::default();
+        let set = flavors(&["a", "b"]);
+        let changes = Changes::Paths(BTreeSet::from(["flavors/b/Dockerfile".to_owned()]));
+        let Plan::Build(plan) = plan(input(&settings, &set, &changes)).unwrap() else {
+            panic!("nothing planned");
+        };
+        assert_eq!(plan.selected, ["b"]);
+        assert_eq!(plan.flavors[0].name, "b");
+        assert!(
+            plan.document.yaml.contains("FLAVOR: b\n"),
+            "{}",
+            plan.document.yaml
+        );
+        assert!(!plan.document.yaml.contains("FLAVOR: a\n"));
+        let context = RunContext {
+            project: "ci".into(),
+            commit: "c".repeat(40),
+            git_ref: "refs/heads/main".into(),
+            pull_request: None,
+            trigger: RunTrigger::Push,
+            repository: "acme/slc".into(),
+            default_branch: true,
+        };
+        let record = plan.run_record(&context, "ci:1", "s3://b/k", 7);
+        assert_eq!(
+            (
+                record.batch_id.as_str(),
+                record.started_at,
+                record.flavors.len()
+            ),
+            ("ci:1", 7, 1)
+        );
+        assert!(record.default_branch && record.finished.is_none());
+    }
+
+    #[test]
+    fn no_change_plans_nothing_with_the_reason() {
+        let settings = Settings::default();
+        let set = flavors(&["a"]);
+        let changes = Changes::Paths(BTreeSet::new());
+        assert_eq!(
+            plan(input(&settings, &set, &changes)).unwrap(),
+            Plan::Nothing {
+                reason: "no file changed: nothing to build".into()
+            }
+        );
+    }
+}
