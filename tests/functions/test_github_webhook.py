@@ -332,7 +332,8 @@ def test_an_oversize_body_is_413(webhook, aws, repo):
 ])
 def test_github_api_failures_answer_5xx_and_leave_nothing(webhook, aws, github, repo, failure, expected, words):
     before = state(aws)
-    github.failures[:] = [failure]
+    # Twice: the client tries a server error or a missing answer once more.
+    github.failures[:] = [failure, failure]
     try:
         status, answer = deliver(webhook, push_payload(repo, ["flavors/base/x"]))
     finally:

@@ -114,10 +114,14 @@ mod tests {
             store: MemoryStore::default(),
             batches: FakeBatches::default(),
             token: None,
-            poster: StatusPoster::new(
+            poster: StatusPoster::new(flavor_ci_aws::github::GitHubClient::new(
                 flavor_ci_aws::LazyHttpsClient::new(std::time::Duration::from_secs(1), false),
                 "http://127.0.0.1:9",
-            ),
+                flavor_ci_aws::github::Timing {
+                    attempt: std::time::Duration::from_secs(1),
+                    total: std::time::Duration::from_secs(1),
+                },
+            )),
             notifier: Recorded::default(),
             region: flavor_ci_aws::FromSdk::Ready("eu-west-1".into()),
         });

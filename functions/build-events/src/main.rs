@@ -5,7 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use flavor_ci_aws::github::{GitHubClient, Timing};
 use flavor_ci_aws::github_status::StatusPoster;
+
+/// One post may take 4 s, both attempts together 9 s.
+const TIMING: Timing = Timing {
+    attempt: Duration::from_secs(4),
+    total: Duration::from_secs(9),
+};
 use flavor_ci_aws::secrets::{self, Cached, SecretsManager};
 use flavor_ci_aws::store::S3Store;
 use lambda_runtime::tracing::error;
@@ -54,10 +61,11 @@ async fn main() -> Result<(), Error> {
         store: S3Store::on_first_use(sdk.clone()),
         batches: codebuild::CodeBuild::on_first_use(sdk.clone()),
         token,
-        poster: StatusPoster::new(
+        poster: StatusPoster::new(GitHubClient::new(
             flavor_ci_aws::LazyHttpsClient::new(Duration::from_secs(2), true),
             &api,
-        ),
+            TIMING,
+        )),
         notifier: notify::Sns::on_first_use(sdk.clone()),
         region: sdk.region(),
         config,

@@ -124,7 +124,7 @@ pub(crate) async fn post<S, C, K: SecretSource, N>(
     };
     match deps
         .poster
-        .post_with(token, &config.repository, commit, &status)
+        .post(token, &config.repository, commit, &status)
         .await
     {
         Ok(()) => {

@@ -25,7 +25,7 @@ use lambda_runtime::tracing::{info, warn};
 use crate::builds::{BatchRequest, Builds};
 use crate::github::{ListError, Listing, list_flavors};
 use crate::outcome::{Context, Fault, Outcome, Refusal, Started, Stopping};
-use crate::ports::{Job, Ports, token_unreadable};
+use crate::ports::{Job, Ports};
 use crate::record::{DeliveryRecord, Earlier, State, earlier};
 use crate::report::post_aggregate;
 use crate::superseded;
@@ -164,63 +164,30 @@ async fn steps<P: Ports>(
     Ok(started(job, start, *plan, spec, batch_id).await)
 }
 
-/// The flavors at the commit; a token GitHub rejects is fetched again once.
+/// The flavors at the commit.
 async fn list<P: Ports>(
     job: Job<'_, P>,
     commit: &str,
     tree_id: Option<&str>,
     settings: &Settings,
 ) -> Result<Listing, Refusal> {
-    let deps = job.deps;
     let repo = &job.config.repository;
-    let mut token = job.github_token().await?;
-    let mut retried = false;
-    loop {
-        let result = list_flavors(
-            &deps.github,
-            repo,
-            commit,
-            tree_id,
-            settings,
-            token.as_deref().map(String::as_str),
-        )
-        .await;
-        match result {
-            Ok(listing) => return Ok(listing),
-            Err(ListError::Api(e)) if e.unauthorized && !retried => {
-                retried = true;
-                let (Some(cache), Some(stale)) = (&deps.github_token, &token) else {
-                    return Err(e.into());
-                };
-                match cache.refresh(stale).await.map_err(token_unreadable)? {
-                    Some(fresh) => token = Some(fresh),
-                    None => return Err(e.into()),
-                }
-            }
-            Err(ListError::Api(e)) => return Err(e.into()),
-            Err(ListError::Repository(e)) => {
-                return Err(Refusal::new(
-                    Fault::Unbuildable,
-                    format!("cannot list the flavors at commit {commit}: {e}"),
-                ));
-            }
-        }
+    match list_flavors(&job.deps.github, repo, commit, tree_id, settings).await {
+        Ok(listing) => Ok(listing),
+        Err(ListError::Api(e)) => Err(e.into()),
+        Err(ListError::Repository(e)) => Err(Refusal::new(
+            Fault::Unbuildable,
+            format!("cannot list the flavors at commit {commit}: {e}"),
+        )),
     }
 }
 
 /// The changes GitHub's comparison of `base...commit` lists (a pull request).
 async fn compare<P: Ports>(job: Job<'_, P>, base: &str, commit: &str) -> Result<Changes, Refusal> {
-    // Listing has fetched the token again if GitHub had rejected it.
-    let token = job.github_token().await?;
     let changes = job
         .deps
         .github
-        .changed_files(
-            &job.config.repository,
-            base,
-            commit,
-            token.as_deref().map(String::as_str),
-        )
+        .changed_files(&job.config.repository, base, commit)
         .await?;
     Ok(changes)
 }

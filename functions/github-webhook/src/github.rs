@@ -1,27 +1,26 @@
-//! The GitHub REST API calls that list the flavors at a commit: git trees and blobs, so the
-//! answer is exactly the pushed commit's content, symbolic links included.
+//! What the webhook reads from GitHub, through the one GitHub client: the flavors at a commit
+//! (git trees and blobs, so the answer is exactly the commit's content, symbolic links
+//! included), a pull request's changed files, the default branch and a ref's commit.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use bytes::Bytes;
 use flavor_ci::flavors::{FlavorError, FlavorSet, is_candidate};
 use flavor_ci::selection::Changes;
 use flavor_ci::settings::Settings;
 use flavor_ci::webhook::push::{LinkedFlavor, resolve_link};
-use flavor_ci_aws::LazyHttpsClient;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, USER_AGENT};
-use hyper::{Method, Request};
+use flavor_ci_aws::github::{Answer, Auth, Call, CallError, GitHubClient, Timing};
 use serde::Deserialize;
 use tokio::task::JoinSet;
-use tokio::time::timeout;
 
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(4);
-/// Tree listings of huge directories stay far below this.
-const MAX_RESPONSE_BYTES: usize = 32 << 20;
+/// One request may take 4 s, both attempts together 6 s: the delivery is answered within its
+/// 8 s, well before GitHub gives up at 10.
+pub(crate) const TIMING: Timing = Timing {
+    attempt: Duration::from_secs(4),
+    total: Duration::from_secs(6),
+};
 /// How many links a path may pass through, like the kernel's limit on nested links.
 const MAX_LINK_DEPTH: u8 = 8;
 const MODE_TREE: &str = "040000";
@@ -51,11 +50,20 @@ pub(crate) enum ListError {
     Repository(String),
 }
 
-/// A GitHub (or GitHub Enterprise Server) REST API.
-#[derive(Debug, Clone)]
-pub(crate) struct GitHub {
-    client: LazyHttpsClient,
-    base: Arc<str>,
+/// The GitHub API as the webhook reads it, authenticated by `A`.
+#[derive(Debug)]
+pub(crate) struct GitHub<A> {
+    client: GitHubClient,
+    auth: Arc<A>,
+}
+
+impl<A> Clone for GitHub<A> {
+    fn clone(&self) -> Self {
+        Self {
+            client: self.client.clone(),
+            auth: self.auth.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -90,119 +98,79 @@ struct GitCommit {
     tree: CommitTree,
 }
 
-impl GitHub {
-    pub(crate) fn new(client: LazyHttpsClient, base: &str) -> Self {
+/// What reading the repository needs of the token.
+const READ: &str = "Contents: read";
+
+impl<A: Auth + 'static> GitHub<A> {
+    pub(crate) fn new(client: GitHubClient, auth: A) -> Self {
         Self {
             client,
-            base: base.trim_end_matches('/').into(),
+            auth: Arc::new(auth),
         }
     }
 
-    async fn get<T: for<'de> Deserialize<'de>>(
-        &self,
-        path: &str,
-        token: Option<&str>,
-    ) -> Result<T, ApiError> {
-        let url = format!("{}{path}", self.base);
+    /// How requests authenticate (the commit statuses use it too).
+    pub(crate) fn auth(&self) -> &A {
+        &self.auth
+    }
+
+    async fn get<T: for<'de> Deserialize<'de>>(&self, path: &str) -> Result<T, ApiError> {
         let fail = |status: u16, message: String| ApiError {
             status,
             message,
             unauthorized: false,
             github_status: 0,
         };
-        let mut request = Request::builder()
-            .method(Method::GET)
-            .uri(&url)
-            .header(ACCEPT, "application/vnd.github+json")
-            .header("X-GitHub-Api-Version", "2022-11-28")
-            .header(USER_AGENT, "flavor-ci");
-        if let Some(token) = token {
-            let mut value = HeaderValue::try_from(format!("Bearer {token}"))
-                .map_err(|_| fail(502, "the GitHub token holds characters a header cannot carry; store the token alone".into()))?;
-            value.set_sensitive(true);
-            request = request.header(AUTHORIZATION, value);
-        }
-        let request = request
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| fail(502, format!("cannot build the request for GET {url}: {e}")))?;
-        let client = self
-            .client
-            .get()
-            .map_err(|e| fail(502, format!("GET {url} cannot be sent: {e}")))?;
-        let response = match timeout(REQUEST_TIMEOUT, client.request(request)).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
+        let call = Call::get(path, READ);
+        let answer = match self.client.send(&*self.auth, &call).await {
+            Ok(answer) => answer,
+            Err(CallError::Auth(e)) => {
+                return Err(fail(503, format!("cannot read the GitHub token: {e}")));
+            }
+            Err(e @ CallError::Transport(..)) => {
                 return Err(fail(
                     502,
-                    format!(
-                        "GET {url} failed: {e}; check GITHUB_API_URL and the network path to GitHub"
-                    ),
+                    format!("{e}; check GITHUB_API_URL and the network path to GitHub"),
                 ));
             }
-            Err(_) => {
+            Err(e @ CallError::Timeout(..)) => {
                 return Err(fail(
                     503,
-                    format!(
-                        "GET {url} got no answer within {} s; GitHub may be slow, redeliver the push later",
-                        REQUEST_TIMEOUT.as_secs()
-                    ),
+                    format!("{e}; GitHub may be slow, redeliver the push later"),
                 ));
             }
+            Err(e) => return Err(fail(502, e.to_string())),
         };
-        let status = response.status().as_u16();
-        let (parts, body) = response.into_parts();
-        let body = Limited::new(body, MAX_RESPONSE_BYTES)
-            .collect()
-            .await
-            .map_err(|e| fail(502, format!("reading the answer to GET {url} failed: {e}")))?
-            .to_bytes();
-        if (200..300).contains(&status) {
-            return serde_json::from_slice(&body).map_err(|e| {
+        let status = answer.status;
+        if answer.is_success() {
+            return serde_json::from_slice(&answer.body).map_err(|e| {
                 fail(
                     502,
                     format!(
-                        "GET {url} answered {status} with a body that is not the expected JSON: {e}"
+                        "{} answered {status} with a body that is not the expected JSON: {e}",
+                        answer.call
                     ),
                 )
             });
         }
-        Err(status_error(
-            &url,
-            status,
-            &parts.headers,
-            &body,
-            token.is_some(),
-        ))
+        Err(status_error(&answer))
     }
 
     /// The root tree of `commit`.
-    async fn commit_tree(
-        &self,
-        repo: &str,
-        commit: &str,
-        token: Option<&str>,
-    ) -> Result<String, ApiError> {
+    async fn commit_tree(&self, repo: &str, commit: &str) -> Result<String, ApiError> {
         let c: GitCommit = self
-            .get(&format!("/repos/{repo}/git/commits/{commit}"), token)
+            .get(&format!("/repos/{repo}/git/commits/{commit}"))
             .await?;
         Ok(c.tree.sha)
     }
 
-    async fn tree(&self, repo: &str, sha: &str, token: Option<&str>) -> Result<Tree, ApiError> {
-        self.get(&format!("/repos/{repo}/git/trees/{sha}"), token)
-            .await
+    async fn tree(&self, repo: &str, sha: &str) -> Result<Tree, ApiError> {
+        self.get(&format!("/repos/{repo}/git/trees/{sha}")).await
     }
 
     /// A link's target: the blob's bytes as text.
-    async fn link_target(
-        &self,
-        repo: &str,
-        sha: &str,
-        token: Option<&str>,
-    ) -> Result<String, ApiError> {
-        let blob: Blob = self
-            .get(&format!("/repos/{repo}/git/blobs/{sha}"), token)
-            .await?;
+    async fn link_target(&self, repo: &str, sha: &str) -> Result<String, ApiError> {
+        let blob: Blob = self.get(&format!("/repos/{repo}/git/blobs/{sha}")).await?;
         let bad = |why: &str| ApiError {
             status: 502,
             message: format!("GitHub's blob {sha} in {repo} {why}"),
@@ -220,28 +188,19 @@ impl GitHub {
     }
 }
 
-impl GitHub {
+impl<A: Auth + 'static> GitHub<A> {
     /// The repository's default branch.
-    pub(crate) async fn default_branch(
-        &self,
-        repo: &str,
-        token: Option<&str>,
-    ) -> Result<String, ApiError> {
+    pub(crate) async fn default_branch(&self, repo: &str) -> Result<String, ApiError> {
         #[derive(Deserialize)]
         struct Repo {
             default_branch: String,
         }
-        let r: Repo = self.get(&format!("/repos/{repo}"), token).await?;
+        let r: Repo = self.get(&format!("/repos/{repo}")).await?;
         Ok(r.default_branch)
     }
 
     /// The commit `full_ref` (`refs/heads/…`, `refs/tags/…`) points at, through annotated tags.
-    pub(crate) async fn ref_commit(
-        &self,
-        repo: &str,
-        full_ref: &str,
-        token: Option<&str>,
-    ) -> Result<String, ApiError> {
+    pub(crate) async fn ref_commit(&self, repo: &str, full_ref: &str) -> Result<String, ApiError> {
         #[derive(Deserialize)]
         struct Target {
             #[serde(rename = "type")]
@@ -254,7 +213,7 @@ impl GitHub {
         }
         let name = full_ref.strip_prefix("refs/").unwrap_or(full_ref);
         let mut target = self
-            .get::<Ref>(&format!("/repos/{repo}/git/ref/{name}"), token)
+            .get::<Ref>(&format!("/repos/{repo}/git/ref/{name}"))
             .await?
             .object;
         // An annotated tag points at a tag object; follow it (a tag of a tag, a few levels).
@@ -263,7 +222,7 @@ impl GitHub {
                 break;
             }
             target = self
-                .get::<Ref>(&format!("/repos/{repo}/git/tags/{}", target.sha), token)
+                .get::<Ref>(&format!("/repos/{repo}/git/tags/{}", target.sha))
                 .await?
                 .object;
         }
@@ -282,7 +241,7 @@ impl GitHub {
 /// GitHub lists at most this many changed files in a comparison.
 pub(crate) const MAX_COMPARE_FILES: usize = 300;
 
-impl GitHub {
+impl<A: Auth + 'static> GitHub<A> {
     /// The files a pull request changes: those changed between the merge base of `base` and
     /// `head`, and `head` (the compare API's `base...head`). GitHub lists the changed files, at
     /// most 300, with the first page of a comparison (later pages only add commits), so one
@@ -294,7 +253,6 @@ impl GitHub {
         repo: &str,
         base: &str,
         head: &str,
-        token: Option<&str>,
     ) -> Result<Changes, ApiError> {
         #[derive(Deserialize)]
         struct Compare {
@@ -306,7 +264,7 @@ impl GitHub {
             previous_filename: Option<String>,
         }
         let path = format!("/repos/{repo}/compare/{base}...{head}?per_page=1&page=1");
-        let compare: Compare = match self.get(&path, token).await {
+        let compare: Compare = match self.get(&path).await {
             Ok(c) => c,
             Err(e) if matches!(e.github_status, 406 | 422) => {
                 return Ok(Changes::Unknown(format!(
@@ -338,20 +296,10 @@ impl GitHub {
 }
 
 /// The error for a non-2xx answer.
-fn status_error(
-    url: &str,
-    status: u16,
-    headers: &HeaderMap,
-    body: &[u8],
-    with_token: bool,
-) -> ApiError {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let github_message = serde_json::from_slice::<serde_json::Value>(body)
+fn status_error(answer: &Answer) -> ApiError {
+    let (call, status, with_token) = (&answer.call, answer.status, answer.with_token);
+    let header = |name: &str| answer.header(name).map(str::to_owned);
+    let github_message = serde_json::from_slice::<serde_json::Value>(&answer.body)
         .ok()
         .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
         .unwrap_or_default();
@@ -360,8 +308,7 @@ fn status_error(
     } else {
         format!(" ({github_message})")
     };
-    let exhausted = header("x-ratelimit-remaining").as_deref() == Some("0");
-    if status == 429 || ((status == 403) && (exhausted || header("retry-after").is_some())) {
+    if answer.rate_limited() {
         let when = if let Some(after) = header("retry-after") {
             format!("retry after {after} s")
         } else if let Some(reset) = header("x-ratelimit-reset").and_then(|r| r.parse::<u64>().ok())
@@ -389,22 +336,22 @@ fn status_error(
         401 => (
             502,
             format!(
-                "GitHub rejected the token for GET {url} (401){said}: store a valid token in the GitHub token secret"
+                "GitHub rejected the token for {call} (401){said}: store a valid token in the GitHub token secret"
             ),
         ),
         403 | 404 => (
             502,
             format!(
-                "GET {url} answered {status}{said}: the commit does not exist or the token cannot read the repository; give the token read access to its contents"
+                "{call} answered {status}{said}: the commit does not exist or the token cannot read the repository; give the token read access to its contents"
             ),
         ),
         500..=599 => (
             503,
             format!(
-                "GitHub answered {status} for GET {url}{said}: GitHub is unavailable; redeliver the push later"
+                "GitHub answered {status} for {call}{said}: GitHub is unavailable; redeliver the push later"
             ),
         ),
-        _ => (502, format!("GitHub answered {status} for GET {url}{said}")),
+        _ => (502, format!("GitHub answered {status} for {call}{said}")),
     };
     ApiError {
         status: answer,
@@ -434,22 +381,21 @@ enum Found {
 }
 
 /// Walks one commit's trees, fetching each tree once.
-struct Walker<'a> {
-    api: &'a GitHub,
+struct Walker<'a, A> {
+    api: &'a GitHub<A>,
     repo: &'a str,
-    token: Option<&'a str>,
     root: String,
     trees: HashMap<String, Arc<Vec<TreeEntry>>>,
     calls: usize,
 }
 
-impl Walker<'_> {
+impl<A: Auth + 'static> Walker<'_, A> {
     async fn tree(&mut self, sha: &str) -> Result<Arc<Vec<TreeEntry>>, ListError> {
         if let Some(t) = self.trees.get(sha) {
             return Ok(t.clone());
         }
         self.calls += 1;
-        let tree = self.api.tree(self.repo, sha, self.token).await?;
+        let tree = self.api.tree(self.repo, sha).await?;
         if tree.truncated {
             return Err(ListError::Repository(format!(
                 "GitHub truncated the listing of tree {sha}: the directory is too large to list"
@@ -482,10 +428,7 @@ impl Walker<'_> {
                 MODE_SUBMODULE => return Ok((Found::Submodule(here.clone()), here)),
                 MODE_LINK => {
                     self.calls += 1;
-                    let target = self
-                        .api
-                        .link_target(self.repo, &entry.sha, self.token)
-                        .await?;
+                    let target = self.api.link_target(self.repo, &entry.sha).await?;
                     let Some(mut resolved) = resolve_link(&here, &target) else {
                         return Ok((Found::Missing("leaves the repository".into()), here));
                     };
@@ -506,13 +449,12 @@ impl Walker<'_> {
 /// Lists the flavors in the settings' `flavors-dir` at `commit` of `repo` (`owner/name`), by
 /// the settings' rules. `tree` is the commit's root tree when the push names it, which saves a
 /// call.
-pub(crate) async fn list_flavors(
-    api: &GitHub,
+pub(crate) async fn list_flavors<A: Auth + 'static>(
+    api: &GitHub<A>,
     repo: &str,
     commit: &str,
     tree: Option<&str>,
     settings: &Settings,
-    token: Option<&str>,
 ) -> Result<Listing, ListError> {
     let (dir, exclude, style) = (
         settings.flavors_dir.as_str(),
@@ -524,13 +466,12 @@ pub(crate) async fn list_flavors(
         Some(t) => t.to_owned(),
         None => {
             calls += 1;
-            api.commit_tree(repo, commit, token).await?
+            api.commit_tree(repo, commit).await?
         }
     };
     let mut walker = Walker {
         api,
         repo,
-        token,
         root,
         trees: HashMap::new(),
         calls,
@@ -580,14 +521,9 @@ pub(crate) async fn list_flavors(
     // Link targets are independent: fetch them together.
     let mut fetches = JoinSet::new();
     for e in &link_entries {
-        let (api, repo, sha, token) = (
-            api.clone(),
-            repo.to_owned(),
-            e.sha.clone(),
-            token.map(str::to_owned),
-        );
+        let (api, repo, sha) = (api.clone(), repo.to_owned(), e.sha.clone());
         let name = e.path.clone();
-        fetches.spawn(async move { (name, api.link_target(&repo, &sha, token.as_deref()).await) });
+        fetches.spawn(async move { (name, api.link_target(&repo, &sha).await) });
     }
     let mut targets = Vec::with_capacity(link_entries.len());
     while let Some(joined) = fetches.join_next().await {

@@ -185,14 +185,9 @@ mod tests {
                 crate::secrets::webhook_secrets,
                 Duration::from_secs(300),
             ),
-            github_token: None,
-            github: GitHub::new(
-                flavor_ci_aws::LazyHttpsClient::new(Duration::from_secs(1), false),
-                "http://127.0.0.1:9",
-            ),
+            github: GitHub::new(crate::ports::fake::github_client(), None),
             statuses: flavor_ci_aws::github_status::StatusPoster::new(
-                flavor_ci_aws::LazyHttpsClient::new(Duration::from_secs(1), false),
-                "http://127.0.0.1:9",
+                crate::ports::fake::github_client(),
             ),
             region: flavor_ci_aws::FromSdk::Ready("us-east-1".into()),
             settings: Mutex::new(None),

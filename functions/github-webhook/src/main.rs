@@ -29,6 +29,8 @@ use flavor_ci_aws::secrets;
 
 use builds::CodeBuild;
 use config::Config;
+use flavor_ci_aws::github::GitHubClient;
+use flavor_ci_aws::github_status::StatusPoster;
 use flavor_ci_aws::store::S3Store;
 use github::GitHub;
 use ports::{Deps, Ports};
@@ -65,19 +67,19 @@ async fn main() -> Result<(), Error> {
         ),
         Err(_) => (String::new(), None, String::new(), Duration::ZERO),
     };
+    // Built on the first request to GitHub, not during the cold start.
     let https = flavor_ci_aws::LazyHttpsClient::new(Duration::from_secs(2), true);
+    let client = GitHubClient::new(https, &api, github::TIMING);
     let deps: Arc<Deps<Aws>> = Arc::new(Deps {
         store: S3Store::on_first_use(sdk.clone()),
         builds: CodeBuild::on_first_use(sdk.clone()),
         webhook_secrets: Cached::new(secrets.clone(), secret_id, secrets::webhook_secrets, ttl)
             .refreshed_at_most_every(secrets::WEBHOOK_SECRET_REFRESH),
-        github_token: token_id.map(|id| Cached::new(secrets, id, secrets::github_token, ttl)),
         github: GitHub::new(
-            // Built on the first request to GitHub, not during the cold start.
-            https.clone(),
-            &api,
+            client.clone(),
+            token_id.map(|id| Cached::new(secrets, id, secrets::github_token, ttl)),
         ),
-        statuses: flavor_ci_aws::github_status::StatusPoster::new(https, &api),
+        statuses: StatusPoster::new(client),
         region: sdk.region(),
         settings: Mutex::new(None),
         config,

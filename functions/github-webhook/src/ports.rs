@@ -34,8 +34,8 @@ pub(crate) struct Deps<P: Ports> {
     pub(crate) store: P::Store,
     pub(crate) builds: P::Builds,
     pub(crate) webhook_secrets: Cached<P::Secrets, Vec<Vec<u8>>>,
-    pub(crate) github_token: Option<Cached<P::Secrets, String>>,
-    pub(crate) github: GitHub,
+    /// GitHub, with the token from Secrets Manager when the stack has one.
+    pub(crate) github: GitHub<Option<Cached<P::Secrets, String>>>,
     pub(crate) statuses: flavor_ci_aws::github_status::StatusPoster,
     pub(crate) region: flavor_ci_aws::FromSdk<String>,
     pub(crate) settings: Mutex<Option<Arc<Settings>>>,
@@ -91,22 +91,6 @@ impl<P: Ports> Job<'_, P> {
         *cached = Some(settings.clone());
         Ok(settings)
     }
-
-    /// The GitHub token, when the stack has one.
-    pub(crate) async fn github_token(&self) -> Result<Option<Arc<String>>, Refusal> {
-        match &self.deps.github_token {
-            Some(cache) => cache.get().await.map(Some).map_err(token_unreadable),
-            None => Ok(None),
-        }
-    }
-}
-
-/// The answer when the GitHub token cannot be read.
-pub(crate) fn token_unreadable(e: flavor_ci_aws::secrets::SecretError) -> Refusal {
-    Refusal::new(
-        Fault::Unavailable,
-        format!("cannot read the GitHub token: {e}"),
-    )
 }
 
 #[cfg(test)]
@@ -127,5 +111,18 @@ pub(crate) mod fake {
         type Store = MemoryStore;
         type Builds = Recording;
         type Secrets = K;
+    }
+
+    /// A GitHub client of an address nothing answers on, with no time for a second attempt.
+    pub(crate) fn github_client() -> flavor_ci_aws::github::GitHubClient {
+        use std::time::Duration;
+        flavor_ci_aws::github::GitHubClient::new(
+            flavor_ci_aws::LazyHttpsClient::new(Duration::from_secs(1), false),
+            "http://127.0.0.1:9",
+            flavor_ci_aws::github::Timing {
+                attempt: Duration::from_secs(1),
+                total: Duration::from_millis(300),
+            },
+        )
     }
 }

@@ -19,7 +19,7 @@ pub(crate) async fn post_aggregate<P: Ports>(
     target: Option<String>,
 ) -> Option<Aggregate> {
     let (deps, config) = (job.deps, job.config);
-    let (Some(base), Some(token)) = (&config.status_context, &deps.github_token) else {
+    let (Some(base), Some(token)) = (&config.status_context, deps.github.auth()) else {
         return None;
     };
     // Release runs report under `<context>/release`: a tag on a commit the CI built never
@@ -37,7 +37,7 @@ pub(crate) async fn post_aggregate<P: Ports>(
     };
     let posted = deps
         .statuses
-        .post_with(token, &config.repository, commit, &status)
+        .post(token, &config.repository, commit, &status)
         .await;
     if let Err(e) = &posted {
         warn!(context, commit, error = %e, "the aggregate status was not posted");

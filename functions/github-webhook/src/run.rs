@@ -23,16 +23,11 @@ pub(crate) async fn on_run<P: Ports>(job: Job<'_, P>, run: RunRequest) -> Outcom
 async fn start<P: Ports>(job: Job<'_, P>, run: RunRequest) -> Result<Outcome, Outcome> {
     let config = job.config;
     let settings = job.settings().await?;
-    let token = job.github_token().await?;
-    let token = token.as_deref().map(String::as_str);
     let (github, repo) = (&job.deps.github, &config.repository);
-    let default_branch = github
-        .default_branch(repo, token)
-        .await
-        .map_err(Refusal::from)?;
+    let default_branch = github.default_branch(repo).await.map_err(Refusal::from)?;
     let git_ref = run.full_ref(&default_branch);
     let commit = github
-        .ref_commit(repo, &git_ref, token)
+        .ref_commit(repo, &git_ref)
         .await
         .map_err(Refusal::from)?;
     let (variant, project, release_id) = target(job, &settings, &run, &git_ref)?;

@@ -5,6 +5,8 @@ use std::io::{self, Write as _};
 use aws_sdk_cloudformation::types::StackStatus;
 use aws_sdk_s3::error::ProvideErrorMetadata;
 
+use flavor_ci_aws::github::{Call, CallError, GitHubClient, Timing, Token};
+
 use super::{HealthArgs, aws_error};
 
 /// The outcome of one check.
@@ -292,22 +294,46 @@ async fn check_github_token(
             )];
         }
     };
-    let client = match flavor_ci_aws::https_client(std::time::Duration::from_secs(5), false) {
-        Ok(c) => c,
-        Err(e) => {
-            return vec![fail(
-                name,
-                format!("no HTTPS client: {e}"),
-                "check the system's root certificates",
-            )];
-        }
-    };
-    let mut checks = vec![check_webhook_token(&client, api, repo, &token, name).await];
+    let client = GitHubClient::new(
+        flavor_ci_aws::LazyHttpsClient::new(std::time::Duration::from_secs(5), false),
+        api,
+        TIMING,
+    );
+    let token = Token(std::sync::Arc::new(token));
+    let mut checks = vec![check_webhook_token(&client, repo, &token, name).await];
     if statuses {
         let name = format!("status token ({secret_id}) on {repo}");
-        checks.push(check_status_token(&client, api, repo, &token, name).await);
+        checks.push(check_status_token(&client, repo, &token, name).await);
     }
     checks
+}
+
+/// A probe may take 15 s, both attempts together 20 s.
+const TIMING: Timing = Timing {
+    attempt: std::time::Duration::from_secs(15),
+    total: std::time::Duration::from_secs(20),
+};
+
+/// What a probe that got no answer says.
+fn unanswered(name: String, e: &CallError) -> Check {
+    match e {
+        CallError::TokenHeader | CallError::Build(..) => fail(
+            name,
+            "the token or the URL cannot be sent",
+            "check --github-api-url and the token",
+        ),
+        CallError::Client(..) => fail(
+            name,
+            format!("no HTTPS client: {e}"),
+            "check the system's root certificates",
+        ),
+        CallError::Body(..) => fail(name, e.to_string(), "try again"),
+        _ => fail(
+            name,
+            e.to_string(),
+            "check --github-api-url and the network",
+        ),
+    }
 }
 
 /// The token may write commit statuses. The probe posts a status GitHub must refuse (an unknown
@@ -315,38 +341,17 @@ async fn check_github_token(
 /// refused as invalid (422); one without is refused as not allowed (403, or 404). Nothing is
 /// written either way.
 async fn check_status_token(
-    client: &flavor_ci_aws::HttpsClient,
-    api: &str,
+    client: &GitHubClient,
     repo: &str,
-    token: &str,
+    token: &Token,
     name: String,
 ) -> Check {
-    use bytes::Bytes;
-    use http_body_util::Full;
-
-    let url = format!(
-        "{}/repos/{repo}/statuses/{}",
-        api.trim_end_matches('/'),
-        "0".repeat(40)
-    );
-    let Ok(request) = hyper::Request::post(&url)
-        .header("authorization", format!("Bearer {token}"))
-        .header("accept", "application/vnd.github+json")
-        .header("content-type", "application/json")
-        .header("user-agent", "flavor-ci-health")
-        .body(Full::new(Bytes::from_static(
-            br#"{"state":"flavor-ci-health-probe","context":"flavor-ci/health"}"#,
-        )))
-    else {
-        return fail(
-            name,
-            "the token or the URL cannot be sent",
-            "check --github-api-url and the token",
-        );
-    };
+    let path = format!("/repos/{repo}/statuses/{}", "0".repeat(40));
+    let body = br#"{"state":"flavor-ci-health-probe","context":"flavor-ci/health"}"#;
+    let call = Call::post(&path, body, "Commit statuses: Read and write");
     let fix = "give the token the permission `Commit statuses: Read and write` on this repository (fine-grained) or the `repo:status` scope (classic), or deploy with CommitStatuses=none";
-    match tokio::time::timeout(std::time::Duration::from_secs(15), client.request(request)).await {
-        Ok(Ok(r)) => match r.status().as_u16() {
+    match client.send(token, &call).await {
+        Ok(answer) => match answer.status {
             422 => pass(name, "may write commit statuses"),
             401 => fail(
                 name,
@@ -355,28 +360,19 @@ async fn check_status_token(
             ),
             403 | 404 => fail(
                 name,
-                format!(
-                    "GitHub refuses it commit statuses ({})",
-                    r.status().as_u16()
-                ),
+                format!("GitHub refuses it commit statuses ({})", answer.status),
                 fix,
             ),
             other => warn(
                 name,
-                format!("the probe POST {url} answered {other}; GitHub may be unavailable"),
+                format!(
+                    "the probe {} answered {other}; GitHub may be unavailable",
+                    answer.call
+                ),
                 "run health again later",
             ),
         },
-        Ok(Err(e)) => fail(
-            name,
-            format!("POST {url} failed: {e}"),
-            "check --github-api-url and the network",
-        ),
-        Err(_) => fail(
-            name,
-            format!("POST {url} got no answer in 15 s"),
-            "check --github-api-url and the network",
-        ),
+        Err(e) => unanswered(name, &e),
     }
 }
 
@@ -384,58 +380,22 @@ async fn check_status_token(
 /// more than its job needs. GitHub reports a classic token's scopes in `X-OAuth-Scopes`; for any
 /// token, a repository's `permissions.push` says whether requests made with it may push.
 async fn check_webhook_token(
-    client: &flavor_ci_aws::HttpsClient,
-    api: &str,
+    client: &GitHubClient,
     repo: &str,
-    token: &str,
+    token: &Token,
     name: String,
 ) -> Check {
-    use bytes::Bytes;
-    use http_body_util::{BodyExt, Full, Limited};
-
-    let url = format!("{}/repos/{repo}", api.trim_end_matches('/'));
-    let request = hyper::Request::get(&url)
-        .header("authorization", format!("Bearer {token}"))
-        .header("accept", "application/vnd.github+json")
-        .header("user-agent", "flavor-ci-health")
-        .body(Full::new(Bytes::new()));
-    let Ok(request) = request else {
-        return fail(
-            name,
-            "the token or the URL cannot be sent",
-            "check --github-api-url and the token",
-        );
+    let path = format!("/repos/{repo}");
+    let answer = match client
+        .send(token, &Call::get(&path, "Contents: read"))
+        .await
+    {
+        Ok(answer) => answer,
+        Err(e) => return unanswered(name, &e),
     };
-    let response =
-        match tokio::time::timeout(std::time::Duration::from_secs(15), client.request(request))
-            .await
-        {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
-                return fail(
-                    name,
-                    format!("GET {url} failed: {e}"),
-                    "check --github-api-url and the network",
-                );
-            }
-            Err(_) => {
-                return fail(
-                    name,
-                    format!("GET {url} got no answer in 15 s"),
-                    "check --github-api-url and the network",
-                );
-            }
-        };
-    let status = response.status().as_u16();
-    let scopes = response
-        .headers()
-        .get("x-oauth-scopes")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let body = match Limited::new(response.into_body(), 1 << 20).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => return fail(name, format!("reading the answer failed: {e}"), "try again"),
-    };
+    let (status, url) = (answer.status, client.url(&path));
+    let scopes = answer.header("x-oauth-scopes").map(str::to_owned);
+    let body = answer.body;
     if status == 401 {
         return fail(
             name,
