@@ -35,6 +35,11 @@ const MAX_RESPONSE_BYTES: usize = 32 << 20;
 
 /// How a request authenticates.
 pub trait Auth: Send + Sync + fmt::Debug {
+    /// Whether requests carry a token at all.
+    fn has_token(&self) -> bool {
+        true
+    }
+
     /// The token to send, if any.
     fn token(&self) -> impl Future<Output = Result<Option<Arc<String>>, AuthError>> + Send;
 
@@ -55,6 +60,10 @@ pub struct AuthError(pub String);
 pub struct Anonymous;
 
 impl Auth for Anonymous {
+    fn has_token(&self) -> bool {
+        false
+    }
+
     async fn token(&self) -> Result<Option<Arc<String>>, AuthError> {
         Ok(None)
     }
@@ -102,6 +111,10 @@ impl<K: SecretSource> Auth for Cached<K, String> {
 
 /// A token when there is one.
 impl<A: Auth> Auth for Option<A> {
+    fn has_token(&self) -> bool {
+        self.as_ref().is_some_and(Auth::has_token)
+    }
+
     async fn token(&self) -> Result<Option<Arc<String>>, AuthError> {
         match self {
             Some(a) => a.token().await,

@@ -23,7 +23,7 @@ use flavor_ci_aws::undo::{UndoLog, Undone, now_ms};
 use lambda_runtime::tracing::{info, warn};
 
 use crate::builds::{BatchRequest, Builds};
-use crate::github::{ListError, Listing, list_flavors};
+use crate::github::{ListError, Listing, Repository};
 use crate::outcome::{Context, Fault, Outcome, Refusal, Started, Stopping};
 use crate::ports::{Job, Ports};
 use crate::record::{DeliveryRecord, Earlier, State, earlier};
@@ -172,7 +172,12 @@ async fn list<P: Ports>(
     settings: &Settings,
 ) -> Result<Listing, Refusal> {
     let repo = &job.config.repository;
-    match list_flavors(&job.deps.github, repo, commit, tree_id, settings).await {
+    match job
+        .deps
+        .github
+        .flavors(repo, commit, tree_id, settings)
+        .await
+    {
         Ok(listing) => Ok(listing),
         Err(ListError::Api(e)) => Err(e.into()),
         Err(ListError::Repository(e)) => Err(Refusal::new(

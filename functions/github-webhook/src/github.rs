@@ -12,6 +12,7 @@ use flavor_ci::selection::Changes;
 use flavor_ci::settings::Settings;
 use flavor_ci::webhook::push::{LinkedFlavor, resolve_link};
 use flavor_ci_aws::github::{Answer, Auth, Call, CallError, GitHubClient, Timing};
+use flavor_ci_aws::github_status::{CommitStatus, PostError, StatusPoster};
 use serde::Deserialize;
 use tokio::task::JoinSet;
 
@@ -50,10 +51,50 @@ pub(crate) enum ListError {
     Repository(String),
 }
 
+/// What the webhook asks of GitHub: the port the batch step and the adapters read through
+/// (GitHub's REST API in the function, a stand-in in tests).
+pub(crate) trait Repository: Send + Sync + std::fmt::Debug + 'static {
+    /// The flavors at `commit` (whose root tree is `tree`, when known).
+    fn flavors(
+        &self,
+        repo: &str,
+        commit: &str,
+        tree: Option<&str>,
+        settings: &Settings,
+    ) -> impl Future<Output = Result<Listing, ListError>> + Send;
+
+    /// The files `base...head` changes.
+    fn changed_files(
+        &self,
+        repo: &str,
+        base: &str,
+        head: &str,
+    ) -> impl Future<Output = Result<Changes, ApiError>> + Send;
+
+    /// The repository's default branch.
+    fn default_branch(&self, repo: &str) -> impl Future<Output = Result<String, ApiError>> + Send;
+
+    /// The commit `full_ref` points at.
+    fn ref_commit(
+        &self,
+        repo: &str,
+        full_ref: &str,
+    ) -> impl Future<Output = Result<String, ApiError>> + Send;
+
+    /// Posts a commit status; `None` when there is no token to post with.
+    fn post_status(
+        &self,
+        repo: &str,
+        sha: &str,
+        status: &CommitStatus,
+    ) -> impl Future<Output = Option<Result<(), PostError>>> + Send;
+}
+
 /// The GitHub API as the webhook reads it, authenticated by `A`.
 #[derive(Debug)]
 pub(crate) struct GitHub<A> {
     client: GitHubClient,
+    statuses: StatusPoster,
     auth: Arc<A>,
 }
 
@@ -61,6 +102,7 @@ impl<A> Clone for GitHub<A> {
     fn clone(&self) -> Self {
         Self {
             client: self.client.clone(),
+            statuses: self.statuses.clone(),
             auth: self.auth.clone(),
         }
     }
@@ -104,14 +146,10 @@ const READ: &str = "Contents: read";
 impl<A: Auth + 'static> GitHub<A> {
     pub(crate) fn new(client: GitHubClient, auth: A) -> Self {
         Self {
+            statuses: StatusPoster::new(client.clone()),
             client,
             auth: Arc::new(auth),
         }
-    }
-
-    /// How requests authenticate (the commit statuses use it too).
-    pub(crate) fn auth(&self) -> &A {
-        &self.auth
     }
 
     async fn get<T: for<'de> Deserialize<'de>>(&self, path: &str) -> Result<T, ApiError> {
@@ -188,9 +226,34 @@ impl<A: Auth + 'static> GitHub<A> {
     }
 }
 
-impl<A: Auth + 'static> GitHub<A> {
+/// GitHub lists at most this many changed files in a comparison.
+pub(crate) const MAX_COMPARE_FILES: usize = 300;
+
+impl<A: Auth + 'static> Repository for GitHub<A> {
+    async fn flavors(
+        &self,
+        repo: &str,
+        commit: &str,
+        tree: Option<&str>,
+        settings: &Settings,
+    ) -> Result<Listing, ListError> {
+        list_flavors(self, repo, commit, tree, settings).await
+    }
+
+    async fn post_status(
+        &self,
+        repo: &str,
+        sha: &str,
+        status: &CommitStatus,
+    ) -> Option<Result<(), PostError>> {
+        if !self.auth.has_token() {
+            return None;
+        }
+        Some(self.statuses.post(&*self.auth, repo, sha, status).await)
+    }
+
     /// The repository's default branch.
-    pub(crate) async fn default_branch(&self, repo: &str) -> Result<String, ApiError> {
+    async fn default_branch(&self, repo: &str) -> Result<String, ApiError> {
         #[derive(Deserialize)]
         struct Repo {
             default_branch: String,
@@ -200,7 +263,7 @@ impl<A: Auth + 'static> GitHub<A> {
     }
 
     /// The commit `full_ref` (`refs/heads/…`, `refs/tags/…`) points at, through annotated tags.
-    pub(crate) async fn ref_commit(&self, repo: &str, full_ref: &str) -> Result<String, ApiError> {
+    async fn ref_commit(&self, repo: &str, full_ref: &str) -> Result<String, ApiError> {
         #[derive(Deserialize)]
         struct Target {
             #[serde(rename = "type")]
@@ -236,24 +299,14 @@ impl<A: Auth + 'static> GitHub<A> {
         }
         Ok(target.sha)
     }
-}
 
-/// GitHub lists at most this many changed files in a comparison.
-pub(crate) const MAX_COMPARE_FILES: usize = 300;
-
-impl<A: Auth + 'static> GitHub<A> {
     /// The files a pull request changes: those changed between the merge base of `base` and
     /// `head`, and `head` (the compare API's `base...head`). GitHub lists the changed files, at
     /// most 300, with the first page of a comparison (later pages only add commits), so one
     /// page of one commit is asked for. When the list may be incomplete (300 files, no list) or
     /// GitHub cannot compare the two (too large, 406 or 422), the changes are unknown and every
     /// flavor builds, for that reason.
-    pub(crate) async fn changed_files(
-        &self,
-        repo: &str,
-        base: &str,
-        head: &str,
-    ) -> Result<Changes, ApiError> {
+    async fn changed_files(&self, repo: &str, base: &str, head: &str) -> Result<Changes, ApiError> {
         #[derive(Deserialize)]
         struct Compare {
             files: Option<Vec<ChangedFile>>,
@@ -449,7 +502,7 @@ impl<A: Auth + 'static> Walker<'_, A> {
 /// Lists the flavors in the settings' `flavors-dir` at `commit` of `repo` (`owner/name`), by
 /// the settings' rules. `tree` is the commit's root tree when the push names it, which saves a
 /// call.
-pub(crate) async fn list_flavors<A: Auth + 'static>(
+async fn list_flavors<A: Auth + 'static>(
     api: &GitHub<A>,
     repo: &str,
     commit: &str,
@@ -569,4 +622,92 @@ pub(crate) async fn list_flavors<A: Auth + 'static>(
         links,
         calls: walker.calls,
     })
+}
+
+#[cfg(test)]
+pub(crate) mod stand_in {
+    //! GitHub in memory, for tests of the webhook's decisions: fixed flavors, comparisons and
+    //! refs, and the statuses posted.
+    use std::collections::{BTreeSet, HashMap};
+    use std::sync::Mutex;
+
+    use super::*;
+
+    #[derive(Debug, Default)]
+    pub(crate) struct StandIn {
+        /// The flavors at every commit.
+        pub(crate) flavors: Vec<String>,
+        /// What every comparison lists.
+        pub(crate) changed: Vec<String>,
+        pub(crate) default_branch: String,
+        /// Full ref → commit.
+        pub(crate) refs: HashMap<String, String>,
+        /// Whether there is a token to post statuses with.
+        pub(crate) token: bool,
+        /// The statuses posted: commit, status.
+        pub(crate) statuses: Mutex<Vec<(String, CommitStatus)>>,
+    }
+
+    impl Repository for StandIn {
+        async fn flavors(
+            &self,
+            _repo: &str,
+            _commit: &str,
+            _tree: Option<&str>,
+            settings: &Settings,
+        ) -> Result<Listing, ListError> {
+            let flavors = FlavorSet::from_listing(
+                &settings.flavors_dir,
+                self.flavors.clone(),
+                &settings.exclude,
+                settings.batch.identifier_style,
+                Vec::new(),
+            )
+            .map_err(|e| ListError::Repository(e.to_string()))?;
+            Ok(Listing {
+                flavors,
+                links: Vec::new(),
+                calls: 1,
+            })
+        }
+
+        async fn changed_files(
+            &self,
+            _repo: &str,
+            _base: &str,
+            _head: &str,
+        ) -> Result<Changes, ApiError> {
+            Ok(Changes::Paths(
+                self.changed.iter().cloned().collect::<BTreeSet<_>>(),
+            ))
+        }
+
+        async fn default_branch(&self, _repo: &str) -> Result<String, ApiError> {
+            Ok(self.default_branch.clone())
+        }
+
+        async fn ref_commit(&self, _repo: &str, full_ref: &str) -> Result<String, ApiError> {
+            self.refs.get(full_ref).cloned().ok_or_else(|| ApiError {
+                status: 502,
+                message: format!("GET {full_ref} answered 404"),
+                unauthorized: false,
+                github_status: 404,
+            })
+        }
+
+        async fn post_status(
+            &self,
+            _repo: &str,
+            sha: &str,
+            status: &CommitStatus,
+        ) -> Option<Result<(), PostError>> {
+            if !self.token {
+                return None;
+            }
+            if let Ok(mut posted) = self.statuses.lock() {
+                posted.push((sha.to_owned(), status.clone()));
+            }
+            Some(Ok(()))
+        }
+    }
 }

@@ -119,7 +119,6 @@ mod tests {
     use crate::builds::recording::Recording;
     use crate::config::Config;
     use crate::edge::MAX_BODY_BYTES;
-    use crate::github::GitHub;
     use crate::ports::fake::Fake;
     use crate::secrets::Cached;
     use crate::secrets::SecretSource;
@@ -185,10 +184,7 @@ mod tests {
                 crate::secrets::webhook_secrets,
                 Duration::from_secs(300),
             ),
-            github: GitHub::new(crate::ports::fake::github_client(), None),
-            statuses: flavor_ci_aws::github_status::StatusPoster::new(
-                crate::ports::fake::github_client(),
-            ),
+            github: crate::github::stand_in::StandIn::default(),
             region: flavor_ci_aws::FromSdk::Ready("us-east-1".into()),
             settings: Mutex::new(None),
         })

@@ -12,6 +12,8 @@ use tokio::sync::Mutex;
 mod batch;
 mod builds;
 mod config;
+#[cfg(test)]
+mod decisions;
 mod edge;
 mod github;
 mod handler;
@@ -30,7 +32,6 @@ use flavor_ci_aws::secrets;
 use builds::CodeBuild;
 use config::Config;
 use flavor_ci_aws::github::GitHubClient;
-use flavor_ci_aws::github_status::StatusPoster;
 use flavor_ci_aws::store::S3Store;
 use github::GitHub;
 use ports::{Deps, Ports};
@@ -44,6 +45,7 @@ impl Ports for Aws {
     type Store = S3Store;
     type Builds = CodeBuild;
     type Secrets = SecretsManager;
+    type GitHub = GitHub<Option<Cached<SecretsManager, String>>>;
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -76,10 +78,9 @@ async fn main() -> Result<(), Error> {
         webhook_secrets: Cached::new(secrets.clone(), secret_id, secrets::webhook_secrets, ttl)
             .refreshed_at_most_every(secrets::WEBHOOK_SECRET_REFRESH),
         github: GitHub::new(
-            client.clone(),
+            client,
             token_id.map(|id| Cached::new(secrets, id, secrets::github_token, ttl)),
         ),
-        statuses: StatusPoster::new(client),
         region: sdk.region(),
         settings: Mutex::new(None),
         config,

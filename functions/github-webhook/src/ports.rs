@@ -14,7 +14,7 @@ use tokio::sync::Mutex;
 
 use crate::builds::Builds;
 use crate::config::{Config, ConfigError};
-use crate::github::GitHub;
+use crate::github::Repository;
 use crate::outcome::{Fault, Refusal};
 
 /// The types of the services a request uses.
@@ -25,6 +25,8 @@ pub(crate) trait Ports: Send + Sync + fmt::Debug + 'static {
     type Builds: Builds;
     /// Where secret values come from (Secrets Manager).
     type Secrets: SecretSource;
+    /// What the webhook reads from and posts to GitHub.
+    type GitHub: Repository;
 }
 
 /// Everything a request needs; built once per process.
@@ -34,9 +36,7 @@ pub(crate) struct Deps<P: Ports> {
     pub(crate) store: P::Store,
     pub(crate) builds: P::Builds,
     pub(crate) webhook_secrets: Cached<P::Secrets, Vec<Vec<u8>>>,
-    /// GitHub, with the token from Secrets Manager when the stack has one.
-    pub(crate) github: GitHub<Option<Cached<P::Secrets, String>>>,
-    pub(crate) statuses: flavor_ci_aws::github_status::StatusPoster,
+    pub(crate) github: P::GitHub,
     pub(crate) region: flavor_ci_aws::FromSdk<String>,
     pub(crate) settings: Mutex<Option<Arc<Settings>>>,
 }
@@ -95,8 +95,8 @@ impl<P: Ports> Job<'_, P> {
 
 #[cfg(test)]
 pub(crate) mod fake {
-    //! The ports in memory, for tests: an in-memory store, a recording CodeBuild, and any
-    //! secret source.
+    //! The ports in memory, for tests: an in-memory store, a recording CodeBuild, a GitHub
+    //! stand-in, and any secret source.
     use std::marker::PhantomData;
 
     use flavor_ci_aws::store::memory::MemoryStore;
@@ -111,18 +111,6 @@ pub(crate) mod fake {
         type Store = MemoryStore;
         type Builds = Recording;
         type Secrets = K;
-    }
-
-    /// A GitHub client of an address nothing answers on, with no time for a second attempt.
-    pub(crate) fn github_client() -> flavor_ci_aws::github::GitHubClient {
-        use std::time::Duration;
-        flavor_ci_aws::github::GitHubClient::new(
-            flavor_ci_aws::LazyHttpsClient::new(Duration::from_secs(1), false),
-            "http://127.0.0.1:9",
-            flavor_ci_aws::github::Timing {
-                attempt: Duration::from_secs(1),
-                total: Duration::from_millis(300),
-            },
-        )
+        type GitHub = crate::github::stand_in::StandIn;
     }
 }

@@ -5,6 +5,7 @@ use flavor_ci::runs::StatusText;
 use flavor_ci_aws::github_status::{CommitStatus, StatusState};
 use lambda_runtime::tracing::warn;
 
+use crate::github::Repository;
 use crate::outcome::Aggregate;
 use crate::ports::{Job, Ports};
 
@@ -19,9 +20,7 @@ pub(crate) async fn post_aggregate<P: Ports>(
     target: Option<String>,
 ) -> Option<Aggregate> {
     let (deps, config) = (job.deps, job.config);
-    let (Some(base), Some(token)) = (&config.status_context, deps.github.auth()) else {
-        return None;
-    };
+    let base = config.status_context.as_ref()?;
     // Release runs report under `<context>/release`: a tag on a commit the CI built never
     // overwrites the required check.
     let context = if release {
@@ -36,9 +35,9 @@ pub(crate) async fn post_aggregate<P: Ports>(
         target_url: target,
     };
     let posted = deps
-        .statuses
-        .post(token, &config.repository, commit, &status)
-        .await;
+        .github
+        .post_status(&config.repository, commit, &status)
+        .await?;
     if let Err(e) = &posted {
         warn!(context, commit, error = %e, "the aggregate status was not posted");
     }

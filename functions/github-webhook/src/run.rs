@@ -10,6 +10,7 @@ use flavor_ci::webhook::run::{RunRequest, Trigger};
 use flavor_ci::webhook::signature;
 
 use crate::batch::{self, ChangesFrom, Start, Ticket};
+use crate::github::Repository;
 use crate::outcome::{Context, Fault, Outcome, Refusal};
 use crate::ports::{Job, Ports};
 use crate::superseded;
