@@ -216,7 +216,7 @@ mod tests {
         assert_eq!(
             plan(input(&settings, &set, &changes)).unwrap(),
             Plan::Nothing {
-                reason: "no file changed: nothing to build".into()
+                reason: "no file changed".into()
             }
         );
     }

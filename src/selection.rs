@@ -95,7 +95,7 @@ pub fn select(
         Changes::Flavors { names, reason } => return asked_for(names, reason, settings, flavors),
         Changes::Paths(paths) if paths.is_empty() => {
             return Selection::Nothing {
-                reason: "no file changed: nothing to build".into(),
+                reason: "no file changed".into(),
             };
         }
         Changes::Paths(paths) => paths,

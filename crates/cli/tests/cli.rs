@@ -695,18 +695,54 @@ fn plan_refuses_what_it_cannot_plan_and_says_how_to() {
         "{}",
         stderr(&o)
     );
-    let o = plan(&root.join("flavors"), &["--base", "main"]);
-    assert!(
-        stderr(&o).contains("is not the root of its git repository"),
-        "{}",
-        stderr(&o)
-    );
     let o = plan(repo_with(&["x"], None).path(), &[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        stderr(&o).contains("git rev-parse --show-toplevel failed"),
+        stderr(&o).contains("is not in a git repository; plan reads the changes from git"),
         "{}",
         stderr(&o)
+    );
+}
+
+#[test]
+fn plan_in_a_subdirectory_plans_its_flavors_and_counts_only_its_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    git(root, &["init", "-q", "-b", "main"]);
+    for d in ["proj/flavors/a", "proj/flavors/b", "other"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+        std::fs::write(root.join(d).join("file"), "1").unwrap();
+    }
+    git(root, &["add", "-A"]);
+    git(root, &["commit", "-qm", "init"]);
+    git(root, &["switch", "-qc", "feature"]);
+    std::fs::write(root.join("proj/flavors/a/file"), "2").unwrap();
+    std::fs::write(root.join("other/file"), "2").unwrap();
+    let o = plan(&root.join("proj"), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("planning proj of the git repository")
+            && text.contains("builds 1 of 2 flavors")
+            && text.contains("  a\tflavors/a/file changed"),
+        "{text}"
+    );
+    // The same, committed and read from git's objects.
+    git(root, &["commit", "-qam", "change"]);
+    let o = plan(&root.join("proj"), &["--base", "main", "--head", "HEAD"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("  a\tflavors/a/file changed"),
+        "{}",
+        stdout(&o)
+    );
+    // A change outside the directory alone builds nothing.
+    std::fs::write(root.join("other/file"), "3").unwrap();
+    let o = plan(&root.join("proj"), &["--base", "HEAD"]);
+    assert!(
+        stdout(&o).contains("nothing to build: no file changed\n"),
+        "{}",
+        stdout(&o)
     );
 }
 
