@@ -101,6 +101,38 @@ impl<C> FromSdk<C> {
     }
 }
 
+/// An SDK client built from the shared configuration on first use (or given ready-made),
+/// cheap to clone: the one lazy client type every service of the functions is.
+pub struct SdkClient<C>(Arc<FromSdk<C>>);
+
+impl<C> SdkClient<C> {
+    /// A client `build` makes from `sdk`'s configuration when it is first used.
+    pub fn on_first_use(sdk: Arc<LazySdk>, build: fn(&SdkConfig) -> C) -> Self {
+        Self(Arc::new(FromSdk::on_first_use(sdk, build)))
+    }
+
+    /// A client built already (the command line, tests).
+    pub fn ready(client: C) -> Self {
+        Self(Arc::new(FromSdk::Ready(client)))
+    }
+
+    pub async fn get(&self) -> &C {
+        self.0.get().await
+    }
+}
+
+impl<C> Clone for SdkClient<C> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<C> std::fmt::Debug for SdkClient<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SdkClient").field(&self.0).finish()
+    }
+}
+
 impl<C> std::fmt::Debug for FromSdk<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let built = match self {

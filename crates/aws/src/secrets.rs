@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{FromSdk, LazySdk};
+use crate::{LazySdk, SdkClient};
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 use tokio::sync::Mutex;
@@ -27,24 +27,16 @@ pub trait SecretSource: Send + Sync + fmt::Debug + 'static {
 }
 
 /// Secrets Manager.
-#[derive(Debug, Clone)]
-pub struct SecretsManager {
-    client: Arc<FromSdk<Client>>,
-}
+pub type SecretsManager = SdkClient<Client>;
 
-impl SecretsManager {
-    /// The client is built on first use.
-    pub fn on_first_use(sdk: Arc<LazySdk>) -> Self {
-        Self {
-            client: Arc::new(FromSdk::on_first_use(sdk, Client::new)),
-        }
-    }
+/// Secrets Manager, its client built from `sdk` on first use.
+pub fn secrets_manager(sdk: Arc<LazySdk>) -> SecretsManager {
+    SdkClient::on_first_use(sdk, Client::new)
 }
 
 impl SecretSource for SecretsManager {
     async fn fetch(&self, id: &str) -> Result<String, SecretProblem> {
         let out = self
-            .client
             .get()
             .await
             .get_secret_value()

@@ -2,14 +2,13 @@
 //! S3 implementation, and (feature `memory`) an in-memory one for unit tests.
 
 use std::fmt;
-use std::sync::Arc;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 
-use crate::{FromSdk, LazySdk};
+use crate::SdkClient;
 
 /// The outcome of a conditional write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,25 +121,14 @@ pub trait ObjectStore: Send + Sync + fmt::Debug + 'static {
 }
 
 /// Amazon S3 (or anything that speaks its API, such as moto).
-#[derive(Debug, Clone)]
-pub struct S3Store {
-    client: Arc<FromSdk<Client>>,
+pub type S3Store = SdkClient<Client>;
+
+/// S3, its client built from `sdk` on first use.
+pub fn s3(sdk: std::sync::Arc<crate::LazySdk>) -> S3Store {
+    SdkClient::on_first_use(sdk, crate::s3_client)
 }
 
 impl S3Store {
-    pub fn new(client: Client) -> Self {
-        Self {
-            client: Arc::new(FromSdk::Ready(client)),
-        }
-    }
-
-    /// A store whose client is built from `sdk` on first use.
-    pub fn on_first_use(sdk: Arc<LazySdk>) -> Self {
-        Self {
-            client: Arc::new(FromSdk::on_first_use(sdk, crate::s3_client)),
-        }
-    }
-
     async fn put_request(
         &self,
         bucket: &str,
@@ -149,8 +137,7 @@ impl S3Store {
         content_type: &str,
         tagging: &str,
     ) -> aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder {
-        self.client
-            .get()
+        self.get()
             .await
             .put_object()
             .bucket(bucket)
@@ -246,7 +233,6 @@ impl ObjectStore for S3Store {
         key: &str,
     ) -> Result<Option<(Vec<u8>, String)>, StoreError> {
         let out = match self
-            .client
             .get()
             .await
             .get_object()
@@ -309,7 +295,6 @@ impl ObjectStore for S3Store {
         let mut token: Option<String> = None;
         loop {
             let page = self
-                .client
                 .get()
                 .await
                 .list_objects_v2()
@@ -341,7 +326,6 @@ impl ObjectStore for S3Store {
         let mut version_marker: Option<String> = None;
         loop {
             let page = self
-                .client
                 .get()
                 .await
                 .list_object_versions()
@@ -411,7 +395,6 @@ impl ObjectStore for S3Store {
                 .build()
                 .map_err(|e| request_error(bucket, &e))?;
             let out = self
-                .client
                 .get()
                 .await
                 .delete_objects()

@@ -4,13 +4,12 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
 
 use aws_sdk_codebuild::Client;
 use aws_sdk_codebuild::error::ProvideErrorMetadata;
 use aws_sdk_codebuild::types::Build;
 use flavor_ci::runs::BuildState;
-use flavor_ci_aws::{FromSdk, LazySdk};
+use flavor_ci_aws::SdkClient;
 
 /// One batch as CodeBuild describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,19 +55,8 @@ pub(crate) trait Batches: Send + Sync + fmt::Debug + 'static {
     ) -> impl Future<Output = Result<Vec<BatchView>, CodeBuildError>> + Send;
 }
 
-#[derive(Debug, Clone)]
-pub(crate) struct CodeBuild {
-    client: Arc<FromSdk<Client>>,
-}
-
-impl CodeBuild {
-    /// The client is built on first use.
-    pub(crate) fn on_first_use(sdk: Arc<LazySdk>) -> Self {
-        Self {
-            client: Arc::new(FromSdk::on_first_use(sdk, Client::new)),
-        }
-    }
-}
+/// CodeBuild.
+pub(crate) type CodeBuild = SdkClient<Client>;
 
 /// `project:uuid` from a build or batch ARN (or the id itself).
 pub(crate) fn short_id(arn_or_id: &str) -> &str {
@@ -125,7 +113,6 @@ fn state_of(build: &Build, region: &str, now: u64) -> BuildState {
 impl Batches for CodeBuild {
     async fn batch_of(&self, build_id: &str) -> Result<Option<String>, CodeBuildError> {
         let out = self
-            .client
             .get()
             .await
             .batch_get_builds()
@@ -145,7 +132,7 @@ impl Batches for CodeBuild {
         ids: &[String],
         region: &str,
     ) -> Result<Vec<BatchView>, CodeBuildError> {
-        let client = self.client.get().await;
+        let client = self.get().await;
         let now = flavor_ci_aws::undo::now_ms();
         let mut views = Vec::new();
         for chunk in ids.chunks(100) {

@@ -1,19 +1,38 @@
-//! The dependencies built once per process.
+//! The function's ports: the services an event talks to, built once per process. One trait
+//! names their types (the AWS services in the function, in-memory ones in tests), so every
+//! step takes one `Deps<P>`.
+
+use std::fmt;
 
 use flavor_ci_aws::github_status::StatusPoster;
-use flavor_ci_aws::secrets::Cached;
+use flavor_ci_aws::secrets::{Cached, SecretSource};
+use flavor_ci_aws::store::ObjectStore;
 
+use crate::codebuild::Batches;
 use crate::config::{Config, ConfigError};
+use crate::notify::Notifier;
+
+/// The types of the services an event uses.
+pub(crate) trait Ports: Send + Sync + fmt::Debug + 'static {
+    /// The run records (S3).
+    type Store: ObjectStore;
+    /// The batches and builds (CodeBuild).
+    type Batches: Batches;
+    /// The GitHub token (Secrets Manager).
+    type Secrets: SecretSource;
+    /// Failure notifications (SNS).
+    type Notifier: Notifier;
+}
 
 /// Everything an event needs; built once per process.
 #[derive(Debug)]
-pub(crate) struct Deps<S, C, K, N> {
+pub(crate) struct Deps<P: Ports> {
     pub(crate) config: Result<Config, ConfigError>,
-    pub(crate) store: S,
-    pub(crate) batches: C,
+    pub(crate) store: P::Store,
+    pub(crate) batches: P::Batches,
     /// `None` when no statuses are posted.
-    pub(crate) token: Option<Cached<K, String>>,
+    pub(crate) token: Option<Cached<P::Secrets, String>>,
     pub(crate) poster: StatusPoster,
-    pub(crate) notifier: N,
+    pub(crate) notifier: P::Notifier,
     pub(crate) region: flavor_ci_aws::FromSdk<String>,
 }

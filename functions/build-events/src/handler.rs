@@ -4,29 +4,19 @@
 
 use std::sync::Arc;
 
-use flavor_ci_aws::secrets::SecretSource;
-use flavor_ci_aws::store::ObjectStore;
 use lambda_runtime::tracing::error;
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 
-use crate::codebuild::Batches;
-use crate::deps::Deps;
-use crate::notify::Notifier;
+use crate::deps::{Deps, Ports};
 use crate::{event, track};
 
 const BUILD_STATE_CHANGE: &str = "CodeBuild Build State Change";
 
-pub(crate) async fn handle<S, C, K, N>(
-    deps: Arc<Deps<S, C, K, N>>,
+pub(crate) async fn handle<P: Ports>(
+    deps: Arc<Deps<P>>,
     event: LambdaEvent<Value>,
-) -> Result<Value, Error>
-where
-    S: ObjectStore,
-    C: Batches,
-    K: SecretSource,
-    N: Notifier,
-{
+) -> Result<Value, Error> {
     let result = process(&deps, event.payload).await;
     if let Err(e) = &result {
         error!(error = %e, "the event was not handled");
@@ -34,13 +24,7 @@ where
     result.map_err(Error::from)
 }
 
-async fn process<S, C, K, N>(deps: &Deps<S, C, K, N>, payload: Value) -> Result<Value, String>
-where
-    S: ObjectStore,
-    C: Batches,
-    K: SecretSource,
-    N: Notifier,
-{
+async fn process<P: Ports>(deps: &Deps<P>, payload: Value) -> Result<Value, String> {
     let config = deps
         .config
         .as_ref()
@@ -75,7 +59,7 @@ mod tests {
     use flavor_ci::layout::{open_run_key, run_key};
     use flavor_ci::runs::{RunFlavor, RunRecord, RunTrigger};
     use flavor_ci_aws::github_status::StatusPoster;
-    use flavor_ci_aws::secrets::SecretProblem;
+    use flavor_ci_aws::secrets::{SecretProblem, SecretSource};
     use flavor_ci_aws::store::memory::MemoryStore;
     use serde_json::json;
 
@@ -95,7 +79,17 @@ mod tests {
         }
     }
 
-    type TestDeps = Deps<MemoryStore, FakeBatches, NoSecrets, Recorded>;
+    #[derive(Debug)]
+    struct Fakes;
+
+    impl Ports for Fakes {
+        type Store = MemoryStore;
+        type Batches = FakeBatches;
+        type Secrets = NoSecrets;
+        type Notifier = Recorded;
+    }
+
+    type TestDeps = Deps<Fakes>;
 
     fn deps() -> Arc<TestDeps> {
         let config = Config::from_lookup(|name| {
@@ -109,7 +103,7 @@ mod tests {
             }
             .map(str::to_owned)
         });
-        let deps = Arc::new(Deps {
+        let deps: Arc<TestDeps> = Arc::new(Deps {
             config,
             store: MemoryStore::default(),
             batches: FakeBatches::default(),

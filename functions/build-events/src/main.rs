@@ -13,8 +13,8 @@ const TIMING: Timing = Timing {
     attempt: Duration::from_secs(4),
     total: Duration::from_secs(9),
 };
-use flavor_ci_aws::secrets::{self, Cached, SecretsManager};
-use flavor_ci_aws::store::S3Store;
+use flavor_ci_aws::SdkClient;
+use flavor_ci_aws::secrets::{self, Cached};
 use lambda_runtime::tracing::error;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -29,6 +29,17 @@ mod track;
 
 use config::Config;
 use deps::Deps;
+
+/// The AWS services the function talks to.
+#[derive(Debug)]
+struct Aws;
+
+impl deps::Ports for Aws {
+    type Store = flavor_ci_aws::store::S3Store;
+    type Batches = codebuild::CodeBuild;
+    type Secrets = flavor_ci_aws::secrets::SecretsManager;
+    type Notifier = notify::Sns;
+}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -47,7 +58,7 @@ async fn main() -> Result<(), Error> {
                 .filter(|_| c.status_context.is_some())
                 .map(|id| {
                     Cached::new(
-                        Arc::new(SecretsManager::on_first_use(sdk.clone())),
+                        Arc::new(flavor_ci_aws::secrets::secrets_manager(sdk.clone())),
                         id,
                         secrets::github_token,
                         c.secret_ttl,
@@ -57,16 +68,16 @@ async fn main() -> Result<(), Error> {
         ),
         Err(_) => (None, String::new()),
     };
-    let deps = Arc::new(Deps {
-        store: S3Store::on_first_use(sdk.clone()),
-        batches: codebuild::CodeBuild::on_first_use(sdk.clone()),
+    let deps: Arc<Deps<Aws>> = Arc::new(Deps {
+        store: flavor_ci_aws::store::s3(sdk.clone()),
+        batches: SdkClient::on_first_use(sdk.clone(), aws_sdk_codebuild::Client::new),
         token,
         poster: StatusPoster::new(GitHubClient::new(
             flavor_ci_aws::LazyHttpsClient::new(Duration::from_secs(2), true),
             &api,
             TIMING,
         )),
-        notifier: notify::Sns::on_first_use(sdk.clone()),
+        notifier: SdkClient::on_first_use(sdk.clone(), aws_sdk_sns::Client::new),
         region: sdk.region(),
         config,
     });

@@ -1,11 +1,10 @@
 //! Failure notifications on an SNS topic.
 
 use std::fmt;
-use std::sync::Arc;
 
 use aws_sdk_sns::Client;
 use aws_sdk_sns::error::ProvideErrorMetadata;
-use flavor_ci_aws::{FromSdk, LazySdk};
+use flavor_ci_aws::SdkClient;
 
 pub(crate) trait Notifier: Send + Sync + fmt::Debug + 'static {
     fn publish(
@@ -16,24 +15,12 @@ pub(crate) trait Notifier: Send + Sync + fmt::Debug + 'static {
     ) -> impl Future<Output = Result<(), String>> + Send;
 }
 
-#[derive(Debug, Clone)]
-pub(crate) struct Sns {
-    client: Arc<FromSdk<Client>>,
-}
-
-impl Sns {
-    /// The client is built on first use.
-    pub(crate) fn on_first_use(sdk: Arc<LazySdk>) -> Self {
-        Self {
-            client: Arc::new(FromSdk::on_first_use(sdk, Client::new)),
-        }
-    }
-}
+/// Amazon SNS.
+pub(crate) type Sns = SdkClient<Client>;
 
 impl Notifier for Sns {
     async fn publish(&self, topic: &str, subject: &str, message: &str) -> Result<(), String> {
-        self.client
-            .get()
+        self.get()
             .await
             .publish()
             .topic_arn(topic)

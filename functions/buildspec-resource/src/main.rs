@@ -13,7 +13,6 @@ mod handler;
 mod inflight;
 mod respond;
 
-use flavor_ci_aws::store::S3Store;
 use handler::Deps;
 
 #[tokio::main(flavor = "current_thread")]
@@ -25,7 +24,7 @@ async fn main() -> Result<(), Error> {
     // the SDK configuration (and the root certificates with it).
     let sdk = flavor_ci_aws::LazySdk::new(Duration::from_secs(20));
     let deps = Arc::new(Deps {
-        store: S3Store::on_first_use(sdk.clone()),
+        store: flavor_ci_aws::store::s3(sdk.clone()),
         responder: respond::Responder::new()?,
         guard: guard::Guard::from_env(&sdk),
     });

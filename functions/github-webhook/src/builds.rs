@@ -2,11 +2,10 @@
 //! implementation, and a recording one for unit tests.
 
 use std::fmt;
-use std::sync::Arc;
 
 use aws_sdk_codebuild::Client;
 use aws_sdk_codebuild::error::ProvideErrorMetadata;
-use flavor_ci_aws::{FromSdk, LazySdk};
+use flavor_ci_aws::SdkClient;
 
 /// One batch build to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,24 +64,12 @@ pub(crate) trait Builds: Send + Sync + fmt::Debug + 'static {
     fn stop_batch(&self, id: &str) -> impl Future<Output = Result<(), CodeBuildError>> + Send;
 }
 
-#[derive(Debug, Clone)]
-pub(crate) struct CodeBuild {
-    client: Arc<FromSdk<Client>>,
-}
-
-impl CodeBuild {
-    /// The client is built on first use.
-    pub(crate) fn on_first_use(sdk: Arc<LazySdk>) -> Self {
-        Self {
-            client: Arc::new(FromSdk::on_first_use(sdk, Client::new)),
-        }
-    }
-}
+/// CodeBuild.
+pub(crate) type CodeBuild = SdkClient<Client>;
 
 impl Builds for CodeBuild {
     async fn start_batch(&self, request: &BatchRequest) -> Result<String, CodeBuildError> {
         let out = self
-            .client
             .get()
             .await
             .start_build_batch()
@@ -101,8 +88,7 @@ impl Builds for CodeBuild {
     }
 
     async fn stop_batch(&self, id: &str) -> Result<(), CodeBuildError> {
-        self.client
-            .get()
+        self.get()
             .await
             .stop_build_batch()
             .id(id)

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use flavor_ci_aws::SdkClient;
 use lambda_runtime::tracing::error;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -32,7 +33,6 @@ use flavor_ci_aws::secrets;
 use builds::CodeBuild;
 use config::Config;
 use flavor_ci_aws::github::GitHubClient;
-use flavor_ci_aws::store::S3Store;
 use github::GitHub;
 use ports::{Deps, Ports};
 use secrets::{Cached, SecretsManager};
@@ -42,7 +42,7 @@ use secrets::{Cached, SecretsManager};
 struct Aws;
 
 impl Ports for Aws {
-    type Store = S3Store;
+    type Store = flavor_ci_aws::store::S3Store;
     type Builds = CodeBuild;
     type Secrets = SecretsManager;
     type GitHub = GitHub<Option<Cached<SecretsManager, String>>>;
@@ -59,7 +59,7 @@ async fn main() -> Result<(), Error> {
         // Every request answers 500 with this message until the configuration is fixed.
         error!(problem = %e, "the function is misconfigured");
     }
-    let secrets = Arc::new(SecretsManager::on_first_use(sdk.clone()));
+    let secrets = Arc::new(flavor_ci_aws::secrets::secrets_manager(sdk.clone()));
     let (secret_id, token_id, api, ttl) = match &config {
         Ok(c) => (
             c.webhook_secret.clone(),
@@ -73,8 +73,8 @@ async fn main() -> Result<(), Error> {
     let https = flavor_ci_aws::LazyHttpsClient::new(Duration::from_secs(2), true);
     let client = GitHubClient::new(https, &api, github::TIMING);
     let deps: Arc<Deps<Aws>> = Arc::new(Deps {
-        store: S3Store::on_first_use(sdk.clone()),
-        builds: CodeBuild::on_first_use(sdk.clone()),
+        store: flavor_ci_aws::store::s3(sdk.clone()),
+        builds: SdkClient::on_first_use(sdk.clone(), aws_sdk_codebuild::Client::new),
         webhook_secrets: Cached::new(secrets.clone(), secret_id, secrets::webhook_secrets, ttl)
             .refreshed_at_most_every(secrets::WEBHOOK_SECRET_REFRESH),
         github: GitHub::new(
