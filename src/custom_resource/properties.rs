@@ -73,123 +73,18 @@ impl Properties {
                 message: "must be an object with Bucket and Flavors".into(),
             }]));
         };
-        for key in map.keys() {
-            if !CLOUDFORMATION_PROPERTIES.contains(&key.as_str())
-                && !PROPERTIES.contains(&key.as_str())
-            {
-                let hint = PROPERTIES
-                    .iter()
-                    .find(|p| {
-                        edit_distance(&p.to_ascii_lowercase(), &key.to_ascii_lowercase()) <= 2
-                    })
-                    .map(|p| format!("; did you mean {p}?"))
-                    .unwrap_or_default();
-                bad(
-                    key,
-                    format!(
-                        "unknown property{hint} (expected {})",
-                        PROPERTIES.join(", ")
-                    ),
-                );
-            }
-        }
-
-        let bucket = match map.get("Bucket") {
-            None | Some(Value::Null) => {
-                bad(
-                    "Bucket",
-                    "is required: name the S3 bucket that holds the buildspecs".into(),
-                );
-                None
-            }
-            Some(Value::String(b)) => match bucket_problem(b) {
-                Some(m) => {
-                    bad("Bucket", m);
-                    None
-                }
-                None => Some(b.clone()),
-            },
-            Some(_) => {
-                bad("Bucket", "must be a string (a bucket name)".into());
-                None
-            }
-        };
-        let prefix = match map.get("Prefix") {
-            None | Some(Value::Null) => Some(DEFAULT_PREFIX.to_string()),
-            Some(Value::String(p)) => match prefix_problem(p) {
-                Some(m) => {
-                    bad("Prefix", m);
-                    None
-                }
-                None if p.is_empty() || p.ends_with('/') => Some(p.clone()),
-                None => Some(format!("{p}/")),
-            },
-            Some(_) => {
-                bad("Prefix", "must be a string such as `flavor-ci/`".into());
-                None
-            }
-        };
+        unknown_properties(map, &mut bad);
+        let bucket = read_bucket(map, &mut bad);
+        let prefix = read_prefix(map, &mut bad);
         // Settings are read first (the flavors' identifiers follow them) but reported after
         // the flavors, in the order the properties are documented.
         let mut deferred: Vec<(String, String)> = Vec::new();
-        let settings = match map.get("Settings") {
-            None | Some(Value::Null) => Settings::from_json(Value::Null).ok(),
-            Some(Value::String(text)) => match Settings::from_yaml(text) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    for p in e.0 {
-                        deferred.push((settings_path(&p.path), with_line(p.line, p.message)));
-                    }
-                    None
-                }
-            },
-            Some(v @ Value::Object(_)) => match Settings::from_json(v.clone()) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    for p in e.0 {
-                        deferred.push((settings_path(&p.path), p.message));
-                    }
-                    None
-                }
-            },
-            Some(_) => {
-                deferred.push((
-                    "Settings".into(),
-                    "must be an object in the flavor-ci.yaml schema, or that YAML as a string"
-                        .into(),
-                ));
-                None
-            }
-        };
+        let settings = read_settings(map, &mut deferred);
         // Identifiers (and their collisions) follow the settings' style when they are valid.
         let style = settings
             .as_ref()
             .map_or(IdentifierStyle::Standard, |s| s.batch.identifier_style);
-        let flavors = match map.get("Flavors") {
-            None | Some(Value::Null) => {
-                bad(
-                    "Flavors",
-                    "is required: list the flavor names (a list, or one comma-separated string)"
-                        .into(),
-                );
-                None
-            }
-            Some(v) => match flavor_names(v) {
-                Err(m) => {
-                    bad("Flavors", m);
-                    None
-                }
-                Ok(names) => match FlavorSet::from_names_in(&names, style) {
-                    Ok(set) => Some(set),
-                    Err(errors) => {
-                        for e in errors.0 {
-                            bad("Flavors", e.to_string());
-                        }
-                        None
-                    }
-                },
-            },
-        };
+        let flavors = read_flavors(map, style, &mut bad);
         for (property, message) in deferred {
             bad(&property, message);
         }
@@ -203,6 +98,141 @@ impl Properties {
             }
             _ => Err(PropertyErrors(problems)),
         }
+    }
+}
+
+/// A problem with one property: its name and what is wrong.
+type Bad<'a> = dyn FnMut(&str, String) + 'a;
+
+/// Reports properties that are neither flavor-ci's nor CloudFormation's, with a near match.
+fn unknown_properties(map: &serde_json::Map<String, Value>, bad: &mut Bad<'_>) {
+    for key in map.keys() {
+        if !CLOUDFORMATION_PROPERTIES.contains(&key.as_str()) && !PROPERTIES.contains(&key.as_str())
+        {
+            let hint = PROPERTIES
+                .iter()
+                .find(|p| edit_distance(&p.to_ascii_lowercase(), &key.to_ascii_lowercase()) <= 2)
+                .map(|p| format!("; did you mean {p}?"))
+                .unwrap_or_default();
+            bad(
+                key,
+                format!(
+                    "unknown property{hint} (expected {})",
+                    PROPERTIES.join(", ")
+                ),
+            );
+        }
+    }
+}
+
+/// `Bucket`: required, a bucket name.
+fn read_bucket(map: &serde_json::Map<String, Value>, bad: &mut Bad<'_>) -> Option<String> {
+    match map.get("Bucket") {
+        None | Some(Value::Null) => {
+            bad(
+                "Bucket",
+                "is required: name the S3 bucket that holds the buildspecs".into(),
+            );
+            None
+        }
+        Some(Value::String(b)) => match bucket_problem(b) {
+            Some(m) => {
+                bad("Bucket", m);
+                None
+            }
+            None => Some(b.clone()),
+        },
+        Some(_) => {
+            bad("Bucket", "must be a string (a bucket name)".into());
+            None
+        }
+    }
+}
+
+/// `Prefix`: optional, made to end with `/`.
+fn read_prefix(map: &serde_json::Map<String, Value>, bad: &mut Bad<'_>) -> Option<String> {
+    match map.get("Prefix") {
+        None | Some(Value::Null) => Some(DEFAULT_PREFIX.to_string()),
+        Some(Value::String(p)) => match prefix_problem(p) {
+            Some(m) => {
+                bad("Prefix", m);
+                None
+            }
+            None if p.is_empty() || p.ends_with('/') => Some(p.clone()),
+            None => Some(format!("{p}/")),
+        },
+        Some(_) => {
+            bad("Prefix", "must be a string such as `flavor-ci/`".into());
+            None
+        }
+    }
+}
+
+/// `Settings`: a mapping in the flavor-ci.yaml schema, or that YAML as a string; its problems go
+/// to `deferred` (reported after the flavors').
+fn read_settings(
+    map: &serde_json::Map<String, Value>,
+    deferred: &mut Vec<(String, String)>,
+) -> Option<Settings> {
+    match map.get("Settings") {
+        None | Some(Value::Null) => Settings::from_json(Value::Null).ok(),
+        Some(Value::String(text)) => match Settings::from_yaml(text) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                for p in e.0 {
+                    deferred.push((settings_path(&p.path), with_line(p.line, p.message)));
+                }
+                None
+            }
+        },
+        Some(v @ Value::Object(_)) => match Settings::from_json(v.clone()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                for p in e.0 {
+                    deferred.push((settings_path(&p.path), p.message));
+                }
+                None
+            }
+        },
+        Some(_) => {
+            deferred.push((
+                "Settings".into(),
+                "must be an object in the flavor-ci.yaml schema, or that YAML as a string".into(),
+            ));
+            None
+        }
+    }
+}
+
+/// `Flavors`: required, a list of names or one comma-separated string.
+fn read_flavors(
+    map: &serde_json::Map<String, Value>,
+    style: IdentifierStyle,
+    bad: &mut Bad<'_>,
+) -> Option<FlavorSet> {
+    match map.get("Flavors") {
+        None | Some(Value::Null) => {
+            bad(
+                "Flavors",
+                "is required: list the flavor names (a list, or one comma-separated string)".into(),
+            );
+            None
+        }
+        Some(v) => match flavor_names(v) {
+            Err(m) => {
+                bad("Flavors", m);
+                None
+            }
+            Ok(names) => match FlavorSet::from_names_in(&names, style) {
+                Ok(set) => Some(set),
+                Err(errors) => {
+                    for e in errors.0 {
+                        bad("Flavors", e.to_string());
+                    }
+                    None
+                }
+            },
+        },
     }
 }
 

@@ -87,7 +87,6 @@ impl Settings {
                 message,
             })
         };
-        let one_of = unknown_value;
         if self.flavors_dir.trim().is_empty() {
             bad(
                 "flavors-dir".into(),
@@ -106,6 +105,15 @@ impl Settings {
         if self.batch.max_builds == 0 {
             bad("batch.max-builds".into(), "must be at least 1".into());
         }
+        self.check_build(&mut bad);
+        self.check_phases_and_outputs(&mut bad);
+        self.check_flavors(&mut bad);
+        out
+    }
+
+    /// The `build` section: compute, environment, shell, image and variables.
+    fn check_build(&self, bad: &mut dyn FnMut(String, String)) {
+        let one_of = unknown_value;
         let b = &self.build;
         if let Some(m) = one_of(&b.compute_type, COMPUTE_TYPES, "compute type") {
             bad("build.compute-type".into(), m);
@@ -126,29 +134,22 @@ impl Settings {
                 "is empty; name an image or leave the key out to use the project's".into(),
             );
         }
-        let check_vars =
-            |path: &str, vars: &IndexMap<String, String>, bad: &mut dyn FnMut(String, String)| {
-                for name in vars.keys() {
-                    if let Some(problem) = variable_name_problem(name) {
-                        let at = if name.is_empty() {
-                            path.to_owned()
-                        } else {
-                            format!("{path}.{name}")
-                        };
-                        bad(at, problem.into());
-                    }
-                }
-            };
-        check_vars("build.variables", &b.variables, &mut bad);
-        check_vars("build.parameter-store", &b.parameter_store, &mut bad);
-        check_vars("build.secrets-manager", &b.secrets_manager, &mut bad);
-        check_vars("ci.variables", &self.ci.variables, &mut bad);
-        check_vars("release.variables", &self.release.variables, &mut bad);
+        check_variables("build.variables", &b.variables, bad);
+        check_variables("build.parameter-store", &b.parameter_store, bad);
+        check_variables("build.secrets-manager", &b.secrets_manager, bad);
+        check_variables("ci.variables", &self.ci.variables, bad);
+        check_variables("release.variables", &self.release.variables, bad);
         for (name, reference) in &b.secrets_manager {
             if let Some(problem) = secret_reference_problem(reference) {
                 bad(format!("build.secrets-manager.{name}"), problem.into());
             }
         }
+    }
+
+    /// Every phase (build, CI, release), report and artifact section.
+    fn check_phases_and_outputs(&self, bad: &mut dyn FnMut(String, String)) {
+        let one_of = unknown_value;
+        let b = &self.build;
         for (phase_path, set) in [
             ("build.phases", &b.phases),
             ("ci.phases", &self.ci.phases),
@@ -200,6 +201,11 @@ impl Settings {
                 bad(format!("{path}.files"), "list what to upload".into());
             }
         }
+    }
+
+    /// Each flavor's overrides.
+    fn check_flavors(&self, bad: &mut dyn FnMut(String, String)) {
+        let one_of = unknown_value;
         for (name, flavor) in &self.flavors {
             let path = format!("flavors.{name}");
             if let Err(e) = FlavorName::new(name) {
@@ -219,12 +225,29 @@ impl Settings {
             {
                 bad(format!("{path}.environment-type"), m);
             }
-            check_vars(&format!("{path}.variables"), &flavor.variables, &mut bad);
+            check_variables(&format!("{path}.variables"), &flavor.variables, bad);
             if !flavor.depend_on.is_empty() && self.batch.shape == BatchShape::BuildList {
                 bad(format!("{path}.depend-on"), "dependencies need `batch.shape: build-graph`; change the shape or remove depend-on".into());
             }
         }
-        out
+    }
+}
+
+/// Reports every variable of `vars` (at `path`) whose name CodeBuild refuses.
+fn check_variables(
+    path: &str,
+    vars: &IndexMap<String, String>,
+    bad: &mut dyn FnMut(String, String),
+) {
+    for name in vars.keys() {
+        if let Some(problem) = variable_name_problem(name) {
+            let at = if name.is_empty() {
+                path.to_owned()
+            } else {
+                format!("{path}.{name}")
+            };
+            bad(at, problem.into());
+        }
     }
 }
 

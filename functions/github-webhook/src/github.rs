@@ -459,6 +459,27 @@ impl<A: Auth + 'static> Walker<'_, A> {
         Ok(entries)
     }
 
+    /// The tree of the flavors directory `dir` (`shown` in messages) at `commit`.
+    async fn flavors_dir(
+        &mut self,
+        dir: &str,
+        shown: &str,
+        commit: &str,
+    ) -> Result<String, ListError> {
+        match self.lookup(dir, 0).await? {
+            (Found::Tree(sha), _) => Ok(sha),
+            (Found::Missing(why), at) => Err(ListError::Repository(format!(
+                "no flavors directory {shown} at commit {commit}: {at} {why}; create it or correct `flavors-dir` in the deployed settings"
+            ))),
+            (Found::Submodule(at), _) => Err(ListError::Repository(format!(
+                "the flavors directory {shown} is inside the submodule {at}; point `flavors-dir` at a directory of this repository"
+            ))),
+            (Found::File, _) => Err(ListError::Repository(format!(
+                "{shown} is a file at commit {commit}, not a directory; correct `flavors-dir`"
+            ))),
+        }
+    }
+
     /// Follows `path` from the root, through links, to what it names.
     async fn lookup(&mut self, path: &str, depth: u8) -> Result<(Found, String), ListError> {
         if depth > MAX_LINK_DEPTH {
@@ -536,24 +557,7 @@ async fn list_flavors<A: Auth + 'static>(
     } else {
         dir
     };
-    let dir_sha = match walker.lookup(dir, 0).await? {
-        (Found::Tree(sha), _) => sha,
-        (Found::Missing(why), at) => {
-            return Err(ListError::Repository(format!(
-                "no flavors directory {shown} at commit {commit}: {at} {why}; create it or correct `flavors-dir` in the deployed settings"
-            )));
-        }
-        (Found::Submodule(at), _) => {
-            return Err(ListError::Repository(format!(
-                "the flavors directory {shown} is inside the submodule {at}; point `flavors-dir` at a directory of this repository"
-            )));
-        }
-        (Found::File, _) => {
-            return Err(ListError::Repository(format!(
-                "{shown} is a file at commit {commit}, not a directory; correct `flavors-dir`"
-            )));
-        }
-    };
+    let dir_sha = walker.flavors_dir(dir, shown, commit).await?;
     let entries = walker.tree(&dir_sha).await?;
     let path_of = |name: &str| {
         if dir.is_empty() {
@@ -571,24 +575,8 @@ async fn list_flavors<A: Auth + 'static>(
             _ => {}
         }
     }
-    // Link targets are independent: fetch them together.
-    let mut fetches = JoinSet::new();
-    for e in &link_entries {
-        let (api, repo, sha) = (api.clone(), repo.to_owned(), e.sha.clone());
-        let name = e.path.clone();
-        fetches.spawn(async move { (name, api.link_target(&repo, &sha).await) });
-    }
-    let mut targets = Vec::with_capacity(link_entries.len());
-    while let Some(joined) = fetches.join_next().await {
-        let (name, target) = joined.map_err(|e| ApiError {
-            status: 502,
-            message: format!("a link lookup failed: {e}"),
-            unauthorized: false,
-            github_status: 0,
-        })?;
-        walker.calls += 1;
-        targets.push((name, target?));
-    }
+    let mut targets = link_targets(api, repo, &link_entries).await?;
+    walker.calls += targets.len();
     targets.sort();
     let mut links = Vec::new();
     let mut errors = Vec::new();
@@ -622,6 +610,31 @@ async fn list_flavors<A: Auth + 'static>(
         links,
         calls: walker.calls,
     })
+}
+
+/// The targets of the links `entries` (fetched together: they are independent), by name.
+async fn link_targets<A: Auth + 'static>(
+    api: &GitHub<A>,
+    repo: &str,
+    entries: &[TreeEntry],
+) -> Result<Vec<(String, String)>, ListError> {
+    let mut fetches = JoinSet::new();
+    for e in entries {
+        let (api, repo, sha) = (api.clone(), repo.to_owned(), e.sha.clone());
+        let name = e.path.clone();
+        fetches.spawn(async move { (name, api.link_target(&repo, &sha).await) });
+    }
+    let mut targets = Vec::with_capacity(entries.len());
+    while let Some(joined) = fetches.join_next().await {
+        let (name, target) = joined.map_err(|e| ApiError {
+            status: 502,
+            message: format!("a link lookup failed: {e}"),
+            unauthorized: false,
+            github_status: 0,
+        })?;
+        targets.push((name, target?));
+    }
+    Ok(targets)
 }
 
 #[cfg(test)]

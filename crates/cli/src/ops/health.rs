@@ -78,16 +78,37 @@ pub(crate) async fn run(args: &HealthArgs) -> bool {
             return false;
         }
     }
-    let sts = aws_sdk_sts::Client::new(&config);
+    let credentials = check_credentials(&config).await;
+    let known = credentials.ok;
+    report(credentials);
+    if !known {
+        return false;
+    }
+    let secrets = aws_sdk_secretsmanager::Client::new(&config);
+    let mut secret_ids = args.secrets.clone();
+    if let Some(stack) = &args.stack {
+        for c in check_stack(&config, &secrets, args, stack, &mut secret_ids).await {
+            report(c);
+        }
+    }
+    for id in &secret_ids {
+        report(check_secret(&secrets, id).await);
+    }
+    checks.iter().all(|ok| *ok)
+}
+
+/// Whose credentials these are (STS GetCallerIdentity).
+async fn check_credentials(config: &aws_config::SdkConfig) -> Check {
+    let sts = aws_sdk_sts::Client::new(config);
     match sts.get_caller_identity().send().await {
-        Ok(id) => report(pass(
+        Ok(id) => pass(
             "credentials",
             format!(
                 "account {} as {}",
                 id.account().unwrap_or("?"),
                 id.arn().unwrap_or("?")
             ),
-        )),
+        ),
         Err(e) => {
             let message = aws_error(&e);
             let fix = if message.starts_with("cannot reach AWS")
@@ -97,101 +118,98 @@ pub(crate) async fn run(args: &HealthArgs) -> bool {
             } else {
                 "configure credentials: aws configure, AWS_PROFILE/--profile, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
             };
-            report(fail("credentials", message, fix));
-            return false;
+            fail("credentials", message, fix)
         }
     }
+}
 
-    let secrets = aws_sdk_secretsmanager::Client::new(&config);
-    let mut secret_ids = args.secrets.clone();
-    if let Some(stack) = &args.stack {
-        let cfn = aws_sdk_cloudformation::Client::new(&config);
-        match cfn.describe_stacks().stack_name(stack).send().await {
-            Err(e) => report(fail(
+/// A deployed stack: its status, bucket, projects and GitHub token. The webhook secret it
+/// names joins `secret_ids`.
+async fn check_stack(
+    config: &aws_config::SdkConfig,
+    secrets: &aws_sdk_secretsmanager::Client,
+    args: &HealthArgs,
+    stack: &str,
+    secret_ids: &mut Vec<String>,
+) -> Vec<Check> {
+    let cfn = aws_sdk_cloudformation::Client::new(config);
+    let out = match cfn.describe_stacks().stack_name(stack).send().await {
+        Ok(out) => out,
+        Err(e) => {
+            return vec![fail(
                 format!("stack {stack}"),
                 aws_error(&e),
                 "deploy it (sam build && sam deploy --guided) or name the right stack and region",
-            )),
-            Ok(out) => {
-                let s = out.stacks().first();
-                let status = s.and_then(|s| s.stack_status()).cloned();
-                let good = matches!(
-                    status,
-                    Some(StackStatus::CreateComplete | StackStatus::UpdateComplete)
-                );
-                let shown = status.as_ref().map_or("unknown", |s| s.as_str());
-                if good {
-                    report(pass(format!("stack {stack}"), shown));
-                } else {
-                    report(fail(
-                        format!("stack {stack}"),
-                        format!("status {shown}"),
-                        "look at the stack's events (aws cloudformation describe-stack-events) and deploy again",
-                    ));
-                }
-                let output = |key: &str| {
-                    s.into_iter()
-                        .flat_map(|s| s.outputs())
-                        .find(|o| o.output_key() == Some(key))
-                        .and_then(|o| o.output_value())
-                        .map(str::to_owned)
-                };
-                if let Some(bucket) = output("SpecsBucketName") {
-                    report(check_bucket(&config, &bucket).await);
-                } else {
-                    report(fail(
-                        "bucket",
-                        "the stack has no SpecsBucketName output",
-                        "deploy flavor-ci's template.yaml to this stack",
-                    ));
-                }
-                let projects: Vec<String> = ["CiProjectName", "ReleaseProjectName"]
-                    .iter()
-                    .filter_map(|k| output(k))
-                    .collect();
-                if projects.is_empty() {
-                    report(fail(
-                        "projects",
-                        "the stack has no CiProjectName output",
-                        "deploy flavor-ci's template.yaml to this stack",
-                    ));
-                } else {
-                    for c in check_projects(&config, &projects).await {
-                        report(c);
-                    }
-                }
-                if let Some(arn) = output("WebhookSecretArn") {
-                    secret_ids.insert(0, arn);
-                }
-                let parameter = |key: &str| {
-                    s.into_iter()
-                        .flat_map(|s| s.parameters())
-                        .find(|p| p.parameter_key() == Some(key))
-                        .and_then(|p| p.parameter_value())
-                        .filter(|v| !v.is_empty())
-                        .map(str::to_owned)
-                };
-                if let (Some(token), Some(repo)) = (
-                    parameter("GitHubTokenSecretName"),
-                    parameter("GitHubRepository"),
-                ) {
-                    // flavor-ci posts the commit statuses unless the stack leaves them to
-                    // CodeBuild or to nobody.
-                    let posts = parameter("CommitStatuses").is_none_or(|v| v == "flavor-ci");
-                    for c in
-                        check_github_token(&secrets, &args.github_api_url, &repo, &token, posts)
-                            .await
-                    {
-                        report(c);
-                    }
-                }
-            }
+            )];
         }
+    };
+    let mut checks = Vec::new();
+    let s = out.stacks().first();
+    let status = s.and_then(|s| s.stack_status()).cloned();
+    let good = matches!(
+        status,
+        Some(StackStatus::CreateComplete | StackStatus::UpdateComplete)
+    );
+    let shown = status.as_ref().map_or("unknown", |s| s.as_str());
+    checks.push(if good {
+        pass(format!("stack {stack}"), shown)
+    } else {
+        fail(
+            format!("stack {stack}"),
+            format!("status {shown}"),
+            "look at the stack's events (aws cloudformation describe-stack-events) and deploy again",
+        )
+    });
+    let output = |key: &str| {
+        s.into_iter()
+            .flat_map(|s| s.outputs())
+            .find(|o| o.output_key() == Some(key))
+            .and_then(|o| o.output_value())
+            .map(str::to_owned)
+    };
+    checks.push(match output("SpecsBucketName") {
+        Some(bucket) => check_bucket(config, &bucket).await,
+        None => fail(
+            "bucket",
+            "the stack has no SpecsBucketName output",
+            "deploy flavor-ci's template.yaml to this stack",
+        ),
+    });
+    let projects: Vec<String> = ["CiProjectName", "ReleaseProjectName"]
+        .iter()
+        .filter_map(|k| output(k))
+        .collect();
+    if projects.is_empty() {
+        checks.push(fail(
+            "projects",
+            "the stack has no CiProjectName output",
+            "deploy flavor-ci's template.yaml to this stack",
+        ));
+    } else {
+        checks.extend(check_projects(config, &projects).await);
     }
-    for id in &secret_ids {
-        report(check_secret(&secrets, id).await);
+    if let Some(arn) = output("WebhookSecretArn") {
+        secret_ids.insert(0, arn);
     }
-    checks.iter().all(|ok| *ok)
+    let parameter = |key: &str| {
+        s.into_iter()
+            .flat_map(|s| s.parameters())
+            .find(|p| p.parameter_key() == Some(key))
+            .and_then(|p| p.parameter_value())
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    if let (Some(token), Some(repo)) = (
+        parameter("GitHubTokenSecretName"),
+        parameter("GitHubRepository"),
+    ) {
+        // flavor-ci posts the commit statuses unless the stack leaves them to CodeBuild or to
+        // nobody.
+        let posts = parameter("CommitStatuses").is_none_or(|v| v == "flavor-ci");
+        checks
+            .extend(check_github_token(secrets, &args.github_api_url, &repo, &token, posts).await);
+    }
+    checks
 }
 
 async fn check_bucket(config: &aws_config::SdkConfig, bucket: &str) -> Check {
