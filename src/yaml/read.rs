@@ -248,13 +248,7 @@ pub fn read_optional(text: &str) -> Result<Option<Node<'_>>, ReadError> {
         return Err(e);
     }
     let mut parser = Parser::new_from_str(text);
-    let mut stack: Vec<Frame> = Vec::new();
-    // Each anchored node with its height, so an alias cannot smuggle in extra depth.
-    let mut anchors: HashMap<usize, (Node<'_>, usize)> = HashMap::new();
-    let mut root: Option<Node<'_>> = None;
-    let mut documents = 0usize;
-    let mut nodes = 0usize;
-
+    let mut reader = Reader::default();
     while let Some(next) = parser.next_event() {
         let (event, span) = next.map_err(|e| ReadError {
             line: e.marker().line(),
@@ -266,6 +260,32 @@ pub fn read_optional(text: &str) -> Result<Option<Node<'_>>, ReadError> {
                 e.info().to_owned()
             },
         })?;
+        if let Some((anchor, node, height)) = reader.event(event, span)? {
+            reader.place(anchor, node, height, span)?;
+        }
+    }
+    Ok(reader.root)
+}
+
+/// The reader's state between parser events: the collections still open, the anchored nodes,
+/// and the counts that bound the document.
+#[derive(Default)]
+struct Reader<'a> {
+    stack: Vec<Frame<'a>>,
+    /// Each anchored node with its height, so an alias cannot smuggle in extra depth.
+    anchors: HashMap<usize, (Node<'a>, usize)>,
+    root: Option<Node<'a>>,
+    documents: usize,
+    nodes: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// Takes one event; returns the node it completes (with its anchor and height), if any.
+    fn event(
+        &mut self,
+        event: Event<'a>,
+        span: Span,
+    ) -> Result<Option<(usize, Node<'a>, usize)>, ReadError> {
         let here = |message: String| ReadError {
             line: span.start.line(),
             col: span.start.col() + 1,
@@ -274,8 +294,8 @@ pub fn read_optional(text: &str) -> Result<Option<Node<'_>>, ReadError> {
         let complete = match event {
             Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => None,
             Event::DocumentStart(_) => {
-                documents += 1;
-                if documents > 1 {
+                self.documents += 1;
+                if self.documents > 1 {
                     return Err(here(
                         "the file holds more than one YAML document (`---`); keep one document per file"
                             .into(),
@@ -284,16 +304,16 @@ pub fn read_optional(text: &str) -> Result<Option<Node<'_>>, ReadError> {
                 None
             }
             Event::Alias(id) => {
-                let Some((target, height)) = anchors.get(&id) else {
+                let Some((target, height)) = self.anchors.get(&id) else {
                     return Err(here(
                         "alias refers to an anchor that is not defined before it".into(),
                     ));
                 };
-                nodes += count_nodes(target);
+                self.nodes += count_nodes(target);
                 Some((0, target.clone(), *height))
             }
             Event::Scalar(value, style, anchor, tag) => {
-                nodes += 1;
+                self.nodes += 1;
                 let quoted = !matches!(style, ScalarStyle::Plain);
                 Some((
                     anchor,
@@ -309,10 +329,10 @@ pub fn read_optional(text: &str) -> Result<Option<Node<'_>>, ReadError> {
                 ))
             }
             Event::SequenceStart(anchor, tag) => {
-                if stack.len() >= MAX_DEPTH {
+                if self.stack.len() >= MAX_DEPTH {
                     return Err(too_deep(span));
                 }
-                stack.push(Frame::Seq {
+                self.stack.push(Frame::Seq {
                     at: span,
                     anchor,
                     tag: tag_text(tag.as_deref()),
@@ -322,10 +342,10 @@ pub fn read_optional(text: &str) -> Result<Option<Node<'_>>, ReadError> {
                 None
             }
             Event::MappingStart(anchor, tag) => {
-                if stack.len() >= MAX_DEPTH {
+                if self.stack.len() >= MAX_DEPTH {
                     return Err(too_deep(span));
                 }
-                stack.push(Frame::Map {
+                self.stack.push(Frame::Map {
                     at: span,
                     anchor,
                     tag: tag_text(tag.as_deref()),
@@ -335,7 +355,7 @@ pub fn read_optional(text: &str) -> Result<Option<Node<'_>>, ReadError> {
                 });
                 None
             }
-            Event::SequenceEnd => match stack.pop() {
+            Event::SequenceEnd => match self.stack.pop() {
                 Some(Frame::Seq {
                     at,
                     anchor,
@@ -343,12 +363,12 @@ pub fn read_optional(text: &str) -> Result<Option<Node<'_>>, ReadError> {
                     items,
                     height,
                 }) => {
-                    nodes += 1;
+                    self.nodes += 1;
                     Some((anchor, node_at(at, Kind::Seq(items), tag), height + 1))
                 }
                 _ => return Err(here("unbalanced sequence end".into())),
             },
-            Event::MappingEnd => match stack.pop() {
+            Event::MappingEnd => match self.stack.pop() {
                 Some(Frame::Map {
                     at,
                     anchor,
@@ -357,41 +377,49 @@ pub fn read_optional(text: &str) -> Result<Option<Node<'_>>, ReadError> {
                     height,
                     ..
                 }) => {
-                    nodes += 1;
+                    self.nodes += 1;
                     Some((anchor, node_at(at, Kind::Map(entries), tag), height + 1))
                 }
                 _ => return Err(here("unbalanced mapping end".into())),
             },
         };
-        if nodes > MAX_NODES {
+        if self.nodes > MAX_NODES {
             return Err(here(format!(
                 "the document expands to more than {MAX_NODES} nodes (through aliases?); simplify it"
             )));
         }
-        let Some((anchor, node, height)) = complete else {
-            continue;
-        };
+        Ok(complete)
+    }
+
+    /// Puts a completed node into the collection it belongs to, or makes it the root.
+    fn place(
+        &mut self,
+        anchor: usize,
+        node: Node<'a>,
+        height: usize,
+        span: Span,
+    ) -> Result<(), ReadError> {
         // `height` counts the node's own collection levels; the open ones add theirs.
-        if stack.len() + height > MAX_DEPTH {
+        if self.stack.len() + height > MAX_DEPTH {
             return Err(too_deep(span));
         }
         if anchor != 0 {
-            anchors.insert(anchor, (node.clone(), height));
+            self.anchors.insert(anchor, (node.clone(), height));
         }
-        if let Some(frame) = stack.last_mut() {
+        if let Some(frame) = self.stack.last_mut() {
             let h = frame.height_mut();
             *h = (*h).max(height);
         }
-        match stack.last_mut() {
+        match self.stack.last_mut() {
             Some(Frame::Seq { items, .. }) => items.push(node),
             Some(Frame::Map { entries, key, .. }) => match key.take() {
                 Some(k) => entries.push((k, node)),
                 None => *key = Some(node),
             },
-            None => root = Some(node),
+            None => self.root = Some(node),
         }
+        Ok(())
     }
-    Ok(root)
 }
 
 #[cfg(test)]
