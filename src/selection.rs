@@ -100,13 +100,66 @@ pub fn select(
         }
         Changes::Paths(paths) => paths,
     };
+    let Classified {
+        changed,
+        ignored_paths,
+        gone,
+        other,
+    } = classify(paths, settings, flavors, links, ignored);
+    if !other.is_empty() {
+        return Selection::All {
+            reason: format!(
+                "{} changed outside the flavor directories: building every flavor",
+                some_of(&other)
+            ),
+        };
+    }
+    if changed.is_empty() {
+        let mut parts = Vec::new();
+        if !ignored_paths.is_empty() {
+            parts.push(format!(
+                "only ignored paths changed ({})",
+                some_of(&ignored_paths)
+            ));
+        }
+        if !gone.is_empty() {
+            parts.push(format!("removed flavors changed ({})", some_of(&gone)));
+        }
+        return Selection::Nothing {
+            reason: format!("{}: nothing to build", parts.join("; ")),
+        };
+    }
+    with_dependents_and_why(changed, settings, flavors)
+}
+
+/// The changed paths, sorted by what they touch.
+#[derive(Debug, Default)]
+struct Classified {
+    /// Each flavor a path selects, with the first changed path (in path order) that did.
+    changed: BTreeMap<String, String>,
+    ignored_paths: BTreeSet<String>,
+    /// Names of flavor directories that no longer hold a flavor.
+    gone: BTreeSet<String>,
+    /// Paths outside every flavor: they build every flavor.
+    other: BTreeSet<String>,
+}
+
+fn classify(
+    paths: &BTreeSet<String>,
+    settings: &Settings,
+    flavors: &FlavorSet,
+    links: &[LinkedFlavor],
+    ignored: &[Glob],
+) -> Classified {
     let dir = settings.flavors_dir.trim_matches('/');
     let dir = if dir == "." { "" } else { dir };
-    // Each selected flavor with the first changed path (in path order) that selected it.
-    let mut changed: BTreeMap<String, String> = BTreeMap::new();
-    let mut ignored_paths: BTreeSet<String> = BTreeSet::new();
-    let mut gone: BTreeSet<String> = BTreeSet::new();
-    let mut other: BTreeSet<String> = BTreeSet::new();
+    let mut out = Classified::default();
+    let Classified {
+        changed,
+        ignored_paths,
+        gone,
+        other,
+    } = &mut out;
     for path in paths {
         if ignored.iter().any(|g| g.matches_path(path)) {
             ignored_paths.insert(path.clone());
@@ -147,29 +200,15 @@ pub fn select(
             other.insert(path.clone());
         }
     }
-    if !other.is_empty() {
-        return Selection::All {
-            reason: format!(
-                "{} changed outside the flavor directories: building every flavor",
-                some_of(&other)
-            ),
-        };
-    }
-    if changed.is_empty() {
-        let mut parts = Vec::new();
-        if !ignored_paths.is_empty() {
-            parts.push(format!(
-                "only ignored paths changed ({})",
-                some_of(&ignored_paths)
-            ));
-        }
-        if !gone.is_empty() {
-            parts.push(format!("removed flavors changed ({})", some_of(&gone)));
-        }
-        return Selection::Nothing {
-            reason: format!("{}: nothing to build", parts.join("; ")),
-        };
-    }
+    out
+}
+
+/// The selection of the `changed` flavors and the ones that depend on them, each with why.
+fn with_dependents_and_why(
+    changed: BTreeMap<String, String>,
+    settings: &Settings,
+    flavors: &FlavorSet,
+) -> Selection {
     let direct: Vec<String> = changed.keys().cloned().collect();
     let all = with_dependents(settings, flavors, &direct);
     let mut why = changed.clone();
