@@ -258,6 +258,22 @@ pub(crate) async fn handle_with_budget<S: ObjectStore>(
     let Some(armed) = inflight::disarm() else {
         return Ok(());
     };
+    let delivered = answer(&deps, &armed, &envelope, outcome, &budget).await;
+    if timed_out {
+        cleanup(&*deps, &written).await;
+    }
+    delivered
+}
+
+/// Sends CloudFormation the answer for `outcome`: an error only when it could not be
+/// delivered (Lambda then retries the event).
+async fn answer<S: ObjectStore>(
+    deps: &Deps<S>,
+    armed: &inflight::Armed,
+    envelope: &Envelope,
+    outcome: Outcome,
+    budget: &Budget,
+) -> Result<(), Error> {
     let response = envelope.response(outcome);
     info!(
         status = ?response.status,
@@ -271,9 +287,6 @@ pub(crate) async fn handle_with_budget<S: ObjectStore>(
         .responder
         .send(&armed.url, body, budget.answer_until)
         .await;
-    if timed_out {
-        cleanup(&*deps, &written).await;
-    }
     match delivery {
         Delivery::Delivered { .. } => Ok(()),
         Delivery::Rejected { status, attempts } => {
