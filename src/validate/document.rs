@@ -72,49 +72,57 @@ impl Validator {
             None => {}
         }
         if let Some(reports) = get("reports") {
-            for (name, report) in self.map(reports, &At::top("reports"), &[]) {
-                let path = At::Key(&TOP_REPORTS, name);
-                let fields = self.map(
-                    report,
-                    &path,
-                    &["files", "base-directory", "discard-paths", "file-format"],
-                );
-                if !fields.iter().any(|(k, _)| *k == "files") {
-                    self.error(report, &path, "missing `files`; list the report files");
-                }
-                for (k, v) in fields {
-                    let here = path.key(k);
-                    match k {
-                        "files" => {
-                            self.text_list(v, &here);
-                        }
-                        "discard-paths" => self.boolean(v, &here),
-                        "file-format" => self.one_of(v, &here, REPORT_FORMATS, "report format"),
-                        _ => {
-                            self.text(v, &here);
-                        }
-                    }
-                }
-            }
+            self.reports(reports);
         }
         if let Some(artifacts) = get("artifacts") {
             self.artifacts(artifacts, &At::top("artifacts"), true);
         }
         if let Some(cache) = get("cache") {
-            for (k, v) in self.map(
-                cache,
-                &At::top("cache"),
-                &["paths", "key", "fallback-keys", "action"],
-            ) {
-                let here = At::Key(&TOP_CACHE, k);
+            self.cache(cache);
+        }
+    }
+
+    fn reports(&mut self, reports: &Node) {
+        for (name, report) in self.map(reports, &At::top("reports"), &[]) {
+            let path = At::Key(&TOP_REPORTS, name);
+            let fields = self.map(
+                report,
+                &path,
+                &["files", "base-directory", "discard-paths", "file-format"],
+            );
+            if !fields.iter().any(|(k, _)| *k == "files") {
+                self.error(report, &path, "missing `files`; list the report files");
+            }
+            for (k, v) in fields {
+                let here = path.key(k);
                 match k {
-                    "paths" | "fallback-keys" => {
+                    "files" => {
                         self.text_list(v, &here);
                     }
-                    "action" => self.one_of(v, &here, &["restore", "save"], "cache action"),
+                    "discard-paths" => self.boolean(v, &here),
+                    "file-format" => self.one_of(v, &here, REPORT_FORMATS, "report format"),
                     _ => {
                         self.text(v, &here);
                     }
+                }
+            }
+        }
+    }
+
+    fn cache(&mut self, cache: &Node) {
+        for (k, v) in self.map(
+            cache,
+            &At::top("cache"),
+            &["paths", "key", "fallback-keys", "action"],
+        ) {
+            let here = At::Key(&TOP_CACHE, k);
+            match k {
+                "paths" | "fallback-keys" => {
+                    self.text_list(v, &here);
+                }
+                "action" => self.one_of(v, &here, &["restore", "save"], "cache action"),
+                _ => {
+                    self.text(v, &here);
                 }
             }
         }
