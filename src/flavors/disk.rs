@@ -45,31 +45,7 @@ impl FlavorSet {
             path: path.to_owned(),
             message: e.to_string(),
         };
-        let meta = match std::fs::metadata(dir) {
-            Ok(m) => m,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                // A link to nothing (often into a submodule that is not checked out) is named
-                // as such, with the fix.
-                if let Ok(target) = std::fs::read_link(dir) {
-                    return Err(FlavorError::BrokenDirectoryLink {
-                        path: dir.to_owned(),
-                        target,
-                    }
-                    .into());
-                }
-                return Err(FlavorError::MissingDirectory {
-                    path: dir.to_owned(),
-                }
-                .into());
-            }
-            Err(e) => return Err(io_error(dir, e).into()),
-        };
-        if !meta.is_dir() {
-            return Err(FlavorError::NotADirectory {
-                path: dir.to_owned(),
-            }
-            .into());
-        }
+        check_directory(dir)?;
         let entries = std::fs::read_dir(dir).map_err(|e| io_error(dir, e))?;
         let mut names = Vec::new();
         let mut links = Vec::new();
@@ -93,36 +69,13 @@ impl FlavorSet {
             let is_flavor = if file_type.is_dir() {
                 true
             } else if let Some(path) = link_path {
-                // A link is followed once: its target resolved from its (cached) directory says
-                // where it leads and, by that place's type, whether it is a flavor. When that
-                // way is unsure, the system follows it.
-                let target = std::fs::read_link(&path).ok();
-                let quick = target.as_ref().and_then(|t| resolver.quick(&path, t));
-                let is_dir = match &quick {
-                    Some((_, meta)) => Ok(meta.is_dir()),
-                    None => std::fs::metadata(&path).map(|m| m.is_dir()),
-                };
-                match is_dir {
-                    Ok(is_dir) => {
-                        link = Some(FlavorLink {
-                            target: target.unwrap_or_default(),
-                            resolved: quick.map(|(resolved, _)| resolved),
-                            path,
-                        });
+                match follow(&mut resolver, path) {
+                    Ok((is_dir, found)) => {
+                        link = Some(found);
                         is_dir
                     }
                     Err(e) => {
-                        let target = target.unwrap_or_default();
-                        let reason = if e.kind() == io::ErrorKind::NotFound {
-                            "does not exist".to_owned()
-                        } else {
-                            format!("cannot be followed ({e})")
-                        };
-                        errors.push(FlavorError::BrokenLink {
-                            path,
-                            target,
-                            reason,
-                        });
+                        errors.push(e);
                         continue;
                     }
                 }
@@ -147,6 +100,76 @@ impl FlavorSet {
         }
         let set = Self::build(names, errors, style)?;
         Ok(Discovered { set, links })
+    }
+}
+
+/// Checks that the flavors directory `dir` is one, naming a broken link to it with the fix.
+fn check_directory(dir: &Path) -> Result<(), FlavorErrors> {
+    let meta = match std::fs::metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // A link to nothing (often into a submodule that is not checked out) is named as
+            // such, with the fix.
+            if let Ok(target) = std::fs::read_link(dir) {
+                return Err(FlavorError::BrokenDirectoryLink {
+                    path: dir.to_owned(),
+                    target,
+                }
+                .into());
+            }
+            return Err(FlavorError::MissingDirectory {
+                path: dir.to_owned(),
+            }
+            .into());
+        }
+        Err(e) => {
+            return Err(FlavorError::Io {
+                path: dir.to_owned(),
+                message: e.to_string(),
+            }
+            .into());
+        }
+    };
+    if !meta.is_dir() {
+        return Err(FlavorError::NotADirectory {
+            path: dir.to_owned(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Follows the link at `path` once: its target resolved from its (cached) directory says where
+/// it leads and, by that place's type, whether it is a flavor (a directory). When that way is
+/// unsure, the system follows it.
+fn follow(resolver: &mut LinkResolver, path: PathBuf) -> Result<(bool, FlavorLink), FlavorError> {
+    let target = std::fs::read_link(&path).ok();
+    let quick = target.as_ref().and_then(|t| resolver.quick(&path, t));
+    let is_dir = match &quick {
+        Some((_, meta)) => Ok(meta.is_dir()),
+        None => std::fs::metadata(&path).map(|m| m.is_dir()),
+    };
+    match is_dir {
+        Ok(is_dir) => Ok((
+            is_dir,
+            FlavorLink {
+                target: target.unwrap_or_default(),
+                resolved: quick.map(|(resolved, _)| resolved),
+                path,
+            },
+        )),
+        Err(e) => {
+            let reason = if e.kind() == io::ErrorKind::NotFound {
+                "does not exist".to_owned()
+            } else {
+                format!("cannot be followed ({e})")
+            };
+            Err(FlavorError::BrokenLink {
+                path,
+                target: target.unwrap_or_default(),
+                reason,
+            })
+        }
     }
 }
 
