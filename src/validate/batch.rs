@@ -165,8 +165,22 @@ impl Validator {
                 }
             }
         }
+        self.dependencies(path, &ids, &order, &deps);
+        (tasks.len(), without_spec)
+    }
+
+    /// The tasks' `depend-on` entries (identifier, entry, task index, entry index): each names
+    /// a task of the batch, and they form no cycle. `ids` has each identifier's task index and
+    /// line, `order` the identifiers in task order.
+    fn dependencies(
+        &mut self,
+        path: &At<'_>,
+        ids: &FastMap<&str, (usize, usize)>,
+        order: &[&str],
+        deps: &[(&str, &Node, usize, usize)],
+    ) {
         let mut edges: FastMap<&str, Vec<&str>> = FastMap::default();
-        for &(from, dep, i, j) in &deps {
+        for &(from, dep, i, j) in deps {
             let Some(to) = dep.text() else { continue };
             if ids.contains_key(to) {
                 edges.entry(from).or_default().push(to);
@@ -180,7 +194,7 @@ impl Validator {
                 );
             }
         }
-        if let Some(cycle) = find_cycle(&order, &edges) {
+        if let Some(cycle) = find_cycle(order, &edges) {
             let (first, line) = ids
                 .get(cycle[0])
                 .map(|&(i, line)| (path.index(i).to_string(), line))
@@ -195,7 +209,6 @@ impl Validator {
                 ),
             });
         }
-        (tasks.len(), without_spec)
     }
 
     fn matrix(&mut self, node: &Node, path: &At<'_>) -> (usize, usize) {
