@@ -68,22 +68,9 @@ pub(crate) async fn reconcile<P: Ports>(
                     finished.push(batch.clone());
                 } else if !views.iter().any(|v| &v.id == batch)
                     && now.saturating_sub(record.started_at) > GIVE_UP_AFTER_MS
+                    && end_forgotten(deps, config, batch, region).await?
                 {
-                    // CodeBuild no longer describes the batch: what has no result gets none,
-                    // and the run ends, so its aggregate status does not wait forever.
-                    warn!(
-                        batch,
-                        "CodeBuild no longer knows this batch; its run ends without the missing results"
-                    );
-                    let gone = BatchView {
-                        id: batch.clone(),
-                        status: "UNKNOWN".into(),
-                        builds: Vec::new(),
-                    };
-                    catch_up(deps, config, &gone).await?;
-                    if finish(deps, config, batch, region).await?.is_some() {
-                        finished.push(batch.clone());
-                    }
+                    finished.push(batch.clone());
                 }
             }
             Some(f) if f.reported() => {
@@ -120,4 +107,25 @@ pub(crate) async fn reconcile<P: Ports>(
         "finished": finished,
         "closed": closed,
     }))
+}
+
+/// Ends the run of a batch CodeBuild no longer describes: what has no result gets none, so
+/// its aggregate status does not wait forever. Returns whether the run finished.
+async fn end_forgotten<P: Ports>(
+    deps: &Deps<P>,
+    config: &Config,
+    batch: &str,
+    region: &str,
+) -> Result<bool, TrackError> {
+    warn!(
+        batch,
+        "CodeBuild no longer knows this batch; its run ends without the missing results"
+    );
+    let gone = BatchView {
+        id: batch.to_owned(),
+        status: "UNKNOWN".into(),
+        builds: Vec::new(),
+    };
+    catch_up(deps, config, &gone).await?;
+    Ok(finish(deps, config, batch, region).await?.is_some())
 }
