@@ -329,30 +329,30 @@ impl<'a> Reader<'a> {
                 ))
             }
             Event::SequenceStart(anchor, tag) => {
-                if self.stack.len() >= MAX_DEPTH {
-                    return Err(too_deep(span));
-                }
-                self.stack.push(Frame::Seq {
-                    at: span,
-                    anchor,
-                    tag: tag_text(tag.as_deref()),
-                    items: Vec::new(),
-                    height: 0,
-                });
+                self.open(
+                    Frame::Seq {
+                        at: span,
+                        anchor,
+                        tag: tag_text(tag.as_deref()),
+                        items: Vec::new(),
+                        height: 0,
+                    },
+                    span,
+                )?;
                 None
             }
             Event::MappingStart(anchor, tag) => {
-                if self.stack.len() >= MAX_DEPTH {
-                    return Err(too_deep(span));
-                }
-                self.stack.push(Frame::Map {
-                    at: span,
-                    anchor,
-                    tag: tag_text(tag.as_deref()),
-                    entries: Vec::new(),
-                    key: None,
-                    height: 0,
-                });
+                self.open(
+                    Frame::Map {
+                        at: span,
+                        anchor,
+                        tag: tag_text(tag.as_deref()),
+                        entries: Vec::new(),
+                        key: None,
+                        height: 0,
+                    },
+                    span,
+                )?;
                 None
             }
             Event::SequenceEnd => match self.stack.pop() {
@@ -389,6 +389,15 @@ impl<'a> Reader<'a> {
             )));
         }
         Ok(complete)
+    }
+
+    /// Opens a list or mapping, within the depth bound.
+    fn open(&mut self, frame: Frame<'a>, span: Span) -> Result<(), ReadError> {
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(too_deep(span));
+        }
+        self.stack.push(frame);
+        Ok(())
     }
 
     /// Puts a completed node into the collection it belongs to, or makes it the root.
