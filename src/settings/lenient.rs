@@ -1,56 +1,84 @@
-//! Deserializers that accept scalars as CloudFormation sends them: everything as a string.
+//! Reading the settings leniently, as CloudFormation and YAML hand them over: a deserializer
+//! over a JSON value that gives each field what its type asks for. The schema's types stay
+//! plain (`String`, `bool`, `u32`, `Vec<String>`, sections) and carry no per-field rules:
+//!
+//! - text: any scalar, as its text (`8`, `true`, `"x"`); null is an error naming the fix;
+//! - a flag: `true`/`false`/`yes`/`no` in any case, as text or a boolean;
+//! - a count: a whole number, as text or a number;
+//! - a list: a list of scalars; one scalar is a list of one, null an empty list;
+//! - a section or a mapping: a mapping only (never a list read field by field, which would
+//!   set fields without naming them past the unknown-key check); null is the defaults;
+//! - a mapping's value of text: null is an error that names the key.
 
-use std::fmt;
+use serde::de::{
+    self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Unexpected,
+    Visitor,
+};
+use serde_json::{Map, Value};
 
-use indexmap::IndexMap;
-use serde::Deserialize;
-use std::marker::PhantomData;
+/// What a section's value must be.
+const MAPPING: &str = "a mapping (`key: value` entries)";
+/// What a text value must be.
+const SCALAR: &str = "a single value (text, number or boolean)";
 
-use serde::de::value::MapAccessDeserializer;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+/// Where a value stands, for the message when it is missing.
+#[derive(Debug, Clone)]
+enum Place {
+    /// A field of a section (or the root).
+    Field,
+    /// The value of `key` in a mapping.
+    Entry(String),
+    /// An item of a list.
+    Item,
+}
 
-/// A scalar of any JSON type, kept as text.
-struct Text(String);
+/// A JSON value read leniently.
+#[derive(Debug)]
+pub(super) struct Lenient {
+    value: Value,
+    place: Place,
+}
 
-impl<'de> Deserialize<'de> for Text {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Text;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a single value (text, number or boolean)")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
-                Ok(Text(v.to_owned()))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Text, E> {
-                Ok(Text(v))
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Text, E> {
-                Ok(Text(v.to_string()))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Text, E> {
-                Ok(Text(v.to_string()))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Text, E> {
-                Ok(Text(v.to_string()))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Text, E> {
-                Ok(Text(v.to_string()))
-            }
+impl Lenient {
+    /// The settings' root.
+    pub(super) fn root(value: Value) -> Self {
+        Self {
+            value,
+            place: Place::Field,
         }
-        d.deserialize_any(V)
     }
 }
 
-pub(super) fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    Option::<Text>::deserialize(d)?
-        .map(|t| t.0)
-        .ok_or_else(|| de::Error::custom("needs a value; remove the key to use the default"))
+/// What a JSON value is, for type errors.
+fn unexpected(value: &Value) -> Unexpected<'_> {
+    match value {
+        Value::Null => Unexpected::Unit,
+        Value::Bool(b) => Unexpected::Bool(*b),
+        Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+            (Some(u), ..) => Unexpected::Unsigned(u),
+            (_, Some(i), _) => Unexpected::Signed(i),
+            (.., Some(f)) => Unexpected::Float(f),
+            _ => Unexpected::Other("number"),
+        },
+        Value::String(s) => Unexpected::Str(s),
+        Value::Array(_) => Unexpected::Seq,
+        Value::Object(_) => Unexpected::Map,
+    }
 }
 
-pub(super) fn opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(Option::<Text>::deserialize(d)?.map(|t| t.0))
+/// A scalar's text: strings as they are, numbers and booleans as they print.
+fn scalar_text(value: Value) -> Result<String, Value> {
+    match value {
+        Value::String(s) => Ok(s),
+        Value::Bool(b) => Ok(b.to_string()),
+        Value::Number(n) => Ok(match (n.as_u64(), n.as_i64(), n.as_f64()) {
+            (Some(u), ..) => u.to_string(),
+            (_, Some(i), _) => i.to_string(),
+            (.., Some(f)) => f.to_string(),
+            _ => n.to_string(),
+        }),
+        other => Err(other),
+    }
 }
 
 fn parse_flag<E: de::Error>(text: &str) -> Result<bool, E> {
@@ -61,149 +89,193 @@ fn parse_flag<E: de::Error>(text: &str) -> Result<bool, E> {
     }
 }
 
-pub(super) fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    parse_flag(&text(d)?)
-}
-
-pub(super) fn opt_flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-    opt_text(d)?.map(|t| parse_flag(&t)).transpose()
-}
-
-pub(super) fn count<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    let t = text(d)?;
-    t.trim()
-        .parse::<u32>()
-        .map_err(|_| de::Error::custom(format!("expected a whole number, found `{t}`")))
-}
-
-/// A value that must be written as a mapping (or left empty). Serde's derived readers
-/// also take a list and read it field by field, in order, which would let
-/// `batch: [build-list, true]` set fields without naming them, past the unknown-key check.
-struct Mapping<T>(Option<T>);
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Mapping<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<T>(PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
-            type Value = Mapping<T>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a mapping (`key: value` entries)")
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(Mapping(None))
-            }
-            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(Mapping(None))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                T::deserialize(MapAccessDeserializer::new(map)).map(|t| Mapping(Some(t)))
-            }
+impl Lenient {
+    /// The value as text, or why it is none.
+    fn text(self) -> Result<String, serde_json::Error> {
+        use de::Error as _;
+        match (self.value, self.place) {
+            (Value::Null, Place::Field) => Err(serde_json::Error::custom(
+                "needs a value; remove the key to use the default",
+            )),
+            (Value::Null, Place::Entry(key)) => Err(serde_json::Error::custom(format!(
+                "`{key}` has no value; write \"\" for an empty one"
+            ))),
+            (value, _) => scalar_text(value)
+                .map_err(|other| serde_json::Error::invalid_type(unexpected(&other), &SCALAR)),
         }
-        d.deserialize_any(V(PhantomData))
+    }
+
+    fn map<'de, V: Visitor<'de>>(
+        self,
+        visitor: V,
+        entries: bool,
+    ) -> Result<V::Value, serde_json::Error> {
+        use de::Error as _;
+        match self.value {
+            Value::Null => visitor.visit_map(Entries::new(Map::new(), entries)),
+            Value::Object(map) => visitor.visit_map(Entries::new(map, entries)),
+            other => Err(serde_json::Error::invalid_type(
+                unexpected(&other),
+                &MAPPING,
+            )),
+        }
     }
 }
 
-/// A section (`batch`, `build`, …): a mapping; empty means the defaults.
-pub(super) fn mapping<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de> + Default,
-{
-    Ok(Mapping::<T>::deserialize(d)?.0.unwrap_or_default())
-}
+impl<'de> Deserializer<'de> for Lenient {
+    type Error = serde_json::Error;
 
-/// An optional section (`artifacts`, a phase): a mapping; empty means unset.
-pub(super) fn opt_mapping<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Ok(Mapping::<T>::deserialize(d)?.0)
-}
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        self.value.deserialize_any(visitor)
+    }
 
-/// Named sections (`flavors.<name>`, `reports.<group>`): a mapping of mappings; an empty
-/// entry means the defaults.
-pub(super) fn mapping_of<'de, D, T>(d: D) -> Result<IndexMap<String, T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de> + Default,
-{
-    let entries: IndexMap<String, Mapping<T>> = mapping(d)?;
-    Ok(entries
-        .into_iter()
-        .map(|(k, v)| (k, v.0.unwrap_or_default()))
-        .collect())
-}
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_bool(parse_flag(&self.text()?)?)
+    }
 
-/// A list of values; a single value counts as a list of one; null as an empty list.
-pub(super) fn text_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    struct V;
-    impl<'de> Visitor<'de> for V {
-        type Value = Vec<String>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a list of values")
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(Vec::new())
-        }
-        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(Vec::new())
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            Ok(vec![v.to_owned()])
-        }
-        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-            Ok(vec![v.to_string()])
-        }
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-            Ok(vec![v.to_string()])
-        }
-        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-            Ok(vec![v.to_string()])
-        }
-        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-            Ok(vec![v.to_string()])
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-            while let Some(Text(t)) = seq.next_element()? {
-                out.push(t);
-            }
-            Ok(out)
+    fn deserialize_u32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        use de::Error as _;
+        let t = self.text()?;
+        let n = t.trim().parse::<u32>().map_err(|_| {
+            serde_json::Error::custom(format!("expected a whole number, found `{t}`"))
+        })?;
+        visitor.visit_u32(n)
+    }
+
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_string(self.text()?)
+    }
+
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_string(self.text()?)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.value {
+            Value::Null => visitor.visit_none(),
+            _ => visitor.visit_some(self),
         }
     }
-    d.deserialize_any(V)
-}
 
-/// A mapping of names to values; null counts as empty.
-pub(super) fn text_map<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<IndexMap<String, String>, D::Error> {
-    struct V;
-    impl<'de> Visitor<'de> for V {
-        type Value = IndexMap<String, String>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a mapping of names to values")
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(IndexMap::new())
-        }
-        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(IndexMap::new())
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut out = IndexMap::with_capacity(map.size_hint().unwrap_or(0));
-            while let Some(key) = map.next_key::<String>()? {
-                let value: Option<Text> = map.next_value()?;
-                let Some(Text(value)) = value else {
-                    return Err(de::Error::custom(format!(
-                        "`{key}` has no value; write \"\" for an empty one"
-                    )));
-                };
-                out.insert(key, value);
-            }
-            Ok(out)
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        use de::Error as _;
+        match self.value {
+            Value::Null => visitor.visit_seq(Items(Vec::new().into_iter())),
+            Value::Array(items) => visitor.visit_seq(Items(items.into_iter())),
+            Value::Object(_) => Err(serde_json::Error::invalid_type(
+                Unexpected::Map,
+                &"a list of values",
+            )),
+            scalar => visitor.visit_seq(Items(vec![scalar].into_iter())),
         }
     }
-    d.deserialize_any(V)
+
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        self.map(visitor, true)
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.map(visitor, false)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.value.deserialize_enum(name, variants, visitor)
+    }
+
+    serde::forward_to_deserialize_any! {
+        i8 i16 i32 i64 i128 u8 u16 u64 u128 f32 f64 char bytes byte_buf unit unit_struct
+        newtype_struct tuple tuple_struct identifier ignored_any
+    }
+}
+
+/// A mapping's entries, each value read leniently.
+struct Entries {
+    iter: serde_json::map::IntoIter,
+    /// The entries of a mapping (whose missing text values are named by key), not a section's
+    /// fields.
+    entries: bool,
+    value: Option<(String, Value)>,
+}
+
+impl Entries {
+    fn new(map: Map<String, Value>, entries: bool) -> Self {
+        Self {
+            iter: map.into_iter(),
+            entries,
+            value: None,
+        }
+    }
+}
+
+impl<'de> MapAccess<'de> for Entries {
+    type Error = serde_json::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Self::Error> {
+        let Some((key, value)) = self.iter.next() else {
+            return Ok(None);
+        };
+        let read = seed.deserialize(key.as_str().into_deserializer())?;
+        self.value = Some((key, value));
+        Ok(Some(read))
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, Self::Error> {
+        use de::Error as _;
+        let (key, value) = self
+            .value
+            .take()
+            .ok_or_else(|| serde_json::Error::custom("a value without its key"))?;
+        let place = if self.entries {
+            Place::Entry(key)
+        } else {
+            Place::Field
+        };
+        seed.deserialize(Lenient { value, place })
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.iter.len())
+    }
+}
+
+/// A list's items, each read leniently.
+struct Items(std::vec::IntoIter<Value>);
+
+impl<'de> SeqAccess<'de> for Items {
+    type Error = serde_json::Error;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Self::Error> {
+        self.0
+            .next()
+            .map(|value| {
+                seed.deserialize(Lenient {
+                    value,
+                    place: Place::Item,
+                })
+            })
+            .transpose()
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.0.len())
+    }
 }

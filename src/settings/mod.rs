@@ -5,8 +5,9 @@
 //! and the YAML reader hands over source text so that `3.10` is never the float 3.1.
 //! Unknown keys are rejected by name.
 //!
-//! This module holds the schema; `reading` reads and checks it, `lenient` holds the
-//! deserializers that take every scalar as text.
+//! This module holds the schema, in plain types; `reading` reads and checks it, through
+//! `lenient`, the deserializer that gives each field what its type asks for (every scalar as
+//! text, a flag, a count or a list of one) and keeps sections mappings.
 
 use std::fmt;
 
@@ -29,28 +30,18 @@ pub const SETTINGS_FILE: &str = "flavor-ci.yaml";
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct Settings {
     /// Where the flavor directories are, relative to the repository root.
-    #[serde(deserialize_with = "lenient::text")]
     pub flavors_dir: String,
     /// Directory names under `flavors-dir` that are not flavors.
-    #[serde(deserialize_with = "lenient::text_list")]
     pub exclude: Vec<String>,
-    #[serde(deserialize_with = "lenient::mapping")]
     pub batch: BatchSettings,
-    #[serde(deserialize_with = "lenient::mapping")]
     pub build: BuildSettings,
     /// Per-flavor overrides and dependencies, by flavor name.
-    #[serde(deserialize_with = "lenient::mapping_of")]
     pub flavors: IndexMap<String, FlavorSettings>,
-    #[serde(deserialize_with = "lenient::mapping")]
     pub ci: VariantSettings,
-    #[serde(deserialize_with = "lenient::mapping")]
     pub release: ReleaseSettings,
     /// Which pull requests the webhook builds. Left out of the stored form while it is the
     /// default, so settings written before it existed keep their key.
-    #[serde(
-        deserialize_with = "lenient::mapping",
-        skip_serializing_if = "PullRequestSettings::is_default"
-    )]
+    #[serde(skip_serializing_if = "PullRequestSettings::is_default")]
     pub pull_requests: PullRequestSettings,
 }
 
@@ -72,11 +63,9 @@ pub enum ForkPolicy {
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct PullRequestSettings {
     /// Build draft pull requests too (by default they build once marked ready for review).
-    #[serde(deserialize_with = "lenient::flag")]
     pub build_drafts: bool,
     pub forks: ForkPolicy,
     /// The label that allows one commit of a pull request from a fork to build.
-    #[serde(deserialize_with = "lenient::text")]
     pub fork_label: String,
 }
 
@@ -123,13 +112,10 @@ pub enum BatchShape {
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct BatchSettings {
     pub shape: BatchShape,
-    #[serde(deserialize_with = "lenient::flag")]
     pub fast_fail: bool,
     /// Let the batch succeed when a build fails (per flavor in `flavors.<name>`).
-    #[serde(deserialize_with = "lenient::flag")]
     pub ignore_failure: bool,
     /// The project's maximum number of builds per batch.
-    #[serde(deserialize_with = "lenient::count")]
     pub max_builds: u32,
     /// How flavor names become build identifiers; `exasol-ci-setup` keeps the identifiers of
     /// the tool this one replaces.
@@ -177,61 +163,30 @@ impl Default for BatchSettings {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct BuildSettings {
-    #[serde(deserialize_with = "lenient::text")]
     pub compute_type: String,
-    #[serde(
-        deserialize_with = "lenient::opt_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
-    #[serde(deserialize_with = "lenient::flag")]
     pub privileged_mode: bool,
-    #[serde(
-        deserialize_with = "lenient::opt_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub environment_type: Option<String>,
-    #[serde(
-        deserialize_with = "lenient::opt_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub fleet: Option<String>,
-    #[serde(deserialize_with = "lenient::text")]
     pub shell: String,
-    #[serde(
-        deserialize_with = "lenient::opt_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub run_as: Option<String>,
-    #[serde(deserialize_with = "lenient::text_map")]
     pub variables: IndexMap<String, String>,
-    #[serde(deserialize_with = "lenient::text_map")]
     pub parameter_store: IndexMap<String, String>,
     /// `NAME: secret-id:json-key[:version-stage[:version-id]]`, e.g. the Docker Hub secret.
-    #[serde(deserialize_with = "lenient::text_map")]
     pub secrets_manager: IndexMap<String, String>,
-    #[serde(deserialize_with = "lenient::text_list")]
     pub exported_variables: Vec<String>,
-    #[serde(
-        deserialize_with = "lenient::opt_flag",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub git_credential_helper: Option<bool>,
-    #[serde(deserialize_with = "lenient::text_map")]
     pub runtime_versions: IndexMap<String, String>,
-    #[serde(deserialize_with = "lenient::mapping")]
     pub phases: PhaseSet,
-    #[serde(
-        deserialize_with = "lenient::opt_mapping",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub artifacts: Option<ArtifactSettings>,
-    #[serde(
-        deserialize_with = "lenient::opt_mapping",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheSettings>,
-    #[serde(deserialize_with = "lenient::mapping_of")]
     pub reports: IndexMap<String, ReportSettings>,
 }
 
@@ -263,120 +218,63 @@ impl Default for BuildSettings {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct PhaseSet {
-    #[serde(
-        deserialize_with = "lenient::opt_mapping",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub install: Option<PhaseSettings>,
-    #[serde(
-        alias = "pre_build",
-        deserialize_with = "lenient::opt_mapping",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(alias = "pre_build", skip_serializing_if = "Option::is_none")]
     pub pre_build: Option<PhaseSettings>,
-    #[serde(
-        deserialize_with = "lenient::opt_mapping",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub build: Option<PhaseSettings>,
-    #[serde(
-        alias = "post_build",
-        deserialize_with = "lenient::opt_mapping",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(alias = "post_build", skip_serializing_if = "Option::is_none")]
     pub post_build: Option<PhaseSettings>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct PhaseSettings {
-    #[serde(deserialize_with = "lenient::text_list")]
     pub commands: Vec<String>,
-    #[serde(
-        deserialize_with = "lenient::text_list",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub finally: Vec<String>,
-    #[serde(
-        deserialize_with = "lenient::opt_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub on_failure: Option<String>,
-    #[serde(
-        deserialize_with = "lenient::opt_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub run_as: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct ArtifactSettings {
-    #[serde(deserialize_with = "lenient::text_list")]
     pub files: Vec<String>,
-    #[serde(
-        deserialize_with = "lenient::opt_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(
-        deserialize_with = "lenient::opt_flag",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub discard_paths: Option<bool>,
-    #[serde(
-        deserialize_with = "lenient::opt_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub base_directory: Option<String>,
-    #[serde(
-        deserialize_with = "lenient::text_list",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub exclude_paths: Vec<String>,
-    #[serde(
-        deserialize_with = "lenient::opt_flag",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub enable_symlinks: Option<bool>,
-    #[serde(
-        deserialize_with = "lenient::opt_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub s3_prefix: Option<String>,
-    #[serde(
-        deserialize_with = "lenient::mapping_of",
-        skip_serializing_if = "IndexMap::is_empty"
-    )]
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
     pub secondary_artifacts: IndexMap<String, ArtifactSettings>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct CacheSettings {
-    #[serde(deserialize_with = "lenient::text_list")]
     pub paths: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct ReportSettings {
-    #[serde(deserialize_with = "lenient::text_list")]
     pub files: Vec<String>,
-    #[serde(
-        deserialize_with = "lenient::opt_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub base_directory: Option<String>,
-    #[serde(
-        deserialize_with = "lenient::opt_flag",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub discard_paths: Option<bool>,
-    #[serde(
-        deserialize_with = "lenient::opt_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub file_format: Option<String>,
 }
 
@@ -384,46 +282,22 @@ pub struct ReportSettings {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct FlavorSettings {
-    #[serde(
-        deserialize_with = "lenient::opt_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub compute_type: Option<String>,
-    #[serde(
-        deserialize_with = "lenient::opt_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
-    #[serde(
-        deserialize_with = "lenient::opt_flag",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub privileged_mode: Option<bool>,
-    #[serde(
-        deserialize_with = "lenient::opt_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub environment_type: Option<String>,
-    #[serde(
-        deserialize_with = "lenient::opt_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub fleet: Option<String>,
-    #[serde(
-        deserialize_with = "lenient::text_map",
-        skip_serializing_if = "IndexMap::is_empty"
-    )]
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
     pub variables: IndexMap<String, String>,
     /// Flavors that must build before this one (build-graph only).
-    #[serde(
-        deserialize_with = "lenient::text_list",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub depend_on: Vec<String>,
-    #[serde(
-        deserialize_with = "lenient::opt_flag",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ignore_failure: Option<bool>,
 }
 
@@ -431,22 +305,14 @@ pub struct FlavorSettings {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct VariantSettings {
-    #[serde(deserialize_with = "lenient::text_map")]
     pub variables: IndexMap<String, String>,
-    #[serde(deserialize_with = "lenient::mapping")]
     pub phases: PhaseSet,
     /// Replaces `build.artifacts` for this variant.
-    #[serde(
-        deserialize_with = "lenient::opt_mapping",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub artifacts: Option<ArtifactSettings>,
     /// Where the tasks find a separate build buildspec (a repository path or an S3 ARN).
     /// Unset: the batch buildspec carries the phases itself and every task runs it.
-    #[serde(
-        deserialize_with = "lenient::opt_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub build_buildspec: Option<String>,
 }
 
@@ -454,33 +320,19 @@ pub struct VariantSettings {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct ReleaseSettings {
-    #[serde(deserialize_with = "lenient::flag")]
     pub enabled: bool,
-    #[serde(deserialize_with = "lenient::text")]
     pub release_id: String,
-    #[serde(deserialize_with = "lenient::flag")]
     pub dry_run: bool,
     /// How `DRY_RUN` is written for each value of `dry-run`, e.g. `--dry-run` and
     /// `--no-dry-run` for a command that takes a flag.
-    #[serde(
-        deserialize_with = "lenient::mapping",
-        skip_serializing_if = "DryRunValues::is_default"
-    )]
+    #[serde(skip_serializing_if = "DryRunValues::is_default")]
     pub dry_run_values: DryRunValues,
-    #[serde(deserialize_with = "lenient::text_map")]
     pub variables: IndexMap<String, String>,
-    #[serde(deserialize_with = "lenient::mapping")]
     pub phases: PhaseSet,
     /// Replaces `build.artifacts` for this variant.
-    #[serde(
-        deserialize_with = "lenient::opt_mapping",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub artifacts: Option<ArtifactSettings>,
-    #[serde(
-        deserialize_with = "lenient::opt_text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub build_buildspec: Option<String>,
 }
 
@@ -503,9 +355,9 @@ impl Default for ReleaseSettings {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DryRunValues {
-    #[serde(rename = "true", deserialize_with = "lenient::text")]
+    #[serde(rename = "true")]
     pub when_true: String,
-    #[serde(rename = "false", deserialize_with = "lenient::text")]
+    #[serde(rename = "false")]
     pub when_false: String,
 }
 

@@ -47,12 +47,25 @@ impl Settings {
             value
         };
         let mut track = serde_path_to_error::Track::new();
-        let read: Result<Settings, _> =
-            lenient::mapping(serde_path_to_error::Deserializer::new(value, &mut track));
+        let read = Settings::deserialize(serde_path_to_error::Deserializer::new(
+            lenient::Lenient::root(value),
+            &mut track,
+        ));
         let settings = read.map_err(|e| {
             let path = track.path().to_string();
             let path = if path == "." { String::new() } else { path };
             let message = friendly(e.to_string());
+            // A mapping's entry without a value is named by its key: the path names the mapping.
+            let path = match message
+                .strip_prefix('`')
+                .and_then(|m| m.split_once("` has no value"))
+            {
+                Some((key, _)) => path
+                    .strip_suffix(key)
+                    .and_then(|p| p.strip_suffix('.'))
+                    .map_or(path.clone(), str::to_owned),
+                None => path,
+            };
             SettingsError(vec![SettingsProblem {
                 message: if path.is_empty() {
                     format!("the settings {message}")
