@@ -71,6 +71,12 @@ pub(crate) struct Ticket<'a> {
     pub(crate) key: &'a str,
 }
 
+impl<'a> Ticket<'a> {
+    pub(crate) fn new(delivery: &'a str, key: &'a str) -> Self {
+        Self { delivery, key }
+    }
+}
+
 /// Where the batch buildspec is kept.
 #[derive(Debug)]
 struct Spec {

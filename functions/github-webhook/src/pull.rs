@@ -70,16 +70,7 @@ pub(crate) async fn on_pull_request<P: Ports>(
                 pull_request: Some(n),
                 default_branch: false,
             };
-            batch::run(
-                job,
-                Ticket {
-                    delivery,
-                    key: &key,
-                },
-                &settings,
-                start,
-            )
-            .await
+            batch::run(job, Ticket::new(delivery, &key), &settings, start).await
         }
     }
 }

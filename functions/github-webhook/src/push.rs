@@ -66,16 +66,7 @@ pub(crate) async fn on_push<P: Ports>(
         git_ref: push.git_ref,
         commit: push.after,
     };
-    batch::run(
-        job,
-        Ticket {
-            delivery,
-            key: &key,
-        },
-        &settings,
-        start,
-    )
-    .await
+    batch::run(job, Ticket::new(delivery, &key), &settings, start).await
 }
 
 /// The answer to a delivery about a repository other than the stack's, if it is one.

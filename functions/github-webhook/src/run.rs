@@ -76,11 +76,7 @@ async fn start<P: Ports>(job: Job<'_, P>, run: RunRequest) -> Result<Outcome, Ou
             ..Context::default()
         },
     };
-    let ticket = Ticket {
-        delivery: &run.id,
-        key: &key,
-    };
-    Ok(batch::run(job, ticket, &settings, start).await)
+    Ok(batch::run(job, Ticket::new(&run.id, &key), &settings, start).await)
 }
 
 /// The variant, project and release id a run of `git_ref` builds: a branch the CI variant, a

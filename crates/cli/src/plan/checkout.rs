@@ -87,8 +87,9 @@ pub(super) fn local_changes(
     base: &str,
     head: Option<&str>,
 ) -> Result<Changes, Failure> {
-    let mut changed: std::collections::BTreeSet<String> = match head {
-        Some(head) => paths(&git(
+    // Paths relative to the planned directory, and only those inside it.
+    let diff = |range: &str| {
+        git(
             repo,
             &[
                 "diff",
@@ -96,23 +97,14 @@ pub(super) fn local_changes(
                 "-z",
                 "--no-renames",
                 "--relative",
-                &format!("{base}...{head}"),
+                range,
             ],
-        )?)
-        .collect(),
+        )
+    };
+    let mut changed: std::collections::BTreeSet<String> = match head {
+        Some(head) => paths(&diff(&format!("{base}...{head}"))?).collect(),
         None => {
-            let mut all: std::collections::BTreeSet<String> = paths(&git(
-                repo,
-                &[
-                    "diff",
-                    "--name-only",
-                    "-z",
-                    "--no-renames",
-                    "--relative",
-                    base,
-                ],
-            )?)
-            .collect();
+            let mut all: std::collections::BTreeSet<String> = paths(&diff(base)?).collect();
             all.extend(paths(&git(
                 repo,
                 &["ls-files", "--others", "--exclude-standard", "-z"],
