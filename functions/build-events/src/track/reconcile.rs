@@ -64,11 +64,10 @@ pub(crate) async fn reconcile<P: Ports>(
         let now = now_ms();
         match &record.finished {
             None => {
-                if finish(deps, config, batch, region).await?.is_some() {
-                    finished.push(batch.clone());
-                } else if !views.iter().any(|v| &v.id == batch)
-                    && now.saturating_sub(record.started_at) > GIVE_UP_AFTER_MS
-                    && end_forgotten(deps, config, batch, region).await?
+                let forgotten = !views.iter().any(|v| &v.id == batch)
+                    && now.saturating_sub(record.started_at) > GIVE_UP_AFTER_MS;
+                if finish(deps, config, batch, region).await?.is_some()
+                    || (forgotten && end_forgotten(deps, config, batch, region).await?)
                 {
                     finished.push(batch.clone());
                 }
