@@ -14,6 +14,8 @@ use flavor_ci::webhook::push::{LinkedFlavor, resolve_link};
 use flavor_ci_aws::github::{Answer, Auth, Call, CallError, GitHubClient, Timing};
 use flavor_ci_aws::github_status::{CommitStatus, PostError, StatusPoster};
 use serde::Deserialize;
+
+use crate::fault::Fault;
 use tokio::task::JoinSet;
 
 /// One request may take 4 s, both attempts together 6 s: the delivery is answered within its
@@ -32,11 +34,10 @@ const MODE_SUBMODULE: &str = "160000";
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub(crate) struct ApiError {
-    /// 502 for a wrong answer, 503 when GitHub is rate limiting or unavailable.
-    pub(crate) status: u16,
+    /// A wrong answer (upstream), GitHub rate limiting or unavailable, or a commit that
+    /// cannot be built.
+    pub(crate) fault: Fault,
     pub(crate) message: String,
-    /// GitHub rejected the token: worth fetching it again.
-    pub(crate) unauthorized: bool,
     /// The status GitHub answered with, or 0 when it did not answer.
     pub(crate) github_status: u16,
 }
@@ -153,37 +154,39 @@ impl<A: Auth + 'static> GitHub<A> {
     }
 
     async fn get<T: for<'de> Deserialize<'de>>(&self, path: &str) -> Result<T, ApiError> {
-        let fail = |status: u16, message: String| ApiError {
-            status,
+        let fail = |fault: Fault, message: String| ApiError {
+            fault,
             message,
-            unauthorized: false,
             github_status: 0,
         };
         let call = Call::get(path, READ);
         let answer = match self.client.send(&*self.auth, &call).await {
             Ok(answer) => answer,
             Err(CallError::Auth(e)) => {
-                return Err(fail(503, format!("cannot read the GitHub token: {e}")));
+                return Err(fail(
+                    Fault::Unavailable,
+                    format!("cannot read the GitHub token: {e}"),
+                ));
             }
             Err(e @ CallError::Transport(..)) => {
                 return Err(fail(
-                    502,
+                    Fault::Upstream,
                     format!("{e}; check GITHUB_API_URL and the network path to GitHub"),
                 ));
             }
             Err(e @ CallError::Timeout(..)) => {
                 return Err(fail(
-                    503,
+                    Fault::Unavailable,
                     format!("{e}; GitHub may be slow, redeliver the push later"),
                 ));
             }
-            Err(e) => return Err(fail(502, e.to_string())),
+            Err(e) => return Err(fail(Fault::Upstream, e.to_string())),
         };
         let status = answer.status;
         if answer.is_success() {
             return serde_json::from_slice(&answer.body).map_err(|e| {
                 fail(
-                    502,
+                    Fault::Upstream,
                     format!(
                         "{} answered {status} with a body that is not the expected JSON: {e}",
                         answer.call
@@ -210,9 +213,8 @@ impl<A: Auth + 'static> GitHub<A> {
     async fn link_target(&self, repo: &str, sha: &str) -> Result<String, ApiError> {
         let blob: Blob = self.get(&format!("/repos/{repo}/git/blobs/{sha}")).await?;
         let bad = |why: &str| ApiError {
-            status: 502,
+            fault: Fault::Upstream,
             message: format!("GitHub's blob {sha} in {repo} {why}"),
-            unauthorized: false,
             github_status: 200,
         };
         if blob.encoding != "base64" {
@@ -291,9 +293,8 @@ impl<A: Auth + 'static> Repository for GitHub<A> {
         }
         if target.kind != "commit" {
             return Err(ApiError {
-                status: 422,
+                fault: Fault::Unbuildable,
                 message: format!("{full_ref} points at a {}, not a commit", target.kind),
-                unauthorized: false,
                 github_status: 200,
             });
         }
@@ -377,39 +378,40 @@ fn status_error(answer: &Answer) -> ApiError {
             "; set GITHUB_TOKEN_SECRET_ID for a higher limit"
         };
         return ApiError {
-            status: 503,
+            fault: Fault::Unavailable,
             message: format!(
                 "GitHub's API rate limit is exhausted{said}: {when}, then redeliver the push{fix}"
             ),
-            unauthorized: false,
             github_status: status,
         };
     }
     let (answer, message) = match status {
         401 => (
-            502,
+            Fault::Upstream,
             format!(
                 "GitHub rejected the token for {call} (401){said}: store a valid token in the GitHub token secret"
             ),
         ),
         403 | 404 => (
-            502,
+            Fault::Upstream,
             format!(
                 "{call} answered {status}{said}: the commit does not exist or the token cannot read the repository; give the token read access to its contents"
             ),
         ),
         500..=599 => (
-            503,
+            Fault::Unavailable,
             format!(
                 "GitHub answered {status} for {call}{said}: GitHub is unavailable; redeliver the push later"
             ),
         ),
-        _ => (502, format!("GitHub answered {status} for {call}{said}")),
+        _ => (
+            Fault::Upstream,
+            format!("GitHub answered {status} for {call}{said}"),
+        ),
     };
     ApiError {
-        status: answer,
+        fault: answer,
         message,
-        unauthorized: status == 401,
         github_status: status,
     }
 }
@@ -627,9 +629,8 @@ async fn link_targets<A: Auth + 'static>(
     let mut targets = Vec::with_capacity(entries.len());
     while let Some(joined) = fetches.join_next().await {
         let (name, target) = joined.map_err(|e| ApiError {
-            status: 502,
+            fault: Fault::Upstream,
             message: format!("a link lookup failed: {e}"),
-            unauthorized: false,
             github_status: 0,
         })?;
         targets.push((name, target?));
@@ -701,9 +702,8 @@ pub(crate) mod stand_in {
 
         async fn ref_commit(&self, _repo: &str, full_ref: &str) -> Result<String, ApiError> {
             self.refs.get(full_ref).cloned().ok_or_else(|| ApiError {
-                status: 502,
+                fault: Fault::Upstream,
                 message: format!("GET {full_ref} answered 404"),
-                unauthorized: false,
                 github_status: 404,
             })
         }

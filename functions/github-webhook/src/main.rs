@@ -16,6 +16,7 @@ mod config;
 #[cfg(test)]
 mod decisions;
 mod edge;
+mod fault;
 mod github;
 mod handler;
 mod http;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
+pub(crate) use crate::fault::Fault;
 use crate::http::Reply;
 
 /// The result of one request.
@@ -128,65 +129,6 @@ pub(crate) struct Handled {
     pub(crate) flavors: Vec<String>,
 }
 
-/// Why a request was refused or failed, which decides its HTTP status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Fault {
-    /// The request is not a delivery flavor-ci can read (400).
-    BadRequest,
-    /// The signature is missing or wrong (401).
-    Unauthenticated,
-    /// Not a POST (405).
-    Method,
-    /// Another request is handling the same body (409).
-    Busy,
-    /// Larger than Lambda accepts (413).
-    TooLarge,
-    /// Neither JSON nor a form (415).
-    MediaType,
-    /// The commit cannot be built as it is (422).
-    Unbuildable,
-    /// The function or the stack is set up wrong (500).
-    Misconfigured,
-    /// A service answered wrongly or refused (502).
-    Upstream,
-    /// A service is unavailable or slow; redelivering later helps (503).
-    Unavailable,
-}
-
-impl Fault {
-    pub(crate) fn status(self) -> u16 {
-        match self {
-            Fault::BadRequest => 400,
-            Fault::Unauthenticated => 401,
-            Fault::Method => 405,
-            Fault::Busy => 409,
-            Fault::TooLarge => 413,
-            Fault::MediaType => 415,
-            Fault::Unbuildable => 422,
-            Fault::Misconfigured => 500,
-            Fault::Upstream => 502,
-            Fault::Unavailable => 503,
-        }
-    }
-
-    /// The fault an HTTP status names (what the GitHub client reports); anything unknown is a
-    /// wrong answer from upstream.
-    pub(crate) fn from_status(status: u16) -> Self {
-        match status {
-            400 => Fault::BadRequest,
-            401 => Fault::Unauthenticated,
-            405 => Fault::Method,
-            409 => Fault::Busy,
-            413 => Fault::TooLarge,
-            415 => Fault::MediaType,
-            422 => Fault::Unbuildable,
-            500 => Fault::Misconfigured,
-            503 => Fault::Unavailable,
-            _ => Fault::Upstream,
-        }
-    }
-}
-
 /// A refusal: its fault, the message for the caller, and details for the log only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Refusal {
@@ -224,7 +166,7 @@ impl From<Refusal> for Outcome {
 
 impl From<crate::github::ApiError> for Refusal {
     fn from(e: crate::github::ApiError) -> Self {
-        Refusal::new(Fault::from_status(e.status), e.message)
+        Refusal::new(e.fault, e.message)
     }
 }
 
@@ -370,25 +312,6 @@ impl Started {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_fault_has_its_status_and_back() {
-        for fault in [
-            Fault::BadRequest,
-            Fault::Unauthenticated,
-            Fault::Method,
-            Fault::Busy,
-            Fault::TooLarge,
-            Fault::MediaType,
-            Fault::Unbuildable,
-            Fault::Misconfigured,
-            Fault::Upstream,
-            Fault::Unavailable,
-        ] {
-            assert_eq!(Fault::from_status(fault.status()), fault);
-        }
-        assert_eq!(Fault::from_status(418), Fault::Upstream);
-    }
 
     #[test]
     fn answers_keep_their_fields_in_the_documented_order() {
