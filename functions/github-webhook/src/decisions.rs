@@ -367,3 +367,33 @@ async fn pushes_that_need_no_build_are_acknowledged_with_the_reason() {
     assert_eq!(body["aggregateStatus"]["state"], "success", "{body}");
     assert_eq!(statuses(&d)[0].1, "success");
 }
+
+#[tokio::test]
+async fn a_dispatch_builds_what_it_names_with_its_dependents_once_per_request() {
+    let d = deps();
+    let dispatch =
+        json!({"flavorCiRun": {"trigger": "dispatch", "id": "by-hand-1", "flavors": ["base"]}});
+    let (status, body) = answer(&d, dispatch.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["flavors"], json!(["base", "standard"]));
+    assert_eq!(
+        (&body["trigger"], &body["run"], &body["sourceVersion"]),
+        (&json!("dispatch"), &json!("by-hand-1"), &json!(COMMIT))
+    );
+    // The same request again (a retried invocation) starts nothing new.
+    let (_, again) = answer(&d, dispatch).await;
+    assert_eq!(again["status"], "already handled", "{again}");
+    assert_eq!(d.builds.started.lock().unwrap().len(), 1);
+    // A flavor that does not exist builds nothing, and says which there are.
+    let (status, body) = answer(
+        &deps(),
+        json!({"flavorCiRun": {"trigger": "dispatch", "id": "by-hand-2", "flavors": ["nope"]}}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (202, Some("ignored")),
+        "{body}"
+    );
+    assert!(body["message"].as_str().unwrap().contains("nope"), "{body}");
+}

@@ -22,6 +22,8 @@ use tracing::warn;
 use crate::LazyHttpsClient;
 use crate::secrets::{Cached, SecretSource};
 
+pub mod app;
+
 /// The REST API version every request asks for.
 pub const API_VERSION: &str = "2022-11-28";
 /// The user agent GitHub requires.
