@@ -738,34 +738,8 @@ def test_a_pull_request_builds_its_head_commit_with_the_flavors_its_changes_sele
     assert planned(text) == (answer["flavors"], answer["why"]), text
 
 
-def test_drafts_wait_for_review_and_other_actions_start_nothing(webhook, aws, pr_repo):
-    before = state(aws)
-    status, answer = deliver_pr(webhook, pr_payload(pr_repo, draft=True))
-    assert status == 202 and "draft" in answer["message"] and "build-drafts" in answer["message"], answer
-    for action in ("edited", "assigned", "unlabeled"):
-        status, answer = deliver_pr(webhook, pr_payload(pr_repo, action=action))
-        assert status == 202 and answer["status"] == "ignored", answer
-    assert state(aws) == before
-    status, answer = deliver_pr(webhook, pr_payload(pr_repo, action="ready_for_review", draft=False))
-    assert status == 200 and answer["trigger"] == "pull request #7 was marked ready for review", answer
-
-
-def test_a_pull_request_from_a_fork_builds_only_when_a_maintainer_labels_it(webhook, aws, pr_repo):
-    before = state(aws)
-    for action in ("opened", "synchronize"):
-        status, answer = deliver_pr(webhook, pr_payload(pr_repo, action=action, head_repo="mallory/slc"))
-        assert status == 202, answer
-        assert "mallory/slc" in answer["message"] and "`safe to build`" in answer["message"], answer
-    status, answer = deliver_pr(webhook, pr_payload(pr_repo, action="labeled", head_repo="mallory/slc", label="bug"))
-    assert status == 202, answer
-    status, answer = deliver_pr(webhook, pr_payload(pr_repo, action="opened", head_repo=None))
-    assert status == 202 and "deleted fork" in answer["message"], answer
-    assert state(aws) == before
-    status, answer = deliver_pr(webhook, pr_payload(pr_repo, action="labeled", head_repo="mallory/slc",
-                                                    label="safe to build"))
-    assert status == 200, answer
-    assert answer["sourceVersion"] == pr_repo["head"] and answer["flavors"] == ["r-4.4"]
-    assert "labeled pull request #7 from mallory/slc" in answer["trigger"]
+# Drafts, other actions and fork approval are decided in process
+# (functions/github-webhook/src/decisions.rs).
 
 
 def test_when_github_cannot_list_every_change_every_flavor_builds_and_the_answer_says_why(webhook, github, pr_repo):

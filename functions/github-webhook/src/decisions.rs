@@ -397,3 +397,108 @@ async fn a_dispatch_builds_what_it_names_with_its_dependents_once_per_request() 
     );
     assert!(body["message"].as_str().unwrap().contains("nope"), "{body}");
 }
+
+/// A `pull_request` delivery of pull request #7 (head `topic` at the example commit).
+fn pull_request(action: &str, draft: bool, head_repo: Option<&str>, label: Option<&str>) -> Value {
+    let payload = json!({
+        "action": action, "number": 7,
+        "pull_request": {
+            "number": 7, "state": "open", "draft": draft, "title": "change r",
+            "head": {"ref": "topic", "sha": COMMIT,
+                     "repo": head_repo.map(|r| json!({"full_name": r}))},
+            "base": {"ref": "main", "sha": "a10867b14bb761a232cd80139fbd4c0d33264240",
+                     "repo": {"full_name": "acme/slc"}},
+            "labels": label.map_or_else(Vec::new, |l| vec![json!({"name": l})]),
+        },
+        "label": label.map(|l| json!({"name": l})),
+        "repository": {"id": 1, "full_name": "acme/slc"},
+        "sender": {"login": "dev"},
+    });
+    let body = payload.to_string();
+    json!({
+        "version": "2.0",
+        "requestContext": {"http": {"method": "POST"}, "timeEpoch": 1795168800000_i64},
+        "headers": {
+            "content-type": "application/json",
+            "x-github-event": "pull_request",
+            "x-github-delivery": "0b3c6a1e-0000-4000-8000-0000000000fe",
+            "x-hub-signature-256": signature::sign(SECRET.as_bytes(), body.as_bytes()),
+        },
+        "body": body,
+        "isBase64Encoded": false,
+    })
+}
+
+#[tokio::test]
+async fn drafts_wait_for_review_and_other_actions_start_nothing() {
+    let d = deps();
+    let (status, body) = answer(&d, pull_request("opened", true, Some("acme/slc"), None)).await;
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        status == 202 && message.contains("draft") && message.contains("build-drafts"),
+        "{body}"
+    );
+    for action in ["edited", "assigned", "unlabeled"] {
+        let (status, body) = answer(&d, pull_request(action, false, Some("acme/slc"), None)).await;
+        assert_eq!(
+            (status, body["status"].as_str()),
+            (202, Some("ignored")),
+            "{body}"
+        );
+    }
+    assert!(d.builds.started.lock().unwrap().is_empty());
+    assert_eq!(d.store.objects.lock().unwrap().len(), 1);
+    let (status, body) = answer(
+        &d,
+        pull_request("ready_for_review", false, Some("acme/slc"), None),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["trigger"],
+        "pull request #7 was marked ready for review"
+    );
+}
+
+#[tokio::test]
+async fn a_pull_request_from_a_fork_builds_only_when_a_maintainer_labels_it() {
+    let d = deps();
+    for action in ["opened", "synchronize"] {
+        let (status, body) =
+            answer(&d, pull_request(action, false, Some("mallory/slc"), None)).await;
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            status == 202 && message.contains("mallory/slc") && message.contains("`safe to build`"),
+            "{body}"
+        );
+    }
+    let (status, body) = answer(
+        &d,
+        pull_request("labeled", false, Some("mallory/slc"), Some("bug")),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = answer(&d, pull_request("opened", false, None, None)).await;
+    assert!(
+        status == 202 && body["message"].as_str().unwrap().contains("deleted fork"),
+        "{body}"
+    );
+    assert!(d.builds.started.lock().unwrap().is_empty());
+    let (status, body) = answer(
+        &d,
+        pull_request("labeled", false, Some("mallory/slc"), Some("safe to build")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (&body["sourceVersion"], &body["flavors"]),
+        (&json!(COMMIT), &json!(["r-4.4"]))
+    );
+    assert!(
+        body["trigger"]
+            .as_str()
+            .unwrap()
+            .contains("labeled pull request #7 from mallory/slc"),
+        "{body}"
+    );
+}
