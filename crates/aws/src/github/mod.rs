@@ -23,6 +23,7 @@ use crate::LazyHttpsClient;
 use crate::secrets::{Cached, SecretSource};
 
 pub mod app;
+pub mod checks;
 
 /// The REST API version every request asks for.
 pub const API_VERSION: &str = "2022-11-28";
