@@ -20,6 +20,23 @@ use serde_json::{Map, Value};
 const MAPPING: &str = "a mapping (`key: value` entries)";
 /// What a text value must be.
 const SCALAR: &str = "a single value (text, number or boolean)";
+/// The end of the message for a mapping's entry without a value (after the key).
+const NO_VALUE: &str = "` has no value; write \"\" for an empty one";
+
+/// Where a problem is reported: at `path`, except that an entry without a value, named by its
+/// key in `message`, is reported at the mapping that holds it (`build.variables`).
+pub(super) fn problem_path(path: String, message: &str) -> String {
+    let Some((key, _)) = message
+        .strip_prefix('`')
+        .and_then(|m| m.split_once(NO_VALUE))
+    else {
+        return path;
+    };
+    match path.strip_suffix(key).and_then(|p| p.strip_suffix('.')) {
+        Some(mapping) => mapping.to_owned(),
+        None => path,
+    }
+}
 
 /// Where a value stands, for the message when it is missing.
 #[derive(Debug, Clone)]
@@ -97,9 +114,9 @@ impl Lenient {
             (Value::Null, Place::Field) => Err(serde_json::Error::custom(
                 "needs a value; remove the key to use the default",
             )),
-            (Value::Null, Place::Entry(key)) => Err(serde_json::Error::custom(format!(
-                "`{key}` has no value; write \"\" for an empty one"
-            ))),
+            (Value::Null, Place::Entry(key)) => {
+                Err(serde_json::Error::custom(format!("`{key}{NO_VALUE}")))
+            }
             (value, _) => scalar_text(value)
                 .map_err(|other| serde_json::Error::invalid_type(unexpected(&other), &SCALAR)),
         }

@@ -55,17 +55,7 @@ impl Settings {
             let path = track.path().to_string();
             let path = if path == "." { String::new() } else { path };
             let message = friendly(e.to_string());
-            // A mapping's entry without a value is named by its key: the path names the mapping.
-            let path = match message
-                .strip_prefix('`')
-                .and_then(|m| m.split_once("` has no value"))
-            {
-                Some((key, _)) => path
-                    .strip_suffix(key)
-                    .and_then(|p| p.strip_suffix('.'))
-                    .map_or(path.clone(), str::to_owned),
-                None => path,
-            };
+            let path = lenient::problem_path(path, &message);
             SettingsError(vec![SettingsProblem {
                 message: if path.is_empty() {
                     format!("the settings {message}")
