@@ -58,6 +58,8 @@ fn globs(what: &str, text: &str) -> Result<Vec<Glob>, Failure> {
 
 pub(crate) fn run(args: &PlanArgs) -> Result<ExitCode, Failure> {
     let repo = args.repo.repo.as_path();
+    // The planned directory's path in its git repository ("" at the root).
+    let mut prefix = String::new();
     if args.event.is_none()
         && let Some((path, top)) = subdirectory(repo)?
     {
@@ -65,9 +67,10 @@ pub(crate) fn run(args: &PlanArgs) -> Result<ExitCode, Failure> {
             io::stdout(),
             "planning {path} of the git repository {top}: changes outside it do not count"
         );
+        prefix = path;
     }
     let (settings, flavors, links) = match (&args.event, &args.head) {
-        (None, Some(head)) => at_commit(repo, head, &args.repo)?,
+        (None, Some(head)) => at_commit(repo, &prefix, head, &args.repo)?,
         _ => {
             let (settings, _) = load_settings(&args.repo)?;
             let flavors = discover(&args.repo, &settings)?;

@@ -182,10 +182,10 @@ struct Tree {
 }
 
 impl Tree {
-    fn at(repo: &Path, rev: &str) -> Result<Self, Failure> {
+    /// `prefix`: the planned directory's path from the repository's root ("" at the root).
+    fn at(repo: &Path, prefix: &str, rev: &str) -> Result<Self, Failure> {
         // The planned directory's tree at `rev` (`rev:` followed by its path from the root).
-        let prefix = git_text(repo, &["rev-parse", "--show-prefix"])?;
-        let tree = format!("{rev}:{}", prefix.trim_end_matches('/'));
+        let tree = format!("{rev}:{prefix}");
         let listing = git(repo, &["ls-tree", "-r", "-t", "-z", "--full-tree", &tree])?;
         let entries = listing
             .split(|b| *b == 0)
@@ -244,14 +244,16 @@ enum Found {
 }
 
 /// The settings, flavors and links of commit `rev`, read from git as the webhook reads them
-/// from GitHub: no checkout of `rev` is needed.
+/// from GitHub: no checkout of `rev` is needed. `prefix` is the planned directory's path from
+/// the repository's root ("" at the root).
 pub(super) fn at_commit(
     repo: &Path,
+    prefix: &str,
     rev: &str,
     args: &RepoArgs,
 ) -> Result<(Settings, FlavorSet, Vec<LinkedFlavor>), Failure> {
     let commit = commit_of(repo, rev)?;
-    let tree = Tree::at(repo, &commit)?;
+    let tree = Tree::at(repo, prefix, &commit)?;
     let settings = match &args.settings {
         Some(_) => load_settings(args)?.0,
         None => match tree.entries.get(SETTINGS_FILE) {
