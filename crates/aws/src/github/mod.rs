@@ -301,41 +301,42 @@ impl GitHubClient {
             let left = deadline.saturating_duration_since(Instant::now());
             let limit = self.timing.attempt.min(left).max(Duration::from_millis(1));
             let result = self.attempt(call, token.as_deref(), limit).await;
-            // A second attempt only while there is time for it to be answered.
-            let room = |pause: Duration| left > pause + Duration::from_millis(100);
-            match result {
-                Ok(answer) if answer.status == 401 && !refreshed => {
-                    refreshed = true;
-                    let Some(stale) = &token else {
-                        return Ok(answer);
-                    };
-                    match auth.refresh(stale).await.map_err(CallError::Auth)? {
-                        Some(fresh) => token = Some(fresh),
-                        None => return Ok(answer),
-                    }
+            if let Ok(answer) = &result
+                && answer.status == 401
+                && !refreshed
+            {
+                refreshed = true;
+                let Some(stale) = &token else {
+                    return result;
+                };
+                match auth.refresh(stale).await.map_err(CallError::Auth)? {
+                    Some(fresh) => token = Some(fresh),
+                    None => return result,
                 }
-                Ok(answer) if !retried && worth_again(&answer).is_some_and(room) => {
-                    retried = true;
-                    tokio::time::sleep(worth_again(&answer).unwrap_or(RETRY_PAUSE)).await;
-                }
-                Err(e) if !retried && e.transient() && room(RETRY_PAUSE) => {
-                    retried = true;
-                    tokio::time::sleep(RETRY_PAUSE).await;
-                }
-                Ok(mut answer) => {
-                    if matches!(answer.status, 403 | 404) && !answer.rate_limited() {
-                        warn!(
-                            call = %answer.call,
-                            status = answer.status,
-                            permission = call.permission,
-                            "GitHub refused the call: the token needs this permission on the repository (or the object does not exist)"
-                        );
-                    }
-                    answer.retried = retried;
-                    return Ok(answer);
-                }
-                Err(e) => return Err(e),
+                continue;
             }
+            // A second attempt only while there is time for it to be answered.
+            let pause = match &result {
+                Ok(answer) => worth_again(answer),
+                Err(e) => e.transient().then_some(RETRY_PAUSE),
+            }
+            .filter(|pause| !retried && left > *pause + Duration::from_millis(100));
+            if let Some(pause) = pause {
+                retried = true;
+                tokio::time::sleep(pause).await;
+                continue;
+            }
+            let mut answer = result?;
+            if matches!(answer.status, 403 | 404) && !answer.rate_limited() {
+                warn!(
+                    call = %answer.call,
+                    status = answer.status,
+                    permission = call.permission,
+                    "GitHub refused the call: the token needs this permission on the repository (or the object does not exist)"
+                );
+            }
+            answer.retried = retried;
+            return Ok(answer);
         }
     }
 
