@@ -294,19 +294,13 @@ fn push(reference: &str, files: &[&str], extra: Value) -> Value {
     for (k, v) in extra.as_object().unwrap() {
         payload[k] = v.clone();
     }
-    let body = payload.to_string();
-    json!({
-        "version": "2.0",
-        "requestContext": {"http": {"method": "POST"}, "timeEpoch": 1795168800000_i64},
-        "headers": {
-            "content-type": "application/json",
-            "x-github-event": "push",
-            "x-github-delivery": "0b3c6a1e-0000-4000-8000-0000000000ff",
-            "x-hub-signature-256": signature::sign(SECRET.as_bytes(), body.as_bytes()),
-        },
-        "body": body,
-        "isBase64Encoded": false,
-    })
+    signed("push", &payload)
+}
+
+/// A function URL request delivering `payload` as GitHub event `event`, signed with the
+/// example secret.
+fn signed(event: &str, payload: &Value) -> Value {
+    signed("pull_request", &payload)
 }
 
 #[tokio::test]

@@ -491,78 +491,43 @@ mod tests {
 
     impl AppStandIn {
         fn start(life: u64) -> Self {
-            use std::io::{BufRead, BufReader, Read, Write};
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let url = format!("http://{}", listener.local_addr().unwrap());
-            let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let requests = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
             let seen = requests.clone();
-            std::thread::spawn(move || {
-                for stream in listener.incoming() {
-                    let Ok(mut stream) = stream else { return };
-                    let mut reader = BufReader::new(stream.try_clone().unwrap());
-                    let mut line = String::new();
-                    reader.read_line(&mut line).unwrap();
-                    let (mut length, mut bearer_parts) = (0, 0);
-                    loop {
-                        let mut header = String::new();
-                        reader.read_line(&mut header).unwrap();
-                        let header = header.trim_end();
-                        if header.is_empty() {
-                            break;
-                        }
-                        let lower = header.to_ascii_lowercase();
-                        if let Some(v) = lower.strip_prefix("content-length: ") {
-                            length = v.parse().unwrap();
-                        }
-                        if let Some(v) = header.strip_prefix("authorization: Bearer ") {
-                            bearer_parts = v.split('.').count();
-                        }
+            let url = super::super::local::serve(move |request| {
+                let mut seen = seen.lock().unwrap();
+                seen.push(request.call.clone());
+                let issued = seen.iter().filter(|r| r.starts_with("POST")).count();
+                let jwt = request
+                    .bearer
+                    .as_deref()
+                    .is_some_and(|b| b.split('.').count() == 3);
+                match request.call.as_str() {
+                    _ if !jwt => (
+                        "401 Unauthorized",
+                        r#"{"message":"A JSON web token could not be decoded"}"#.to_owned(),
+                    ),
+                    "GET /repos/acme/slc/installation" => ("200 OK", r#"{"id":42}"#.to_owned()),
+                    "POST /app/installations/42/access_tokens" => {
+                        let asked: serde_json::Value =
+                            serde_json::from_slice(&request.body).unwrap();
+                        assert_eq!(asked["repositories"], serde_json::json!(["slc"]));
+                        assert_eq!(asked["permissions"], serde_json::json!({"checks": "write"}));
+                        let expires = now_ms() / 1000 + life;
+                        // The expiry as GitHub writes it.
+                        let (y, m, d) = civil(expires / 86_400);
+                        let rest = expires % 86_400;
+                        let at = format!(
+                            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+                            rest / 3600,
+                            rest / 60 % 60,
+                            rest % 60
+                        );
+                        (
+                            "201 Created",
+                            format!(r#"{{"token":"ghs_{issued}","expires_at":"{at}"}}"#),
+                        )
                     }
-                    let mut body = vec![0; length];
-                    reader.read_exact(&mut body).unwrap();
-                    let request: Vec<&str> = line.split(' ').take(2).collect();
-                    let mut seen = seen.lock().unwrap();
-                    seen.push(request.join(" "));
-                    let issued = seen.iter().filter(|r| r.starts_with("POST")).count();
-                    let (status, answer) = match (request[0], request[1], bearer_parts) {
-                        (_, _, n) if n != 3 => (
-                            "401 Unauthorized",
-                            r#"{"message":"A JSON web token could not be decoded"}"#.to_owned(),
-                        ),
-                        ("GET", "/repos/acme/slc/installation", _) => {
-                            ("200 OK", r#"{"id":42}"#.to_owned())
-                        }
-                        ("POST", "/app/installations/42/access_tokens", _) => {
-                            let asked: serde_json::Value = serde_json::from_slice(&body).unwrap();
-                            assert_eq!(asked["repositories"], serde_json::json!(["slc"]));
-                            assert_eq!(
-                                asked["permissions"],
-                                serde_json::json!({"checks": "write"})
-                            );
-                            let expires = now_ms() / 1000 + life;
-                            let days = expires / 86_400;
-                            // The expiry as GitHub writes it, from the civil date of `days`.
-                            let (y, m, d) = civil(days);
-                            let rest = expires % 86_400;
-                            let at = format!(
-                                "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-                                rest / 3600,
-                                rest / 60 % 60,
-                                rest % 60
-                            );
-                            (
-                                "201 Created",
-                                format!(r#"{{"token":"ghs_{issued}","expires_at":"{at}"}}"#),
-                            )
-                        }
-                        _ => ("404 Not Found", r#"{"message":"Not Found"}"#.to_owned()),
-                    };
-                    drop(seen);
-                    let _ = write!(
-                        stream,
-                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
-                        answer.len()
-                    );
+                    _ => ("404 Not Found", r#"{"message":"Not Found"}"#.to_owned()),
                 }
             });
             Self { url, requests }
@@ -586,21 +551,14 @@ mod tests {
         (yoe + era * 400 + i64::from(m <= 2), m, d)
     }
 
-    fn installation(stand_in: &AppStandIn) -> Installation {
+    /// The App installed as the stand-in has it, asking for a token for `repository`.
+    fn installation(stand_in: &AppStandIn, repository: &str) -> Installation {
         let pair = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
         let key = AppKey::from_pem(&pem("PRIVATE KEY", pair.as_der().unwrap().as_ref())).unwrap();
-        let client = GitHubClient::new(
-            crate::LazyHttpsClient::new(std::time::Duration::from_secs(2), false),
-            &stand_in.url,
-            super::super::Timing {
-                attempt: std::time::Duration::from_secs(5),
-                total: std::time::Duration::from_secs(5),
-            },
-        );
         Installation::new(
-            client,
+            super::super::local::client(&stand_in.url),
             AppJwt::new("12345", Arc::new(key)),
-            "acme/slc",
+            repository,
             &[("checks", "write")],
         )
     }
@@ -608,7 +566,7 @@ mod tests {
     #[tokio::test]
     async fn an_installation_token_is_fetched_once_kept_and_replaced_when_rejected() {
         let github = AppStandIn::start(3600);
-        let app = installation(&github);
+        let app = installation(&github, "acme/slc");
         let first = app.token().await.unwrap().unwrap();
         assert_eq!(first.as_str(), "ghs_1");
         assert_eq!(app.token().await.unwrap().unwrap().as_str(), "ghs_1");
@@ -633,7 +591,7 @@ mod tests {
     #[tokio::test]
     async fn a_token_close_to_its_expiry_is_replaced_and_a_known_installation_not_looked_up() {
         let github = AppStandIn::start(4 * 60);
-        let app = installation(&github);
+        let app = installation(&github, "acme/slc");
         app.use_installation(42).await;
         assert_eq!(app.token().await.unwrap().unwrap().as_str(), "ghs_1");
         // It expires within five minutes: the next request gets a new one.
@@ -650,22 +608,7 @@ mod tests {
     #[tokio::test]
     async fn an_app_not_installed_on_the_repository_says_how_to_install_it() {
         let github = AppStandIn::start(3600);
-        let pair = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
-        let key = AppKey::from_pem(&pem("PRIVATE KEY", pair.as_der().unwrap().as_ref())).unwrap();
-        let client = GitHubClient::new(
-            crate::LazyHttpsClient::new(std::time::Duration::from_secs(2), false),
-            &github.url,
-            super::super::Timing {
-                attempt: std::time::Duration::from_secs(5),
-                total: std::time::Duration::from_secs(5),
-            },
-        );
-        let app = Installation::new(
-            client,
-            AppJwt::new("12345", Arc::new(key)),
-            "acme/other",
-            &[("checks", "write")],
-        );
+        let app = installation(&github, "acme/other");
         let err = app.token().await.unwrap_err().to_string();
         assert!(
             err.contains("answered 404") && err.contains("install the App"),

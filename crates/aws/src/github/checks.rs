@@ -294,62 +294,29 @@ mod tests {
         assert!(r.validate().unwrap_err().to_string().contains("4 actions"));
     }
 
-    /// A local server that answers every request with `status` and `{"id": 7}` and keeps
-    /// each request's method, path and body.
+    /// GitHub answering every request with `status` and `{"id": 7}`; each request's call and
+    /// body come out of the receiver.
     fn stand_in(
         status: &'static str,
     ) -> (
         String,
         std::sync::mpsc::Receiver<(String, serde_json::Value)>,
     ) {
-        use std::io::{BufRead, BufReader, Read, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { return };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                let mut length = 0;
-                loop {
-                    let mut header = String::new();
-                    reader.read_line(&mut header).unwrap();
-                    if header.trim_end().is_empty() {
-                        break;
-                    }
-                    if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length: ") {
-                        length = v.trim().parse().unwrap();
-                    }
-                }
-                let mut body = vec![0; length];
-                reader.read_exact(&mut body).unwrap();
-                let request: Vec<&str> = line.split(' ').take(2).collect();
-                let _ = tx.send((
-                    request.join(" "),
-                    serde_json::from_slice(&body).unwrap_or_default(),
-                ));
-                let answer = r#"{"id":7,"message":"Validation Failed"}"#;
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
-                    answer.len()
-                );
-            }
+        let tx = std::sync::Mutex::new(tx);
+        let url = super::super::local::serve(move |request| {
+            let body = serde_json::from_slice(&request.body).unwrap_or_default();
+            let _ = tx.lock().unwrap().send((request.call.clone(), body));
+            (
+                status,
+                r#"{"id":7,"message":"Validation Failed"}"#.to_owned(),
+            )
         });
         (url, rx)
     }
 
     fn client(url: &str) -> CheckRuns {
-        CheckRuns::new(GitHubClient::new(
-            crate::LazyHttpsClient::new(std::time::Duration::from_secs(2), false),
-            url,
-            super::super::Timing {
-                attempt: std::time::Duration::from_secs(5),
-                total: std::time::Duration::from_secs(5),
-            },
-        ))
+        CheckRuns::new(super::super::local::client(url))
     }
 
     #[tokio::test]
