@@ -300,7 +300,19 @@ fn push(reference: &str, files: &[&str], extra: Value) -> Value {
 /// A function URL request delivering `payload` as GitHub event `event`, signed with the
 /// example secret.
 fn signed(event: &str, payload: &Value) -> Value {
-    signed("pull_request", &payload)
+    let body = payload.to_string();
+    json!({
+        "version": "2.0",
+        "requestContext": {"http": {"method": "POST"}, "timeEpoch": 1795168800000_i64},
+        "headers": {
+            "content-type": "application/json",
+            "x-github-event": event,
+            "x-github-delivery": "0b3c6a1e-0000-4000-8000-0000000000ff",
+            "x-hub-signature-256": signature::sign(SECRET.as_bytes(), body.as_bytes()),
+        },
+        "body": body,
+        "isBase64Encoded": false,
+    })
 }
 
 #[tokio::test]
@@ -408,19 +420,7 @@ fn pull_request(action: &str, draft: bool, head_repo: Option<&str>, label: Optio
         "repository": {"id": 1, "full_name": "acme/slc"},
         "sender": {"login": "dev"},
     });
-    let body = payload.to_string();
-    json!({
-        "version": "2.0",
-        "requestContext": {"http": {"method": "POST"}, "timeEpoch": 1795168800000_i64},
-        "headers": {
-            "content-type": "application/json",
-            "x-github-event": "pull_request",
-            "x-github-delivery": "0b3c6a1e-0000-4000-8000-0000000000fe",
-            "x-hub-signature-256": signature::sign(SECRET.as_bytes(), body.as_bytes()),
-        },
-        "body": body,
-        "isBase64Encoded": false,
-    })
+    signed("pull_request", &payload)
 }
 
 #[tokio::test]
