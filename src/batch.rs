@@ -141,6 +141,12 @@ impl BatchPlan {
             default_branch: context.default_branch,
             builds: Default::default(),
             finished: None,
+            reason: self.selection.reason().to_owned(),
+            why: match &self.selection {
+                Selection::Some { why, .. } => why.clone(),
+                _ => Default::default(),
+            },
+            checks: None,
         }
     }
 }

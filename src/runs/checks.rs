@@ -69,7 +69,8 @@ fn cell(text: &str) -> String {
 
 /// The aggregate's summary: a table of the flavors (conclusion, duration, failed phase, a
 /// link to the build) and why each flavor was built.
-pub fn aggregate_summary(record: &RunRecord, why: &BTreeMap<String, String>) -> String {
+pub fn aggregate_summary(record: &RunRecord) -> String {
+    let why = &record.why;
     let mut rows = Vec::with_capacity(record.flavors.len());
     for flavor in &record.flavors {
         let build = record.builds.get(&flavor.name);
@@ -87,9 +88,12 @@ pub fn aggregate_summary(record: &RunRecord, why: &BTreeMap<String, String>) -> 
             cell(failed)
         ));
     }
-    let mut reasons = Vec::with_capacity(why.len());
+    let mut reasons = Vec::with_capacity(why.len().max(1));
     for (flavor, reason) in why {
         reasons.push(format!("- `{}`: {}\n", cell(flavor), cell(reason)));
+    }
+    if reasons.is_empty() && !record.reason.is_empty() {
+        reasons.push(format!("{}\n", cell(&record.reason)));
     }
     let head = "| Flavor | Conclusion | Duration | Failed phase | Build |\n|---|---|---|---|---|\n";
     let mut out = String::from(head);
@@ -281,6 +285,9 @@ mod tests {
                 })
                 .collect(),
             finished: None,
+            reason: String::new(),
+            why: Default::default(),
+            checks: None,
         }
     }
 
@@ -307,12 +314,12 @@ mod tests {
 
     #[test]
     fn the_aggregate_summary_tables_each_flavor_and_says_why_it_built() {
-        let r = record(&[("base", "SUCCEEDED"), ("py|3", "FAILED"), ("r-4.4", "")]);
-        let why = BTreeMap::from([(
+        let mut r = record(&[("base", "SUCCEEDED"), ("py|3", "FAILED"), ("r-4.4", "")]);
+        r.why = BTreeMap::from([(
             "base".to_owned(),
             "flavors/base/Dockerfile changed".to_owned(),
         )]);
-        let text = aggregate_summary(&r, &why);
+        let text = aggregate_summary(&r);
         assert!(
             text.contains("| base | success | 2m05s | – | [build](https://example.com/build/1) |"),
             "{text}"
@@ -337,11 +344,12 @@ mod tests {
             .map(|i| format!("flavor-{i:05}-{}", "x".repeat(40)))
             .collect();
         let flavors: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "SUCCEEDED")).collect();
-        let why = names
+        let mut r = record(&flavors);
+        r.why = names
             .iter()
             .map(|n| (n.clone(), format!("{n}/Dockerfile changed")))
             .collect();
-        let text = aggregate_summary(&record(&flavors), &why);
+        let text = aggregate_summary(&r);
         assert!(text.chars().count() <= MAX_SUMMARY_CHARS, "{}", text.len());
         assert!(text.contains("more flavors"), "the cut is said");
     }

@@ -68,6 +68,32 @@ pub struct RunRecord {
     /// The run's outcome, once every flavor's build has ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished: Option<Finished>,
+    /// Why the run builds what it builds (the plan's reason).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// Why each flavor was chosen, when the plan chose some (a changed path, a rule).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub why: BTreeMap<String, String>,
+    /// The run's check runs, when the stack reports through a GitHub App.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks: Option<CheckIds>,
+}
+
+/// The ids of a run's check runs on GitHub: the aggregate, and each flavor's that was created.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckIds {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregate: Option<u64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub flavors: BTreeMap<String, u64>,
+}
+
+impl RunRecord {
+    /// Why `flavor` was built: its own reason, else the run's.
+    pub fn why(&self, flavor: &str) -> &str {
+        self.why.get(flavor).map_or(self.reason.as_str(), String::as_str)
+    }
 }
 
 /// One flavor's build as CodeBuild reported it (a Build State Change event, or the batch as
@@ -178,6 +204,9 @@ mod tests {
             default_branch: false,
             builds: BTreeMap::new(),
             finished: None,
+            reason: String::new(),
+            why: Default::default(),
+            checks: None,
         };
         let text = table(
             &record,
@@ -212,6 +241,9 @@ mod tests {
             default_branch: true,
             builds: BTreeMap::new(),
             finished: None,
+            reason: String::new(),
+            why: Default::default(),
+            checks: None,
         }
     }
 

@@ -51,8 +51,13 @@ pub struct Settings {
 #[serde(rename_all = "kebab-case")]
 pub enum ForkPolicy {
     /// Only after a maintainer adds the fork label; each new commit needs the label again.
+    /// The default when the stack posts commit statuses.
     #[default]
     Label,
+    /// Only after someone with write access clicks "Build this commit" on the required check;
+    /// each new commit needs a new click. The default when the stack reports through a GitHub
+    /// App (check runs), the only mode with buttons.
+    Approve,
     /// Every pull request from a fork, like any other.
     Always,
     /// None.
@@ -64,7 +69,9 @@ pub enum ForkPolicy {
 pub struct PullRequestSettings {
     /// Build draft pull requests too (by default they build once marked ready for review).
     pub build_drafts: bool,
-    pub forks: ForkPolicy,
+    /// `None`: the reporting mode's default (`approve` with the GitHub App, `label` otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forks: Option<ForkPolicy>,
     /// The label that allows one commit of a pull request from a fork to build.
     pub fork_label: String,
 }
@@ -73,7 +80,7 @@ impl Default for PullRequestSettings {
     fn default() -> Self {
         Self {
             build_drafts: false,
-            forks: ForkPolicy::Label,
+            forks: None,
             fork_label: "safe to build".into(),
         }
     }
@@ -82,6 +89,15 @@ impl Default for PullRequestSettings {
 impl PullRequestSettings {
     pub fn is_default(&self) -> bool {
         *self == Self::default()
+    }
+
+    /// The fork policy in force: the one set, else the reporting mode's default.
+    pub fn fork_policy(&self, app: bool) -> ForkPolicy {
+        self.forks.unwrap_or(if app {
+            ForkPolicy::Approve
+        } else {
+            ForkPolicy::Label
+        })
     }
 }
 

@@ -94,10 +94,18 @@ pub enum Decision {
     /// A pull request from a fork that builds once a maintainer allows it: nothing yet; the
     /// text says how to allow it. The aggregate status waits (pending) until then.
     AwaitApproval(String),
+    /// A pull request from a fork that waits for a click on "Build this commit" by someone with
+    /// write access (`forks: approve`): the aggregate check asks for the action.
+    AwaitClick(String),
+    /// A pull request from a fork that is never built (`forks: never`): the required check
+    /// fails, so it neither waits nor passes.
+    Refuse(String),
 }
 
-/// Decides what a `pull_request` delivery asks for under `settings`.
-pub fn decide(event: &PullRequestEvent, settings: &PullRequestSettings) -> Decision {
+/// Decides what a `pull_request` delivery asks for under `settings`; `app` says whether the
+/// stack reports through a GitHub App (which decides the default fork policy, and whether
+/// buttons exist).
+pub fn decide(event: &PullRequestEvent, settings: &PullRequestSettings, app: bool) -> Decision {
     let n = event.number;
     let action = event.action.as_str();
     let labeled_to_build = action == "labeled"
@@ -135,9 +143,15 @@ pub fn decide(event: &PullRequestEvent, settings: &PullRequestSettings) -> Decis
         }
         return Decision::Build(format!("pull request #{n} was {}", described(action)));
     };
-    match settings.forks {
-        ForkPolicy::Never => Decision::Ignore(format!(
-            "pull request #{n} comes from {fork}; pull requests from forks are not built (pull-requests.forks: never)"
+    match settings.fork_policy(app) {
+        ForkPolicy::Never => Decision::Refuse(format!(
+            "pull request #{n} comes from {fork}; pull requests from forks are not built here (pull-requests.forks: never)"
+        )),
+        ForkPolicy::Approve if app => Decision::AwaitClick(format!(
+            "pull request #{n} comes from {fork}: its code would run with the project's role and secrets, so it builds only when someone with write access reviews this commit and clicks \"Build this commit\" on the check (each new commit needs a new click), or set pull-requests.forks: always"
+        )),
+        ForkPolicy::Approve => Decision::AwaitApproval(format!(
+            "pull request #{n} comes from {fork} and pull-requests.forks is `approve`, which needs the GitHub App reporting mode (CommitStatuses: github-app) for its button; with commit statuses, set pull-requests.forks: label"
         )),
         ForkPolicy::Always => Decision::Build(format!(
             "pull request #{n} from {fork} was {} (pull-requests.forks: always)",
@@ -195,15 +209,15 @@ mod tests {
     fn own_branches_build_on_the_actions_that_change_what_would_build() {
         let s = PullRequestSettings::default();
         for action in ["opened", "reopened", "synchronize", "ready_for_review"] {
-            let d = decide(&event(action, false, Some("acme/slc"), None), &s);
+            let d = decide(&event(action, false, Some("acme/slc"), None), &s, false);
             assert!(matches!(d, Decision::Build(_)), "{action}: {d:?}");
         }
         assert_eq!(
-            decide(&event("closed", false, Some("acme/slc"), None), &s),
+            decide(&event("closed", false, Some("acme/slc"), None), &s, false),
             Decision::Stop
         );
         for action in ["edited", "assigned", "review_requested"] {
-            let d = decide(&event(action, false, Some("acme/slc"), None), &s);
+            let d = decide(&event(action, false, Some("acme/slc"), None), &s, false);
             assert!(
                 matches!(d, Decision::Ignore(ref why) if why.contains(action)),
                 "{d:?}"
@@ -214,14 +228,14 @@ mod tests {
     #[test]
     fn drafts_wait_until_ready_unless_the_settings_build_them() {
         let mut s = PullRequestSettings::default();
-        let d = decide(&event("opened", true, Some("acme/slc"), None), &s);
+        let d = decide(&event("opened", true, Some("acme/slc"), None), &s, false);
         assert!(
             matches!(d, Decision::Ignore(ref why) if why.contains("build-drafts")),
             "{d:?}"
         );
         s.build_drafts = true;
         assert!(matches!(
-            decide(&event("opened", true, Some("acme/slc"), None), &s),
+            decide(&event("opened", true, Some("acme/slc"), None), &s, false),
             Decision::Build(_)
         ));
     }
@@ -231,32 +245,59 @@ mod tests {
         let mut s = PullRequestSettings::default();
         let fork = Some("mallory/slc");
         // By default: not on a push of commits, only when the label is added.
-        let d = decide(&event("synchronize", false, fork, None), &s);
+        let d = decide(&event("synchronize", false, fork, None), &s, false);
         assert!(
             matches!(d, Decision::AwaitApproval(ref why) if why.contains("safe to build") && why.contains("mallory/slc")),
             "{d:?}"
         );
-        let d = decide(&event("labeled", false, fork, Some("safe to build")), &s);
+        let d = decide(&event("labeled", false, fork, Some("safe to build")), &s, false);
         assert!(matches!(d, Decision::Build(_)), "{d:?}");
-        let d = decide(&event("labeled", false, fork, Some("bug")), &s);
+        let d = decide(&event("labeled", false, fork, Some("bug")), &s, false);
         assert!(matches!(d, Decision::Ignore(_)), "{d:?}");
         // A deleted fork is a fork.
-        let d = decide(&event("opened", false, None, None), &s);
+        let d = decide(&event("opened", false, None, None), &s, false);
         assert!(
             matches!(d, Decision::AwaitApproval(ref why) if why.contains("deleted fork")),
             "{d:?}"
         );
-        s.forks = ForkPolicy::Always;
+        s.forks = Some(ForkPolicy::Always);
         assert!(matches!(
-            decide(&event("synchronize", false, fork, None), &s),
+            decide(&event("synchronize", false, fork, None), &s, false),
             Decision::Build(_)
         ));
-        s.forks = ForkPolicy::Never;
-        let d = decide(&event("labeled", false, fork, Some("safe to build")), &s);
+        s.forks = Some(ForkPolicy::Never);
+        let d = decide(&event("labeled", false, fork, Some("safe to build")), &s, false);
         assert!(
-            matches!(d, Decision::Ignore(ref why) if why.contains("never")),
+            matches!(d, Decision::Refuse(ref why) if why.contains("never")),
             "{d:?}"
         );
+    }
+
+    #[test]
+    fn with_the_app_forks_wait_for_a_click_unless_set_otherwise() {
+        let mut s = PullRequestSettings::default();
+        let fork = Some("mallory/slc");
+        let d = decide(&event("synchronize", false, fork, None), &s, true);
+        assert!(
+            matches!(d, Decision::AwaitClick(ref why) if why.contains("Build this commit")),
+            "{d:?}"
+        );
+        // The label is no approval in this mode.
+        let d = decide(&event("labeled", false, fork, Some("safe to build")), &s, true);
+        assert!(matches!(d, Decision::AwaitClick(_)), "{d:?}");
+        // Set explicitly, a policy holds in either mode; approve needs the App's button.
+        s.forks = Some(ForkPolicy::Label);
+        let d = decide(&event("labeled", false, fork, Some("safe to build")), &s, true);
+        assert!(matches!(d, Decision::Build(_)), "{d:?}");
+        s.forks = Some(ForkPolicy::Approve);
+        let d = decide(&event("synchronize", false, fork, None), &s, false);
+        assert!(
+            matches!(d, Decision::AwaitApproval(ref why) if why.contains("forks: label")),
+            "{d:?}"
+        );
+        // Pull requests from the repository itself build as always.
+        let d = decide(&event("synchronize", false, Some("acme/slc"), None), &s, true);
+        assert!(matches!(d, Decision::Build(_)), "{d:?}");
     }
 
     #[test]

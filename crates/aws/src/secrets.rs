@@ -109,6 +109,9 @@ pub enum SecretProblem {
     Empty,
     #[error("the value is not a GitHub token; store the token alone")]
     NotAToken,
+    /// The App's private key cannot be used: why, never the key.
+    #[error("{0}")]
+    NotAnAppKey(String),
 }
 
 impl<S: SecretSource, T> Cached<S, T> {

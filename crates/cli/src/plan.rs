@@ -172,8 +172,13 @@ fn pull_request(
     let event = PullRequestEvent::from_json(body)
         .map_err(|e| Failure::invalid(format!("{}: {e}", file.display())))?;
     let n = event.number;
-    match decide(&event, &settings.pull_requests) {
-        Decision::Ignore(reason) | Decision::AwaitApproval(reason) => {
+    // As a stack that posts commit statuses decides; with the GitHub App, a fork's default is
+    // to wait for a click (see docs/github-app.md).
+    match decide(&event, &settings.pull_requests, false) {
+        Decision::Ignore(reason)
+        | Decision::AwaitApproval(reason)
+        | Decision::AwaitClick(reason)
+        | Decision::Refuse(reason) => {
             let _ = writeln!(out, "ignored: {reason}");
             Ok(None)
         }

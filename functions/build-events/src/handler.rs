@@ -139,6 +139,9 @@ mod tests {
             default_branch: true,
             builds: Default::default(),
             finished: None,
+            reason: String::new(),
+            why: Default::default(),
+            checks: None,
         };
         deps.store.objects.lock().unwrap().insert(
             ("specs".into(), run_key("r/", "ci:batch")),

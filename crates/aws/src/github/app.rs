@@ -14,6 +14,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use tokio::sync::Mutex;
 
 use super::{Auth, AuthError, Call, CallError, GitHubClient};
+use crate::secrets::{Cached, SecretProblem, SecretSource};
 use crate::undo::now_ms;
 
 /// How long before `iat` the clock may run behind GitHub's: GitHub's own advice.
@@ -298,6 +299,138 @@ impl Auth for Installation {
         let value = fresh.value.clone();
         *kept = Some(fresh);
         Ok(Some(value))
+    }
+}
+
+/// The App's private key in a Secrets Manager secret: the `.pem` file GitHub hands out.
+pub fn app_key(text: &str) -> Result<Arc<AppKey>, SecretProblem> {
+    AppKey::from_pem(text)
+        .map(Arc::new)
+        .map_err(|e| SecretProblem::NotAnAppKey(e.to_string()))
+}
+
+/// An installation whose App key is read from a secret on the first request that needs a
+/// token (not during the cold start), then parsed once.
+pub struct SecretApp<K> {
+    client: GitHubClient,
+    app_id: String,
+    key: Cached<K, Arc<AppKey>>,
+    repository: String,
+    permissions: Vec<(&'static str, &'static str)>,
+    /// The installation a delivery named before the key was read.
+    hint: Mutex<Option<u64>>,
+    installation: tokio::sync::OnceCell<Installation>,
+}
+
+impl<K> fmt::Debug for SecretApp<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretApp")
+            .field("app_id", &self.app_id)
+            .field("repository", &self.repository)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: SecretSource> SecretApp<K> {
+    /// The App `app_id` installed on `repository`, its key in `key`, asking for `permissions`.
+    pub fn new(
+        client: GitHubClient,
+        app_id: impl Into<String>,
+        key: Cached<K, Arc<AppKey>>,
+        repository: impl Into<String>,
+        permissions: &[(&'static str, &'static str)],
+    ) -> Self {
+        Self {
+            client,
+            app_id: app_id.into(),
+            key,
+            repository: repository.into(),
+            permissions: permissions.to_vec(),
+            hint: Mutex::new(None),
+            installation: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The installation a delivery names (`installation.id`), which saves looking it up.
+    pub async fn use_installation(&self, id: u64) {
+        match self.installation.get() {
+            Some(i) => i.use_installation(id).await,
+            None => *self.hint.lock().await = Some(id),
+        }
+    }
+
+    async fn installation(&self) -> Result<&Installation, AuthError> {
+        self.installation
+            .get_or_try_init(|| async {
+                let key = self.key.get().await.map_err(|e| AuthError(e.to_string()))?;
+                let jwt = AppJwt::new(self.app_id.clone(), Arc::clone(&key));
+                let installation = Installation::new(
+                    self.client.clone(),
+                    jwt,
+                    self.repository.clone(),
+                    &self.permissions,
+                );
+                if let Some(id) = *self.hint.lock().await {
+                    installation.use_installation(id).await;
+                }
+                Ok(installation)
+            })
+            .await
+    }
+}
+
+impl<K: SecretSource> Auth for SecretApp<K> {
+    async fn token(&self) -> Result<Option<Arc<String>>, AuthError> {
+        self.installation().await?.token().await
+    }
+
+    async fn refresh(&self, stale: &Arc<String>) -> Result<Option<Arc<String>>, AuthError> {
+        self.installation().await?.refresh(stale).await
+    }
+}
+
+/// How a function authenticates to GitHub, as the stack configures it: not at all, with a
+/// token in a secret (commit statuses), or as the App's installation (check runs).
+#[derive(Debug)]
+pub enum Credentials<K> {
+    None,
+    Token(Cached<K, String>),
+    App(SecretApp<K>),
+}
+
+impl<K: SecretSource> Credentials<K> {
+    /// Whether check runs can be written (the App).
+    pub fn is_app(&self) -> bool {
+        matches!(self, Credentials::App(_))
+    }
+
+    /// The installation a delivery names, when authenticating as the App.
+    pub async fn use_installation(&self, id: Option<u64>) {
+        if let (Credentials::App(app), Some(id)) = (self, id) {
+            app.use_installation(id).await;
+        }
+    }
+}
+
+impl<K: SecretSource> Auth for Credentials<K> {
+    fn has_token(&self) -> bool {
+        !matches!(self, Credentials::None)
+    }
+
+    async fn token(&self) -> Result<Option<Arc<String>>, AuthError> {
+        match self {
+            Credentials::None => Ok(None),
+            Credentials::Token(t) => Auth::token(t).await,
+            Credentials::App(a) => a.token().await,
+        }
+    }
+
+    async fn refresh(&self, stale: &Arc<String>) -> Result<Option<Arc<String>>, AuthError> {
+        match self {
+            Credentials::None => Ok(None),
+            Credentials::Token(t) => Auth::refresh(t, stale).await,
+            Credentials::App(a) => a.refresh(stale).await,
+        }
     }
 }
 
