@@ -6,7 +6,6 @@
 //! is at most 100 lines with its terminal escapes removed and is cut at a line boundary, and
 //! a conclusion is never `neutral` or `skipped` (branch protection counts both as passing).
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::texts::duration;
@@ -16,6 +15,56 @@ use super::{BuildState, NO_RESULT, RunRecord};
 pub const MAX_SUMMARY_CHARS: usize = 65_535;
 /// The log lines a failed flavor's summary shows.
 pub const LOG_TAIL_LINES: usize = 100;
+
+/// The requested action on a failed aggregate: build the failed flavors again.
+pub const RERUN_FAILED: Button = Button {
+    identifier: "rerun-failed",
+    label: "Re-run failed",
+    description: "Build the failed flavors again",
+};
+
+/// The requested action on a fork's aggregate (`forks: approve`): build its head commit.
+pub const BUILD_COMMIT: Button = Button {
+    identifier: "build-commit",
+    label: "Build this commit",
+    description: "Build this fork's commit (write access)",
+};
+
+/// A button on a check run (GitHub's requested action), within GitHub's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Button {
+    pub identifier: &'static str,
+    pub label: &'static str,
+    pub description: &'static str,
+}
+
+/// A flavor's check run name: `<context> / <flavor>`.
+pub fn flavor_check_name(context: &str, flavor: &str) -> String {
+    format!("{context} / {flavor}")
+}
+
+/// The flavor a check run named by [`flavor_check_name`] is about.
+pub fn flavor_of_check<'a>(context: &str, name: &'a str) -> Option<&'a str> {
+    name.strip_prefix(context)?
+        .strip_prefix(" / ")
+        .filter(|f| !f.is_empty())
+}
+
+/// The `external_id` of a run's check run: the batch, and the flavor for a flavor's.
+pub fn external_id(batch: &str, flavor: Option<&str>) -> String {
+    match flavor {
+        Some(f) => format!("{batch}#{f}"),
+        None => batch.to_owned(),
+    }
+}
+
+/// The batch (and flavor) an `external_id` names.
+pub fn read_external_id(id: &str) -> (&str, Option<&str>) {
+    match id.split_once('#') {
+        Some((batch, flavor)) => (batch, Some(flavor)),
+        None => (id, None),
+    }
+}
 
 /// How a check run ends. `neutral` and `skipped` are not here: they pass branch protection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,6 +285,8 @@ pub fn strip_escapes(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::runs::{RunFlavor, RunTrigger};
 
@@ -310,6 +361,21 @@ mod tests {
             "cancelled"
         );
         assert_eq!(Conclusion::of_build("IN_PROGRESS"), None);
+    }
+
+    #[test]
+    fn names_and_external_ids_read_back() {
+        let name = flavor_check_name("flavor-ci", "py-3.12");
+        assert_eq!(flavor_of_check("flavor-ci", &name), Some("py-3.12"));
+        assert_eq!(flavor_of_check("flavor-ci", "flavor-ci"), None);
+        assert_eq!(flavor_of_check("flavor-ci", "other / x"), None);
+        let id = external_id("ci:0e8c", Some("base"));
+        assert_eq!(read_external_id(&id), ("ci:0e8c", Some("base")));
+        assert_eq!(read_external_id("ci:0e8c"), ("ci:0e8c", None));
+        for b in [RERUN_FAILED, BUILD_COMMIT] {
+            assert!(b.label.chars().count() <= 20 && b.description.chars().count() <= 40);
+            assert!(b.identifier.chars().count() <= 20);
+        }
     }
 
     #[test]

@@ -15,8 +15,8 @@ mod texts;
 
 pub use progress::{Applied, NO_RESULT, Progress, is_final};
 pub use texts::{
-    FlavorState, Overall, StatusText, aggregate_status, building_status, flavor_status, overall,
-    superseded_status, table,
+    FlavorState, Overall, StatusText, aggregate_status, building_status, duration, flavor_status,
+    overall, superseded_status, table,
 };
 
 /// The tag of run records and of the markers of superseded runs.
@@ -92,7 +92,9 @@ pub struct CheckIds {
 impl RunRecord {
     /// Why `flavor` was built: its own reason, else the run's.
     pub fn why(&self, flavor: &str) -> &str {
-        self.why.get(flavor).map_or(self.reason.as_str(), String::as_str)
+        self.why
+            .get(flavor)
+            .map_or(self.reason.as_str(), String::as_str)
     }
 }
 

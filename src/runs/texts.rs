@@ -13,7 +13,7 @@ pub struct StatusText {
     pub description: String,
 }
 
-pub(super) fn duration(seconds: u64) -> String {
+pub fn duration(seconds: u64) -> String {
     if seconds >= 3600 {
         format!("{}h{:02}m", seconds / 3600, seconds / 60 % 60)
     } else {

@@ -250,7 +250,11 @@ mod tests {
             matches!(d, Decision::AwaitApproval(ref why) if why.contains("safe to build") && why.contains("mallory/slc")),
             "{d:?}"
         );
-        let d = decide(&event("labeled", false, fork, Some("safe to build")), &s, false);
+        let d = decide(
+            &event("labeled", false, fork, Some("safe to build")),
+            &s,
+            false,
+        );
         assert!(matches!(d, Decision::Build(_)), "{d:?}");
         let d = decide(&event("labeled", false, fork, Some("bug")), &s, false);
         assert!(matches!(d, Decision::Ignore(_)), "{d:?}");
@@ -266,7 +270,11 @@ mod tests {
             Decision::Build(_)
         ));
         s.forks = Some(ForkPolicy::Never);
-        let d = decide(&event("labeled", false, fork, Some("safe to build")), &s, false);
+        let d = decide(
+            &event("labeled", false, fork, Some("safe to build")),
+            &s,
+            false,
+        );
         assert!(
             matches!(d, Decision::Refuse(ref why) if why.contains("never")),
             "{d:?}"
@@ -283,11 +291,19 @@ mod tests {
             "{d:?}"
         );
         // The label is no approval in this mode.
-        let d = decide(&event("labeled", false, fork, Some("safe to build")), &s, true);
+        let d = decide(
+            &event("labeled", false, fork, Some("safe to build")),
+            &s,
+            true,
+        );
         assert!(matches!(d, Decision::AwaitClick(_)), "{d:?}");
         // Set explicitly, a policy holds in either mode; approve needs the App's button.
         s.forks = Some(ForkPolicy::Label);
-        let d = decide(&event("labeled", false, fork, Some("safe to build")), &s, true);
+        let d = decide(
+            &event("labeled", false, fork, Some("safe to build")),
+            &s,
+            true,
+        );
         assert!(matches!(d, Decision::Build(_)), "{d:?}");
         s.forks = Some(ForkPolicy::Approve);
         let d = decide(&event("synchronize", false, fork, None), &s, false);
@@ -296,7 +312,11 @@ mod tests {
             "{d:?}"
         );
         // Pull requests from the repository itself build as always.
-        let d = decide(&event("synchronize", false, Some("acme/slc"), None), &s, true);
+        let d = decide(
+            &event("synchronize", false, Some("acme/slc"), None),
+            &s,
+            true,
+        );
         assert!(matches!(d, Decision::Build(_)), "{d:?}");
     }
 

@@ -95,10 +95,29 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 "STATUS_CONTEXT {c:?} must be a short name without a trailing `/`, such as flavor-ci"
             ));
         }
-        if context.is_some() && self.optional("GITHUB_TOKEN_SECRET_ID").is_none() {
-            self.problem("STATUS_CONTEXT is set but GITHUB_TOKEN_SECRET_ID is not: statuses need a token that may write them; set the secret, or leave STATUS_CONTEXT empty to post none".into());
+        if context.is_some()
+            && self.optional("GITHUB_TOKEN_SECRET_ID").is_none()
+            && self.optional("GITHUB_APP_ID").is_none()
+        {
+            self.problem("STATUS_CONTEXT is set but neither GITHUB_TOKEN_SECRET_ID nor GITHUB_APP_ID is: statuses need a token that may write them, check runs a GitHub App; set one, or leave STATUS_CONTEXT empty to report nothing".into());
         }
         context
+    }
+
+    /// The GitHub App the stack reports through (check runs), when `GITHUB_APP_ID` is set:
+    /// its id and the secret that holds its private key.
+    pub fn app(&mut self) -> Option<AppSettings> {
+        let id = self.optional("GITHUB_APP_ID")?;
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+            self.problem(format!(
+                "GITHUB_APP_ID {id:?} is not a number; use the App ID from the App's settings page (General, About)"
+            ));
+        }
+        let key_secret = self.required(
+            "GITHUB_APP_KEY_SECRET_ID",
+            "the Secrets Manager secret that holds the App's private key (the .pem file)",
+        );
+        Some(AppSettings { id, key_secret })
     }
 
     /// Every problem found, or none.
@@ -115,3 +134,10 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}", .0.join("; "))]
 pub struct EnvError(pub Vec<String>);
+
+/// A GitHub App as a function's environment names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppSettings {
+    pub id: String,
+    pub key_secret: String,
+}

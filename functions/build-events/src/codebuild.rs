@@ -9,6 +9,7 @@ use aws_sdk_codebuild::Client;
 use aws_sdk_codebuild::error::ProvideErrorMetadata;
 use aws_sdk_codebuild::types::Build;
 use flavor_ci::runs::BuildState;
+use flavor_ci::runs::checks::PhaseTiming;
 use flavor_ci_aws::SdkClient;
 
 /// One batch as CodeBuild describes it.
@@ -53,6 +54,20 @@ pub(crate) trait Batches: Send + Sync + fmt::Debug + 'static {
         ids: &[String],
         region: &str,
     ) -> impl Future<Output = Result<Vec<BatchView>, CodeBuildError>> + Send;
+
+    /// One build's phases and where its log is, for its check run's summary.
+    fn details(
+        &self,
+        build_id: &str,
+    ) -> impl Future<Output = Result<Option<BuildDetails>, CodeBuildError>> + Send;
+}
+
+/// What a check run's summary shows of a build beyond its state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct BuildDetails {
+    pub(crate) phases: Vec<PhaseTiming>,
+    /// The CloudWatch Logs group and stream of the build's log.
+    pub(crate) log: Option<(String, String)>,
 }
 
 /// CodeBuild.
@@ -110,7 +125,42 @@ fn state_of(build: &Build, region: &str, now: u64) -> BuildState {
     }
 }
 
+/// A build's phases as CodeBuild describes them (`BatchGetBuilds`).
+fn details_of(build: &Build) -> BuildDetails {
+    let phases = build
+        .phases()
+        .iter()
+        .map(|p| PhaseTiming {
+            name: p.phase_type().map_or("UNKNOWN", |t| t.as_str()).to_owned(),
+            status: p.phase_status().map(|s| s.as_str().to_owned()),
+            seconds: p.duration_in_seconds().and_then(|s| u64::try_from(s).ok()),
+            message: p
+                .contexts()
+                .iter()
+                .filter_map(|c| c.message())
+                .find(|m| !m.is_empty())
+                .map(str::to_owned),
+        })
+        .collect();
+    let log = build
+        .logs()
+        .and_then(|l| Some((l.group_name()?.to_owned(), l.stream_name()?.to_owned())));
+    BuildDetails { phases, log }
+}
+
 impl Batches for CodeBuild {
+    async fn details(&self, build_id: &str) -> Result<Option<BuildDetails>, CodeBuildError> {
+        let out = self
+            .get()
+            .await
+            .batch_get_builds()
+            .ids(build_id)
+            .send()
+            .await
+            .map_err(|e| refused(&e, "BatchGetBuilds"))?;
+        Ok(out.builds().first().map(details_of))
+    }
+
     async fn batch_of(&self, build_id: &str) -> Result<Option<String>, CodeBuildError> {
         let out = self
             .get()
@@ -201,11 +251,21 @@ pub(crate) mod fake {
     pub(crate) struct FakeBatches {
         /// build id → batch id
         pub(crate) batch_of: Mutex<HashMap<String, String>>,
+        /// build id → its phases and log
+        pub(crate) details: Mutex<HashMap<String, BuildDetails>>,
         pub(crate) batches: Mutex<Vec<BatchView>>,
         pub(crate) calls: Mutex<Vec<String>>,
     }
 
     impl Batches for FakeBatches {
+        async fn details(&self, build_id: &str) -> Result<Option<BuildDetails>, CodeBuildError> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("BatchGetBuilds {build_id}"));
+            Ok(self.details.lock().unwrap().get(build_id).cloned())
+        }
+
         async fn batch_of(&self, build_id: &str) -> Result<Option<String>, CodeBuildError> {
             self.calls
                 .lock()

@@ -20,6 +20,10 @@ pub(crate) struct Config {
     pub(crate) status_context: Option<String>,
     /// Which per-flavor statuses are posted (the aggregate always is).
     pub(crate) flavor_statuses: FlavorStatuses,
+    /// The GitHub App the stack reports through: check runs instead of commit statuses.
+    pub(crate) app: Option<AppSettings>,
+    /// Which per-flavor check runs are written (the aggregate always is).
+    pub(crate) flavor_checks: FlavorStatuses,
     /// The SNS topic failures are announced on.
     pub(crate) topic: Option<String>,
     pub(crate) secret_ttl: Duration,
@@ -42,7 +46,7 @@ pub(crate) enum FlavorStatuses {
 }
 
 impl FlavorStatuses {
-    /// Whether a status in GitHub's `state` is posted.
+    /// Whether a status in GitHub's `state` (or a check run of that outcome) is posted.
     pub(crate) fn posts(self, state: &str) -> bool {
         match self {
             FlavorStatuses::All => true,
@@ -52,7 +56,7 @@ impl FlavorStatuses {
     }
 }
 
-pub(crate) use flavor_ci_aws::env::EnvError as ConfigError;
+pub(crate) use flavor_ci_aws::env::{AppSettings, EnvError as ConfigError};
 
 impl Config {
     pub(crate) fn from_env() -> Result<Self, ConfigError> {
@@ -68,17 +72,20 @@ impl Config {
         let github_api = env.github_api();
         let status_context = env.status_context();
         let github_token_secret = env.optional("GITHUB_TOKEN_SECRET_ID");
-        let flavor_statuses = match env.optional("FLAVOR_STATUSES").as_deref() {
+        let mut which = |name: &str| match env.optional(name).as_deref() {
             None | Some("all") => FlavorStatuses::All,
             Some("failures") => FlavorStatuses::Failures,
             Some("none") => FlavorStatuses::None,
             Some(other) => {
                 env.problem(format!(
-                    "FLAVOR_STATUSES {other:?} is not one of all, failures, none"
+                    "{name} {other:?} is not one of all, failures, none"
                 ));
                 FlavorStatuses::All
             }
         };
+        let flavor_statuses = which("FLAVOR_STATUSES");
+        let flavor_checks = which("FLAVOR_CHECKS");
+        let app = env.app();
         let secret_ttl = env.seconds("SECRET_CACHE_SECONDS", 300);
         let reporting_grace = env.seconds("REPORTING_GRACE_SECONDS", 60);
         let release_project = env.optional("RELEASE_PROJECT");
@@ -94,6 +101,8 @@ impl Config {
             github_api,
             status_context,
             flavor_statuses,
+            app,
+            flavor_checks,
             topic,
             secret_ttl,
             reporting_grace,
@@ -146,6 +155,26 @@ mod tests {
     }
 
     #[test]
+    fn an_app_reports_with_check_runs() {
+        let c = config(&[
+            ("GITHUB_TOKEN_SECRET_ID", ""),
+            ("GITHUB_APP_ID", "12345"),
+            ("GITHUB_APP_KEY_SECRET_ID", "flavor-ci/app-key"),
+            ("FLAVOR_CHECKS", "failures"),
+        ])
+        .unwrap();
+        assert_eq!(c.app.as_ref().unwrap().id, "12345");
+        assert_eq!(c.flavor_checks, FlavorStatuses::Failures);
+        let e = config(&[("GITHUB_APP_ID", "my-app")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("is not a number") && e.contains("GITHUB_APP_KEY_SECRET_ID is not set"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn every_problem_is_named_with_its_fix() {
         let e = config(&[
             ("FLAVOR_CI_ROOT", "no-slash"),
@@ -159,7 +188,7 @@ mod tests {
             "must end with `/`",
             "is not an https URL",
             "is not `owner/name`",
-            "statuses need a token",
+            "statuses need a token that may write them, check runs a GitHub App",
         ] {
             assert!(e.contains(part), "{part} missing from {e}");
         }

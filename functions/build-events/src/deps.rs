@@ -4,12 +4,15 @@
 
 use std::fmt;
 
+use flavor_ci_aws::github::app::Credentials;
+use flavor_ci_aws::github::checks::CheckRuns;
 use flavor_ci_aws::github_status::StatusPoster;
-use flavor_ci_aws::secrets::{Cached, SecretSource};
+use flavor_ci_aws::secrets::SecretSource;
 use flavor_ci_aws::store::ObjectStore;
 
 use crate::codebuild::Batches;
 use crate::config::{Config, ConfigError};
+use crate::logs::Logs;
 use crate::notify::Notifier;
 
 /// The types of the services an event uses.
@@ -18,10 +21,12 @@ pub(crate) trait Ports: Send + Sync + fmt::Debug + 'static {
     type Store: ObjectStore;
     /// The batches and builds (CodeBuild).
     type Batches: Batches;
-    /// The GitHub token (Secrets Manager).
+    /// The GitHub token or the App's key (Secrets Manager).
     type Secrets: SecretSource;
     /// Failure notifications (SNS).
     type Notifier: Notifier;
+    /// The builds' logs (CloudWatch Logs).
+    type Logs: Logs;
 }
 
 /// Everything an event needs; built once per process.
@@ -30,9 +35,11 @@ pub(crate) struct Deps<P: Ports> {
     pub(crate) config: Result<Config, ConfigError>,
     pub(crate) store: P::Store,
     pub(crate) batches: P::Batches,
-    /// `None` when no statuses are posted.
-    pub(crate) token: Option<Cached<P::Secrets, String>>,
+    /// How GitHub is written to: nothing, a token (statuses), the App (check runs).
+    pub(crate) github: Credentials<P::Secrets>,
     pub(crate) poster: StatusPoster,
+    pub(crate) checks: CheckRuns,
     pub(crate) notifier: P::Notifier,
+    pub(crate) logs: P::Logs,
     pub(crate) region: flavor_ci_aws::FromSdk<String>,
 }

@@ -70,12 +70,13 @@ mod tests {
     use crate::notify::fake::Recorded;
     use crate::track::state;
 
+    /// Every secret holds the same token.
     #[derive(Debug)]
     struct NoSecrets;
 
     impl SecretSource for NoSecrets {
         async fn fetch(&self, _id: &str) -> Result<String, SecretProblem> {
-            Err(SecretProblem::NotText)
+            Ok("ghs_test".into())
         }
     }
 
@@ -87,36 +88,64 @@ mod tests {
         type Batches = FakeBatches;
         type Secrets = NoSecrets;
         type Notifier = Recorded;
+        type Logs = crate::logs::fake::Kept;
     }
 
     type TestDeps = Deps<Fakes>;
 
+    fn nowhere() -> flavor_ci_aws::github::GitHubClient {
+        flavor_ci_aws::github::GitHubClient::new(
+            flavor_ci_aws::LazyHttpsClient::new(std::time::Duration::from_secs(1), false),
+            "http://127.0.0.1:9",
+            flavor_ci_aws::github::Timing {
+                attempt: std::time::Duration::from_secs(1),
+                total: std::time::Duration::from_secs(1),
+            },
+        )
+    }
+
     fn deps() -> Arc<TestDeps> {
+        deps_with(&[], None)
+    }
+
+    /// With `vars` added to the environment, writing to the GitHub at `github` (with a token).
+    fn deps_with(vars: &[(&str, &str)], github: Option<&str>) -> Arc<TestDeps> {
         let config = Config::from_lookup(|name| {
-            match name {
+            let base = match name {
                 "FLAVOR_CI_BUCKET" => Some("specs"),
                 "FLAVOR_CI_ROOT" => Some("r/"),
                 "CI_PROJECT" => Some("ci"),
                 "GITHUB_REPOSITORY" => Some("acme/slc"),
                 "NOTIFICATION_TOPIC_ARN" => Some("arn:aws:sns:eu-west-1:1:t"),
                 _ => None,
-            }
-            .map(str::to_owned)
+            };
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| *v)
+                .or(base)
+                .map(str::to_owned)
         });
+        let client = github.map_or_else(nowhere, flavor_ci_aws::github::local::client);
+        let credentials = match github {
+            Some(_) => {
+                flavor_ci_aws::github::app::Credentials::Token(flavor_ci_aws::secrets::Cached::new(
+                    Arc::new(NoSecrets),
+                    "token".into(),
+                    flavor_ci_aws::secrets::github_token,
+                    std::time::Duration::from_secs(60),
+                ))
+            }
+            None => flavor_ci_aws::github::app::Credentials::None,
+        };
         let deps: Arc<TestDeps> = Arc::new(Deps {
             config,
             store: MemoryStore::default(),
             batches: FakeBatches::default(),
-            token: None,
-            poster: StatusPoster::new(flavor_ci_aws::github::GitHubClient::new(
-                flavor_ci_aws::LazyHttpsClient::new(std::time::Duration::from_secs(1), false),
-                "http://127.0.0.1:9",
-                flavor_ci_aws::github::Timing {
-                    attempt: std::time::Duration::from_secs(1),
-                    total: std::time::Duration::from_secs(1),
-                },
-            )),
+            github: credentials,
+            poster: StatusPoster::new(client.clone()),
+            checks: flavor_ci_aws::github::checks::CheckRuns::new(client),
             notifier: Recorded::default(),
+            logs: Default::default(),
             region: flavor_ci_aws::FromSdk::Ready("eu-west-1".into()),
         });
         let record = RunRecord {
@@ -349,5 +378,161 @@ mod tests {
                 .unwrap_err()
                 .contains("build-start-time")
         );
+    }
+
+    /// GitHub's check-run endpoints on a local port: each request's call and body recorded,
+    /// a created check run answered with a new id.
+    fn checks_server() -> (String, Arc<std::sync::Mutex<Vec<(String, Value)>>>) {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = seen.clone();
+        let url = flavor_ci_aws::github::local::serve(move |request| {
+            let body = serde_json::from_slice(&request.body).unwrap_or_default();
+            let mut seen = kept.lock().unwrap();
+            seen.push((request.call.clone(), body));
+            let id = 500 + seen.len();
+            ("201 Created", format!("{{\"id\":{id}}}"))
+        });
+        (url, seen)
+    }
+
+    fn app_deps(url: &str, flavor_checks: &str) -> Arc<TestDeps> {
+        let deps = deps_with(
+            &[
+                ("STATUS_CONTEXT", "flavor-ci"),
+                ("GITHUB_APP_ID", "12345"),
+                ("GITHUB_APP_KEY_SECRET_ID", "key"),
+                ("FLAVOR_CHECKS", flavor_checks),
+            ],
+            Some(url),
+        );
+        // The webhook created the aggregate and base's check run when the batch started.
+        let mut r = record(&deps);
+        r.checks = Some(flavor_ci::runs::CheckIds {
+            aggregate: Some(100),
+            flavors: [("base".to_owned(), 101)].into(),
+        });
+        r.why = [("py".to_owned(), "flavors/py/Dockerfile changed".to_owned())].into();
+        deps.store.objects.lock().unwrap().insert(
+            ("specs".into(), run_key("r/", "ci:batch")),
+            serde_json::to_vec(&r).unwrap(),
+        );
+        let mut log: String = (1..=300).map(|i| format!("step {i}\n")).collect();
+        log.push_str("\u{1b}[31merror: the image does not build\u{1b}[0m\n");
+        deps.logs
+            .logs
+            .lock()
+            .unwrap()
+            .insert(("/cb/ci".into(), "p1".into()), log);
+        deps.batches.details.lock().unwrap().insert(
+            "ci:p1".into(),
+            crate::codebuild::BuildDetails {
+                phases: vec![flavor_ci::runs::checks::PhaseTiming {
+                    name: "BUILD".into(),
+                    status: Some("FAILED".into()),
+                    seconds: Some(42),
+                    message: Some("COMMAND_EXECUTION_ERROR: Error while executing command: make. Reason: exit status 2".into()),
+                }],
+                log: Some(("/cb/ci".into(), "p1".into())),
+            },
+        );
+        deps
+    }
+
+    #[tokio::test]
+    async fn check_runs_follow_the_builds_and_a_failure_shows_its_log_and_a_rerun_button() {
+        let (url, seen) = checks_server();
+        let deps = app_deps(&url, "all");
+        send(&deps, event("ci:b1", "base", "IN_PROGRESS", 1))
+            .await
+            .unwrap();
+        send(&deps, event("ci:b1", "base", "SUCCEEDED", 5))
+            .await
+            .unwrap();
+        // A duplicate changes nothing on GitHub.
+        send(&deps, event("ci:b1", "base", "SUCCEEDED", 5))
+            .await
+            .unwrap();
+        let mut failed = event("ci:p1", "py", "FAILED", 6);
+        failed["detail"]["additional-information"]["phases"] = json!([
+            {"phase-type": "BUILD", "phase-status": "FAILED", "duration-in-seconds": 42,
+             "start-time": "Nov 23, 2026 10:05:00 AM", "end-time": "Nov 23, 2026 10:05:42 AM",
+             "phase-context": []}
+        ]);
+        let last = send(&deps, failed).await.unwrap();
+        assert_eq!(last["finished"]["state"], "failure");
+        let seen = seen.lock().unwrap().clone();
+        let calls: Vec<&str> = seen.iter().map(|(c, _)| c.as_str()).collect();
+        assert_eq!(
+            calls,
+            [
+                "PATCH /repos/acme/slc/check-runs/101",
+                "PATCH /repos/acme/slc/check-runs/101",
+                // py's check run was never created: it is, completed at once.
+                "POST /repos/acme/slc/check-runs",
+                "PATCH /repos/acme/slc/check-runs/100",
+            ]
+        );
+        assert_eq!(seen[0].1["status"], "in_progress");
+        assert_eq!(
+            (&seen[1].1["status"], &seen[1].1["conclusion"]),
+            (&json!("completed"), &json!("success"))
+        );
+        let py = &seen[2].1;
+        assert_eq!(py["name"], "flavor-ci / py");
+        assert_eq!(py["conclusion"], "failure");
+        assert_eq!(py["external_id"], "ci:batch#py");
+        let summary = py["output"]["summary"].as_str().unwrap();
+        assert!(
+            summary.contains("**BUILD failed:** COMMAND_EXECUTION_ERROR"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("error: the image does not build"),
+            "{summary}"
+        );
+        assert!(
+            !summary.contains('\u{1b}') && !summary.contains("step 200\n"),
+            "{summary}"
+        );
+        assert!(summary.contains("step 300"), "{summary}");
+        let aggregate = &seen[3].1;
+        assert_eq!(aggregate["name"], "flavor-ci");
+        assert_eq!(aggregate["conclusion"], "failure");
+        assert_eq!(aggregate["output"]["title"], "1 of 2 flavors failed: py");
+        assert_eq!(aggregate["actions"][0]["identifier"], "rerun-failed");
+        let table = aggregate["output"]["summary"].as_str().unwrap();
+        assert!(table.contains("| py | failure |"), "{table}");
+        assert!(table.contains("flavors/py/Dockerfile changed"), "{table}");
+        // py's id is kept for later writes, and the run is reported and closed.
+        let r = record(&deps);
+        assert_eq!(r.checks.unwrap().flavors["py"], 503);
+        assert!(r.finished.unwrap().reported());
+        assert!(!is_open(&deps));
+    }
+
+    #[tokio::test]
+    async fn with_flavor_checks_failures_only_failed_flavors_get_a_check_run() {
+        let (url, seen) = checks_server();
+        let deps = app_deps(&url, "failures");
+        send(&deps, event("ci:b1", "base", "IN_PROGRESS", 1))
+            .await
+            .unwrap();
+        send(&deps, event("ci:b1", "base", "SUCCEEDED", 5))
+            .await
+            .unwrap();
+        send(&deps, event("ci:p1", "py", "TIMED_OUT", 6))
+            .await
+            .unwrap();
+        let seen = seen.lock().unwrap().clone();
+        let calls: Vec<&str> = seen.iter().map(|(c, _)| c.as_str()).collect();
+        assert_eq!(
+            calls,
+            [
+                "POST /repos/acme/slc/check-runs",
+                "PATCH /repos/acme/slc/check-runs/100",
+            ]
+        );
+        assert_eq!(seen[0].1["conclusion"], "timed_out");
+        assert_eq!(seen[1].1["conclusion"], "timed_out");
     }
 }

@@ -5,6 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use flavor_ci_aws::github::app::{self, Credentials, SecretApp};
+use flavor_ci_aws::github::checks::CheckRuns;
 use flavor_ci_aws::github::{GitHubClient, Timing};
 use flavor_ci_aws::github_status::StatusPoster;
 
@@ -24,6 +26,7 @@ mod config;
 mod deps;
 mod event;
 mod handler;
+mod logs;
 mod notify;
 mod track;
 
@@ -39,6 +42,7 @@ impl deps::Ports for Aws {
     type Batches = codebuild::CodeBuild;
     type Secrets = flavor_ci_aws::secrets::SecretsManager;
     type Notifier = notify::Sns;
+    type Logs = logs::CloudWatchLogs;
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -51,33 +55,24 @@ async fn main() -> Result<(), Error> {
     if let Err(e) = &config {
         error!(problem = %e, "the function is misconfigured");
     }
-    let (token, api) = match &config {
-        Ok(c) => (
-            c.github_token_secret
-                .clone()
-                .filter(|_| c.status_context.is_some())
-                .map(|id| {
-                    Cached::new(
-                        Arc::new(flavor_ci_aws::secrets::secrets_manager(sdk.clone())),
-                        id,
-                        secrets::github_token,
-                        c.secret_ttl,
-                    )
-                }),
-            c.github_api.clone(),
-        ),
-        Err(_) => (None, String::new()),
+    let api = config.as_ref().map_or("", |c| c.github_api.as_str());
+    let client = GitHubClient::new(
+        flavor_ci_aws::LazyHttpsClient::new(Duration::from_secs(2), true),
+        api,
+        TIMING,
+    );
+    let github = match &config {
+        Ok(c) => credentials(c, &client, sdk.clone()),
+        Err(_) => Credentials::None,
     };
     let deps: Arc<Deps<Aws>> = Arc::new(Deps {
         store: flavor_ci_aws::store::s3(sdk.clone()),
         batches: SdkClient::on_first_use(sdk.clone(), aws_sdk_codebuild::Client::new),
-        token,
-        poster: StatusPoster::new(GitHubClient::new(
-            flavor_ci_aws::LazyHttpsClient::new(Duration::from_secs(2), true),
-            &api,
-            TIMING,
-        )),
+        github,
+        poster: StatusPoster::new(client.clone()),
+        checks: CheckRuns::new(client),
         notifier: SdkClient::on_first_use(sdk.clone(), aws_sdk_sns::Client::new),
+        logs: SdkClient::on_first_use(sdk.clone(), aws_sdk_cloudwatchlogs::Client::new),
         region: sdk.region(),
         config,
     });
@@ -85,4 +80,37 @@ async fn main() -> Result<(), Error> {
         handler::handle(deps.clone(), event)
     }))
     .await
+}
+
+/// How the function writes to GitHub: as the App when one is configured (check runs, with a
+/// token for the repository that may write checks and nothing else), else with the token
+/// secret (statuses), else not at all.
+fn credentials(
+    c: &Config,
+    client: &GitHubClient,
+    sdk: Arc<flavor_ci_aws::LazySdk>,
+) -> Credentials<flavor_ci_aws::secrets::SecretsManager> {
+    if c.status_context.is_none() {
+        return Credentials::None;
+    }
+    let source = Arc::new(flavor_ci_aws::secrets::secrets_manager(sdk));
+    if let Some(a) = &c.app {
+        let key = Cached::new(source, a.key_secret.clone(), app::app_key, c.secret_ttl);
+        return Credentials::App(SecretApp::new(
+            client.clone(),
+            a.id.clone(),
+            key,
+            c.repository.clone(),
+            &[("checks", "write"), ("metadata", "read")],
+        ));
+    }
+    match &c.github_token_secret {
+        Some(id) => Credentials::Token(Cached::new(
+            source,
+            id.clone(),
+            secrets::github_token,
+            c.secret_ttl,
+        )),
+        None => Credentials::None,
+    }
 }

@@ -1,4 +1,4 @@
-//! GitHub standing in on a local port, for the client's tests: each request read (method and
+//! GitHub standing in on a local port, for tests of the client and of the functions: each request read (method and
 //! path, bearer token, body) and answered by the test's handler, on 127.0.0.1.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -7,18 +7,17 @@ use std::time::Duration;
 use super::{GitHubClient, Timing};
 
 /// One request as the server read it.
-pub(crate) struct Request {
+#[derive(Debug)]
+pub struct Request {
     /// `METHOD /path`.
-    pub(crate) call: String,
-    pub(crate) bearer: Option<String>,
-    pub(crate) body: Vec<u8>,
+    pub call: String,
+    pub bearer: Option<String>,
+    pub body: Vec<u8>,
 }
 
 /// Serves each request with `answer` (an HTTP status line's rest, such as `201 Created`, and a
 /// JSON body) until the test ends; returns the server's URL.
-pub(crate) fn serve(
-    answer: impl Fn(&Request) -> (&'static str, String) + Send + 'static,
-) -> String {
+pub fn serve(answer: impl Fn(&Request) -> (&'static str, String) + Send + 'static) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     std::thread::spawn(move || {
@@ -66,7 +65,7 @@ fn read(stream: &std::net::TcpStream) -> Request {
 }
 
 /// A client of the server at `url`, with time for one slow answer.
-pub(crate) fn client(url: &str) -> GitHubClient {
+pub fn client(url: &str) -> GitHubClient {
     GitHubClient::new(
         crate::LazyHttpsClient::new(Duration::from_secs(2), false),
         url,

@@ -24,8 +24,8 @@ use crate::secrets::{Cached, SecretSource};
 
 pub mod app;
 pub mod checks;
-#[cfg(test)]
-mod local;
+#[cfg(any(test, feature = "memory"))]
+pub mod local;
 
 /// The REST API version every request asks for.
 pub const API_VERSION: &str = "2022-11-28";

@@ -22,6 +22,7 @@ use crate::deps::{Deps, Ports};
 use crate::event::Report;
 use crate::notify::Notifier;
 
+mod checks;
 mod notification;
 mod reconcile;
 mod record;
@@ -260,7 +261,10 @@ async fn report<P: Ports>(
     };
     let page = console_batch_url(region, &record.project, &record.batch_id);
     let mut status_posted = finished.status_posted;
-    if let (false, Some(context)) = (status_posted, run_context(config, &record)) {
+    if !status_posted && config.app.is_some() {
+        status_posted =
+            checks::complete_aggregate(deps, config, &record, &finished, &text, &page).await;
+    } else if let (false, Some(context)) = (status_posted, run_context(config, &record)) {
         status_posted = post(
             deps,
             config,

@@ -3,6 +3,7 @@
 
 use flavor_ci::layout::run_key;
 use flavor_ci::runs::{RunRecord, StatusText, flavor_status};
+use flavor_ci_aws::github::Auth;
 use flavor_ci_aws::github_status::{CommitStatus, StatusState};
 use flavor_ci_aws::store::ObjectStore;
 use lambda_runtime::tracing::{info, warn};
@@ -20,9 +21,10 @@ pub(crate) async fn post<P: Ports>(
     text: &StatusText,
     target: Option<String>,
 ) -> bool {
-    let Some(token) = &deps.token else {
+    let token = &deps.github;
+    if !token.has_token() {
         return true;
-    };
+    }
     let status = CommitStatus {
         state: StatusState::from_name(text.state),
         context: context.to_owned(),
@@ -78,6 +80,9 @@ pub(super) async fn post_flavor<P: Ports>(
     flavor: &str,
     before: Option<StatusText>,
 ) -> Option<&'static str> {
+    if config.app.is_some() {
+        return super::checks::post_flavor(deps, config, record, flavor, before).await;
+    }
     let context = flavor_context(config, record, flavor)?;
     let build = record.builds.get(flavor)?;
     let text = flavor_status(build);
