@@ -147,6 +147,7 @@ impl BatchPlan {
                 _ => Default::default(),
             },
             checks: None,
+            carried: Default::default(),
         }
     }
 }

@@ -117,6 +117,23 @@ pub fn run_key(root: &str, batch_id: &str) -> String {
     format!("{root}runs/{}.json", escape(batch_id))
 }
 
+/// The key naming the newest run of `project` at `commit` (its batch id, as text): what
+/// "Re-run all" on the commit's check suite builds again.
+pub fn commit_run_key(root: &str, project: &str, commit: &str) -> String {
+    format!("{root}runs/commits/{}/{}", escape(commit), escape(project))
+}
+
+/// The key of a click on a check run's button (or of a re-run request), kept create-only so a
+/// double click acts once.
+pub fn click_key(root: &str, click: &str) -> String {
+    format!("{root}clicks/{}.json", escape(click))
+}
+
+/// The key where a fork's pull request delivery waits for its "Build this commit" click.
+pub fn fork_wait_key(root: &str, commit: &str) -> String {
+    format!("{root}forks/{}.json", escape(commit))
+}
+
 /// The key of the marker that a run is open: started, its outcome not yet posted. The
 /// build-events function reconciles the runs these name and removes each once it is done.
 pub fn open_run_key(root: &str, batch_id: &str) -> String {

@@ -339,6 +339,7 @@ mod tests {
             reason: String::new(),
             why: Default::default(),
             checks: None,
+            carried: Default::default(),
         }
     }
 

@@ -77,6 +77,10 @@ pub struct RunRecord {
     /// The run's check runs, when the stack reports through a GitHub App.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checks: Option<CheckIds>,
+    /// Flavors this run did not build but reports: a re-run of some flavors of an earlier run
+    /// keeps the others' results, so its aggregate speaks for the whole commit.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub carried: std::collections::BTreeSet<String>,
 }
 
 /// The ids of a run's check runs on GitHub: the aggregate, and each flavor's that was created.
@@ -90,6 +94,29 @@ pub struct CheckIds {
 }
 
 impl RunRecord {
+    /// Takes over the flavors of `earlier` that this run does not build: their results, why
+    /// they built and their check runs.
+    pub fn carry_from(&mut self, earlier: &RunRecord) {
+        for flavor in &earlier.flavors {
+            let name = &flavor.name;
+            if self.flavors.iter().any(|f| &f.name == name) {
+                continue;
+            }
+            self.flavors.push(flavor.clone());
+            if let Some(build) = earlier.builds.get(name) {
+                self.builds.insert(name.clone(), build.clone());
+            }
+            self.why.insert(name.clone(), earlier.why(name).to_owned());
+            if let Some(id) = earlier.checks.as_ref().and_then(|c| c.flavors.get(name)) {
+                self.checks
+                    .get_or_insert_with(Default::default)
+                    .flavors
+                    .insert(name.clone(), *id);
+            }
+            self.carried.insert(name.clone());
+        }
+    }
+
     /// Why `flavor` was built: its own reason, else the run's.
     pub fn why(&self, flavor: &str) -> &str {
         self.why
@@ -209,6 +236,7 @@ mod tests {
             reason: String::new(),
             why: Default::default(),
             checks: None,
+            carried: Default::default(),
         };
         let text = table(
             &record,
@@ -246,6 +274,7 @@ mod tests {
             reason: String::new(),
             why: Default::default(),
             checks: None,
+            carried: Default::default(),
         }
     }
 

@@ -16,6 +16,12 @@ pub struct PullRequestEvent {
     #[serde(default)]
     pub label: Option<Label>,
     pub repository: super::push::Repository,
+    /// The App installation that received the delivery (deliveries to a GitHub App).
+    #[serde(default)]
+    pub installation: Option<super::checks::Installation>,
+    /// Who acted.
+    #[serde(default)]
+    pub sender: Option<super::checks::User>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -29,6 +29,9 @@ pub struct Push {
     #[serde(default)]
     pub head_commit: Option<HeadCommit>,
     pub repository: Repository,
+    /// The App installation that received the delivery (deliveries to a GitHub App).
+    #[serde(default)]
+    pub installation: Option<super::checks::Installation>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

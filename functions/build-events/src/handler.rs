@@ -171,6 +171,7 @@ mod tests {
             reason: String::new(),
             why: Default::default(),
             checks: None,
+            carried: Default::default(),
         };
         deps.store.objects.lock().unwrap().insert(
             ("specs".into(), run_key("r/", "ci:batch")),
@@ -382,7 +383,10 @@ mod tests {
 
     /// GitHub's check-run endpoints on a local port: each request's call and body recorded,
     /// a created check run answered with a new id.
-    fn checks_server() -> (String, Arc<std::sync::Mutex<Vec<(String, Value)>>>) {
+    /// Each request GitHub received: its call and JSON body.
+    type Seen = Arc<std::sync::Mutex<Vec<(String, Value)>>>;
+
+    fn checks_server() -> (String, Seen) {
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
         let kept = seen.clone();
         let url = flavor_ci_aws::github::local::serve(move |request| {

@@ -96,13 +96,13 @@ fn credentials(
     let source = Arc::new(flavor_ci_aws::secrets::secrets_manager(sdk));
     if let Some(a) = &c.app {
         let key = Cached::new(source, a.key_secret.clone(), app::app_key, c.secret_ttl);
-        return Credentials::App(SecretApp::new(
+        return Credentials::App(Box::new(SecretApp::new(
             client.clone(),
             a.id.clone(),
             key,
             c.repository.clone(),
             &[("checks", "write"), ("metadata", "read")],
-        ));
+        )));
     }
     match &c.github_token_secret {
         Some(id) => Credentials::Token(Cached::new(

@@ -3,7 +3,7 @@
 //! `flavor_ci::batch`) and runs the plan's I/O, one named step each:
 //!
 //! ```text
-//! list ─▶ changes ─▶ plan ─▶ store_spec ─▶ claim ─▶ start ─▶ record ─▶ report ─▶ supersede
+//! list ─▶ changes ─▶ plan ─▶ store_spec ─▶ claim ─▶ start ─▶ checks ─▶ record ─▶ report ─▶ supersede
 //! ```
 //!
 //! What a failed step wrote before the batch started is removed again; once the batch has
@@ -12,10 +12,10 @@
 use flavor_ci::batch::{self, BatchInput, BatchPlan, Plan, PlanError, RunContext};
 use flavor_ci::generate::Variant;
 use flavor_ci::layout::{
-    DELIVERY_TAG, PUSH_SPEC_TAG, delivery_key, open_run_key, push_spec_key, region_partition,
-    run_key, s3_object_arn, s3_uri,
+    DELIVERY_TAG, PUSH_SPEC_TAG, commit_run_key, delivery_key, open_run_key, push_spec_key,
+    region_partition, run_key, s3_object_arn, s3_uri,
 };
-use flavor_ci::runs::{RUN_TAG, RunTrigger, StatusText};
+use flavor_ci::runs::{RUN_TAG, RunRecord, RunTrigger};
 use flavor_ci::selection::{Changes, Selection};
 use flavor_ci::settings::Settings;
 use flavor_ci_aws::store::{ObjectStore, Put, StoreError, Written};
@@ -24,10 +24,10 @@ use lambda_runtime::tracing::{info, warn};
 
 use crate::builds::{BatchRequest, Builds};
 use crate::github::{ListError, Listing, Repository};
-use crate::outcome::{Context, Fault, Outcome, Refusal, Started, Stopping};
+use crate::outcome::{Aggregate, Context, Fault, Outcome, Refusal, Started, Stopping};
 use crate::ports::{Job, Ports};
 use crate::record::{DeliveryRecord, Earlier, State, earlier};
-use crate::report::post_aggregate;
+use crate::report::{self, Verdict, post_aggregate};
 use crate::superseded;
 
 /// Where the changes come from.
@@ -61,6 +61,9 @@ pub(crate) struct Start {
     pub(crate) pull_request: Option<u64>,
     /// Whether `git_ref` is the repository's default branch.
     pub(crate) default_branch: bool,
+    /// The run this one builds some flavors of again (a button): the flavors it does not build
+    /// keep their results and check runs, so the new aggregate speaks for the whole commit.
+    pub(crate) earlier: Option<Box<RunRecord>>,
 }
 
 /// What identifies the request: the delivery id (for the log and the record) and the key its
@@ -166,8 +169,46 @@ async fn steps<P: Ports>(
     }
     let batch_id = start_batch(job, ticket, &start, &spec, &mine).await?;
     job.written.keep();
-    keep_records(job, ticket, &start, &plan, record, &batch_id).await;
-    Ok(started(job, start, *plan, spec, batch_id).await)
+    let mut run = run_record(job, &start, &plan, &record.buildspec, &batch_id);
+    let release = start.variant == Variant::Release;
+    let checks = report::open_checks(
+        job,
+        &run,
+        release,
+        start.earlier.as_ref().map(|_| plan.selected.as_slice()),
+    )
+    .await;
+    let aggregate = checks.map(|(ids, aggregate)| {
+        run.checks = Some(ids);
+        aggregate
+    });
+    keep_records(job, ticket, record, &run).await;
+    Ok(started(job, start, *plan, spec, batch_id, aggregate).await)
+}
+
+/// The run record of a batch that started: the plan's flavors, and those an earlier run's
+/// re-run carries over.
+fn run_record<P: Ports>(
+    job: Job<'_, P>,
+    start: &Start,
+    plan: &BatchPlan,
+    buildspec: &str,
+    batch_id: &str,
+) -> RunRecord {
+    let context = RunContext {
+        project: start.project.clone(),
+        commit: start.commit.clone(),
+        git_ref: start.git_ref.clone(),
+        pull_request: start.pull_request,
+        trigger: start.trigger,
+        repository: job.config.repository.clone(),
+        default_branch: start.default_branch,
+    };
+    let mut run = plan.run_record(&context, batch_id, buildspec, now_ms());
+    if let Some(earlier) = &start.earlier {
+        run.carry_from(earlier);
+    }
+    run
 }
 
 /// The flavors at the commit.
@@ -205,12 +246,9 @@ async fn compare<P: Ports>(job: Job<'_, P>, base: &str, commit: &str) -> Result<
 
 /// Nothing affected: a required check is never left waiting, so the aggregate succeeds.
 async fn nothing<P: Ports>(job: Job<'_, P>, start: Start, reason: String) -> Outcome {
-    let text = StatusText {
-        state: "success",
-        description: format!("no flavor affected: {reason}"),
-    };
     let release = start.variant == Variant::Release;
-    let aggregate = post_aggregate(job, &start.commit, release, &text, None).await;
+    let verdict = Verdict::nothing(&reason);
+    let aggregate = post_aggregate(job, &start.commit, release, verdict).await;
     Outcome::Nothing {
         reason,
         context: start.context,
@@ -369,30 +407,19 @@ async fn start_batch<P: Ports>(
 async fn keep_records<P: Ports>(
     job: Job<'_, P>,
     ticket: Ticket<'_>,
-    start: &Start,
-    plan: &BatchPlan,
     record: DeliveryRecord,
-    batch_id: &str,
+    run: &RunRecord,
 ) {
     let (store, config) = (&job.deps.store, job.config);
     let delivery = ticket.delivery;
+    let batch_id = run.batch_id.as_str();
     let record_key = delivery_key(&config.root, ticket.key);
     let record = record.started(batch_id);
     if let Err(e) = put_record(job, &record_key, &record.to_json()).await {
         warn!(error = %e, delivery, "the batch started but its delivery record was not updated");
     }
     // The run record, for `flavor-ci status` and `retry`.
-    let context = RunContext {
-        project: start.project.clone(),
-        commit: start.commit.clone(),
-        git_ref: start.git_ref.clone(),
-        pull_request: start.pull_request,
-        trigger: start.trigger,
-        repository: config.repository.clone(),
-        default_branch: start.default_branch,
-    };
-    let run = plan.run_record(&context, batch_id, &record.buildspec, now_ms());
-    let run_json = serde_json::to_vec(&run).unwrap_or_default();
+    let run_json = serde_json::to_vec(run).unwrap_or_default();
     if let Err(e) = store
         .put_if_absent(
             &config.bucket,
@@ -418,6 +445,19 @@ async fn keep_records<P: Ports>(
     {
         warn!(error = %e, batch = %batch_id, "the batch started but was not marked open");
     }
+    // The commit's newest run of the project, for "Re-run all" on its check suite.
+    if let Err(e) = store
+        .put(
+            &config.bucket,
+            &commit_run_key(&config.root, &run.project, &run.commit),
+            batch_id.as_bytes(),
+            "text/plain",
+            RUN_TAG,
+        )
+        .await
+    {
+        warn!(error = %e, batch = %batch_id, "the commit's newest run was not recorded");
+    }
 }
 
 /// The answer for a started batch, after its aggregate is reported and the batches it
@@ -428,12 +468,22 @@ async fn started<P: Ports>(
     plan: BatchPlan,
     spec: Spec,
     batch_id: String,
+    checks: Option<Aggregate>,
 ) -> Outcome {
-    let region = job.deps.region.get().await;
-    let target = flavor_ci::layout::console_batch_url(region, &start.project, &batch_id);
-    let building = flavor_ci::runs::building_status(plan.flavors.len());
-    let release = start.variant == Variant::Release;
-    let aggregate = post_aggregate(job, &start.commit, release, &building, Some(target)).await;
+    let aggregate = match checks {
+        Some(aggregate) => Some(aggregate),
+        None => {
+            let region = job.deps.region.get().await;
+            let target = flavor_ci::layout::console_batch_url(region, &start.project, &batch_id);
+            let building = flavor_ci::runs::building_status(plan.flavors.len());
+            let release = start.variant == Variant::Release;
+            let verdict = Verdict {
+                target: Some(target),
+                ..Verdict::waiting(building.description, "")
+            };
+            post_aggregate(job, &start.commit, release, verdict).await
+        }
+    };
     let superseded = if start.supersede {
         Some(supersede(job, &start, &batch_id).await)
     } else {

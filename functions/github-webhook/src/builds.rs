@@ -43,6 +43,7 @@ where
         }
         Some("AccessDeniedException") => match what {
             "stop" => "; allow the function's role codebuild:StopBuildBatch on the project",
+            "retry" => "; allow the function's role codebuild:RetryBuildBatch on the project",
             _ => "; allow the function's role codebuild:StartBuildBatch on the project",
         },
         Some("InvalidInputException") if what == "start" => {
@@ -62,6 +63,15 @@ pub(crate) trait Builds: Send + Sync + fmt::Debug + 'static {
 
     /// Stops a batch that is still running.
     fn stop_batch(&self, id: &str) -> impl Future<Output = Result<(), CodeBuildError>> + Send;
+
+    /// Runs the failed builds of an ended batch again (`RetryBuildBatch`,
+    /// `RETRY_FAILED_BUILDS`). `Ok(false)` when CodeBuild will not retry it (the batch did not
+    /// fail, or has been retried as often as it allows).
+    fn retry_batch(
+        &self,
+        id: &str,
+        idempotency_token: &str,
+    ) -> impl Future<Output = Result<bool, CodeBuildError>> + Send;
 }
 
 /// CodeBuild.
@@ -97,6 +107,23 @@ impl Builds for CodeBuild {
             .map(|_| ())
             .map_err(|e| refused(&e, "stop"))
     }
+
+    async fn retry_batch(&self, id: &str, idempotency_token: &str) -> Result<bool, CodeBuildError> {
+        let sent = self
+            .get()
+            .await
+            .retry_build_batch()
+            .id(id)
+            .idempotency_token(idempotency_token)
+            .retry_type(aws_sdk_codebuild::types::RetryBuildBatchType::RetryFailedBuilds)
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("InvalidInputException") => Ok(false),
+            Err(e) => Err(refused(&e, "retry")),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -110,6 +137,9 @@ pub(crate) mod recording {
     pub(crate) struct Recording {
         pub(crate) started: Mutex<Vec<BatchRequest>>,
         pub(crate) stopped: Mutex<Vec<String>>,
+        /// The batches retried, with their tokens; a batch in `unretryable` is refused.
+        pub(crate) retried: Mutex<Vec<(String, String)>>,
+        pub(crate) unretryable: Vec<String>,
         pub(crate) fail: Option<String>,
     }
 
@@ -126,6 +156,18 @@ pub(crate) mod recording {
         async fn stop_batch(&self, id: &str) -> Result<(), CodeBuildError> {
             self.stopped.lock().unwrap().push(id.to_owned());
             Ok(())
+        }
+
+        async fn retry_batch(&self, id: &str, token: &str) -> Result<bool, CodeBuildError> {
+            if self.unretryable.iter().any(|u| u == id) {
+                return Ok(false);
+            }
+            let mut retried = self.retried.lock().unwrap();
+            // CodeBuild's idempotency: the same token retries once.
+            if !retried.iter().any(|(_, t)| t == token) {
+                retried.push((id.to_owned(), token.to_owned()));
+            }
+            Ok(true)
         }
     }
 }

@@ -27,9 +27,23 @@ pub(crate) struct Config {
     pub(crate) secret_ttl: Duration,
     /// The aggregate commit status's context (`flavor-ci`); `None`: flavor-ci posts none.
     pub(crate) status_context: Option<String>,
+    /// The GitHub App the stack reports through (check runs), when it does.
+    pub(crate) app: Option<AppSettings>,
+    /// Which per-flavor check runs are written (the aggregate always is).
+    pub(crate) flavor_checks: FlavorChecks,
 }
 
-pub(crate) use flavor_ci_aws::env::EnvError as ConfigError;
+/// Which per-flavor check runs the webhook creates when a batch starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FlavorChecks {
+    /// Each flavor's, queued; the build-events function moves them on.
+    All,
+    /// None at the start: a failed flavor's is created when it fails.
+    Failures,
+    None,
+}
+
+pub(crate) use flavor_ci_aws::env::{AppSettings, EnvError as ConfigError};
 
 impl Config {
     pub(crate) fn from_env() -> Result<Self, ConfigError> {
@@ -67,9 +81,23 @@ impl Config {
         let status_context = env.status_context();
         let github_token_secret = env.optional("GITHUB_TOKEN_SECRET_ID");
         let release_project = env.optional("RELEASE_PROJECT");
+        let app = env.app();
+        let flavor_checks = match env.optional("FLAVOR_CHECKS").as_deref() {
+            None | Some("all") => FlavorChecks::All,
+            Some("failures") => FlavorChecks::Failures,
+            Some("none") => FlavorChecks::None,
+            Some(other) => {
+                env.problem(format!(
+                    "FLAVOR_CHECKS {other:?} is not one of all, failures, none"
+                ));
+                FlavorChecks::All
+            }
+        };
         env.finish()?;
         Ok(Self {
             status_context,
+            app,
+            flavor_checks,
             bucket,
             root,
             settings_key,

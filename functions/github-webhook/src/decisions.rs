@@ -22,12 +22,12 @@ use crate::ports::Deps;
 use crate::ports::fake::Fake;
 
 /// The secret the sample events are signed with.
-const SECRET: &str = "flavor-ci-example-secret";
-const COMMIT: &str = "6dcb09b5b57875f334f61aebed695e2e4193db5e";
+pub(crate) const SECRET: &str = "flavor-ci-example-secret";
+pub(crate) const COMMIT: &str = "6dcb09b5b57875f334f61aebed695e2e4193db5e";
 const SETTINGS_KEY: &str = "root/settings/deployed.json";
 
 #[derive(Debug)]
-struct Example;
+pub(crate) struct Example;
 
 impl SecretSource for Example {
     async fn fetch(&self, _id: &str) -> Result<String, SecretProblem> {
@@ -37,7 +37,16 @@ impl SecretSource for Example {
 
 /// The stack the sample events are written for (the function tests' environment).
 fn deps() -> Arc<Deps<Fake<Example>>> {
-    let vars: HashMap<&str, &str> = HashMap::from([
+    deps_with(&[], false)
+}
+
+/// The same stack with `extra` in its environment; with `app`, reporting through a GitHub App
+/// (id 12345) whose writers are `maintainer` and `owner`.
+pub(crate) fn deps_with(
+    extra: &[(&'static str, &'static str)],
+    app: bool,
+) -> Arc<Deps<Fake<Example>>> {
+    let mut vars: HashMap<&str, &str> = HashMap::from([
         ("FLAVOR_CI_BUCKET", "specs"),
         ("FLAVOR_CI_ROOT", "root/"),
         ("FLAVOR_CI_SETTINGS_KEY", SETTINGS_KEY),
@@ -51,6 +60,12 @@ fn deps() -> Arc<Deps<Fake<Example>>> {
         ("STATUS_CONTEXT", "flavor-ci"),
         ("GITHUB_TOKEN_SECRET_ID", "token"),
     ]);
+    if app {
+        vars.remove("GITHUB_TOKEN_SECRET_ID");
+        vars.insert("GITHUB_APP_ID", "12345");
+        vars.insert("GITHUB_APP_KEY_SECRET_ID", "app-key");
+    }
+    vars.extend(extra.iter().copied());
     let config = Config::from_lookup(|k| vars.get(k).map(|v| (*v).to_owned()));
     let settings = Settings::from_json(json!({
         "flavors": {"standard": {"depend-on": ["base"]}},
@@ -70,8 +85,15 @@ fn deps() -> Arc<Deps<Fake<Example>>> {
         changed: vec!["flavors/r-4.4/Dockerfile".into()],
         default_branch: "main".into(),
         refs: HashMap::from([("refs/heads/main".into(), COMMIT.into())]),
-        token: true,
+        token: !app,
         statuses: Default::default(),
+        app,
+        checks: Default::default(),
+        permissions: HashMap::from([
+            ("maintainer".into(), "maintain".into()),
+            ("owner".into(), "admin".into()),
+            ("reader".into(), "read".into()),
+        ]),
     };
     Arc::new(Deps {
         config,
@@ -90,7 +112,7 @@ fn deps() -> Arc<Deps<Fake<Example>>> {
 }
 
 /// The answer to one event: status and body.
-async fn answer(deps: &Arc<Deps<Fake<Example>>>, event: Value) -> (u16, Value) {
+pub(crate) async fn answer(deps: &Arc<Deps<Fake<Example>>>, event: Value) -> (u16, Value) {
     let response = handle(deps.clone(), LambdaEvent::new(event, Context::default()))
         .await
         .unwrap();
@@ -283,7 +305,7 @@ async fn pull_requests_build_what_their_comparison_changes_forks_wait_and_closin
     );
 }
 
-fn push(reference: &str, files: &[&str], extra: Value) -> Value {
+pub(crate) fn push(reference: &str, files: &[&str], extra: Value) -> Value {
     let mut payload = json!({
         "ref": reference, "before": "a10867b14bb761a232cd80139fbd4c0d33264240", "after": COMMIT,
         "created": false, "deleted": false, "forced": false,
@@ -299,7 +321,7 @@ fn push(reference: &str, files: &[&str], extra: Value) -> Value {
 
 /// A function URL request delivering `payload` as GitHub event `event`, signed with the
 /// example secret.
-fn signed(event: &str, payload: &Value) -> Value {
+pub(crate) fn signed(event: &str, payload: &Value) -> Value {
     let body = payload.to_string();
     json!({
         "version": "2.0",
@@ -405,7 +427,12 @@ async fn a_dispatch_builds_what_it_names_with_its_dependents_once_per_request() 
 }
 
 /// A `pull_request` delivery of pull request #7 (head `topic` at the example commit).
-fn pull_request(action: &str, draft: bool, head_repo: Option<&str>, label: Option<&str>) -> Value {
+pub(crate) fn pull_request(
+    action: &str,
+    draft: bool,
+    head_repo: Option<&str>,
+    label: Option<&str>,
+) -> Value {
     let payload = json!({
         "action": action, "number": 7,
         "pull_request": {

@@ -10,6 +10,7 @@
 use aws_lambda_events::http::HeaderMap;
 use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlRequest;
 use base64::Engine;
+use flavor_ci::webhook::checks::{CheckRunEvent, CheckSuiteEvent};
 use flavor_ci::webhook::pull_request::PullRequestEvent;
 use flavor_ci::webhook::push::Push;
 use flavor_ci::webhook::run::{RUN_KEY, RunRequest, Trigger};
@@ -41,8 +42,25 @@ pub(crate) enum Event {
     Schedule(RunRequest),
     /// `flavor-ci dispatch`.
     Dispatch(RunRequest),
+    /// A click on a check run's button, or "Re-run" on one (GitHub App deliveries).
+    CheckRun(Box<CheckRunEvent>),
+    /// "Re-run all" on a commit's check suite (GitHub App deliveries).
+    CheckSuite(Box<CheckSuiteEvent>),
     /// An event flavor-ci does not act on, by name.
     Other(String),
+}
+
+impl Event {
+    /// The App installation the delivery came through, when it names one.
+    pub(crate) fn installation(&self) -> Option<u64> {
+        match self {
+            Event::Push(s) => s.payload.installation.map(|i| i.id),
+            Event::PullRequest(s) => s.payload.installation.map(|i| i.id),
+            Event::CheckRun(e) => e.installation.map(|i| i.id),
+            Event::CheckSuite(e) => e.installation.map(|i| i.id),
+            _ => None,
+        }
+    }
 }
 
 /// A payload with what identifies its body: a hash of the event name and the verified bytes
@@ -241,6 +259,16 @@ pub(crate) fn delivery(verified: Verified) -> Result<Delivery, Refusal> {
             check_depth(&payload)?;
             let payload = PullRequestEvent::from_json(&payload).map_err(|e| bad(e.to_string()))?;
             Event::PullRequest(Box::new(Signed { key, payload }))
+        }
+        ("check_run", _) => {
+            check_depth(&payload)?;
+            let e = CheckRunEvent::from_json(&payload).map_err(|e| bad(e.to_string()))?;
+            Event::CheckRun(Box::new(e))
+        }
+        ("check_suite", _) => {
+            check_depth(&payload)?;
+            let e = CheckSuiteEvent::from_json(&payload).map_err(|e| bad(e.to_string()))?;
+            Event::CheckSuite(Box::new(e))
         }
         (other, _) => Event::Other(other.to_owned()),
     };

@@ -11,6 +11,7 @@ use flavor_ci::flavors::{FlavorError, FlavorSet, is_candidate};
 use flavor_ci::selection::Changes;
 use flavor_ci::settings::Settings;
 use flavor_ci::webhook::push::{LinkedFlavor, resolve_link};
+use flavor_ci_aws::github::checks::{CheckRun, CheckRuns};
 use flavor_ci_aws::github::{Answer, Auth, Call, CallError, GitHubClient, Timing};
 use flavor_ci_aws::github_status::{CommitStatus, PostError, StatusPoster};
 use serde::Deserialize;
@@ -89,6 +90,28 @@ pub(crate) trait Repository: Send + Sync + std::fmt::Debug + 'static {
         sha: &str,
         status: &CommitStatus,
     ) -> impl Future<Output = Option<Result<(), PostError>>> + Send;
+
+    /// Whether the stack reports with check runs (a GitHub App).
+    fn writes_checks(&self) -> bool;
+
+    /// Writes a check run: updates check run `id`, or creates one. Its id.
+    fn write_check(
+        &self,
+        repo: &str,
+        id: Option<u64>,
+        run: &CheckRun,
+    ) -> impl Future<Output = Result<u64, String>> + Send;
+
+    /// The permission `user` has on `repo`, as GitHub says (`admin`, `maintain`, `write`,
+    /// `triage`, `read`, `none`): who may approve a fork's build is never read from a payload.
+    fn permission(
+        &self,
+        repo: &str,
+        user: &str,
+    ) -> impl Future<Output = Result<String, ApiError>> + Send;
+
+    /// The App installation a delivery came through.
+    fn installation(&self, id: u64) -> impl Future<Output = ()> + Send;
 }
 
 /// The GitHub API as the webhook reads it, authenticated by `A`.
@@ -96,6 +119,7 @@ pub(crate) trait Repository: Send + Sync + std::fmt::Debug + 'static {
 pub(crate) struct GitHub<A> {
     client: GitHubClient,
     statuses: StatusPoster,
+    checks: CheckRuns,
     auth: Arc<A>,
 }
 
@@ -104,6 +128,7 @@ impl<A> Clone for GitHub<A> {
         Self {
             client: self.client.clone(),
             statuses: self.statuses.clone(),
+            checks: self.checks.clone(),
             auth: self.auth.clone(),
         }
     }
@@ -148,6 +173,7 @@ impl<A: Auth + 'static> GitHub<A> {
     pub(crate) fn new(client: GitHubClient, auth: A) -> Self {
         Self {
             statuses: StatusPoster::new(client.clone()),
+            checks: CheckRuns::new(client.clone()),
             client,
             auth: Arc::new(auth),
         }
@@ -252,6 +278,42 @@ impl<A: Auth + 'static> Repository for GitHub<A> {
             return None;
         }
         Some(self.statuses.post(&*self.auth, repo, sha, status).await)
+    }
+
+    fn writes_checks(&self) -> bool {
+        self.auth.is_app()
+    }
+
+    async fn write_check(
+        &self,
+        repo: &str,
+        id: Option<u64>,
+        run: &CheckRun,
+    ) -> Result<u64, String> {
+        let written = match id {
+            Some(id) => self
+                .checks
+                .update(&*self.auth, repo, id, run)
+                .await
+                .map(|()| id),
+            None => self.checks.create(&*self.auth, repo, run).await,
+        };
+        written.map_err(|e| e.to_string())
+    }
+
+    async fn permission(&self, repo: &str, user: &str) -> Result<String, ApiError> {
+        #[derive(Deserialize)]
+        struct Permission {
+            permission: String,
+        }
+        let p: Permission = self
+            .get(&format!("/repos/{repo}/collaborators/{user}/permission"))
+            .await?;
+        Ok(p.permission)
+    }
+
+    async fn installation(&self, id: u64) {
+        self.auth.installation_hint(id).await;
     }
 
     /// The repository's default branch.
@@ -660,6 +722,12 @@ pub(crate) mod stand_in {
         pub(crate) token: bool,
         /// The statuses posted: commit, status.
         pub(crate) statuses: Mutex<Vec<(String, CommitStatus)>>,
+        /// Whether it is a GitHub App (check runs).
+        pub(crate) app: bool,
+        /// The check runs written: the id, and the run.
+        pub(crate) checks: Mutex<Vec<(u64, CheckRun)>>,
+        /// Each user's permission on the repository.
+        pub(crate) permissions: HashMap<String, String>,
     }
 
     impl Repository for StandIn {
@@ -722,5 +790,32 @@ pub(crate) mod stand_in {
             }
             Some(Ok(()))
         }
+
+        fn writes_checks(&self) -> bool {
+            self.app
+        }
+
+        async fn write_check(
+            &self,
+            _repo: &str,
+            id: Option<u64>,
+            run: &CheckRun,
+        ) -> Result<u64, String> {
+            run.validate().map_err(|e| e.to_string())?;
+            let mut checks = self.checks.lock().unwrap();
+            let id = id.unwrap_or(1000 + checks.len() as u64);
+            checks.push((id, run.clone()));
+            Ok(id)
+        }
+
+        async fn permission(&self, _repo: &str, user: &str) -> Result<String, ApiError> {
+            Ok(self
+                .permissions
+                .get(user)
+                .cloned()
+                .unwrap_or_else(|| "none".into()))
+        }
+
+        async fn installation(&self, _id: u64) {}
     }
 }

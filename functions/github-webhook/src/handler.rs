@@ -17,6 +17,7 @@ use tokio::time::timeout;
 
 use crate::batch::cleanup;
 use crate::edge::{self, Delivery, Event, Incoming};
+use crate::github::Repository;
 use crate::outcome::{Fault, Outcome, Refusal};
 use crate::ports::{Deps, Job, Ports};
 use crate::verify::verify;
@@ -99,11 +100,16 @@ async fn receive<P: Ports>(deps: &Deps<P>, event: Value) -> Result<Delivery, Ref
 /// Each event to its adapter.
 pub(crate) async fn route<P: Ports>(job: Job<'_, P>, delivery: Delivery) -> Outcome {
     let Delivery { id, event } = delivery;
+    if let Some(installation) = event.installation() {
+        job.deps.github.installation(installation).await;
+    }
     match event {
         Event::Ping { hook_id } => Outcome::Pong { hook_id },
         Event::Push(signed) => crate::push::on_push(job, &id, *signed).await,
         Event::PullRequest(signed) => crate::pull::on_pull_request(job, &id, *signed).await,
         Event::Schedule(run) | Event::Dispatch(run) => crate::run::on_run(job, run).await,
+        Event::CheckRun(e) => crate::buttons::on_check_run(job, &id, *e).await,
+        Event::CheckSuite(e) => crate::buttons::on_check_suite(job, &id, *e).await,
         Event::Other(name) => Outcome::nothing(format!(
             "flavor-ci acts on push and pull_request events; this {name} event was ignored"
         )),

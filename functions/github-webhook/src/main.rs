@@ -12,9 +12,12 @@ use tokio::sync::Mutex;
 
 mod batch;
 mod builds;
+mod buttons;
 mod config;
 #[cfg(test)]
 mod decisions;
+#[cfg(test)]
+mod decisions_app;
 mod edge;
 mod fault;
 mod github;
@@ -34,6 +37,7 @@ use flavor_ci_aws::secrets;
 use builds::CodeBuild;
 use config::Config;
 use flavor_ci_aws::github::GitHubClient;
+use flavor_ci_aws::github::app::{self, Credentials, SecretApp};
 use github::GitHub;
 use ports::{Deps, Ports};
 use secrets::{Cached, SecretsManager};
@@ -46,7 +50,7 @@ impl Ports for Aws {
     type Store = flavor_ci_aws::store::S3Store;
     type Builds = CodeBuild;
     type Secrets = SecretsManager;
-    type GitHub = GitHub<Option<Cached<SecretsManager, String>>>;
+    type GitHub = GitHub<Credentials<SecretsManager>>;
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -61,27 +65,23 @@ async fn main() -> Result<(), Error> {
         error!(problem = %e, "the function is misconfigured");
     }
     let secrets = Arc::new(flavor_ci_aws::secrets::secrets_manager(sdk.clone()));
-    let (secret_id, token_id, api, ttl) = match &config {
-        Ok(c) => (
-            c.webhook_secret.clone(),
-            c.github_token_secret.clone(),
-            c.github_api.clone(),
-            c.secret_ttl,
-        ),
-        Err(_) => (String::new(), None, String::new(), Duration::ZERO),
+    let (secret_id, api, ttl) = match &config {
+        Ok(c) => (c.webhook_secret.clone(), c.github_api.clone(), c.secret_ttl),
+        Err(_) => (String::new(), String::new(), Duration::ZERO),
     };
     // Built on the first request to GitHub, not during the cold start.
     let https = flavor_ci_aws::LazyHttpsClient::new(Duration::from_secs(2), true);
     let client = GitHubClient::new(https, &api, github::TIMING);
+    let credentials = match &config {
+        Ok(c) => credentials(c, &client, secrets.clone()),
+        Err(_) => Credentials::None,
+    };
     let deps: Arc<Deps<Aws>> = Arc::new(Deps {
         store: flavor_ci_aws::store::s3(sdk.clone()),
         builds: SdkClient::on_first_use(sdk.clone(), aws_sdk_codebuild::Client::new),
         webhook_secrets: Cached::new(secrets.clone(), secret_id, secrets::webhook_secrets, ttl)
             .refreshed_at_most_every(secrets::WEBHOOK_SECRET_REFRESH),
-        github: GitHub::new(
-            client,
-            token_id.map(|id| Cached::new(secrets, id, secrets::github_token, ttl)),
-        ),
+        github: GitHub::new(client, credentials),
         region: sdk.region(),
         settings: Mutex::new(None),
         config,
@@ -90,4 +90,38 @@ async fn main() -> Result<(), Error> {
         handler::handle(deps.clone(), event)
     }))
     .await
+}
+
+/// How the webhook reads GitHub and reports: as the App's installation on the repository (a
+/// token that may read contents and pull requests and write check runs, nothing more), or with
+/// the token secret, or anonymously.
+fn credentials(
+    c: &Config,
+    client: &GitHubClient,
+    secrets: Arc<SecretsManager>,
+) -> Credentials<SecretsManager> {
+    if let Some(a) = &c.app {
+        let key = Cached::new(secrets, a.key_secret.clone(), app::app_key, c.secret_ttl);
+        return Credentials::App(Box::new(SecretApp::new(
+            client.clone(),
+            a.id.clone(),
+            key,
+            c.repository.clone(),
+            &[
+                ("checks", "write"),
+                ("contents", "read"),
+                ("pull_requests", "read"),
+                ("metadata", "read"),
+            ],
+        )));
+    }
+    match &c.github_token_secret {
+        Some(id) => Credentials::Token(Cached::new(
+            secrets,
+            id.clone(),
+            secrets::github_token,
+            c.secret_ttl,
+        )),
+        None => Credentials::None,
+    }
 }

@@ -38,6 +38,13 @@ pub(crate) enum Outcome {
     },
     /// A ping: the webhook is set up.
     Pong { hook_id: Option<Value> },
+    /// A finished batch's failed builds run again (`RetryBuildBatch`), after a click.
+    Retried {
+        message: String,
+        batch_build_id: String,
+        flavors: Vec<String>,
+        aggregate: Option<Aggregate>,
+    },
     /// Refused, or failed: nothing was started, and the message says why and what to do.
     Refused(Refusal),
 }
@@ -274,6 +281,20 @@ impl Outcome {
                 if let Some(id) = hook_id {
                     b.insert("hookId".into(), id);
                 }
+                (200, b, None)
+            }
+            Outcome::Retried {
+                message,
+                batch_build_id,
+                flavors,
+                aggregate,
+            } => {
+                let mut b = body("retried", &message);
+                if let Some(a) = aggregate {
+                    b.insert("aggregateStatus".into(), a.to_json());
+                }
+                b.insert("batchBuildId".into(), json!(batch_build_id));
+                b.insert("flavors".into(), json!(flavors));
                 (200, b, None)
             }
             Outcome::Refused(r) => (r.fault.status(), body("error", &r.message), r.detail),

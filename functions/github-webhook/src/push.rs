@@ -65,6 +65,7 @@ pub(crate) async fn on_push<P: Ports>(
             ),
         git_ref: push.git_ref,
         commit: push.after,
+        earlier: None,
     };
     batch::run(job, Ticket::new(delivery, &key), &settings, start).await
 }

@@ -75,6 +75,7 @@ async fn start<P: Ports>(job: Job<'_, P>, run: RunRequest) -> Result<Outcome, Ou
             run: Some(run.id.clone()),
             ..Context::default()
         },
+        earlier: None,
     };
     Ok(batch::run(job, Ticket::new(&run.id, &key), &settings, start).await)
 }

@@ -395,26 +395,22 @@ impl<K: SecretSource> Auth for SecretApp<K> {
 pub enum Credentials<K> {
     None,
     Token(Cached<K, String>),
-    App(SecretApp<K>),
-}
-
-impl<K: SecretSource> Credentials<K> {
-    /// Whether check runs can be written (the App).
-    pub fn is_app(&self) -> bool {
-        matches!(self, Credentials::App(_))
-    }
-
-    /// The installation a delivery names, when authenticating as the App.
-    pub async fn use_installation(&self, id: Option<u64>) {
-        if let (Credentials::App(app), Some(id)) = (self, id) {
-            app.use_installation(id).await;
-        }
-    }
+    App(Box<SecretApp<K>>),
 }
 
 impl<K: SecretSource> Auth for Credentials<K> {
     fn has_token(&self) -> bool {
         !matches!(self, Credentials::None)
+    }
+
+    fn is_app(&self) -> bool {
+        matches!(self, Credentials::App(_))
+    }
+
+    async fn installation_hint(&self, id: u64) {
+        if let Credentials::App(app) = self {
+            app.use_installation(id).await;
+        }
     }
 
     async fn token(&self) -> Result<Option<Arc<String>>, AuthError> {

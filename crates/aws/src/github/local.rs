@@ -1,6 +1,9 @@
 //! GitHub standing in on a local port, for tests of the client and of the functions: each request read (method and
 //! path, bearer token, body) and answered by the test's handler, on 127.0.0.1.
 
+// Only tests build this server: a request it cannot read fails the test that sent it.
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::time::Duration;
 

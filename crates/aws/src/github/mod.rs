@@ -53,6 +53,17 @@ pub trait Auth: Send + Sync + fmt::Debug {
         &self,
         stale: &Arc<String>,
     ) -> impl Future<Output = Result<Option<Arc<String>>, AuthError>> + Send;
+
+    /// Whether this is a GitHub App's installation, which alone may write check runs.
+    fn is_app(&self) -> bool {
+        false
+    }
+
+    /// The installation a delivery came through (`installation.id`), which saves looking it
+    /// up; ignored by other kinds of authentication.
+    fn installation_hint(&self, _id: u64) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// The token could not be had.

@@ -42,7 +42,13 @@ pub(super) async fn post_flavor<P: Ports>(
 ) -> Option<&'static str> {
     let build = record.builds.get(flavor)?;
     let text = flavor_status(build);
-    if before.as_ref() == Some(&text) || !config.flavor_checks.posts(text.state) {
+    // A check run that exists is always carried to its end; `FlavorChecks` decides which
+    // are created here.
+    let exists = record
+        .checks
+        .as_ref()
+        .is_some_and(|c| c.flavors.contains_key(flavor));
+    if before.as_ref() == Some(&text) || !(exists || config.flavor_checks.posts(text.state)) {
         return None;
     }
     let written = write_flavor(deps, config, record, flavor, build).await?;
