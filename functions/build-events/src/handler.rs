@@ -411,9 +411,15 @@ mod tests {
         );
         // The webhook created the aggregate and base's check run when the batch started.
         let mut r = record(&deps);
+        // With `FlavorChecks: failures` the webhook creates no flavor's check run.
+        let created = if flavor_checks == "all" {
+            [("base".to_owned(), 101)].into()
+        } else {
+            Default::default()
+        };
         r.checks = Some(flavor_ci::runs::CheckIds {
             aggregate: Some(100),
-            flavors: [("base".to_owned(), 101)].into(),
+            flavors: created,
         });
         r.why = [("py".to_owned(), "flavors/py/Dockerfile changed".to_owned())].into();
         deps.store.objects.lock().unwrap().insert(
