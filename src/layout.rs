@@ -126,12 +126,12 @@ pub fn commit_run_key(root: &str, project: &str, commit: &str) -> String {
 /// The key of a click on a check run's button (or of a re-run request), kept create-only so a
 /// double click acts once.
 pub fn click_key(root: &str, click: &str) -> String {
-    format!("{root}clicks/{}.json", escape(click))
+    format!("{root}pushes/clicks/{}.json", escape(click))
 }
 
 /// The key where a fork's pull request delivery waits for its "Build this commit" click.
 pub fn fork_wait_key(root: &str, commit: &str) -> String {
-    format!("{root}forks/{}.json", escape(commit))
+    format!("{root}pushes/forks/{}.json", escape(commit))
 }
 
 /// The key of the marker that a run is open: started, its outcome not yet posted. The

@@ -141,9 +141,12 @@ def test_the_webhook_may_only_start_batches_of_the_two_projects_stop_ci_ones_and
         "codebuild:StartBuildBatch": {"${CiProject.Arn}", "${ReleaseProject.Arn}"},
         # Superseded batches run on the CI project; release batches are never stopped.
         "codebuild:StopBuildBatch": {"${CiProject.Arn}"},
+        # "Re-run failed" in the Checks tab.
+        "codebuild:RetryBuildBatch": {"${CiProject.Arn}", "${ReleaseProject.Arn}"},
         "secretsmanager:GetSecretValue": {
             "${WebhookSecret}",
             "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${GitHubTokenSecretName}-??????",
+            "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${GitHubAppKeySecretName}-??????",
         },
     }
     for policy, st in statements(template["Resources"]["WebhookRole"]):
@@ -219,7 +222,8 @@ def test_the_webhook_never_lists_the_bucket(template):
 
 def test_the_webhook_writes_only_under_pushes_and_runs_and_reads_the_settings(template):
     """It can neither overwrite nor delete the deploy-time specs and settings; under runs/ it
-    only writes (run records, the markers of superseded runs)."""
+    writes run records and the markers of superseded runs, and reads run records back for the
+    Checks tab's buttons, but removes nothing."""
     policy = template["Resources"]["WebhookSpecsPolicy"]["Properties"]
     assert policy["Roles"] == [{"Ref": "WebhookRole"}]
     assert template["Resources"]["WebhookFunction"]["DependsOn"] == "WebhookSpecsPolicy"
@@ -232,7 +236,7 @@ def test_the_webhook_writes_only_under_pushes_and_runs_and_reads_the_settings(te
             assert where in ("${SpecsBucket.Arn}/${Buildspecs.Root}settings/*",
                              "${SpecsBucket.Arn}/${Buildspecs.Root}pushes/*"), where
         elif where == "${SpecsBucket.Arn}/${Buildspecs.Root}runs/*":
-            assert actions == ["s3:PutObject", "s3:PutObjectTagging"], (actions, where)
+            assert actions == ["s3:GetObject", "s3:PutObject", "s3:PutObjectTagging"], (actions, where)
         else:
             assert where == "${SpecsBucket.Arn}/${Buildspecs.Root}pushes/*", (actions, where)
         assert "s3:DeleteObject" not in actions, "the bucket is versioned: removals are by version"
@@ -374,9 +378,13 @@ def test_build_events_come_from_the_two_projects_and_failures_are_kept(template)
 
 def test_build_events_may_only_read_batches_and_keep_run_records(template):
     allowed = {"codebuild:BatchGetBuilds", "codebuild:BatchGetBuildBatches", "sqs:SendMessage",
-               "secretsmanager:GetSecretValue", "sns:Publish", "logs:CreateLogStream", "logs:PutLogEvents"}
+               "secretsmanager:GetSecretValue", "sns:Publish", "logs:CreateLogStream", "logs:PutLogEvents",
+               "logs:GetLogEvents"}
     for _, st in statements(template["Resources"]["BuildEventsRole"]):
         assert set(as_list(st["Action"])) <= allowed, st["Action"]
+        # A failed flavor's log tail: the builds' log group, nothing else.
+        if "logs:GetLogEvents" in as_list(st["Action"]):
+            assert st["Resource"] == {"Fn::GetAtt": ["BuildLogs", "Arn"]}, st
     for _, st in statements(template["Resources"]["BuildEventsSpecsPolicy"]):
         for r in resources(st):
             t = text(r)
@@ -392,4 +400,5 @@ def test_codebuild_reports_statuses_only_when_flavor_ci_does_not(template):
         assert report == {"Fn::If": ["CodeBuildStatuses", True, False]}
     for name in ("WebhookFunction", "BuildEventsFunction"):
         env = template["Resources"][name]["Properties"]["Environment"]["Variables"]
-        assert env["STATUS_CONTEXT"] == {"Fn::If": ["FlavorCiStatuses", {"Ref": "StatusContext"}, {"Ref": "AWS::NoValue"}]}
+        assert env["STATUS_CONTEXT"] == {"Fn::If": ["ReportsItself", {"Ref": "StatusContext"}, {"Ref": "AWS::NoValue"}]}
+        assert env["GITHUB_APP_ID"] == {"Fn::If": ["AppChecks", {"Ref": "GitHubAppId"}, {"Ref": "AWS::NoValue"}]}

@@ -1,6 +1,8 @@
 """A local stand-in for the GitHub REST API's git database: commits, trees and blobs, with
 GitHub's shapes, object ids computed as git computes them, token checks, and scripted failures
-(rate limits, server errors, stalls).
+(rate limits, server errors, stalls). With an `App`, it checks what GitHub checks of a GitHub
+App: the JWT (RS256 signature against the App's public key, `iss`, `exp - iat` at most ten
+minutes), installation tokens that expire, and check runs within GitHub's rules.
 
     api = GitHubApi(token="t"); commit, tree = api.add_commit("acme/slc", {
         "flavors/base/Dockerfile": "FROM x",
@@ -15,6 +17,7 @@ import json
 import socket
 import threading
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -22,9 +25,123 @@ def git_sha(kind: str, data: bytes) -> str:
     return hashlib.sha1(f"{kind} {len(data)}\0".encode() + data).hexdigest()
 
 
+MAX_OUTPUT = 65535
+CHECK_STATUSES = ("queued", "in_progress", "completed")
+CONCLUSIONS = ("success", "failure", "neutral", "cancelled", "skipped", "timed_out", "action_required")
+
+
+class App:
+    """A GitHub App installed on repositories: its id, its key pair, tokens it issued."""
+
+    def __init__(self, app_id: int = 12345, installation: int = 42, token_life: int = 3600):
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        self.id = app_id
+        self.installation = installation
+        self.token_life = token_life
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.public_key = key.public_key()
+        # What GitHub hands out: PKCS#1 PEM.
+        self.pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                     serialization.NoEncryption()).decode()
+        self.pkcs8 = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()).decode()
+        self.tokens: dict[str, dict] = {}  # token -> {"expires": epoch, "permissions", "repositories"}
+        self.jwts_accepted = 0
+        self.jwts_refused: list[str] = []
+        self.events = ["push", "pull_request", "check_run", "check_suite", "merge_group"]
+        self.permissions = {"checks": "write", "contents": "read", "pull_requests": "read", "metadata": "read"}
+
+    def verify_jwt(self, token: str) -> str | None:
+        """None when GitHub would accept `token` as this App's JWT; else why not."""
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        def b64(part: str) -> bytes:
+            return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+        try:
+            header, claims, signature = token.split(".")
+            head = json.loads(b64(header))
+            body = json.loads(b64(claims))
+            self.public_key.verify(b64(signature), f"{header}.{claims}".encode(), padding.PKCS1v15(), hashes.SHA256())
+        except (ValueError, InvalidSignature):
+            return "A JSON web token could not be decoded"
+        now = time.time()
+        if head.get("alg") != "RS256":
+            return "'alg' must be RS256"
+        if str(body.get("iss")) != str(self.id):
+            return "'Issuer' claim ('iss') must be an Integer"
+        iat, exp = body.get("iat"), body.get("exp")
+        if not isinstance(iat, int) or not isinstance(exp, int) or exp - iat > 600:
+            return "'Expiration time' claim ('exp') is too far in the future"
+        if exp < now or iat > now + 60:
+            return "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires"
+        return None
+
+    def issue(self, body: dict) -> dict:
+        token = f"ghs_{uuid.uuid4().hex}{uuid.uuid4().hex}"
+        expires = time.time() + self.token_life
+        self.tokens[token] = {"expires": expires, "permissions": body.get("permissions"),
+                              "repositories": body.get("repositories")}
+        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires))
+        return {"token": token, "expires_at": at, "permissions": body.get("permissions") or self.permissions,
+                "repository_selection": "selected"}
+
+    def token_ok(self, authorization: str | None) -> bool:
+        token = (authorization or "").removeprefix("Bearer ")
+        issued = self.tokens.get(token)
+        return issued is not None and issued["expires"] > time.time()
+
+    def revoke_all(self) -> None:
+        """Every token issued so far stops working (as when GitHub revokes them)."""
+        for t in self.tokens.values():
+            t["expires"] = 0
+
+
+def check_run_problem(body: dict, creating: bool) -> str | None:
+    """Why GitHub would answer 422 to this check run, or None."""
+    if creating and (not body.get("name") or not body.get("head_sha")):
+        return "name and head_sha are required"
+    status = body.get("status")
+    conclusion = body.get("conclusion")
+    if status is not None and status not in CHECK_STATUSES:
+        return f"status {status!r} is not included in the list"
+    if conclusion is not None and conclusion not in CONCLUSIONS:
+        return f"conclusion {conclusion!r} is not included in the list"
+    if conclusion is not None and status not in (None, "completed"):
+        return "conclusion can be set only with status completed"
+    if status == "completed" and conclusion is None:
+        return "conclusion is required when status is completed"
+    output = body.get("output") or {}
+    for field in ("summary", "text"):
+        if len(output.get(field) or "") > MAX_OUTPUT:
+            return f"output.{field} is too long (maximum is {MAX_OUTPUT} characters)"
+    if len(output.get("annotations") or []) > 50:
+        return "only 50 annotations are allowed per request"
+    actions = body.get("actions") or []
+    if len(actions) > 3:
+        return "only 3 actions are allowed"
+    for a in actions:
+        for field, limit in (("label", 20), ("description", 40), ("identifier", 20)):
+            if not a.get(field) or len(a[field]) > limit:
+                return f"actions.{field} is too long (maximum is {limit} characters)"
+    return None
+
+
 class GitHubApi:
-    def __init__(self, token: str | None = None, port: int = 0):
+    def __init__(self, token: str | None = None, port: int = 0, app: App | None = None):
         self.token = token
+        self.app = app
+        # Check runs by id, each with its writes in order: [{"method", ...body}].
+        self.check_runs: dict[int, dict] = {}
+        self.check_run_writes: list[tuple[str, int, dict]] = []
+        # Scripted answers for the next check-run writes: 403, 500, ...
+        self.check_failures: list[int] = []
+        # Each user's permission on the repository.
+        self.collaborators: dict[str, str] = {}
         self.objects: dict[str, dict] = {}  # sha -> {"kind": ..., ...}
         self.commits: dict[tuple[str, str], str] = {}  # (repo, commit) -> tree
         self.requests: list[str] = []
@@ -75,10 +192,13 @@ class GitHubApi:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def do_POST(self):
+            def do_PATCH(self):
+                self.do_POST("PATCH")
+
+            def do_POST(self, method: str = "POST"):
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
-                status, headers, body = api.post(self.path, self.headers.get("Authorization"), raw)
+                status, headers, body = api.post(self.path, self.headers.get("Authorization"), raw, method)
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -94,12 +214,94 @@ class GitHubApi:
         self.url = f"http://127.0.0.1:{self.port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def post(self, path: str, authorization: str | None, raw: bytes):
-        """POST /repos/{owner}/{repo}/statuses/{sha}, as GitHub answers it."""
+    def authorized(self, authorization: str | None) -> bool:
+        """Whether a repository call may be made with this Authorization header."""
+        if self.app is not None:
+            return self.app.token_ok(authorization)
+        return self.token is None or authorization == f"Bearer {self.token}"
+
+    def app_call(self, method: str, parts: list, authorization: str | None, raw: bytes):
+        """The App's own endpoints, authenticated with its JWT; None for other paths."""
+        app = self.app
+        jwt_path = (parts[:1] == ["app"]) or (len(parts) == 4 and parts[0] == "repos" and parts[3] == "installation")
+        if app is None or not jwt_path:
+            return None
+        with self.lock:
+            self.requests.append(f"{method} /{'/'.join(parts)}")
+        problem = app.verify_jwt((authorization or "").removeprefix("Bearer "))
+        if problem:
+            app.jwts_refused.append(problem)
+            return 401, {}, {"message": problem, "documentation_url": "https://docs.github.com/rest"}
+        app.jwts_accepted += 1
+        if parts == ["app"]:
+            return 200, {}, {"id": app.id, "slug": "flavor-ci-test", "name": "flavor-ci (test)",
+                             "permissions": app.permissions, "events": app.events}
+        if parts[0] == "repos":
+            return 200, {}, {"id": app.installation, "app_id": app.id, "permissions": app.permissions,
+                             "events": app.events, "repository_selection": "selected"}
+        if parts[:2] != ["app", "installations"] or parts[-1] != "access_tokens" or method != "POST":
+            return 404, {}, {"message": "Not Found"}
+        if parts[2] != str(app.installation):
+            return 404, {}, {"message": "Not Found"}
+        body = json.loads(raw or b"{}")
+        return 201, {}, app.issue(body)
+
+    def check_run(self, method: str, parts: list, authorization: str | None, raw: bytes):
+        """POST /repos/{o}/{r}/check-runs and PATCH /repos/{o}/{r}/check-runs/{id}."""
+        if self.app is None:
+            return 403, {}, {"message": "You must authenticate via a GitHub App."}
+        if not self.app.token_ok(authorization):
+            return 401, {}, {"message": "Bad credentials"}
+        with self.lock:
+            failure = self.check_failures.pop(0) if self.check_failures else None
+        if failure == 403:
+            return 403, {}, {"message": "Resource not accessible by integration"}
+        if failure is not None:
+            return failure, {}, {"message": "Server Error"}
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return 400, {}, {"message": "Problems parsing JSON"}
+        creating = method == "POST"
+        problem = check_run_problem(body, creating)
+        if problem:
+            return 422, {}, {"message": "Invalid request.", "errors": [problem]}
+        with self.lock:
+            if creating:
+                run_id = len(self.check_runs) + 1
+                self.check_runs[run_id] = {"id": run_id, "repo": f"{parts[1]}/{parts[2]}", **body}
+            else:
+                run_id = int(parts[4])
+                if run_id not in self.check_runs:
+                    return 404, {}, {"message": "Not Found"}
+                self.check_runs[run_id].update(body)
+            self.check_run_writes.append((method, run_id, body))
+            return (201 if creating else 200), {}, dict(self.check_runs[run_id])
+
+    def latest_checks(self, sha: str) -> dict:
+        """The newest check run per name on `sha`, as the Checks tab shows them."""
+        with self.lock:
+            latest = {}
+            for run_id in sorted(self.check_runs):
+                run = self.check_runs[run_id]
+                if run["head_sha"] == sha:
+                    latest[run["name"]] = run
+            return latest
+
+    def post(self, path: str, authorization: str | None, raw: bytes, method: str = "POST"):
+        """POST /repos/{owner}/{repo}/statuses/{sha}, check runs and the App's calls, as GitHub
+        answers them."""
         parts = path.split("?")[0].strip("/").split("/")
+        app = self.app_call(method, parts, authorization, raw)
+        if app is not None:
+            return app
+        if len(parts) in (4, 5) and parts[0] == "repos" and parts[3] == "check-runs":
+            with self.lock:
+                self.requests.append(f"{method} {path}")
+            return self.check_run(method, parts, authorization, raw)
         if len(parts) != 5 or parts[0] != "repos" or parts[3] != "statuses":
             return 404, {}, {"message": "Not Found"}
-        if self.token is not None and authorization != f"Bearer {self.token}":
+        if not self.authorized(authorization):
             return 401, {}, {"message": "Bad credentials"}
         with self.lock:
             failure = self.status_failures.pop(0) if self.status_failures else None
@@ -233,6 +435,10 @@ class GitHubApi:
     # -- answers ---------------------------------------------------------------------------
 
     def answer(self, path: str, auth: str | None):
+        parts = path.split("?")[0].strip("/").split("/")
+        app = self.app_call("GET", parts, auth, b"")
+        if app is not None:
+            return app
         with self.lock:
             self.requests.append(path)
             failure = self.failures.pop(0) if self.failures else None
@@ -248,9 +454,8 @@ class GitHubApi:
             return 429, {"retry-after": "60"}, {"message": "You have exceeded a secondary rate limit."}
         if failure == "500":
             return 500, {}, {"message": "Server Error"}
-        if self.token is not None and auth != f"Bearer {self.token}":
+        if not self.authorized(auth):
             return 401, {}, {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}
-        parts = path.split("?")[0].strip("/").split("/")
         not_found = (404, {}, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"})
         if len(parts) == 3 and parts[0] == "repos":
             headers = {} if self.token_scopes is None else {"x-oauth-scopes": self.token_scopes}
@@ -265,6 +470,11 @@ class GitHubApi:
             if sha is None:
                 return not_found
             return 200, {}, {"ref": f"refs/{name}", "object": {"type": "commit", "sha": sha}}
+        if len(parts) == 6 and parts[0] == "repos" and parts[3] == "collaborators" and parts[5] == "permission":
+            permission = self.collaborators.get(parts[4])
+            if permission is None:
+                return 404, {}, {"message": f"{parts[4]} is not a user"}
+            return 200, {}, {"permission": permission, "user": {"login": parts[4]}}
         if len(parts) == 5 and parts[0] == "repos" and parts[3] == "compare":
             return self._compare(f"{parts[1]}/{parts[2]}", parts[4])
         if len(parts) != 6 or parts[0] != "repos" or parts[3] != "git":

@@ -131,7 +131,8 @@ def add_batch_builds() -> None:
                  "currentPhase": "BUILD", "identifier": identifier, "buildBatchArn": batch_arn,
                  "environment": {"type": "LINUX_CONTAINER", "image": "aws/codebuild/standard:7.0",
                                  "computeType": "BUILD_GENERAL1_SMALL"},
-                 "logs": {"deepLink": f"https://console.aws.amazon.com/cloudwatch/logs/{build_id}"}}
+                 "logs": {"deepLink": f"https://console.aws.amazon.com/cloudwatch/logs/{build_id}",
+                          "groupName": f"/aws/codebuild/{project}", "streamName": build_id.split(":", 1)[1]}}
         backend.flavor_ci_builds[build_id] = build
         return build
 
@@ -239,7 +240,12 @@ def add_batch_builds() -> None:
             status = status or "STOPPED"
             build.update(buildStatus=status, endTime=time.time(), currentPhase="COMPLETED")
             if status not in ("SUCCEEDED", "STOPPED"):
-                build["phases"] = [{"phaseType": "BUILD", "phaseStatus": status}]
+                build["phases"] = [
+                    {"phaseType": "INSTALL", "phaseStatus": "SUCCEEDED", "durationInSeconds": 4},
+                    {"phaseType": "BUILD", "phaseStatus": status, "durationInSeconds": 95,
+                     "contexts": [{"statusCode": "COMMAND_EXECUTION_ERROR",
+                                   "message": "Error while executing command: make image. Reason: exit status 2"}]},
+                ]
             for batch in backend.flavor_ci_batches.values():
                 for g in batch["buildGroups"]:
                     if g["currentBuildSummary"]["arn"] == build["arn"]:
