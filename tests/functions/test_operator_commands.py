@@ -200,3 +200,50 @@ Outputs:
         assert "Commit statuses: Read and write" in out, out
     finally:
         github.close()
+
+
+def test_health_checks_the_github_app_key_installation_and_permissions(moto):
+    from github_api import App, GitHubApi
+
+    app = App(app_id=4242)
+    github = GitHubApi(app=app)
+    try:
+        sm, cfn = client("secretsmanager", moto), client("cloudformation", moto)
+        stack = f"flavor-ci-app-{uuid.uuid4().hex[:6]}"
+        key = f"{stack}/app-key"
+        sm.create_secret(Name=key, SecretString=app.pem)
+        cfn.create_stack(StackName=stack, TemplateBody="""
+AWSTemplateFormatVersion: "2010-09-09"
+Parameters:
+  CommitStatuses: {Type: String}
+  GitHubAppId: {Type: String}
+  GitHubAppKeySecretName: {Type: String}
+  GitHubRepository: {Type: String}
+Resources:
+  SpecsBucket: {Type: AWS::S3::Bucket}
+""", Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in {
+            "CommitStatuses": "github-app", "GitHubAppId": "4242", "GitHubAppKeySecretName": key,
+            "GitHubRepository": "acme/slc"}.items()])
+        health = ("health", "--stack", stack, "--github-api-url", github.url)
+        code, out = run(*health, endpoint=moto)
+        assert "PASS  GitHub App 4242: key: GitHub accepts the App's JWT signed with the key" in out, out
+        assert "PASS  GitHub App 4242: installation on acme/slc: installed with the permissions" in out, out
+        assert "BEGIN RSA" not in out and "eyJhbGciOiJSUzI1NiIs" not in out
+        # The App lost a permission and an event: each is named, with where to grant it.
+        del app.permissions["checks"]
+        app.events.remove("check_suite")
+        code, out = run(*health, endpoint=moto)
+        assert code == 1
+        assert "lacks checks: write, the check_suite event" in out, out
+        assert "fix: grant them in the App's settings" in out
+        # Another App's key: GitHub refuses the JWT, and health says what to check.
+        sm.put_secret_value(SecretId=key, SecretString=App(app_id=4242).pem)
+        code, out = run(*health, endpoint=moto)
+        assert code == 1
+        assert "FAIL  GitHub App 4242: key: GitHub refuses the App's JWT (401" in out, out
+        assert "fix: check GitHubAppId, and that the key is one of the App's current private keys" in out
+        sm.put_secret_value(SecretId=key, SecretString="ghp_not_a_key")
+        code, out = run(*health, endpoint=moto)
+        assert "the App's private key is not a PEM block" in out and "ghp_not_a_key" not in out, out
+    finally:
+        github.close()

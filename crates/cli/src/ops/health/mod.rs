@@ -9,6 +9,8 @@ use flavor_ci_aws::github::{Call, CallError, GitHubClient, Timing, Token};
 
 use super::{HealthArgs, aws_error};
 
+mod app;
+
 /// The outcome of one check.
 struct Check {
     name: String,
@@ -199,6 +201,15 @@ async fn check_stack(
             .filter(|v| !v.is_empty())
             .map(str::to_owned)
     };
+    let app = parameter("CommitStatuses").as_deref() == Some("github-app");
+    if let (true, Some(id), Some(key), Some(repo)) = (
+        app,
+        parameter("GitHubAppId"),
+        parameter("GitHubAppKeySecretName"),
+        parameter("GitHubRepository"),
+    ) {
+        checks.extend(app::check_app(secrets, &args.github_api_url, &repo, &id, &key).await);
+    }
     if let (Some(token), Some(repo)) = (
         parameter("GitHubTokenSecretName"),
         parameter("GitHubRepository"),
