@@ -13,7 +13,12 @@ Prints, from one run:
 - a reconcile with no open run (the scheduled call's cost on a quiet stack);
 - the process's peak RSS (VmHWM).
 
-Usage: .venv/bin/python benches/build_events.py [--starts 40] [--events 40]
+With `--app`, the stack reports through a GitHub App (the stand-in checks the JWT and issues
+installation tokens): an event to a check-run update (the flavor's check run marked in
+progress), and a batch's last event (the flavor's check run completed with its summary, which
+reads the build's phases from CodeBuild, and the aggregate completed).
+
+Usage: .venv/bin/python benches/build_events.py [--starts 40] [--events 40] [--app]
 """
 
 import argparse
@@ -29,7 +34,7 @@ sys.path.insert(0, str(ROOT / "tests/functions"))
 sys.path.insert(0, str(ROOT / "tests/tools"))
 sys.path.insert(0, str(ROOT / "benches"))
 from conftest import AWS_ENV, client, free_port, stop, wait_for_port  # noqa: E402
-from github_api import GitHubApi  # noqa: E402
+from github_api import App, GitHubApi  # noqa: E402
 from runtime_api import RuntimeApi, cold_starts, create_ci_project, peak_rss_mb, start_function, start_moto  # noqa: E402
 
 BINARY = ROOT / "target/release/build-events"
@@ -53,8 +58,9 @@ def escape(batch: str) -> str:
     return batch.replace(":", "%3A")
 
 
-def start_batch(s3, codebuild) -> tuple[str, dict]:
-    """A batch of two builds in moto, with the run record and open marker the webhook writes."""
+def start_batch(s3, codebuild, github=None) -> tuple[str, dict]:
+    """A batch of two builds in moto, with the run record and open marker the webhook writes
+    (with `github` holding an App: and the check runs the webhook creates)."""
     batch = codebuild.start_build_batch(
         projectName="ci", sourceVersion="main",
         buildspecOverride=f"arn:aws:s3:::{BUCKET}/{ROOT_PREFIX}spec.yaml",
@@ -67,6 +73,15 @@ def start_batch(s3, codebuild) -> tuple[str, dict]:
         "flavors": [{"name": "base", "identifier": "build_base"}, {"name": "py", "identifier": "build_py"}],
         "startedAt": 1795428000000, "buildspec": f"s3://{BUCKET}/{ROOT_PREFIX}spec.yaml",
     }
+    if github is not None:
+        ids = {}
+        for name in ("flavor-ci", "flavor-ci / base", "flavor-ci / py"):
+            run_id = len(github.check_runs) + 1
+            status = "in_progress" if name == "flavor-ci" else "queued"
+            github.check_runs[run_id] = {"id": run_id, "name": name, "head_sha": commit, "status": status}
+            ids[name] = run_id
+        record["checks"] = {"aggregate": ids["flavor-ci"],
+                            "flavors": {"base": ids["flavor-ci / base"], "py": ids["flavor-ci / py"]}}
     s3.put_object(Bucket=BUCKET, Key=f"{ROOT_PREFIX}runs/{escape(batch['id'])}.json", Body=json.dumps(record).encode())
     s3.put_object(Bucket=BUCKET, Key=f"{ROOT_PREFIX}runs/open/{escape(batch['id'])}.json", Body=b"{}")
     return batch["id"], {"base": builds["build_base"], "py": builds["build_py"]}
@@ -112,6 +127,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--starts", type=int, default=40)
     parser.add_argument("--events", type=int, default=40)
+    parser.add_argument("--app", action="store_true", help="report with check runs through a GitHub App")
     args = parser.parse_args()
     subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "-p", "build-events", "--bins"],
                    cwd=ROOT, check=True)
@@ -120,7 +136,8 @@ def main() -> None:
     size_mb = BINARY.stat().st_size / 1e6
     port = free_port()
     moto = start_moto(port, AWS_ENV)
-    github = GitHubApi(token=TOKEN)
+    app = App() if args.app else None
+    github = GitHubApi(token=None if app else TOKEN, app=app)
     try:
         wait_for_port(port, moto, "moto")
         endpoint = f"http://127.0.0.1:{port}"
@@ -129,6 +146,8 @@ def main() -> None:
         s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
         s3.put_object(Bucket=BUCKET, Key=f"{ROOT_PREFIX}spec.yaml", Body=SPEC)
         client("secretsmanager", endpoint).create_secret(Name="bench/token", SecretString=TOKEN)
+        if app:
+            client("secretsmanager", endpoint).create_secret(Name="bench/app-key", SecretString=app.pem)
         create_ci_project(client, endpoint, "bench")
         env = {
             "AWS_ENDPOINT_URL": endpoint,
@@ -140,6 +159,9 @@ def main() -> None:
             "CI_PROJECT": "ci",
             "STATUS_CONTEXT": "flavor-ci",
         }
+        if app:
+            env.pop("GITHUB_TOKEN_SECRET_ID")
+            env.update({"GITHUB_APP_ID": str(app.id), "GITHUB_APP_KEY_SECRET_ID": "bench/app-key"})
         floor = cold_starts(args.starts, FLOOR, env)
         starts = cold_starts(args.starts, BINARY, env)
         print(f"release binary (stripped): {size_mb:.2f} MB  (target < 12 MB)")
@@ -150,16 +172,20 @@ def main() -> None:
         api = RuntimeApi()
         proc = start_function(api, BINARY, env)
         try:
-            runs = [start_batch(s3, codebuild) for _ in range(2 * args.events + 2)]
+            runs = [start_batch(s3, codebuild, github if app else None) for _ in range(2 * args.events + 2)]
             posted = len(github.statuses)
+            writes = len(github.check_run_writes)
+            pending = "in_progress" if app else "pending"
             first = invoke(api, event(runs[0][1]["base"], "base", "IN_PROGRESS", 1),
-                           lambda a: a.get("posted") == "pending")
+                           lambda a: a.get("posted") == pending)
             running = [invoke(api, event(builds["base"], "base", "IN_PROGRESS", 1),
-                              lambda a: a.get("posted") == "pending")
+                              lambda a: a.get("posted") == pending)
                        for _, builds in runs[1:args.events + 1]]
-            print(f"\nan event to a posted status ({args.events} events, each its own batch; read, "
-                  "conditional write, one status posted):")
-            print(f"  first (the SDK, the token and the connections set up) {first:.2f} ms, "
+            what = "a check-run update" if app else "a posted status"
+            print(f"\nan event to {what} ({args.events} events, each its own batch; read, "
+                  f"conditional write, one {'check run updated' if app else 'status posted'}):")
+            print(f"  first (the SDK, the {'App key, JWT, installation, token' if app else 'token'} and the "
+                  f"connections set up) {first:.2f} ms, "
                   f"then median {statistics.median(running):.2f} ms, p90 {p90(running):.2f} ms  "
                   "(target: median < 20 ms)")
             # The last event of a batch: the other build already ended.
@@ -168,7 +194,8 @@ def main() -> None:
                 invoke(api, event(builds["py"], "py", "SUCCEEDED", 2), lambda a: a.get("posted") == "success")
                 last.append(invoke(api, event(builds["base"], "base", "SUCCEEDED", 3),
                                    lambda a: a.get("finished", {}).get("statusPosted") is True))
-            print(f"a batch's last event (two statuses posted, the run finished, its marker removed): "
+            print(f"a batch's last event ({'the check run and the aggregate completed' if app else 'two statuses posted'}, "
+                  "the run finished, its marker removed): "
                   f"median {statistics.median(last):.2f} ms, p90 {p90(last):.2f} ms")
             still_open = args.events + 1
             busy = [invoke(api, {"flavorCiReconcile": {}}, lambda a: a.get("open") == still_open)
@@ -182,6 +209,9 @@ def main() -> None:
             from collections import Counter
             kinds = Counter((s["context"].split("/")[0] + ("/<flavor>" if "/" in s["context"] else ""), s["state"])
                             for s in github.statuses[posted:])
+            if app:
+                print(f"check-run writes: {len(github.check_run_writes) - writes}; installation tokens issued: "
+                      f"{len(app.tokens)}; JWTs accepted: {app.jwts_accepted}, refused: {len(app.jwts_refused)}")
             print(f"statuses posted: {len(github.statuses) - posted} "
                   f"({', '.join(f'{c} {st}: {n}' for (c, st), n in sorted(kinds.items()))})")
             print(f"peak RSS (VmHWM): {peak_rss_mb(proc.pid):.1f} MB")
