@@ -545,4 +545,55 @@ mod tests {
         assert_eq!(seen[0].1["conclusion"], "timed_out");
         assert_eq!(seen[1].1["conclusion"], "timed_out");
     }
+
+    #[tokio::test]
+    async fn reordered_duplicated_and_lost_events_end_the_check_runs_the_same_way() {
+        let (url, seen) = checks_server();
+        let deps = app_deps(&url, "all");
+        // base's end arrives before its start, twice; py's events are lost, and CodeBuild's
+        // view fills them in once the batch has ended.
+        deps.batches.batches.lock().unwrap().push(BatchView {
+            id: "ci:batch".into(),
+            status: "SUCCEEDED".into(),
+            builds: vec![
+                ("base_task".into(), state("ci:b1", "SUCCEEDED", 1, 2)),
+                ("py_task".into(), state("ci:p1", "SUCCEEDED", 1, 2)),
+            ],
+        });
+        send(&deps, event("ci:b1", "base", "SUCCEEDED", 5))
+            .await
+            .unwrap();
+        send(&deps, event("ci:b1", "base", "IN_PROGRESS", 1))
+            .await
+            .unwrap();
+        send(&deps, event("ci:b1", "base", "SUCCEEDED", 5))
+            .await
+            .unwrap();
+        let seen = seen.lock().unwrap().clone();
+        let writes: Vec<(&str, &Value, &Value)> = seen
+            .iter()
+            .map(|(c, b)| (c.as_str(), &b["name"], &b["conclusion"]))
+            .collect();
+        assert_eq!(
+            writes,
+            [
+                (
+                    "PATCH /repos/acme/slc/check-runs/101",
+                    &json!("flavor-ci / base"),
+                    &json!("success")
+                ),
+                (
+                    "POST /repos/acme/slc/check-runs",
+                    &json!("flavor-ci / py"),
+                    &json!("success")
+                ),
+                (
+                    "PATCH /repos/acme/slc/check-runs/100",
+                    &json!("flavor-ci"),
+                    &json!("success")
+                ),
+            ]
+        );
+        assert!(!is_open(&deps));
+    }
 }
