@@ -4,19 +4,8 @@
 
 use serde::Deserialize;
 
+pub use super::push::{Installation, User};
 use super::push::{Repository, is_object_id};
-
-/// The App installation a delivery came through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub struct Installation {
-    pub id: u64,
-}
-
-/// A GitHub account.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct User {
-    pub login: String,
-}
 
 /// The App a check run or suite belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -18,10 +18,10 @@ pub struct PullRequestEvent {
     pub repository: super::push::Repository,
     /// The App installation that received the delivery (deliveries to a GitHub App).
     #[serde(default)]
-    pub installation: Option<super::checks::Installation>,
+    pub installation: Option<super::push::Installation>,
     /// Who acted.
     #[serde(default)]
-    pub sender: Option<super::checks::User>,
+    pub sender: Option<super::push::User>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

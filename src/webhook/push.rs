@@ -31,7 +31,7 @@ pub struct Push {
     pub repository: Repository,
     /// The App installation that received the delivery (deliveries to a GitHub App).
     #[serde(default)]
-    pub installation: Option<super::checks::Installation>,
+    pub installation: Option<Installation>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -51,6 +51,18 @@ pub struct HeadCommit {
     pub id: String,
     #[serde(default)]
     pub tree_id: Option<String>,
+}
+
+/// The App installation a delivery came through (deliveries to a GitHub App).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct Installation {
+    pub id: u64,
+}
+
+/// A GitHub account.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct User {
+    pub login: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

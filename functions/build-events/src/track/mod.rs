@@ -1,4 +1,4 @@
-//! Keeping a run's record and its GitHub statuses in step with CodeBuild: one build's event,
+//! Keeping a run's record and its GitHub statuses or check runs in step with CodeBuild: one build's event,
 //! the batch when its last event arrives, and every open run on the reconcile schedule.
 //!
 //! The run record (`runs/<batch id>.json`) is the one truth. Each change is a conditional
@@ -31,7 +31,7 @@ mod statuses;
 use notification::announcement;
 pub(crate) use reconcile::reconcile;
 use record::{Updated, close, mark_open, update};
-use statuses::{post, post_flavor, run_context};
+use statuses::{post, run_context};
 
 /// How often a conditional write is tried before the event is handed back for a retry.
 const WRITE_ATTEMPTS: u32 = 10;
@@ -52,6 +52,22 @@ pub(crate) enum TrackError {
         "the run record of {0} kept changing during {WRITE_ATTEMPTS} attempts to update it; the event will be retried"
     )]
     Contended(String),
+}
+
+/// Reports `flavor` as `record` has it: its check run (a GitHub App) or its status; the state
+/// GitHub now shows, when something was written.
+async fn post_flavor<P: Ports>(
+    deps: &Deps<P>,
+    config: &Config,
+    record: &RunRecord,
+    flavor: &str,
+    before: Option<StatusText>,
+) -> Option<&'static str> {
+    if config.app.is_some() {
+        checks::post_flavor(deps, config, record, flavor, before).await
+    } else {
+        statuses::post_flavor(deps, config, record, flavor, before).await
+    }
 }
 
 /// One build's event.

@@ -80,9 +80,6 @@ pub(super) async fn post_flavor<P: Ports>(
     flavor: &str,
     before: Option<StatusText>,
 ) -> Option<&'static str> {
-    if config.app.is_some() {
-        return super::checks::post_flavor(deps, config, record, flavor, before).await;
-    }
     let context = flavor_context(config, record, flavor)?;
     let build = record.builds.get(flavor)?;
     let text = flavor_status(build);
