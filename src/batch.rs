@@ -148,6 +148,8 @@ impl BatchPlan {
             },
             checks: None,
             carried: Default::default(),
+            merge_group: None,
+            announce: None,
         }
     }
 }

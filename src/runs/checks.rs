@@ -340,6 +340,8 @@ mod tests {
             why: Default::default(),
             checks: None,
             carried: Default::default(),
+            merge_group: None,
+            announce: None,
         }
     }
 

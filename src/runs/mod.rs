@@ -16,7 +16,7 @@ mod texts;
 pub use progress::{Applied, NO_RESULT, Progress, is_final};
 pub use texts::{
     FlavorState, Overall, StatusText, aggregate_status, building_status, duration, flavor_status,
-    overall, superseded_status, table,
+    overall, stopped_status, superseded_status, table,
 };
 
 /// The tag of run records and of the markers of superseded runs.
@@ -37,6 +37,21 @@ pub enum RunTrigger {
     PullRequest,
     Schedule,
     Dispatch,
+    /// A merge group of GitHub's merge queue (`merge_group` `checks_requested`).
+    MergeGroup,
+}
+
+/// The merge group a run builds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MergeGroupRun {
+    /// The commit the group's change is compared with (`base_sha`, or the target branch's head).
+    pub base_sha: String,
+    /// `refs/heads/main`.
+    pub base_ref: String,
+    /// The pull requests the group holds, as far as its head commit names them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pull_requests: Vec<u64>,
 }
 
 /// The record of one batch the webhook started.
@@ -81,6 +96,13 @@ pub struct RunRecord {
     /// keeps the others' results, so its aggregate speaks for the whole commit.
     #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
     pub carried: std::collections::BTreeSet<String>,
+    /// The merge group, for a run of one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge_group: Option<MergeGroupRun>,
+    /// Whether a failure is announced, when the settings decided it at the start (merge
+    /// groups); otherwise the run's kind decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announce: Option<bool>,
 }
 
 /// The ids of a run's check runs on GitHub: the aggregate, and each flavor's that was created.
@@ -173,9 +195,12 @@ pub struct Finished {
     pub status_posted: bool,
     /// Whether the failure notification went out (or none is due).
     pub announced: bool,
-    /// Stopped because a newer run of its ref replaced it.
+    /// Stopped because a newer run of its ref replaced it, or for `stopped_for`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub superseded: bool,
+    /// Why flavor-ci stopped it, when not for a newer run (a merge group left the queue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_for: Option<String>,
 }
 
 impl Finished {
@@ -190,6 +215,9 @@ impl Finished {
 pub struct Superseded {
     pub by: String,
     pub at: u64,
+    /// Why it was stopped, when not for a newer run of its ref (a merge group left the queue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[cfg(test)]
@@ -237,6 +265,8 @@ mod tests {
             why: Default::default(),
             checks: None,
             carried: Default::default(),
+            merge_group: None,
+            announce: None,
         };
         let text = table(
             &record,
@@ -275,6 +305,8 @@ mod tests {
             why: Default::default(),
             checks: None,
             carried: Default::default(),
+            merge_group: None,
+            announce: None,
         }
     }
 
@@ -365,6 +397,7 @@ mod tests {
             status_posted: true,
             announced: true,
             superseded: false,
+            stopped_for: None,
         });
         assert_eq!(
             r.apply("base", build("b2", "IN_PROGRESS", 100, 100)),

@@ -181,8 +181,12 @@ impl RunRecord {
     }
 
     /// Whether a failure of this run is announced on the notification topic: runs of the
-    /// default branch, of tags and scheduled runs; pull requests have their statuses.
+    /// default branch, of tags and scheduled runs; pull requests have their statuses, and merge
+    /// groups only with `notifications.merge-groups` (decided when the run started).
     pub fn announces_failure(&self) -> bool {
+        if let Some(announce) = self.announce {
+            return announce;
+        }
         self.pull_request.is_none()
             && (self.default_branch
                 || self.git_ref.starts_with("refs/tags/")

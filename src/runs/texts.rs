@@ -98,9 +98,18 @@ pub fn aggregate_status(total: usize, failed: &[(String, String)]) -> StatusText
 
 /// The aggregate status of a run a newer run of its ref replaced.
 pub fn superseded_status() -> StatusText {
+    stopped_status(None)
+}
+
+/// The aggregate status of a run flavor-ci stopped: superseded by a newer run of its ref, or
+/// for `reason` (a merge group removed from the queue).
+pub fn stopped_status(reason: Option<&str>) -> StatusText {
     StatusText {
         state: "error",
-        description: "stopped: a newer run of this ref replaced it".to_owned(),
+        description: match reason {
+            Some(r) => format!("stopped: {r}"),
+            None => "stopped: a newer run of this ref replaced it".to_owned(),
+        },
     }
 }
 

@@ -43,6 +43,49 @@ pub struct Settings {
     /// default, so settings written before it existed keep their key.
     #[serde(skip_serializing_if = "PullRequestSettings::is_default")]
     pub pull_requests: PullRequestSettings,
+    /// How merge groups (GitHub's merge queue) are planned. Left out while it is the default.
+    #[serde(skip_serializing_if = "MergeQueueSettings::is_default")]
+    pub merge_queue: MergeQueueSettings,
+    /// Which failures are announced besides the default branch's, tags' and schedules'.
+    #[serde(skip_serializing_if = "NotificationSettings::is_default")]
+    pub notifications: NotificationSettings,
+}
+
+/// What a merge group's change is compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MergeQueueCompare {
+    /// `merge_group.base_sha...head_sha`: what this group adds to the groups queued ahead of it.
+    #[default]
+    GroupBase,
+    /// The target branch's head: everything since the last merge.
+    TargetBranch,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct MergeQueueSettings {
+    pub compare: MergeQueueCompare,
+}
+
+impl MergeQueueSettings {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct NotificationSettings {
+    /// Announce failed merge groups too (by default they are the queue's business: the pull
+    /// request leaves the queue, and the default branch never failed).
+    pub merge_groups: bool,
+}
+
+impl NotificationSettings {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// Whether pull requests from forks are built. Such a build runs the fork's code with the
@@ -112,6 +155,8 @@ impl Default for Settings {
             ci: VariantSettings::default(),
             release: ReleaseSettings::default(),
             pull_requests: PullRequestSettings::default(),
+            merge_queue: MergeQueueSettings::default(),
+            notifications: NotificationSettings::default(),
         }
     }
 }

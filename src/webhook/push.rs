@@ -203,6 +203,13 @@ pub fn route(push: &Push, routing: &Routing) -> Route {
             reason: format!("{git_ref} was deleted; there is nothing to build"),
         };
     }
+    if super::merge_group::is_queue_branch(git_ref) {
+        return Route::Ignore {
+            reason: format!(
+                "{git_ref} is a merge queue branch: its merge group is built (merge_group events), never the branch"
+            ),
+        };
+    }
     let patterns = |globs: &[Glob]| {
         globs
             .iter()

@@ -336,3 +336,45 @@ fn links_resolve_inside_the_repository_only() {
     assert_eq!(resolve_link("flavors/a", "/etc"), None);
     assert_eq!(resolve_link("flavors/a", "..").as_deref(), Some(""));
 }
+
+#[test]
+fn merge_queue_branches_never_build_whatever_the_patterns_say() {
+    let all = Routing {
+        branches: Glob::list("**").unwrap(),
+        ..routing()
+    };
+    let queue = format!("refs/heads/gh-readonly-queue/main/pr-7-{A}");
+    let p = push(json!({"ref": queue}));
+    match route(&p, &all) {
+        Route::Ignore { reason } => assert!(reason.contains("merge queue branch"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn merge_queue_settings_read_and_refuse_unknown_values() {
+    let s =
+        settings("merge-queue:\n  compare: target-branch\nnotifications:\n  merge-groups: true\n");
+    assert_eq!(
+        s.merge_queue.compare,
+        crate::settings::MergeQueueCompare::TargetBranch
+    );
+    assert!(s.notifications.merge_groups);
+    assert_eq!(
+        Settings::default().merge_queue.compare,
+        crate::settings::MergeQueueCompare::GroupBase
+    );
+    let err = Settings::from_yaml("merge-queue:\n  compare: head\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("merge-queue.compare") || err.contains("compare"),
+        "{err}"
+    );
+    // The defaults stay out of the stored form.
+    assert!(
+        !Settings::default()
+            .to_canonical_json()
+            .contains("merge-queue")
+    );
+}

@@ -94,6 +94,33 @@ def pull_request(action: str, draft: bool = False, fork: str | None = None,
     return payload
 
 
+QUEUE_REF = f"refs/heads/gh-readonly-queue/main/pr-42-{BEFORE}"
+
+
+def merge_group(action: str, tree: str, reason: str | None = None) -> dict:
+    """A merge_group delivery (the shape of GitHub's published example) of the group holding
+    pull request #42: head the example commit, base BEFORE."""
+    payload = {
+        "action": action,
+        "merge_group": {
+            "head_sha": EXAMPLE_COMMIT, "head_ref": QUEUE_REF, "base_sha": BEFORE, "base_ref": "refs/heads/main",
+            "head_commit": {
+                "id": EXAMPLE_COMMIT, "tree_id": tree, "message": "Update R to 4.4 (#42)",
+                "timestamp": "2026-11-20T10:00:00Z",
+                "author": {"name": "Dev", "email": "dev@example.com"},
+                "committer": {"name": "GitHub", "email": "noreply@github.com"},
+            },
+        },
+        "repository": {"id": 1296269, "name": "slc", "full_name": EXAMPLE_REPO, "private": False,
+                       "owner": {"login": "acme"}, "default_branch": "main"},
+        "sender": {"login": "dev", "id": 2},
+        "installation": {"id": 2311213, "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uMjMxMTIxMw=="},
+    }
+    if reason:
+        payload["reason"] = reason
+    return payload
+
+
 def event(name: str, delivery: str, body: str, content_type: str = "application/json",
           secret: str = EXAMPLE_SECRET) -> dict:
     signature = "sha256=" + hmac.new(secret.encode(), body.encode(), hashlib.sha256).hexdigest()
@@ -167,6 +194,12 @@ def events() -> dict[str, dict]:
             j(pull_request("labeled", fork="contributor/slc", label="safe to build"))),
         "github-webhook-pull-request-closed.json": event(
             "pull_request", "0b3c6a1e-0000-4000-8000-00000000000c", j(pull_request("closed"))),
+        "github-webhook-merge-group.json": event(
+            "merge_group", "0b3c6a1e-0000-4000-8000-00000000000d", j(merge_group("checks_requested", tree))),
+        "github-webhook-merge-group-dequeued.json": event(
+            "merge_group", "0b3c6a1e-0000-4000-8000-00000000000e", j(merge_group("destroyed", tree, "dequeued"))),
+        "github-webhook-merge-queue-branch.json": event("push", "0b3c6a1e-0000-4000-8000-00000000000f", j(
+            push(tree, QUEUE_REF, ["flavors/r-4.4/Dockerfile"], before=ZERO, created=True))),
         # What the nightly schedule sends: a direct invocation, not a function URL request.
         "github-webhook-schedule.json": {"flavorCiRun": {"trigger": "schedule", "id": "2026-11-24T02:00:00Z"}},
     }

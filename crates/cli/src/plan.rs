@@ -9,7 +9,8 @@ use flavor_ci::flavors::FlavorSet;
 use flavor_ci::generate::{self, Role, Variant};
 use flavor_ci::glob::Glob;
 use flavor_ci::selection::{self, Changes, Selection};
-use flavor_ci::settings::Settings;
+use flavor_ci::settings::{MergeQueueCompare, Settings};
+use flavor_ci::webhook::merge_group::MergeGroupEvent;
 use flavor_ci::webhook::pull_request::{Decision, PullRequestEvent, decide};
 use flavor_ci::webhook::push::{self, Push, Route, Routing};
 
@@ -90,9 +91,13 @@ pub(crate) fn run(args: &PlanArgs) -> Result<ExitCode, Failure> {
         Some(file) => {
             let body =
                 std::fs::read(file).map_err(|e| Failure::io(file, "read the delivery body", &e))?;
-            let is_pull_request = serde_json::from_slice::<serde_json::Value>(&body)
-                .is_ok_and(|v| v.get("pull_request").is_some());
-            if is_pull_request {
+            let value = serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default();
+            if value.get("merge_group").is_some() {
+                match merge_group(repo, file, &body, &settings, &mut out)? {
+                    Some(changes) => (Variant::Ci, None, changes),
+                    None => return Ok(ExitCode::SUCCESS),
+                }
+            } else if value.get("pull_request").is_some() {
                 match pull_request(repo, file, &body, &settings, &mut out)? {
                     Some(changes) => (Variant::Ci, None, changes),
                     None => return Ok(ExitCode::SUCCESS),
@@ -206,6 +211,76 @@ fn pull_request(
             local_changes(repo, base, Some(head)).map(Some)
         }
     }
+}
+
+/// What the webhook does with a merge_group delivery: for `checks_requested`, the changes of
+/// the group against its base (or the target branch's head, `merge-queue.compare`) in this
+/// checkout; `None` when nothing is planned.
+fn merge_group(
+    repo: &Path,
+    file: &Path,
+    body: &[u8],
+    settings: &Settings,
+    out: &mut impl io::Write,
+) -> Result<Option<Changes>, Failure> {
+    let event = MergeGroupEvent::from_json(body)
+        .map_err(|e| Failure::invalid(format!("{}: {e}", file.display())))?;
+    let group = &event.merge_group;
+    if event.action != "checks_requested" {
+        let reason = event.reason.as_deref().unwrap_or("unknown");
+        let _ = writeln!(
+            out,
+            "merge group {} {} ({reason}): {}",
+            group.head_sha,
+            event.action,
+            if matches!(reason, "dequeued" | "invalidated") {
+                "its running batch would be stopped"
+            } else {
+                "nothing to build or stop"
+            }
+        );
+        return Ok(None);
+    }
+    let branch = group
+        .base_ref
+        .strip_prefix("refs/heads/")
+        .unwrap_or(&group.base_ref);
+    let base = match settings.merge_queue.compare {
+        MergeQueueCompare::GroupBase => group.base_sha.clone(),
+        MergeQueueCompare::TargetBranch => commit_of(repo, &format!("origin/{branch}"))
+            .or_else(|_| commit_of(repo, branch))
+            .map_err(|_| {
+                Failure::invalid(format!(
+                    "the merge group's target branch {branch} is not in {}; fetch it",
+                    repo.display()
+                ))
+            })?,
+    };
+    let prs: Vec<String> = event
+        .pull_requests()
+        .iter()
+        .map(|n| format!("#{n}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "route: merge group of {} into {branch} → the CI project, commit {} (compared with {base})",
+        if prs.is_empty() {
+            "unnamed pull requests".into()
+        } else {
+            prs.join(", ")
+        },
+        group.head_sha
+    );
+    for sha in [&base, &group.head_sha] {
+        commit_of(repo, sha).map_err(|_| {
+            Failure::invalid(format!(
+                "commit {sha} of the merge group is not in {}; fetch it (git fetch origin {} and the target branch)",
+                repo.display(),
+                group.head_ref
+            ))
+        })?;
+    }
+    local_changes(repo, &base, Some(&group.head_sha)).map(Some)
 }
 
 fn print_selection(out: &mut impl io::Write, selection: &Selection, flavors: &FlavorSet) {

@@ -172,6 +172,8 @@ mod tests {
             why: Default::default(),
             checks: None,
             carried: Default::default(),
+            merge_group: None,
+            announce: None,
         };
         deps.store.objects.lock().unwrap().insert(
             ("specs".into(), run_key("r/", "ci:batch")),

@@ -15,7 +15,7 @@ use flavor_ci::layout::{
     DELIVERY_TAG, PUSH_SPEC_TAG, commit_run_key, delivery_key, open_run_key, push_spec_key,
     region_partition, run_key, s3_object_arn, s3_uri,
 };
-use flavor_ci::runs::{RUN_TAG, RunRecord, RunTrigger};
+use flavor_ci::runs::{MergeGroupRun, RUN_TAG, RunRecord, RunTrigger};
 use flavor_ci::selection::{Changes, Selection};
 use flavor_ci::settings::Settings;
 use flavor_ci_aws::store::{ObjectStore, Put, StoreError, Written};
@@ -64,6 +64,10 @@ pub(crate) struct Start {
     /// The run this one builds some flavors of again (a button): the flavors it does not build
     /// keep their results and check runs, so the new aggregate speaks for the whole commit.
     pub(crate) earlier: Option<Box<RunRecord>>,
+    /// The merge group, for a run of one.
+    pub(crate) merge_group: Option<MergeGroupRun>,
+    /// Whether a failure is announced, when the settings decide it now (merge groups).
+    pub(crate) announce: Option<bool>,
 }
 
 /// What identifies the request: the delivery id (for the log and the record) and the key its
@@ -205,6 +209,8 @@ fn run_record<P: Ports>(
         default_branch: start.default_branch,
     };
     let mut run = plan.run_record(&context, batch_id, buildspec, now_ms());
+    run.merge_group.clone_from(&start.merge_group);
+    run.announce = start.announce;
     if let Some(earlier) = &start.earlier {
         run.carry_from(earlier);
     }

@@ -230,6 +230,8 @@ async fn rebuild<P: Ports>(
         trigger: record.trigger,
         pull_request: record.pull_request,
         default_branch: record.default_branch,
+        merge_group: record.merge_group.clone(),
+        announce: record.announce,
         earlier: flavors.is_some().then(|| Box::new(record)),
     };
     Ok(batch::run(job, Ticket::new(delivery, &key), &settings, start).await)

@@ -163,6 +163,9 @@ async fn the_sample_events_answer_as_documented() {
         ),
         ("github-webhook-pull-request-closed.json", 200, "stopped"),
         ("github-webhook-schedule.json", 200, "started"),
+        ("github-webhook-merge-group.json", 200, "started"),
+        ("github-webhook-merge-group-dequeued.json", 202, "ignored"),
+        ("github-webhook-merge-queue-branch.json", 202, "ignored"),
     ];
     for (name, status, word) in expected {
         let (code, body) = answer(&deps(), sample(name)).await;

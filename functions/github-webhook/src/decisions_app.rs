@@ -92,6 +92,7 @@ fn failed(d: &D, batch: &str) {
         status_posted: true,
         announced: true,
         superseded: false,
+        stopped_for: None,
     });
     put_record(d, &r);
 }

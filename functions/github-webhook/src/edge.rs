@@ -11,6 +11,7 @@ use aws_lambda_events::http::HeaderMap;
 use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlRequest;
 use base64::Engine;
 use flavor_ci::webhook::checks::{CheckRunEvent, CheckSuiteEvent};
+use flavor_ci::webhook::merge_group::MergeGroupEvent;
 use flavor_ci::webhook::pull_request::PullRequestEvent;
 use flavor_ci::webhook::push::Push;
 use flavor_ci::webhook::run::{RUN_KEY, RunRequest, Trigger};
@@ -46,6 +47,8 @@ pub(crate) enum Event {
     CheckRun(Box<CheckRunEvent>),
     /// "Re-run all" on a commit's check suite (GitHub App deliveries).
     CheckSuite(Box<CheckSuiteEvent>),
+    /// A merge group of GitHub's merge queue wants its checks, or is gone.
+    MergeGroup(Box<MergeGroupEvent>),
     /// An event flavor-ci does not act on, by name.
     Other(String),
 }
@@ -58,6 +61,7 @@ impl Event {
             Event::PullRequest(s) => s.payload.installation.map(|i| i.id),
             Event::CheckRun(e) => e.installation.map(|i| i.id),
             Event::CheckSuite(e) => e.installation.map(|i| i.id),
+            Event::MergeGroup(e) => e.installation.map(|i| i.id),
             _ => None,
         }
     }
@@ -264,6 +268,11 @@ pub(crate) fn delivery(verified: Verified) -> Result<Delivery, Refusal> {
             check_depth(&payload)?;
             let e = CheckRunEvent::from_json(&payload).map_err(|e| bad(e.to_string()))?;
             Event::CheckRun(Box::new(e))
+        }
+        ("merge_group", _) => {
+            check_depth(&payload)?;
+            let e = MergeGroupEvent::from_json(&payload).map_err(|e| bad(e.to_string()))?;
+            Event::MergeGroup(Box::new(e))
         }
         ("check_suite", _) => {
             check_depth(&payload)?;

@@ -18,11 +18,14 @@ mod config;
 mod decisions;
 #[cfg(test)]
 mod decisions_app;
+#[cfg(test)]
+mod decisions_queue;
 mod edge;
 mod fault;
 mod github;
 mod handler;
 mod http;
+mod merge_group;
 mod outcome;
 mod ports;
 mod pull;

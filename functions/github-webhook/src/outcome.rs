@@ -30,10 +30,12 @@ pub(crate) enum Outcome {
         context: Context,
         aggregate: Option<Aggregate>,
     },
-    /// A pull request closed: its running batches were stopped.
+    /// A pull request closed, or a merge group left the queue: its running batches were
+    /// stopped.
     Stopped {
         message: String,
-        pull_request: u64,
+        /// The pull request, or the merge group's head commit.
+        about: Stopped,
         stopped: Stopping,
     },
     /// A ping: the webhook is set up.
@@ -94,6 +96,14 @@ pub(crate) struct Aggregate {
     pub(crate) description: String,
     /// Whether GitHub took it.
     pub(crate) posted: bool,
+}
+
+/// What a stop was about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Stopped {
+    PullRequest(u64),
+    /// The group's head commit.
+    MergeGroup(String),
 }
 
 /// The batches a new batch (or a closed pull request) stopped.
@@ -265,11 +275,14 @@ impl Outcome {
             }
             Outcome::Stopped {
                 message,
-                pull_request,
+                about,
                 stopped,
             } => {
                 let mut b = body("stopped", &message);
-                b.insert("pullRequest".into(), json!(pull_request));
+                match about {
+                    Stopped::PullRequest(n) => b.insert("pullRequest".into(), json!(n)),
+                    Stopped::MergeGroup(sha) => b.insert("mergeGroup".into(), json!(sha)),
+                };
                 stopped.write(&mut b);
                 (200, b, None)
             }

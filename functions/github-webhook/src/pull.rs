@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::batch::{self, ChangesFrom, Start, Ticket};
 use crate::edge::Signed;
 use crate::github::Repository;
-use crate::outcome::{Context, Fault, Outcome, Refusal, Stopping};
+use crate::outcome::{Context, Fault, Outcome, Refusal, Stopped, Stopping};
 use crate::ports::{Job, Ports};
 use crate::push::other_repository;
 use crate::report::{Verdict, post_aggregate};
@@ -139,6 +139,8 @@ pub(crate) fn start<P: Ports>(
         pull_request: Some(n),
         default_branch: false,
         earlier: None,
+        merge_group: None,
+        announce: None,
     }
 }
 
@@ -232,7 +234,7 @@ async fn stop<P: Ports>(job: Job<'_, P>, n: u64, settings: &Settings) -> Result<
     let count = done.stopped.len();
     Ok(Outcome::Stopped {
         message: format!("pull request #{n} was closed: {count} running batch(es) stopped"),
-        pull_request: n,
+        about: Stopped::PullRequest(n),
         stopped: Stopping::Done {
             stopped: done.stopped,
             not_stopped: done.not_stopped,

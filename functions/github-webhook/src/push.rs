@@ -66,6 +66,8 @@ pub(crate) async fn on_push<P: Ports>(
         git_ref: push.git_ref,
         commit: push.after,
         earlier: None,
+        merge_group: None,
+        announce: None,
     };
     batch::run(job, Ticket::new(delivery, &key), &settings, start).await
 }

@@ -76,6 +76,8 @@ async fn start<P: Ports>(job: Job<'_, P>, run: RunRequest) -> Result<Outcome, Ou
             ..Context::default()
         },
         earlier: None,
+        merge_group: None,
+        announce: None,
     };
     Ok(batch::run(job, Ticket::new(&run.id, &key), &settings, start).await)
 }

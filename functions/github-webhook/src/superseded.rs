@@ -87,6 +87,7 @@ pub(crate) async fn replace_and_stop<S: ObjectStore, B: Builds>(
                 let marker = Superseded {
                     by: by.clone(),
                     at: now_ms(),
+                    reason: None,
                 };
                 if let Err(e) = store
                     .put(

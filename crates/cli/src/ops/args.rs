@@ -99,6 +99,9 @@ pub(crate) struct StatusArgs {
     /// The latest run of this pull request.
     #[arg(long, value_name = "N")]
     pub(crate) pr: Option<u64>,
+    /// The run of the merge group with this head commit (a prefix is enough).
+    #[arg(long, value_name = "HEAD_SHA")]
+    pub(crate) merge_group: Option<String>,
     /// This batch build.
     #[arg(long, value_name = "ID")]
     pub(crate) batch: Option<String>,

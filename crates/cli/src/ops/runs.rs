@@ -248,6 +248,11 @@ pub(crate) async fn status(args: &StatusArgs) -> Result<ExitCode, String> {
                 })
                 .filter(|r| wanted_ref.as_ref().is_none_or(|w| &r.git_ref == w))
                 .filter(|r| args.pr.is_none_or(|n| r.pull_request == Some(n)))
+                .filter(|r| {
+                    args.merge_group.as_ref().is_none_or(|sha| {
+                        r.merge_group.is_some() && r.commit.starts_with(sha.as_str())
+                    })
+                })
                 .max_by_key(|r| r.started_at);
             found.ok_or("no run matches; flavor-ci status --batch ID names one directly")?
         }
@@ -266,13 +271,40 @@ pub(crate) async fn status(args: &StatusArgs) -> Result<ExitCode, String> {
             "batchStatus": batch_status,
             "overall": overall,
             "flavors": states,
-            "supersededBy": superseded.map(|s| s.by),
+            "supersededBy": superseded.as_ref().map(|s| s.by.clone()),
+            "stoppedFor": superseded.as_ref().and_then(|s| s.reason.clone()),
         });
         let _ = writeln!(out, "{value}");
     } else {
+        if let Some(group) = &record.merge_group {
+            let prs: Vec<String> = group
+                .pull_requests
+                .iter()
+                .map(|n| format!("#{n}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "merge group into {} of {} (compared with {})",
+                group.base_ref.trim_start_matches("refs/heads/"),
+                if prs.is_empty() {
+                    "unnamed pull requests".to_owned()
+                } else {
+                    prs.join(", ")
+                },
+                group.base_sha
+            );
+        }
         let _ = write!(out, "{}", runs::table(&record, &states));
-        if let Some(s) = superseded {
-            let _ = writeln!(out, "stopped: superseded by {}", s.by);
+        match superseded {
+            Some(s) => match &s.reason {
+                Some(reason) => {
+                    let _ = writeln!(out, "stopped: {reason}");
+                }
+                None => {
+                    let _ = writeln!(out, "stopped: superseded by {}", s.by);
+                }
+            },
+            None => {}
         }
     }
     Ok(ExitCode::from(overall.exit_code()))

@@ -8,8 +8,8 @@
 
 use flavor_ci::layout::{console_batch_url, superseded_key};
 use flavor_ci::runs::{
-    Applied, Finished, Progress, RunRecord, StatusText, aggregate_status, flavor_status, is_final,
-    superseded_status,
+    Applied, Finished, Progress, RunRecord, StatusText, Superseded, aggregate_status,
+    flavor_status, is_final, stopped_status,
 };
 use flavor_ci_aws::store::{ObjectStore, StoreError};
 use flavor_ci_aws::undo::now_ms;
@@ -225,11 +225,14 @@ async fn finish<P: Ports>(
     batch: &str,
     region: &str,
 ) -> Result<Option<Value>, TrackError> {
-    let superseded = deps
+    let marker = deps
         .store
         .get(&config.bucket, &superseded_key(&config.root, batch))
-        .await?
-        .is_some();
+        .await?;
+    let superseded = marker.is_some();
+    let stopped_for = marker
+        .and_then(|b| serde_json::from_slice::<Superseded>(&b).ok())
+        .and_then(|s| s.reason);
     let updated = update(deps, config, batch, |record| {
         if record.finished.is_some() {
             return None;
@@ -248,6 +251,7 @@ async fn finish<P: Ports>(
                 || superseded
                 || config.topic.is_none()
                 || !record.announces_failure(),
+            stopped_for: stopped_for.clone().filter(|_| superseded),
             superseded,
         });
         Some(())
@@ -271,7 +275,7 @@ async fn report<P: Ports>(
         return Ok(Value::Null);
     };
     let text = if finished.superseded {
-        superseded_status()
+        stopped_status(finished.stopped_for.as_deref())
     } else {
         aggregate_status(record.flavors.len(), &finished.failed)
     };
