@@ -9,7 +9,11 @@ Prints, from one run:
   changed flavor; each delivery has its own body, so each starts a batch;
 - a 6 MB delivery (an event flavor-ci ignores after verifying it) against a small one: the
   extra time is verifying and reading the larger body;
-- the process's peak RSS (VmHWM).
+- the process's peak RSS (VmHWM);
+- a merge group that changes no flavor: delivery to the answer, the success status posted on
+  the group's head (what GitHub's merge queue waits for).
+
+The aggregate status is posted for each delivery, as a stack with CommitStatuses=flavor-ci does.
 
 Usage: .venv/bin/python benches/github_webhook.py [--starts 40] [--pushes 40]
 """
@@ -92,6 +96,36 @@ def timed(api: RuntimeApi, body, n: int, event_name: str = "push", expect: int =
     return times
 
 
+def merge_group(repo: str, head: str, tree: str, base: str) -> bytes:
+    return json.dumps({
+        "action": "checks_requested",
+        "merge_group": {"head_sha": head, "head_ref": f"refs/heads/gh-readonly-queue/main/pr-9-{base}",
+                        "base_sha": base, "base_ref": "refs/heads/main",
+                        "head_commit": {"id": head, "tree_id": tree, "message": "Docs (#9)"}},
+        "repository": {"full_name": repo}, "sender": {"login": "dev"},
+    }).encode()
+
+
+def merge_groups(api: RuntimeApi, proc, github: GitHubApi, n: int) -> None:
+    """A merge group that changes no flavor, 500 flavors at its head: the delivery handed out →
+    the response, which comes after the success status is posted on the group's head (the one
+    thing the queue waits for)."""
+    commit, tree = github.add_commit(REPOSITORY, {**flavor_files(500), "docs/x.md": "x"})
+    bases = [f"{i:040x}" for i in range(1, n + 2)]
+    for base in bases:
+        github.compares[(REPOSITORY, base, commit)] = ["docs/x.md"]
+    queue = iter(bases)
+
+    def body():
+        return merge_group(REPOSITORY, commit, tree, next(queue))
+    first = timed(api, body, 1, "merge_group", 202)[0]
+    warm = timed(api, body, n, "merge_group", 202)
+    posted = json.loads(json.loads(api.last_response)["body"]).get("aggregateStatus", {}).get("posted")
+    print(f"\nmerge group changing no flavor (500 at its head), delivery to answer with the success "
+          f"status {'posted' if posted else 'NOT posted'}: first {first:.2f} ms, "
+          f"median {statistics.median(warm):.2f} ms, p90 {p90(warm):.2f} ms")
+
+
 def p90(xs: list[float]) -> float:
     return statistics.quantiles(xs, n=10)[-1]
 
@@ -127,7 +161,12 @@ def main() -> None:
             "GITHUB_API_URL": github.url,
             "GITHUB_REPOSITORY": REPOSITORY,
             "CI_PROJECT": "ci",
+            "IGNORED_PATHS": "docs",
+            # The aggregate status is posted (with a token the stand-in accepts).
+            "STATUS_CONTEXT": "flavor-ci",
+            "GITHUB_TOKEN_SECRET_ID": "bench/token",
         }
+        client("secretsmanager", endpoint).create_secret(Name="bench/token", SecretString="ghs_bench")
 
         floor = cold_starts(args.starts, FLOOR, env)
         starts = cold_starts(args.starts, BINARY, env)
@@ -173,6 +212,7 @@ def main() -> None:
                   f"small delivery {statistics.median(t_small):.2f} ms; the large body adds {extra:.2f} ms "
                   "(reading the event, decoding and verifying)")
             print(f"peak RSS (VmHWM): {peak_rss_mb(proc.pid):.1f} MB")
+            merge_groups(api, proc, github, args.pushes)
             print("\ntargets: 500 flavors end to end median < 100 ms; verifying 6 MB < 30 ms "
                   "(cargo bench --bench signature measures verification alone)")
         finally:

@@ -598,4 +598,49 @@ mod tests {
         );
         assert!(!is_open(&deps));
     }
+
+    #[tokio::test]
+    async fn a_dequeued_merge_group_ends_cancelled_with_its_reason_and_no_notification() {
+        let (url, seen) = checks_server();
+        let deps = app_deps(&url, "all");
+        let mut r = record(&deps);
+        r.trigger = RunTrigger::MergeGroup;
+        r.announce = Some(false);
+        deps.store.objects.lock().unwrap().insert(
+            ("specs".into(), run_key("r/", "ci:batch")),
+            serde_json::to_vec(&r).unwrap(),
+        );
+        let marker = flavor_ci::runs::Superseded {
+            by: "merge group abc".into(),
+            at: 1,
+            reason: Some("the merge queue dequeued the group".into()),
+        };
+        deps.store.objects.lock().unwrap().insert(
+            (
+                "specs".into(),
+                flavor_ci::layout::superseded_key("r/", "ci:batch"),
+            ),
+            serde_json::to_vec(&marker).unwrap(),
+        );
+        send(&deps, event("ci:b1", "base", "STOPPED", 2))
+            .await
+            .unwrap();
+        let last = send(&deps, event("ci:p1", "py", "STOPPED", 3))
+            .await
+            .unwrap();
+        assert_eq!(
+            last["finished"]["description"],
+            "stopped: the merge queue dequeued the group"
+        );
+        let finished = record(&deps).finished.unwrap();
+        assert!(finished.superseded && finished.reported());
+        assert!(deps.notifier.messages.lock().unwrap().is_empty());
+        let seen = seen.lock().unwrap().clone();
+        let aggregate = seen.last().unwrap();
+        assert_eq!(aggregate.1["conclusion"], "cancelled");
+        assert!(
+            aggregate.1.get("actions").is_none(),
+            "no re-run of a dequeued group"
+        );
+    }
 }
