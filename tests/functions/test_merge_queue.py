@@ -10,15 +10,25 @@ import uuid
 
 import pytest
 
-from conftest import WEBHOOK_REPOSITORY, client
+from conftest import WEBHOOK_BUCKET, WEBHOOK_REPOSITORY, WEBHOOK_ROOT, client
 from test_build_events import Run, send
-from test_github_webhook import FLAVORS, deliver, headers, push_payload
+from test_github_webhook import FLAVORS, cli, deliver, headers, push_payload
 
 
 @pytest.fixture(scope="module")
 def aws(gateway):
-    return {"s3": client("s3", gateway.url), "codebuild": client("codebuild", gateway.url),
-            "sqs": client("sqs", gateway.url), "sns": client("sns", gateway.url)}
+    return {"url": gateway.url, "s3": client("s3", gateway.url), "codebuild": client("codebuild", gateway.url)}
+
+
+@pytest.fixture(scope="module")
+def stack(aws):
+    """A stack in moto with the outputs `flavor-ci status` reads."""
+    template = {
+        "Resources": {"Nothing": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {"SpecsBucketName": {"Value": WEBHOOK_BUCKET}, "BuildspecsRoot": {"Value": WEBHOOK_ROOT}},
+    }
+    client("cloudformation", aws["url"]).create_stack(StackName="queue-records", TemplateBody=json.dumps(template))
+    return "queue-records"
 
 
 def commit(github, changed: str | None = None) -> tuple[str, str]:
@@ -110,7 +120,8 @@ def test_queued_groups_build_side_by_side_and_a_replay_builds_once(webhook, aws,
     assert again["batchBuildId"] == a["batchBuildId"]
 
 
-def test_a_dequeued_group_is_stopped_and_ends_cancelled_without_a_notification(webhook, build_events, aws, github):
+def test_a_dequeued_group_is_stopped_and_ends_cancelled_without_a_notification(webhook, build_events, aws, github,
+                                                                                 stack):
     g = queued(github, "standard", ["flavors/standard/Dockerfile"])
     _, answer = deliver_group(webhook, group("checks_requested", g["head"], g["tree"], g["base"], 12))
     run = Run(aws, answer)
@@ -124,6 +135,9 @@ def test_a_dequeued_group_is_stopped_and_ends_cancelled_without_a_notification(w
     assert last["finished"]["announced"] is True  # nothing to announce
     latest = github.latest_statuses(g["head"])["flavor-ci"]
     assert (latest["state"], latest["description"]) == ("error", "stopped: the merge queue dequeued the group")
+    out = cli(aws["url"], "status", "--stack", stack, "--merge-group", g["head"][:12])
+    assert f"merge group into main of #12 (compared with {g['base']})" in out.stdout, (out.stdout, out.stderr)
+    assert "stopped: the merge queue dequeued the group" in out.stdout, out.stdout
 
 
 def test_a_push_to_the_queue_branch_builds_nothing(webhook, aws, github):

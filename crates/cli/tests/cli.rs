@@ -844,6 +844,46 @@ fn plan_event_shows_what_the_webhook_would_do_with_a_pull_request() {
 }
 
 #[test]
+fn plan_event_shows_what_the_webhook_would_do_with_a_merge_group() {
+    let repo = git_repo();
+    let root = repo.path();
+    let base = git(root, &["rev-parse", "main"]);
+    std::fs::write(root.join("vendor/c/file"), "2").unwrap();
+    git(root, &["commit", "-qam", "c (#9)"]);
+    let head = git(root, &["rev-parse", "HEAD"]);
+    let event = |action: &str, reason: &str| {
+        let body = format!(
+            r#"{{"action": "{action}", "reason": "{reason}", "repository": {{"full_name": "acme/slc"}},
+                "merge_group": {{"head_sha": "{head}", "base_sha": "{base}", "base_ref": "refs/heads/main",
+                 "head_ref": "refs/heads/gh-readonly-queue/main/pr-9-{base}",
+                 "head_commit": {{"id": "{head}", "message": "c (#9)"}}}}}}"#
+        );
+        let file = root.join("group.json");
+        std::fs::write(&file, body).unwrap();
+        plan(root, &["--event", file.to_str().unwrap()])
+    };
+    let o = event("checks_requested", "");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains(&format!(
+            "route: merge group of #9 into main → the CI project, commit {head} (compared with {base})"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("  c\tvendor/c/file changed, under vendor/c where the flavor links"),
+        "{text}"
+    );
+    let o = event("destroyed", "dequeued");
+    assert!(
+        stdout(&o).contains("(dequeued): its running batch would be stopped"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
 fn plan_head_reads_the_commit_from_git_without_checking_it_out() {
     let repo = git_repo();
     let root = repo.path();
