@@ -35,10 +35,14 @@ pub(crate) struct PlanArgs {
     /// [default: the working tree, uncommitted and untracked files included].
     #[arg(long, value_name = "REV")]
     head: Option<String>,
-    /// A push or pull_request delivery's body (JSON): print what the webhook would do with it
-    /// instead (a pull request's commits must be in this checkout).
+    /// A push, pull_request or merge_group delivery's body (JSON): print what the webhook would
+    /// do with it instead (a pull request's or group's commits must be in this checkout).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["base", "head"])]
     event: Option<PathBuf>,
+    /// Decide pull requests as a stack that reports through a GitHub App does
+    /// (CommitStatuses=github-app: forks wait for a click by default).
+    #[arg(long, requires = "event")]
+    github_app: bool,
     /// Write the batch buildspec the webhook would store into this directory.
     #[arg(long, short = 'o', value_name = "DIR")]
     out: Option<PathBuf>,
@@ -98,7 +102,7 @@ pub(crate) fn run(args: &PlanArgs) -> Result<ExitCode, Failure> {
                     None => return Ok(ExitCode::SUCCESS),
                 }
             } else if value.get("pull_request").is_some() {
-                match pull_request(repo, file, &body, &settings, &mut out)? {
+                match pull_request(repo, file, &body, &settings, args.github_app, &mut out)? {
                     Some(changes) => (Variant::Ci, None, changes),
                     None => return Ok(ExitCode::SUCCESS),
                 }
@@ -172,14 +176,13 @@ fn pull_request(
     file: &Path,
     body: &[u8],
     settings: &Settings,
+    app: bool,
     out: &mut impl io::Write,
 ) -> Result<Option<Changes>, Failure> {
     let event = PullRequestEvent::from_json(body)
         .map_err(|e| Failure::invalid(format!("{}: {e}", file.display())))?;
     let n = event.number;
-    // As a stack that posts commit statuses decides; with the GitHub App, a fork's default is
-    // to wait for a click (see docs/github-app.md).
-    match decide(&event, &settings.pull_requests, false) {
+    match decide(&event, &settings.pull_requests, app) {
         Decision::Ignore(reason)
         | Decision::AwaitApproval(reason)
         | Decision::AwaitClick(reason)

@@ -833,6 +833,14 @@ fn plan_event_shows_what_the_webhook_would_do_with_a_pull_request() {
     );
     let o = event("synchronize", false, "mallory/slc", &head);
     assert!(stdout(&o).contains("`safe to build`"), "{}", stdout(&o));
+    // As a stack with the GitHub App decides: the fork waits for a click.
+    let file = root.join("pr.json");
+    let o = plan(root, &["--event", file.to_str().unwrap(), "--github-app"]);
+    assert!(
+        stdout(&o).contains("clicks \"Build this commit\""),
+        "{}",
+        stdout(&o)
+    );
     let missing = "0123456789abcdef0123456789abcdef01234567";
     let o = event("opened", false, "acme/slc", missing);
     assert_eq!(o.status.code(), Some(1));
