@@ -129,6 +129,11 @@ pub fn click_key(root: &str, click: &str) -> String {
     format!("{root}pushes/clicks/{}.json", escape(click))
 }
 
+/// The key of the marker that the sweep asked GitHub to redeliver delivery `guid` (once).
+pub fn sweep_key(root: &str, guid: &str) -> String {
+    format!("{root}pushes/sweep/{}.json", escape(guid))
+}
+
 /// The key where a fork's pull request delivery waits for its "Build this commit" click.
 pub fn fork_wait_key(root: &str, commit: &str) -> String {
     format!("{root}pushes/forks/{}.json", escape(commit))

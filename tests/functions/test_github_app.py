@@ -299,3 +299,42 @@ def test_a_refused_check_run_names_the_permission_and_never_fails_the_build(app_
     run.end("python-3.10", "SUCCEEDED")
     assert send(app_events, run.event("python-3.10", "SUCCEEDED", minute=2))["finished"]["state"] == "success"
     assert app_github.latest_checks(run.commit)["flavor-ci"]["conclusion"] == "success"
+
+
+def test_the_sweep_redelivers_each_failed_delivery_once_across_runs(app_webhook, app, app_github):
+    """GitHub's deliveries API lists some of the App's deliveries as failed: the schedule's sweep
+    asks for each of this repository's once, however often it runs, and leaves the rest."""
+    now = time.time()
+
+    def at(ago: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - ago))
+
+    repo_id = app_github.repository_id
+    app.hook_deliveries = [  # newest first, as GitHub lists them
+        {"id": 9, "guid": "young", "delivered_at": at(5), "status_code": 0, "event": "push", "repository_id": repo_id},
+        {"id": 8, "guid": "timeout", "delivered_at": at(300), "status_code": 0, "event": "push",
+         "repository_id": repo_id},
+        {"id": 7, "guid": "healed", "delivered_at": at(400), "status_code": 200, "event": "push",
+         "repository_id": repo_id},
+        {"id": 6, "guid": "other-repo", "delivered_at": at(500), "status_code": 502, "event": "push",
+         "repository_id": 42},
+        {"id": 5, "guid": "healed", "delivered_at": at(600), "status_code": 503, "event": "push",
+         "repository_id": repo_id},
+        {"id": 4, "guid": "throttled", "delivered_at": at(700), "status_code": 429, "event": "pull_request",
+         "repository_id": repo_id},
+    ] + [  # older pages: a refusal of two days ago, and one older than GitHub redelivers
+        {"id": 3, "guid": "old", "delivered_at": at(2 * 86400), "status_code": 500, "event": "push",
+         "repository_id": repo_id},
+        {"id": 2, "guid": "too-old", "delivered_at": at(4 * 86400), "status_code": 500, "event": "push",
+         "repository_id": repo_id},
+    ]
+    sweep = {"flavorCiSweep": {}}
+    code, raw = app_webhook.watch.invoke(sweep)
+    answer = json.loads(json.loads(raw)["body"])
+    assert code == 200 and answer["status"] == "swept", raw
+    assert answer["redelivered"] == ["old", "throttled", "timeout"], answer
+    assert sorted(app.redelivered) == [3, 4, 8]
+    for _ in range(2):
+        code, raw = app_webhook.watch.invoke(sweep)
+        assert json.loads(json.loads(raw)["body"])["redelivered"] == [], raw
+    assert sorted(app.redelivered) == [3, 4, 8]

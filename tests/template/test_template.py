@@ -345,9 +345,11 @@ def test_the_resource_may_ask_cloudformation_about_its_own_stack_only(template):
         "arn:${AWS::Partition}:cloudformation:${AWS::Region}:${AWS::AccountId}:stack/${AWS::StackName}/*"]
 
 
-def test_the_nightly_schedule_may_only_invoke_the_webhook_function(template):
+def test_the_schedules_may_only_invoke_the_webhook_function(template):
     role = template["Resources"]["NightlyScheduleRole"]
-    assert role["Condition"] == "HasNightlySchedule"
+    assert role["Condition"] == "HasSchedule"
+    assert template["Conditions"]["HasSchedule"] == {
+        "Fn::Or": [{"Fn::Condition": "HasNightlySchedule"}, {"Fn::Condition": "AppChecks"}]}
     trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert [s["Principal"] for s in trust] == [{"Service": "scheduler.amazonaws.com"}]
     assert all(s["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"} for s in trust)
@@ -358,6 +360,12 @@ def test_the_nightly_schedule_may_only_invoke_the_webhook_function(template):
     assert target["Arn"] == {"Fn::GetAtt": ["WebhookFunction", "Arn"]}
     run = json.loads(target["Input"])["flavorCiRun"]
     assert run == {"trigger": "schedule", "id": "<aws.scheduler.scheduled-time>"}
+    sweep = template["Resources"]["DeliverySweep"]
+    assert sweep["Condition"] == "AppChecks"
+    target = sweep["Properties"]["Target"]
+    assert target["Arn"] == {"Fn::GetAtt": ["WebhookFunction", "Arn"]}
+    assert target["RoleArn"] == {"Fn::GetAtt": ["NightlyScheduleRole", "Arn"]}
+    assert json.loads(target["Input"]) == {"flavorCiSweep": {}}
 
 
 def test_build_events_come_from_the_two_projects_and_failures_are_kept(template):

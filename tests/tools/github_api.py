@@ -51,6 +51,10 @@ class App:
         self.jwts_accepted = 0
         self.jwts_refused: list[str] = []
         self.events = ["push", "pull_request", "check_run", "check_suite", "merge_group"]
+        # The App's webhook deliveries, newest first, as GET /app/hook/deliveries lists them, and
+        # the ids POST .../attempts was asked for.
+        self.hook_deliveries: list[dict] = []
+        self.redelivered: list[int] = []
         self.permissions = {"checks": "write", "contents": "read", "pull_requests": "read", "metadata": "read"}
 
     def verify_jwt(self, token: str) -> str | None:
@@ -99,6 +103,12 @@ class App:
         """Every token issued so far stops working (as when GitHub revokes them)."""
         for t in self.tokens.values():
             t["expires"] = 0
+
+
+def _query(path: str) -> dict:
+    from urllib.parse import parse_qsl
+
+    return dict(parse_qsl(path.partition("?")[2]))
 
 
 def check_run_problem(body: dict, creating: bool) -> str | None:
@@ -161,6 +171,8 @@ class GitHubApi:
         # Refs for GET /repos/{repo}/git/ref/{ref}: (repo, "heads/main") -> commit id.
         self.refs: dict[tuple[str, str], str] = {}
         self.default_branch = "main"
+        # The numeric id GET /repos/{owner}/{repo} answers (deliveries name repositories by it).
+        self.repository_id = 1296269
         # Commit statuses posted: {"repo", "sha", "state", "context", "description", "target_url"}.
         self.statuses: list[dict] = []
         # Scripted answers for the next status posts, consumed one per post: 500, 403, 429, ...
@@ -220,7 +232,28 @@ class GitHubApi:
             return self.app.token_ok(authorization)
         return self.token is None or authorization == f"Bearer {self.token}"
 
-    def app_call(self, method: str, parts: list, authorization: str | None, raw: bytes):
+    def hook_call(self, method: str, parts: list, query: dict):
+        """GET /app/hook/deliveries (pages of per_page, the next one in a Link header) and
+        POST /app/hook/deliveries/{id}/attempts."""
+        app = self.app
+        if method == "POST" and len(parts) == 5 and parts[4] == "attempts":
+            delivery = int(parts[3])
+            if not any(d["id"] == delivery for d in app.hook_deliveries):
+                return 404, {}, {"message": "Not Found"}
+            app.redelivered.append(delivery)
+            return 202, {}, {}
+        if method != "GET" or len(parts) != 3:
+            return 404, {}, {"message": "Not Found"}
+        per_page = int(query.get("per_page", "30"))
+        start = int(query.get("cursor", "0"))
+        page = app.hook_deliveries[start:start + per_page]
+        headers = {}
+        if start + per_page < len(app.hook_deliveries):
+            headers["Link"] = (f'<{self.url}/app/hook/deliveries?per_page={per_page}&cursor={start + per_page}>; '
+                               f'rel="next"')
+        return 200, headers, page
+
+    def app_call(self, method: str, parts: list, authorization: str | None, raw: bytes, query: dict | None = None):
         """The App's own endpoints, authenticated with its JWT; None for other paths."""
         app = self.app
         jwt_path = (parts[:1] == ["app"]) or (len(parts) == 4 and parts[0] == "repos" and parts[3] == "installation")
@@ -236,6 +269,8 @@ class GitHubApi:
         if parts == ["app"]:
             return 200, {}, {"id": app.id, "slug": "flavor-ci-test", "name": "flavor-ci (test)",
                              "permissions": app.permissions, "events": app.events}
+        if parts[:3] == ["app", "hook", "deliveries"]:
+            return self.hook_call(method, parts, query or {})
         if parts[0] == "repos":
             return 200, {}, {"id": app.installation, "app_id": app.id, "permissions": app.permissions,
                              "events": app.events, "repository_selection": "selected"}
@@ -292,7 +327,7 @@ class GitHubApi:
         """POST /repos/{owner}/{repo}/statuses/{sha}, check runs and the App's calls, as GitHub
         answers them."""
         parts = path.split("?")[0].strip("/").split("/")
-        app = self.app_call(method, parts, authorization, raw)
+        app = self.app_call(method, parts, authorization, raw, _query(path))
         if app is not None:
             return app
         if len(parts) in (4, 5) and parts[0] == "repos" and parts[3] == "check-runs":
@@ -436,7 +471,7 @@ class GitHubApi:
 
     def answer(self, path: str, auth: str | None):
         parts = path.split("?")[0].strip("/").split("/")
-        app = self.app_call("GET", parts, auth, b"")
+        app = self.app_call("GET", parts, auth, b"", _query(path))
         if app is not None:
             return app
         with self.lock:
@@ -460,7 +495,7 @@ class GitHubApi:
         if len(parts) == 3 and parts[0] == "repos":
             headers = {} if self.token_scopes is None else {"x-oauth-scopes": self.token_scopes}
             return 200, headers, {
-                "full_name": f"{parts[1]}/{parts[2]}", "private": True, "default_branch": self.default_branch,
+                "id": self.repository_id, "full_name": f"{parts[1]}/{parts[2]}", "private": True, "default_branch": self.default_branch,
                 "permissions": {"admin": False, "maintain": False, "push": self.token_can_push,
                                 "triage": False, "pull": True},
             }

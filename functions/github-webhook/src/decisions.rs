@@ -94,6 +94,8 @@ pub(crate) fn deps_with(
             ("owner".into(), "admin".into()),
             ("reader".into(), "read".into()),
         ]),
+        deliveries: Vec::new(),
+        redelivered: Default::default(),
     };
     Arc::new(Deps {
         config,

@@ -353,3 +353,69 @@ async fn another_apps_check_runs_and_other_actions_are_left_alone() {
     assert_eq!(status, 202, "{body}");
     assert!(d.builds.started.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn the_sweep_redelivers_each_failed_delivery_once_across_runs() {
+    use crate::sweep::HookDelivery;
+    let d = deps_with(&[], true);
+    let now = flavor_ci_aws::undo::now_ms() / 1000;
+    let at = |ago: u64| {
+        // GitHub's time format, `ago` seconds before now.
+        let t = now - ago;
+        let (days, rest) = (t / 86_400, t % 86_400);
+        let (y, m, day) = civil(days);
+        format!(
+            "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}Z",
+            rest / 3600,
+            rest / 60 % 60,
+            rest % 60
+        )
+    };
+    let one = |id, guid: &str, ago, code| HookDelivery {
+        id,
+        guid: guid.into(),
+        delivered_at: at(ago),
+        status_code: code,
+        event: "push".into(),
+        repository_id: Some(7),
+    };
+    let d = {
+        let mut owned = Arc::try_unwrap(d).unwrap();
+        owned.github.deliveries = vec![
+            one(1, "ok", 600, 200),
+            one(2, "lost", 900, 0),
+            one(3, "refused", 1200, 503),
+            one(4, "refused", 300, 502),
+        ];
+        Arc::new(owned)
+    };
+    let sweep = json!({"flavorCiSweep": {}});
+    let (status, body) = answer(&d, sweep.clone()).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("swept")),
+        "{body}"
+    );
+    assert_eq!(body["redelivered"], json!(["lost", "refused"]));
+    assert_eq!(*d.github.redelivered.lock().unwrap(), [2, 4]);
+    // The next run asks for nothing again.
+    let (_, again) = answer(&d, sweep).await;
+    assert_eq!(again["redelivered"], json!([]), "{again}");
+    assert_eq!(d.github.redelivered.lock().unwrap().len(), 2);
+    // Without the App there is nothing to list.
+    let (status, body) = answer(&deps_with(&[], false), json!({"flavorCiSweep": {}})).await;
+    assert_eq!(status, 202, "{body}");
+}
+
+/// A civil date from days since the epoch.
+fn civil(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + u64::from(m <= 2), m, d)
+}

@@ -43,6 +43,8 @@ pub(crate) enum Event {
     Schedule(RunRequest),
     /// `flavor-ci dispatch`.
     Dispatch(RunRequest),
+    /// The schedule's sweep of failed deliveries.
+    Sweep,
     /// A click on a check run's button, or "Re-run" on one (GitHub App deliveries).
     CheckRun(Box<CheckRunEvent>),
     /// "Re-run all" on a commit's check suite (GitHub App deliveries).
@@ -112,6 +114,12 @@ fn bad(message: impl Into<String>) -> Refusal {
 /// verified the caller is anyone on the internet: refusals say nothing about the account.
 pub(crate) fn read(event: Value) -> Result<Incoming, Refusal> {
     // A request through the URL always has requestContext.
+    if event.get("requestContext").is_none() && event.get(crate::sweep::SWEEP_KEY).is_some() {
+        return Ok(Incoming::Run(Delivery {
+            id: "sweep".into(),
+            event: Event::Sweep,
+        }));
+    }
     if event.get("requestContext").is_none()
         && let Some(run) = event.get(RUN_KEY)
     {

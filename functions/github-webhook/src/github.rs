@@ -728,6 +728,36 @@ pub(crate) mod stand_in {
         pub(crate) checks: Mutex<Vec<(u64, CheckRun)>>,
         /// Each user's permission on the repository.
         pub(crate) permissions: HashMap<String, String>,
+        /// The App's delivery attempts, and those asked for again.
+        pub(crate) deliveries: Vec<crate::sweep::HookDelivery>,
+        pub(crate) redelivered: Mutex<Vec<u64>>,
+    }
+
+    impl crate::sweep::AppHooks for StandIn {
+        fn has_app(&self) -> bool {
+            self.app
+        }
+
+        async fn repository_id(&self, _repo: &str) -> Result<u64, ApiError> {
+            Ok(7)
+        }
+
+        async fn deliveries(
+            &self,
+            page: Option<&str>,
+        ) -> Result<(Vec<crate::sweep::HookDelivery>, Option<String>), ApiError> {
+            // Two pages: the first half, then the rest.
+            let half = self.deliveries.len() / 2;
+            Ok(match page {
+                None => (self.deliveries[..half].to_vec(), Some("/page-2".into())),
+                Some(_) => (self.deliveries[half..].to_vec(), None),
+            })
+        }
+
+        async fn redeliver(&self, id: u64) -> Result<(), ApiError> {
+            self.redelivered.lock().unwrap().push(id);
+            Ok(())
+        }
     }
 
     impl Repository for StandIn {
@@ -817,5 +847,131 @@ pub(crate) mod stand_in {
         }
 
         async fn installation(&self, _id: u64) {}
+    }
+}
+
+/// The App's own endpoints, authenticated with its JWT (only a stack with the App has them).
+impl<K: flavor_ci_aws::secrets::SecretSource> crate::sweep::AppHooks
+    for GitHub<flavor_ci_aws::github::app::Credentials<K>>
+{
+    fn has_app(&self) -> bool {
+        self.auth.is_app()
+    }
+
+    async fn repository_id(&self, repo: &str) -> Result<u64, ApiError> {
+        #[derive(Deserialize)]
+        struct Repo {
+            id: u64,
+        }
+        let r: Repo = self.get(&format!("/repos/{repo}")).await?;
+        Ok(r.id)
+    }
+
+    async fn deliveries(
+        &self,
+        page: Option<&str>,
+    ) -> Result<(Vec<crate::sweep::HookDelivery>, Option<String>), ApiError> {
+        let path = page.unwrap_or("/app/hook/deliveries?per_page=100");
+        let answer = self.as_app(Call::get(path, APP_HOOKS)).await?;
+        let listed = serde_json::from_slice(&answer.body).map_err(|e| ApiError {
+            fault: Fault::Upstream,
+            message: format!(
+                "{} answered with a body that is not a list of deliveries: {e}",
+                answer.call
+            ),
+            github_status: answer.status,
+        })?;
+        let next = answer
+            .header("link")
+            .and_then(|l| next_page(l, self.client.base()));
+        Ok((listed, next))
+    }
+
+    async fn redeliver(&self, id: u64) -> Result<(), ApiError> {
+        let path = format!("/app/hook/deliveries/{id}/attempts");
+        self.as_app(Call::post(&path, b"", APP_HOOKS))
+            .await
+            .map(|_| ())
+    }
+}
+
+/// What the App's hook endpoints need: its JWT (no installation permission).
+const APP_HOOKS: &str = "the App's own JWT (the App's webhook deliveries)";
+
+impl<K: flavor_ci_aws::secrets::SecretSource> GitHub<flavor_ci_aws::github::app::Credentials<K>> {
+    /// Sends `call` as the App itself; a refusal is an error naming GitHub's answer.
+    async fn as_app(&self, call: Call<'_>) -> Result<Answer, ApiError> {
+        let fail = |fault: Fault, message: String, github_status: u16| ApiError {
+            fault,
+            message,
+            github_status,
+        };
+        let flavor_ci_aws::github::app::Credentials::App(app) = &*self.auth else {
+            return Err(fail(
+                Fault::Misconfigured,
+                "the App's endpoints need the GitHub App (CommitStatuses=github-app)".into(),
+                0,
+            ));
+        };
+        let jwt = app.app().await.map_err(|e| {
+            fail(
+                Fault::Unavailable,
+                format!("cannot authenticate as the App: {e}"),
+                0,
+            )
+        })?;
+        let answer = self
+            .client
+            .send(jwt, &call)
+            .await
+            .map_err(|e| fail(Fault::Unavailable, e.to_string(), 0))?;
+        if answer.is_success() {
+            Ok(answer)
+        } else {
+            Err(fail(
+                Fault::Upstream,
+                format!(
+                    "{} answered {}: {}",
+                    answer.call,
+                    answer.status,
+                    answer.message()
+                ),
+                answer.status,
+            ))
+        }
+    }
+}
+
+/// The path of the `rel="next"` page in a `Link` header, relative to the API's base.
+fn next_page(link: &str, base: &str) -> Option<String> {
+    let next = link.split(',').find(|part| part.contains("rel=\"next\""))?;
+    let url = next.split_once('<')?.1.split_once('>')?.0;
+    if let Some(path) = url.strip_prefix(base.trim_end_matches('/')) {
+        return Some(path.to_owned());
+    }
+    // Another spelling of the host: the path and query after it.
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    after_scheme.find('/').map(|i| after_scheme[i..].to_owned())
+}
+
+#[cfg(test)]
+mod link_tests {
+    use super::next_page;
+
+    #[test]
+    fn the_next_page_is_read_from_the_link_header() {
+        let link = r#"<https://api.github.com/app/hook/deliveries?per_page=100&cursor=v1_12>; rel="next", <https://api.github.com/app/hook/deliveries?per_page=100>; rel="first""#;
+        assert_eq!(
+            next_page(link, "https://api.github.com").as_deref(),
+            Some("/app/hook/deliveries?per_page=100&cursor=v1_12")
+        );
+        assert_eq!(
+            next_page(link, "https://ghe.example.com/api/v3").as_deref(),
+            Some("/app/hook/deliveries?per_page=100&cursor=v1_12")
+        );
+        assert_eq!(
+            next_page(r#"<x>; rel="first""#, "https://api.github.com"),
+            None
+        );
     }
 }

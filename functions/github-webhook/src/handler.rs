@@ -111,6 +111,7 @@ pub(crate) async fn route<P: Ports>(job: Job<'_, P>, delivery: Delivery) -> Outc
         Event::CheckRun(e) => crate::buttons::on_check_run(job, &id, *e).await,
         Event::CheckSuite(e) => crate::buttons::on_check_suite(job, &id, *e).await,
         Event::MergeGroup(e) => crate::merge_group::on_merge_group(job, &id, *e).await,
+        Event::Sweep => crate::sweep::sweep(job).await,
         Event::Other(name) => Outcome::nothing(format!(
             "flavor-ci acts on push and pull_request events; this {name} event was ignored"
         )),

@@ -34,6 +34,7 @@ mod record;
 mod report;
 mod run;
 mod superseded;
+mod sweep;
 mod verify;
 use flavor_ci_aws::secrets;
 

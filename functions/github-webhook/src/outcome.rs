@@ -40,6 +40,18 @@ pub(crate) enum Outcome {
     },
     /// A ping: the webhook is set up.
     Pong { hook_id: Option<Value> },
+    /// The sweep asked GitHub to redeliver the failed deliveries it found.
+    Swept {
+        /// Delivery attempts listed.
+        listed: usize,
+        /// Deliveries of this repository none of whose attempts succeeded.
+        failed: usize,
+        /// The guids asked for again now.
+        redelivered: Vec<String>,
+        /// Failed deliveries asked for again by an earlier sweep.
+        already: usize,
+        errors: Vec<String>,
+    },
     /// A finished batch's failed builds run again (`RetryBuildBatch`), after a click.
     Retried {
         message: String,
@@ -293,6 +305,27 @@ impl Outcome {
                 );
                 if let Some(id) = hook_id {
                     b.insert("hookId".into(), id);
+                }
+                (200, b, None)
+            }
+            Outcome::Swept {
+                listed,
+                failed,
+                redelivered,
+                already,
+                errors,
+            } => {
+                let mut b = body(
+                    "swept",
+                    &format!(
+                        "{} of {failed} failed deliveries redelivered ({already} asked for before)",
+                        redelivered.len()
+                    ),
+                );
+                b.insert("listed".into(), json!(listed));
+                b.insert("redelivered".into(), json!(redelivered));
+                if !errors.is_empty() {
+                    b.insert("errors".into(), json!(errors));
                 }
                 (200, b, None)
             }

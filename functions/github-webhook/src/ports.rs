@@ -25,8 +25,8 @@ pub(crate) trait Ports: Send + Sync + fmt::Debug + 'static {
     type Builds: Builds;
     /// Where secret values come from (Secrets Manager).
     type Secrets: SecretSource;
-    /// What the webhook reads from and posts to GitHub.
-    type GitHub: Repository;
+    /// What the webhook reads from and posts to GitHub, and the App's deliveries.
+    type GitHub: Repository + crate::sweep::AppHooks;
 }
 
 /// Everything a request needs; built once per process.

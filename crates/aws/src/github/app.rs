@@ -222,6 +222,11 @@ impl Installation {
         *self.id.lock().await = Some(id);
     }
 
+    /// The App itself, for its own endpoints (`/app/...`).
+    pub fn app(&self) -> &AppJwt {
+        &self.jwt
+    }
+
     /// The installation on the repository: the one given, or GitHub's answer.
     async fn installation_id(&self) -> Result<u64, AuthError> {
         let mut id = self.id.lock().await;
@@ -359,6 +364,11 @@ impl<K: SecretSource> SecretApp<K> {
         }
     }
 
+    /// The App itself (its JWT), for its own endpoints such as `/app/hook/deliveries`.
+    pub async fn app(&self) -> Result<&AppJwt, AuthError> {
+        self.installation().await.map(Installation::app)
+    }
+
     async fn installation(&self) -> Result<&Installation, AuthError> {
         self.installation
             .get_or_try_init(|| async {
@@ -464,7 +474,7 @@ async fn read<T: serde::de::DeserializeOwned>(
 }
 
 /// Seconds since the epoch of a UTC time as GitHub writes it (`2016-07-11T22:14:10Z`).
-fn epoch_seconds(text: &str) -> Option<u64> {
+pub fn epoch_seconds(text: &str) -> Option<u64> {
     let (date, time) = text.strip_suffix('Z')?.split_once('T')?;
     let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
     let (y, m, day) = (d.next()??, d.next()??, d.next()??);
