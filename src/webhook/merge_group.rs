@@ -6,14 +6,7 @@
 use serde::Deserialize;
 
 use super::push::{Installation, Repository, is_object_id};
-
-/// The prefix of the branches the merge queue creates.
-pub const QUEUE_BRANCH_PREFIX: &str = "refs/heads/gh-readonly-queue/";
-
-/// Whether `git_ref` is one of the merge queue's temporary branches.
-pub fn is_queue_branch(git_ref: &str) -> bool {
-    git_ref.starts_with(QUEUE_BRANCH_PREFIX)
-}
+pub use super::push::{QUEUE_BRANCH_PREFIX, is_queue_branch};
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct MergeGroupEvent {

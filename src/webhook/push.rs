@@ -53,6 +53,15 @@ pub struct HeadCommit {
     pub tree_id: Option<String>,
 }
 
+/// The prefix of the branches GitHub's merge queue creates (`gh-readonly-queue/<base>/pr-<N>-<sha>`).
+pub const QUEUE_BRANCH_PREFIX: &str = "refs/heads/gh-readonly-queue/";
+
+/// Whether `git_ref` is one of the merge queue's temporary branches: its merge group is built,
+/// never the branch.
+pub fn is_queue_branch(git_ref: &str) -> bool {
+    git_ref.starts_with(QUEUE_BRANCH_PREFIX)
+}
+
 /// The App installation a delivery came through (deliveries to a GitHub App).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub struct Installation {
@@ -203,7 +212,7 @@ pub fn route(push: &Push, routing: &Routing) -> Route {
             reason: format!("{git_ref} was deleted; there is nothing to build"),
         };
     }
-    if super::merge_group::is_queue_branch(git_ref) {
+    if is_queue_branch(git_ref) {
         return Route::Ignore {
             reason: format!(
                 "{git_ref} is a merge queue branch: its merge group is built (merge_group events), never the branch"

@@ -356,7 +356,7 @@ async fn another_apps_check_runs_and_other_actions_are_left_alone() {
 
 #[tokio::test]
 async fn the_sweep_redelivers_each_failed_delivery_once_across_runs() {
-    use crate::sweep::HookDelivery;
+    use crate::github::HookDelivery;
     let d = deps_with(&[], true);
     let now = flavor_ci_aws::undo::now_ms() / 1000;
     let at = |ago: u64| {

@@ -114,6 +114,38 @@ pub(crate) trait Repository: Send + Sync + std::fmt::Debug + 'static {
     fn installation(&self, id: u64) -> impl Future<Output = ()> + Send;
 }
 
+/// One attempt of a delivery, as GitHub lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub(crate) struct HookDelivery {
+    pub(crate) id: u64,
+    pub(crate) guid: String,
+    pub(crate) delivered_at: String,
+    #[serde(default)]
+    pub(crate) status_code: u16,
+    #[serde(default)]
+    pub(crate) event: String,
+    #[serde(default)]
+    pub(crate) repository_id: Option<u64>,
+}
+
+/// The App's own endpoints the sweep needs (GitHub's REST API, or a stand-in in tests).
+pub(crate) trait AppHooks: Send + Sync {
+    /// Whether the stack has a GitHub App whose deliveries can be listed.
+    fn has_app(&self) -> bool;
+
+    /// The repository's numeric id, which deliveries name.
+    fn repository_id(&self, repo: &str) -> impl Future<Output = Result<u64, ApiError>> + Send;
+
+    /// One page of the App's deliveries, newest first, and the next page's path.
+    fn deliveries(
+        &self,
+        page: Option<&str>,
+    ) -> impl Future<Output = Result<(Vec<HookDelivery>, Option<String>), ApiError>> + Send;
+
+    /// Asks GitHub to deliver attempt `id` again.
+    fn redeliver(&self, id: u64) -> impl Future<Output = Result<(), ApiError>> + Send;
+}
+
 /// The GitHub API as the webhook reads it, authenticated by `A`.
 #[derive(Debug)]
 pub(crate) struct GitHub<A> {
@@ -729,11 +761,11 @@ pub(crate) mod stand_in {
         /// Each user's permission on the repository.
         pub(crate) permissions: HashMap<String, String>,
         /// The App's delivery attempts, and those asked for again.
-        pub(crate) deliveries: Vec<crate::sweep::HookDelivery>,
+        pub(crate) deliveries: Vec<HookDelivery>,
         pub(crate) redelivered: Mutex<Vec<u64>>,
     }
 
-    impl crate::sweep::AppHooks for StandIn {
+    impl AppHooks for StandIn {
         fn has_app(&self) -> bool {
             self.app
         }
@@ -745,7 +777,7 @@ pub(crate) mod stand_in {
         async fn deliveries(
             &self,
             page: Option<&str>,
-        ) -> Result<(Vec<crate::sweep::HookDelivery>, Option<String>), ApiError> {
+        ) -> Result<(Vec<HookDelivery>, Option<String>), ApiError> {
             // Two pages: the first half, then the rest.
             let half = self.deliveries.len() / 2;
             Ok(match page {
@@ -851,7 +883,7 @@ pub(crate) mod stand_in {
 }
 
 /// The App's own endpoints, authenticated with its JWT (only a stack with the App has them).
-impl<K: flavor_ci_aws::secrets::SecretSource> crate::sweep::AppHooks
+impl<K: flavor_ci_aws::secrets::SecretSource> AppHooks
     for GitHub<flavor_ci_aws::github::app::Credentials<K>>
 {
     fn has_app(&self) -> bool {
@@ -870,7 +902,7 @@ impl<K: flavor_ci_aws::secrets::SecretSource> crate::sweep::AppHooks
     async fn deliveries(
         &self,
         page: Option<&str>,
-    ) -> Result<(Vec<crate::sweep::HookDelivery>, Option<String>), ApiError> {
+    ) -> Result<(Vec<HookDelivery>, Option<String>), ApiError> {
         let path = page.unwrap_or("/app/hook/deliveries?per_page=100");
         let answer = self.as_app(Call::get(path, APP_HOOKS)).await?;
         let listed = serde_json::from_slice(&answer.body).map_err(|e| ApiError {

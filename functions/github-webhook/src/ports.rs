@@ -26,7 +26,7 @@ pub(crate) trait Ports: Send + Sync + fmt::Debug + 'static {
     /// Where secret values come from (Secrets Manager).
     type Secrets: SecretSource;
     /// What the webhook reads from and posts to GitHub, and the App's deliveries.
-    type GitHub: Repository + crate::sweep::AppHooks;
+    type GitHub: Repository + crate::github::AppHooks;
 }
 
 /// Everything a request needs; built once per process.

@@ -15,9 +15,8 @@ use flavor_ci_aws::github::app::epoch_seconds;
 use flavor_ci_aws::store::{ObjectStore, Put};
 use flavor_ci_aws::undo::now_ms;
 use lambda_runtime::tracing::{info, warn};
-use serde::Deserialize;
 
-use crate::github::ApiError;
+use crate::github::{AppHooks, HookDelivery};
 use crate::outcome::{Fault, Outcome, Refusal};
 use crate::ports::{Job, Ports};
 
@@ -31,38 +30,6 @@ const SETTLE_S: u64 = 60;
 const MAX_PER_RUN: usize = 25;
 /// Pages of 100 deliveries read per run.
 pub(crate) const MAX_PAGES: usize = 5;
-
-/// One attempt of a delivery, as GitHub lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub(crate) struct HookDelivery {
-    pub(crate) id: u64,
-    pub(crate) guid: String,
-    pub(crate) delivered_at: String,
-    #[serde(default)]
-    pub(crate) status_code: u16,
-    #[serde(default)]
-    pub(crate) event: String,
-    #[serde(default)]
-    pub(crate) repository_id: Option<u64>,
-}
-
-/// The App's own endpoints the sweep needs (GitHub's REST API, or a stand-in in tests).
-pub(crate) trait AppHooks: Send + Sync {
-    /// Whether the stack has a GitHub App whose deliveries can be listed.
-    fn has_app(&self) -> bool;
-
-    /// The repository's numeric id, which deliveries name.
-    fn repository_id(&self, repo: &str) -> impl Future<Output = Result<u64, ApiError>> + Send;
-
-    /// One page of the App's deliveries, newest first, and the next page's path.
-    fn deliveries(
-        &self,
-        page: Option<&str>,
-    ) -> impl Future<Output = Result<(Vec<HookDelivery>, Option<String>), ApiError>> + Send;
-
-    /// Asks GitHub to deliver attempt `id` again.
-    fn redeliver(&self, id: u64) -> impl Future<Output = Result<(), ApiError>> + Send;
-}
 
 /// The deliveries of `repo_id` to ask for again, at `now` (seconds): for each guid whose
 /// attempts all failed, its newest attempt, oldest first.
