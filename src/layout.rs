@@ -129,6 +129,16 @@ pub fn click_key(root: &str, click: &str) -> String {
     format!("{root}pushes/clicks/{}.json", escape(click))
 }
 
+/// Where a verified delivery is kept until it is handled (`<body key>.json`).
+pub fn inbox_key(root: &str, body_key: &str) -> String {
+    format!("{}{}.json", inbox_prefix(root), escape(body_key))
+}
+
+/// Where the kept deliveries are.
+pub fn inbox_prefix(root: &str) -> String {
+    format!("{root}pushes/inbox/")
+}
+
 /// The key of the marker that the sweep asked GitHub to redeliver delivery `guid` (once).
 pub fn sweep_key(root: &str, guid: &str) -> String {
     format!("{root}pushes/sweep/{}.json", escape(guid))

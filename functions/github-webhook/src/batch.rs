@@ -396,8 +396,12 @@ async fn start_batch<P: Ports>(
     match job.deps.builds.start_batch(&request).await {
         Ok(id) => Ok(id),
         Err(e) => {
+            let fault = match e {
+                crate::builds::CodeBuildError::Unavailable(_) => Fault::Unavailable,
+                _ => Fault::Upstream,
+            };
             let refusal = Refusal::new(
-                Fault::Upstream,
+                fault,
                 format!(
                     "CodeBuild did not start the batch build on {}: {e}",
                     start.project

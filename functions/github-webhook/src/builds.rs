@@ -28,6 +28,10 @@ pub(crate) enum CodeBuildError {
     /// CodeBuild refused or failed: its code and message, and a hint.
     #[error("{0}")]
     Refused(String),
+    /// CodeBuild throttled the call, failed on its side, or did not answer: trying again
+    /// later helps.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("CodeBuild answered without a batch build id")]
     NoBatchId,
 }
@@ -51,7 +55,27 @@ where
         }
         _ => "",
     };
-    CodeBuildError::Refused(flavor_ci_aws::sdk_error_message(e, hint))
+    let message = flavor_ci_aws::sdk_error_message(e, hint);
+    let transient = match e.code() {
+        Some(code) => matches!(
+            code,
+            "ThrottlingException"
+                | "TooManyRequestsException"
+                | "RequestLimitExceeded"
+                | "ServiceUnavailable"
+                | "ServiceUnavailableException"
+                | "InternalFailure"
+                | "InternalServerError"
+                | "RequestTimeout"
+        ),
+        // No answer at all: a timeout or a connection that failed.
+        None => true,
+    };
+    if transient {
+        CodeBuildError::Unavailable(message)
+    } else {
+        CodeBuildError::Refused(message)
+    }
 }
 
 pub(crate) trait Builds: Send + Sync + fmt::Debug + 'static {
@@ -141,12 +165,19 @@ pub(crate) mod recording {
         pub(crate) retried: Mutex<Vec<(String, String)>>,
         pub(crate) unretryable: Vec<String>,
         pub(crate) fail: Option<String>,
+        /// While set, every start is throttled (a transient failure).
+        pub(crate) throttled: Mutex<bool>,
     }
 
     impl Builds for Recording {
         async fn start_batch(&self, request: &BatchRequest) -> Result<String, CodeBuildError> {
             if let Some(e) = &self.fail {
                 return Err(CodeBuildError::Refused(e.clone()));
+            }
+            if *self.throttled.lock().unwrap() {
+                return Err(CodeBuildError::Unavailable(
+                    "ThrottlingException: Rate exceeded".into(),
+                ));
             }
             let mut started = self.started.lock().unwrap();
             started.push(request.clone());

@@ -43,8 +43,10 @@ pub(crate) enum Event {
     Schedule(RunRequest),
     /// `flavor-ci dispatch`.
     Dispatch(RunRequest),
-    /// The schedule's sweep of failed deliveries.
+    /// The schedule's pass over kept and failed deliveries.
     Sweep,
+    /// `flavor-ci dispatch --redeliver`: one kept delivery handled again now.
+    Retry(String),
     /// A click on a check run's button, or "Re-run" on one (GitHub App deliveries).
     CheckRun(Box<CheckRunEvent>),
     /// "Re-run all" on a commit's check suite (GitHub App deliveries).
@@ -56,6 +58,18 @@ pub(crate) enum Event {
 }
 
 impl Event {
+    /// The commit the required aggregate is reported on, when the event names one.
+    pub(crate) fn commit(&self) -> Option<String> {
+        match self {
+            Event::Push(s) => Some(s.payload.after.clone()),
+            Event::PullRequest(s) => Some(s.payload.pull_request.head.sha.clone()),
+            Event::MergeGroup(e) => Some(e.merge_group.head_sha.clone()),
+            Event::CheckRun(e) => Some(e.check_run.head_sha.clone()),
+            Event::CheckSuite(e) => Some(e.check_suite.head_sha.clone()),
+            _ => None,
+        }
+    }
+
     /// The App installation the delivery came through, when it names one.
     pub(crate) fn installation(&self) -> Option<u64> {
         match self {
@@ -96,6 +110,25 @@ pub(crate) struct HttpRequest {
 }
 
 impl HttpRequest {
+    /// A kept delivery, as it was received (its signature was verified then).
+    pub(crate) fn kept(event: &str, delivery: &str, content_type: &str, body: Vec<u8>) -> Self {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("x-github-event", event),
+            ("x-github-delivery", delivery),
+            ("content-type", content_type),
+        ] {
+            if let Ok(v) = value.parse() {
+                headers.insert(name, v);
+            }
+        }
+        Self {
+            method: "POST".into(),
+            headers,
+            body,
+        }
+    }
+
     /// A header's value, when it is text.
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
@@ -114,6 +147,17 @@ fn bad(message: impl Into<String>) -> Refusal {
 /// verified the caller is anyone on the internet: refusals say nothing about the account.
 pub(crate) fn read(event: Value) -> Result<Incoming, Refusal> {
     // A request through the URL always has requestContext.
+    if event.get("requestContext").is_none()
+        && let Some(id) = event
+            .get(crate::sweep::RETRY_KEY)
+            .and_then(|r| r.get("delivery"))
+            .and_then(Value::as_str)
+    {
+        return Ok(Incoming::Run(Delivery {
+            id: id.to_owned(),
+            event: Event::Retry(id.to_owned()),
+        }));
+    }
     if event.get("requestContext").is_none() && event.get(crate::sweep::SWEEP_KEY).is_some() {
         return Ok(Incoming::Run(Delivery {
             id: "sweep".into(),

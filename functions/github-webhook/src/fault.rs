@@ -28,6 +28,12 @@ pub(crate) enum Fault {
 }
 
 impl Fault {
+    /// Whether trying the same delivery again later may succeed (a service unavailable,
+    /// throttling, a timeout, a concurrent copy), as opposed to a lasting fault.
+    pub(crate) fn is_transient(self) -> bool {
+        matches!(self, Fault::Unavailable | Fault::Busy)
+    }
+
     pub(crate) fn status(self) -> u16 {
         match self {
             Fault::BadRequest => 400,

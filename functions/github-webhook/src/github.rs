@@ -228,7 +228,7 @@ impl<A: Auth + 'static> GitHub<A> {
             }
             Err(e @ CallError::Transport(..)) => {
                 return Err(fail(
-                    Fault::Upstream,
+                    Fault::Unavailable,
                     format!("{e}; check GITHUB_API_URL and the network path to GitHub"),
                 ));
             }

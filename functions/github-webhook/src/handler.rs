@@ -24,6 +24,8 @@ use crate::verify::verify;
 
 /// GitHub gives up after 10 s; every answer leaves well before that.
 const BUDGET: Duration = Duration::from_secs(8);
+/// Settling a kept delivery's copy after the handling.
+const SETTLE_BUDGET: Duration = Duration::from_millis(1500);
 
 /// The Lambda entry point: always answers with an HTTP response.
 pub(crate) async fn handle<P: Ports>(
@@ -32,7 +34,8 @@ pub(crate) async fn handle<P: Ports>(
 ) -> Result<LambdaFunctionUrlResponse, Error> {
     let (payload, context) = event.into_parts();
     let written = UndoLog::default();
-    let outcome = match timeout(BUDGET, process(&deps, payload, &written)).await {
+    let held = std::sync::Mutex::new(None);
+    let outcome = match timeout(BUDGET, process(&deps, payload, &written, &held)).await {
         Ok(outcome) => outcome,
         Err(_) => {
             cleanup(&deps.store, &written).await;
@@ -45,6 +48,27 @@ pub(crate) async fn handle<P: Ports>(
             )
             .into()
         }
+    };
+    // A kept delivery's copy is settled within GitHub's 10 s: removed, or kept for a retry.
+    let held = held.lock().ok().and_then(|mut h| h.take());
+    let outcome = match (&deps.config, held) {
+        (Ok(config), Some(held)) => {
+            let job = Job {
+                deps: &deps,
+                config,
+                written: &written,
+            };
+            match timeout(
+                SETTLE_BUDGET,
+                crate::intake::settle(job, Some(held), outcome.clone()),
+            )
+            .await
+            {
+                Ok(settled) => settled,
+                Err(_) => outcome,
+            }
+        }
+        _ => outcome,
     };
     let mut reply = outcome.answer();
     if reply.detail.is_some() {
@@ -66,7 +90,12 @@ pub(crate) async fn handle<P: Ports>(
 }
 
 /// From the invocation to its outcome.
-async fn process<P: Ports>(deps: &Deps<P>, event: Value, written: &UndoLog) -> Outcome {
+async fn process<P: Ports>(
+    deps: &Deps<P>,
+    event: Value,
+    written: &UndoLog,
+    held: &std::sync::Mutex<Option<crate::intake::Held>>,
+) -> Outcome {
     let config = match &deps.config {
         Ok(config) => config,
         Err(e) => {
@@ -83,17 +112,33 @@ async fn process<P: Ports>(deps: &Deps<P>, event: Value, written: &UndoLog) -> O
         config,
         written,
     };
-    match receive(deps, event).await {
+    match receive(job, event, held).await {
         Ok(delivery) => route(job, delivery).await,
         Err(refusal) => refusal.into(),
     }
 }
 
-/// The invocation as a delivery: a run as it is, a request once its signature is verified.
-async fn receive<P: Ports>(deps: &Deps<P>, event: Value) -> Result<Delivery, Refusal> {
+/// The invocation as a delivery: a run as it is, a request once its signature is verified;
+/// a verified delivery that may start a build is kept first ([`crate::intake`]).
+async fn receive<P: Ports>(
+    job: Job<'_, P>,
+    event: Value,
+    held: &std::sync::Mutex<Option<crate::intake::Held>>,
+) -> Result<Delivery, Refusal> {
     match edge::read(event)? {
         Incoming::Run(delivery) => Ok(delivery),
-        Incoming::Http(request) => edge::delivery(verify(deps, request).await?),
+        Incoming::Http(request) => {
+            let verified = verify(job.deps, request).await?;
+            let raw = crate::intake::Raw::of(&verified);
+            let delivery = edge::delivery(verified)?;
+            if let Some(raw) = raw {
+                let kept = crate::intake::keep(job, raw, delivery.event.commit()).await;
+                if let Ok(mut slot) = held.lock() {
+                    *slot = kept;
+                }
+            }
+            Ok(delivery)
+        }
     }
 }
 
@@ -112,6 +157,7 @@ pub(crate) async fn route<P: Ports>(job: Job<'_, P>, delivery: Delivery) -> Outc
         Event::CheckSuite(e) => crate::buttons::on_check_suite(job, &id, *e).await,
         Event::MergeGroup(e) => crate::merge_group::on_merge_group(job, &id, *e).await,
         Event::Sweep => crate::sweep::sweep(job).await,
+        Event::Retry(id) => crate::sweep::retry_one(job, &id).await,
         Event::Other(name) => Outcome::nothing(format!(
             "flavor-ci acts on push and pull_request events; this {name} event was ignored"
         )),

@@ -19,12 +19,15 @@ mod decisions;
 #[cfg(test)]
 mod decisions_app;
 #[cfg(test)]
+mod decisions_intake;
+#[cfg(test)]
 mod decisions_queue;
 mod edge;
 mod fault;
 mod github;
 mod handler;
 mod http;
+mod intake;
 mod merge_group;
 mod outcome;
 mod ports;

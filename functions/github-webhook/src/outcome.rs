@@ -40,8 +40,18 @@ pub(crate) enum Outcome {
     },
     /// A ping: the webhook is set up.
     Pong { hook_id: Option<Value> },
+    /// Kept after a transient failure: handled again when the service recovers.
+    Accepted {
+        message: String,
+        /// What failed.
+        reason: String,
+        /// When it is tried again (milliseconds since the epoch).
+        retry_at: u64,
+    },
     /// The sweep asked GitHub to redeliver the failed deliveries it found.
     Swept {
+        /// The kept deliveries handled again.
+        retries: crate::intake::Pass,
         /// Delivery attempts listed.
         listed: usize,
         /// Deliveries of this repository none of whose attempts succeeded.
@@ -308,7 +318,18 @@ impl Outcome {
                 }
                 (200, b, None)
             }
+            Outcome::Accepted {
+                message,
+                reason,
+                retry_at,
+            } => {
+                let mut b = body("accepted", &message);
+                b.insert("reason".into(), json!(reason));
+                b.insert("retryAt".into(), json!(retry_at));
+                (202, b, None)
+            }
             Outcome::Swept {
+                retries,
                 listed,
                 failed,
                 redelivered,
@@ -321,6 +342,11 @@ impl Outcome {
                         "{} of {failed} failed deliveries redelivered ({already} asked for before)",
                         redelivered.len()
                     ),
+                );
+                b.insert(
+                    "retried".into(),
+                    json!({"handled": retries.handled, "waiting": retries.waiting,
+                           "givenUp": retries.given_up, "later": retries.later}),
                 );
                 b.insert("listed".into(), json!(listed));
                 b.insert("redelivered".into(), json!(redelivered));

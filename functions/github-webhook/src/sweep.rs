@@ -20,8 +20,12 @@ use crate::github::{AppHooks, HookDelivery};
 use crate::outcome::{Fault, Outcome, Refusal};
 use crate::ports::{Job, Ports};
 
-/// The key a direct invocation carries to ask for a sweep.
+/// The key a direct invocation carries to ask for a sweep (the kept deliveries that are due,
+/// then the App's failed deliveries).
 pub(crate) const SWEEP_KEY: &str = "flavorCiSweep";
+/// The key of a direct invocation that handles one kept delivery again now
+/// (`{"flavorCiRetry": {"delivery": "<id or key>"}}`, from `flavor-ci dispatch --redeliver`).
+pub(crate) const RETRY_KEY: &str = "flavorCiRetry";
 /// How far back the sweep looks: GitHub redelivers only recent deliveries (a few days).
 const WINDOW_S: u64 = 3 * 24 * 3600;
 /// A delivery this young may still be in flight.
@@ -70,12 +74,40 @@ pub(crate) async fn sweep<P: Ports>(job: Job<'_, P>) -> Outcome {
     }
 }
 
+/// One kept delivery handled again now, whatever its state.
+pub(crate) async fn retry_one<P: Ports>(job: Job<'_, P>, id: &str) -> Outcome {
+    match crate::intake::retry(job, Some(id)).await {
+        Ok(pass)
+            if pass.handled.is_empty() && pass.waiting.is_empty() && pass.given_up.is_empty() =>
+        {
+            Outcome::nothing(format!(
+                "no kept delivery is called {id}; flavor-ci status --deliveries lists them"
+            ))
+        }
+        Ok(pass) => Outcome::Swept {
+            retries: pass,
+            listed: 0,
+            failed: 0,
+            redelivered: Vec::new(),
+            already: 0,
+            errors: Vec::new(),
+        },
+        Err(refusal) => refusal.into(),
+    }
+}
+
 async fn run<P: Ports>(job: Job<'_, P>) -> Result<Outcome, Refusal> {
     let (github, config) = (&job.deps.github, job.config);
+    let retries = crate::intake::retry(job, None).await?;
     if !github.has_app() {
-        return Ok(Outcome::nothing(
-            "the sweep lists deliveries through the GitHub App's API; this stack has no App (CommitStatuses=github-app)",
-        ));
+        return Ok(Outcome::Swept {
+            retries,
+            listed: 0,
+            failed: 0,
+            redelivered: Vec::new(),
+            already: 0,
+            errors: Vec::new(),
+        });
     }
     let repo_id = github.repository_id(&config.repository).await?;
     let mut listed = Vec::new();
@@ -137,6 +169,7 @@ async fn run<P: Ports>(job: Job<'_, P>) -> Result<Outcome, Refusal> {
         }
     }
     Ok(Outcome::Swept {
+        retries,
         listed: listed.len(),
         failed: candidates.len(),
         redelivered,
