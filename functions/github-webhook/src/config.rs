@@ -31,6 +31,9 @@ pub(crate) struct Config {
     pub(crate) app: Option<AppSettings>,
     /// Which per-flavor check runs are written (the aggregate always is).
     pub(crate) flavor_checks: FlavorChecks,
+    /// The wait before a kept delivery's second attempt (doubled for each further one, up to
+    /// an hour).
+    pub(crate) retry_wait: Duration,
 }
 
 /// Which per-flavor check runs the webhook creates when a batch starts.
@@ -82,6 +85,7 @@ impl Config {
         let github_token_secret = env.optional("GITHUB_TOKEN_SECRET_ID");
         let release_project = env.optional("RELEASE_PROJECT");
         let app = env.app();
+        let retry_wait = env.seconds("RETRY_FIRST_WAIT_SECONDS", 300);
         let flavor_checks = match env.optional("FLAVOR_CHECKS").as_deref() {
             None | Some("all") => FlavorChecks::All,
             Some("failures") => FlavorChecks::Failures,
@@ -98,6 +102,7 @@ impl Config {
             status_context,
             app,
             flavor_checks,
+            retry_wait,
             bucket,
             root,
             settings_key,

@@ -49,8 +49,8 @@ const KEPT_EVENTS: [&str; 5] = [
 const ABANDONED_AFTER_MS: u64 = 2 * 60 * 1000;
 /// How long transient faults are retried before the delivery is given up.
 pub(crate) const GIVE_UP_AFTER_MS: u64 = 6 * 3600 * 1000;
-/// The first wait, doubled for each attempt up to [`MAX_WAIT_MS`].
-const FIRST_WAIT_MS: u64 = 5 * 60 * 1000;
+/// The longest wait between attempts (the first is `RETRY_FIRST_WAIT_SECONDS`, 5 minutes,
+/// doubled for each further one).
 const MAX_WAIT_MS: u64 = 60 * 60 * 1000;
 /// A retry pass starts no new delivery after this much of its time.
 const PASS_BUDGET: Duration = Duration::from_secs(5);
@@ -117,9 +117,9 @@ pub(crate) fn service_of(message: &str) -> &'static str {
     }
 }
 
-/// How long to wait before attempt `attempts + 1`.
-fn wait_ms(attempts: u32) -> u64 {
-    FIRST_WAIT_MS
+/// How long to wait before attempt `attempts + 1`, the first wait being `first_ms`.
+fn wait_ms(first_ms: u64, attempts: u32) -> u64 {
+    first_ms
         .saturating_mul(1 << attempts.saturating_sub(1).min(10))
         .min(MAX_WAIT_MS)
 }
@@ -268,7 +268,8 @@ async fn later<P: Ports>(job: Job<'_, P>, held: Held, refusal: Refusal) -> Outco
         give_up(job, Held { kept, ..held }, &reason).await;
         return Outcome::Refused(refusal);
     }
-    let next_at = now + wait_ms(kept.attempts);
+    let first = u64::try_from(job.config.retry_wait.as_millis()).unwrap_or(u64::MAX);
+    let next_at = now + wait_ms(first, kept.attempts);
     kept.state = State::Retrying;
     kept.next_at = Some(next_at);
     kept.reason = Some(
@@ -473,7 +474,7 @@ mod tests {
 
     #[test]
     fn waits_double_up_to_an_hour_and_services_are_named() {
-        let waits: Vec<u64> = (1..=6).map(|a| wait_ms(a) / 60_000).collect();
+        let waits: Vec<u64> = (1..=6).map(|a| wait_ms(300_000, a) / 60_000).collect();
         assert_eq!(waits, [5, 10, 20, 40, 60, 60]);
         assert_eq!(
             service_of("CodeBuild did not start the batch build on ci: ThrottlingException"),

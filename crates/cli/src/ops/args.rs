@@ -80,6 +80,10 @@ pub(crate) struct DispatchArgs {
     /// RELEASE_ID for a run of a tag [default: the tag].
     #[arg(long, value_name = "ID")]
     pub(crate) release_id: Option<String>,
+    /// Instead of a run: handle this kept delivery again now (its delivery id, or its key as
+    /// `status --deliveries` lists it), whatever its state.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["git_ref", "flavors", "release_id"])]
+    pub(crate) redeliver: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -102,6 +106,10 @@ pub(crate) struct StatusArgs {
     /// The run of the merge group with this head commit (a prefix is enough).
     #[arg(long, value_name = "HEAD_SHA")]
     pub(crate) merge_group: Option<String>,
+    /// The deliveries the webhook keeps: retrying after a transient fault, or given up, each
+    /// with its reason and next attempt.
+    #[arg(long, conflicts_with_all = ["commit", "git_ref", "pr", "batch", "merge_group"])]
+    pub(crate) deliveries: bool,
     /// This batch build.
     #[arg(long, value_name = "ID")]
     pub(crate) batch: Option<String>,

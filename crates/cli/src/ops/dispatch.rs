@@ -50,7 +50,11 @@ pub(crate) async fn run(args: &DispatchArgs) -> Result<(), String> {
         flavors: args.flavors.clone(),
         release_id: args.release_id.clone(),
     };
-    let payload = json!({ RUN_KEY: request }).to_string();
+    let payload = match &args.redeliver {
+        // The webhook's retry of one kept delivery.
+        Some(id) => json!({"flavorCiRetry": {"delivery": id}}).to_string(),
+        None => json!({ RUN_KEY: request }).to_string(),
+    };
     let out = aws_sdk_lambda::Client::new(&config)
         .invoke()
         .function_name(&function)
@@ -100,6 +104,31 @@ pub(crate) async fn run(args: &DispatchArgs) -> Result<(), String> {
         }
         (200, Some("already handled")) => {
             let _ = writeln!(out, "{message}");
+            Ok(())
+        }
+        (200, Some("swept")) => {
+            let retried = &body["retried"];
+            let list = |k: &str| {
+                retried[k]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default()
+            };
+            for (word, key) in [
+                ("handled", "handled"),
+                ("still waiting", "waiting"),
+                ("given up", "givenUp"),
+            ] {
+                let ids = list(key);
+                if !ids.is_empty() {
+                    let _ = writeln!(out, "{word}: {ids}");
+                }
+            }
             Ok(())
         }
         _ => Err(format!("{function} answered {status}: {message}")),

@@ -8,7 +8,7 @@ use aws_config::SdkConfig;
 use aws_sdk_codebuild::types::RetryBuildBatchType;
 use flavor_ci::layout::{run_key, superseded_key};
 use flavor_ci::runs::{self, FlavorState, RunRecord, Superseded};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{RetryArgs, StatusArgs, aws_error};
 
@@ -88,6 +88,46 @@ impl Records {
     }
 
     /// Every run record, for lookups by commit, ref or pull request.
+    /// The deliveries the webhook keeps (`pushes/inbox/`), as stored.
+    async fn kept(&self) -> Result<Vec<(String, Value)>, String> {
+        let prefix = flavor_ci::layout::inbox_prefix(&self.root);
+        let page = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&prefix)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot list s3://{}/{prefix}: {}",
+                    self.bucket,
+                    aws_error(&e)
+                )
+            })?;
+        let mut kept = Vec::new();
+        for key in page.contents().iter().filter_map(|o| o.key()) {
+            let Ok(out) = self
+                .s3
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+            else {
+                continue;
+            };
+            let Ok(bytes) = out.body.collect().await else {
+                continue;
+            };
+            if let Ok(value) = serde_json::from_slice::<Value>(&bytes.into_bytes()) {
+                let name = key.trim_start_matches(&prefix).trim_end_matches(".json");
+                kept.push((name.to_owned(), value));
+            }
+        }
+        Ok(kept)
+    }
+
     async fn all(&self) -> Result<Vec<RunRecord>, String> {
         let prefix = format!("{}runs/", self.root);
         let mut keys = Vec::new();
@@ -224,9 +264,73 @@ fn now_secs() -> i64 {
 
 /// `flavor-ci status`: the run asked for, as a table or JSON; exit 0 all succeeded, 1 any
 /// failed, 4 any still running.
+/// `flavor-ci status --deliveries`: the kept deliveries, retrying or given up. Exit status 0
+/// when none is kept, 4 while any is retrying, 1 when any was given up.
+async fn deliveries(records: &Records, json_out: bool) -> Result<ExitCode, String> {
+    let kept = records.kept().await?;
+    let mut out = io::stdout().lock();
+    if json_out {
+        let list: Vec<Value> = kept
+            .iter()
+            .map(|(key, v)| {
+                let mut v = v.clone();
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("body");
+                    o.insert("key".into(), json!(key));
+                }
+                v
+            })
+            .collect();
+        let _ = writeln!(out, "{}", json!(list));
+    } else if kept.is_empty() {
+        let _ = writeln!(out, "no delivery is kept: every delivery was handled");
+    }
+    let now = flavor_ci_aws::undo::now_ms();
+    let mut code = 0;
+    for (key, v) in &kept {
+        let state = v["state"].as_str().unwrap_or("?");
+        code = match (state, code) {
+            ("failed", _) | (_, 1) => 1,
+            _ => 4,
+        };
+        if json_out {
+            continue;
+        }
+        let next = match v["nextAt"].as_u64() {
+            Some(at) if at > now => format!("next attempt in {} min", (at - now).div_ceil(60_000)),
+            Some(_) => "due now".to_owned(),
+            None if state == "received" => "being handled (or its invocation died)".to_owned(),
+            None => "not retried".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "{key}  {}  {} {}  commit {}  {state}, {} attempts, {next}\n    {}",
+            v["delivery"].as_str().unwrap_or("?"),
+            v["event"].as_str().unwrap_or("?"),
+            v["service"]
+                .as_str()
+                .map(|s| format!("({s})"))
+                .unwrap_or_default(),
+            v["commit"].as_str().unwrap_or("?"),
+            v["attempts"].as_u64().unwrap_or(0),
+            v["reason"].as_str().unwrap_or("")
+        );
+    }
+    if !json_out && !kept.is_empty() {
+        let _ = writeln!(
+            out,
+            "handle one again now: flavor-ci dispatch --stack STACK --redeliver <key or delivery id>"
+        );
+    }
+    Ok(ExitCode::from(code))
+}
+
 pub(crate) async fn status(args: &StatusArgs) -> Result<ExitCode, String> {
     let config = args.aws.load().await;
     let records = Records::of(&config, &args.stack).await?;
+    if args.deliveries {
+        return deliveries(&records, args.json).await;
+    }
     let record = match &args.batch {
         Some(batch) => records.record(batch).await?,
         None => {
@@ -295,16 +399,15 @@ pub(crate) async fn status(args: &StatusArgs) -> Result<ExitCode, String> {
             );
         }
         let _ = write!(out, "{}", runs::table(&record, &states));
-        match superseded {
-            Some(s) => match &s.reason {
+        if let Some(s) = superseded {
+            match &s.reason {
                 Some(reason) => {
                     let _ = writeln!(out, "stopped: {reason}");
                 }
                 None => {
                     let _ = writeln!(out, "stopped: superseded by {}", s.by);
                 }
-            },
-            None => {}
+            }
         }
     }
     Ok(ExitCode::from(overall.exit_code()))
