@@ -26,6 +26,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -126,6 +127,45 @@ def merge_groups(api: RuntimeApi, proc, github: GitHubApi, n: int) -> None:
           f"median {statistics.median(warm):.2f} ms, p90 {p90(warm):.2f} ms")
 
 
+def intake_cost(github: GitHubApi, env: dict, n: int) -> None:
+    """What keeping each delivery costs: the S3 calls a push makes under pushes/inbox/, counted
+    by a proxy in front of moto (a second process of the same binary), and the time of that
+    PUT (If-None-Match) and DELETE (by version) against the same moto, timed alone."""
+    sys.path.insert(0, str(ROOT / "tests/tools"))
+    from fault_proxy import FaultProxy
+
+    proxy = FaultProxy(env["AWS_ENDPOINT_URL"])
+    api = RuntimeApi()
+    proc = start_function(api, BINARY, {**env, "AWS_ENDPOINT_URL": proxy.url})
+    try:
+        commit, tree = github.add_commit(REPOSITORY, flavor_files(50))
+        timed(api, lambda: push(REPOSITORY, commit, tree, ["flavors/flavor-0001/Dockerfile"]), 1)
+        proxy.seen.clear()
+        timed(api, lambda: push(REPOSITORY, commit, tree, ["flavors/flavor-0001/Dockerfile"]), n)
+        # The kept copy's PUT names its key; its removal is a DeleteObjects (by version), which
+        # nothing else in a push that builds makes.
+        from collections import Counter
+        calls = [op.split(" ")[0] for op in proxy.seen
+                 if "/pushes/inbox/" in op or op.startswith("S3.DeleteObjects")]
+        per = {op: count / n for op, count in Counter(calls).items()}
+        s3 = client("s3", env["AWS_ENDPOINT_URL"])
+        body = b"x" * 2200  # a small push's kept copy
+        times = []
+        for i in range(n):
+            key = f"{ROOT_PREFIX}pushes/inbox/bench-{i}.json"
+            t0 = time.perf_counter()
+            out = s3.put_object(Bucket=BUCKET, Key=key, Body=body, IfNoneMatch="*")
+            s3.delete_object(Bucket=BUCKET, Key=key, VersionId=out.get("VersionId", "null"))
+            times.append((time.perf_counter() - t0) * 1000)
+        print(f"\ndurable intake, per push delivery: S3 calls under pushes/inbox/ {per} "
+              f"(the PUT is the one write before acting; the DELETE removes it once handled); "
+              f"that pair against the same moto: median {statistics.median(times):.2f} ms, p90 {p90(times):.2f} ms")
+    finally:
+        stop(proc)
+        api.close()
+        proxy.close()
+
+
 def p90(xs: list[float]) -> float:
     return statistics.quantiles(xs, n=10)[-1]
 
@@ -148,6 +188,8 @@ def main() -> None:
         endpoint = f"http://127.0.0.1:{port}"
         s3 = client("s3", endpoint)
         s3.create_bucket(Bucket=BUCKET)
+        # Versioned, as the stack's bucket is.
+        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
         settings_key = f"{ROOT_PREFIX}settings/bench.json"
         s3.put_object(Bucket=BUCKET, Key=settings_key, Body=b'{"batch": {"max-builds": 1000}}')
         client("secretsmanager", endpoint).create_secret(Name="bench/webhook", SecretString=SECRET)
@@ -213,6 +255,7 @@ def main() -> None:
                   "(reading the event, decoding and verifying)")
             print(f"peak RSS (VmHWM): {peak_rss_mb(proc.pid):.1f} MB")
             merge_groups(api, proc, github, args.pushes)
+            intake_cost(github, env, args.pushes)
             print("\ntargets: 500 flavors end to end median < 100 ms; verifying 6 MB < 30 ms "
                   "(cargo bench --bench signature measures verification alone)")
         finally:

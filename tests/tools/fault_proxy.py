@@ -74,6 +74,13 @@ class FaultProxy:
                 pass
 
             def handle_one(self):
+                try:
+                    self.handle_request()
+                except (BrokenPipeError, ConnectionResetError):
+                    # The caller gave up waiting (a delayed answer): nothing to answer.
+                    self.close_connection = True
+
+            def handle_request(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 operation = operation_of(self.command, self.path, self.headers)
