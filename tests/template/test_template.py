@@ -147,6 +147,7 @@ def test_the_webhook_may_only_start_batches_of_the_two_projects_stop_ci_ones_and
             "${WebhookSecret}",
             "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${GitHubTokenSecretName}-??????",
             "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${GitHubAppKeySecretName}-??????",
+            "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${WebhookHookTokenSecretName}-??????",
         },
     }
     for policy, st in statements(template["Resources"]["WebhookRole"]):

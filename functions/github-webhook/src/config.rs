@@ -31,6 +31,9 @@ pub(crate) struct Config {
     pub(crate) app: Option<AppSettings>,
     /// Which per-flavor check runs are written (the aggregate always is).
     pub(crate) flavor_checks: FlavorChecks,
+    /// The secret holding a token that may read and redeliver the repository's webhook (the
+    /// sweep without a GitHub App).
+    pub(crate) hook_token_secret: Option<String>,
     /// The wait before a kept delivery's second attempt (doubled for each further one, up to
     /// an hour).
     pub(crate) retry_wait: Duration,
@@ -86,6 +89,7 @@ impl Config {
         let release_project = env.optional("RELEASE_PROJECT");
         let app = env.app();
         let retry_wait = env.seconds("RETRY_FIRST_WAIT_SECONDS", 300);
+        let hook_token_secret = env.optional("HOOK_TOKEN_SECRET_ID");
         let flavor_checks = match env.optional("FLAVOR_CHECKS").as_deref() {
             None | Some("all") => FlavorChecks::All,
             Some("failures") => FlavorChecks::Failures,
@@ -103,6 +107,7 @@ impl Config {
             app,
             flavor_checks,
             retry_wait,
+            hook_token_secret,
             bucket,
             root,
             settings_key,

@@ -110,6 +110,7 @@ pub(crate) fn deps_with(
         github,
         region: flavor_ci_aws::FromSdk::Ready("us-east-1".into()),
         settings: Mutex::new(None),
+        repo_hook: None,
     })
 }
 

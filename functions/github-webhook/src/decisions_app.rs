@@ -408,7 +408,7 @@ async fn the_sweep_redelivers_each_failed_delivery_once_across_runs() {
 }
 
 /// A civil date from days since the epoch.
-fn civil(days: u64) -> (u64, u64, u64) {
+pub(crate) fn civil(days: u64) -> (u64, u64, u64) {
     let z = days + 719_468;
     let era = z / 146_097;
     let doe = z - era * 146_097;

@@ -218,3 +218,79 @@ async fn a_lasting_fault_is_recorded_counted_and_ends_the_status() {
     );
     let _: Value = pass;
 }
+
+#[tokio::test]
+async fn without_an_app_the_sweep_redelivers_through_the_repository_hook() {
+    use std::sync::Mutex as StdMutex;
+    let calls = Arc::new(StdMutex::new(Vec::<(String, Option<String>)>::new()));
+    let seen = calls.clone();
+    let now = flavor_ci_aws::undo::now_ms() / 1000;
+    let url = flavor_ci_aws::github::local::serve(move |request| {
+        seen.lock()
+            .unwrap()
+            .push((request.call.clone(), request.bearer.clone()));
+        if request.call.starts_with("POST") {
+            return ("202 Accepted", "{}".into());
+        }
+        let at = |ago: u64| {
+            let t = now - ago;
+            let (days, rest) = (t / 86_400, t % 86_400);
+            let (y, m, d) = crate::decisions_app::civil(days);
+            format!(
+                "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+                rest / 3600,
+                rest / 60 % 60,
+                rest % 60
+            )
+        };
+        let list = json!([
+            {"id": 12, "guid": "g2", "delivered_at": at(300), "status_code": 200, "event": "push"},
+            {"id": 11, "guid": "g1", "delivered_at": at(600), "status_code": 502, "event": "push"},
+        ]);
+        ("200 OK", list.to_string())
+    });
+    let d = deps_with(&[], false);
+    let d = {
+        let mut owned = Arc::try_unwrap(d).unwrap();
+        owned.repo_hook = Some(crate::repo_hook::RepoHook {
+            client: flavor_ci_aws::github::local::client(&url),
+            token: flavor_ci_aws::secrets::Cached::new(
+                Arc::new(Example),
+                "hook-token".into(),
+                flavor_ci_aws::secrets::github_token,
+                std::time::Duration::from_secs(60),
+            ),
+            recorded: tokio::sync::Mutex::new(None),
+        });
+        Arc::new(owned)
+    };
+    // Before any delivery named the hook, there is nothing to list.
+    let (_, body) = answer(&d, json!({"flavorCiSweep": {}})).await;
+    assert_eq!(body["listed"], 0, "{body}");
+    // A delivery through the repository's hook names it.
+    let mut event = push("refs/heads/main", &["flavors/base/x"], json!({}));
+    event["headers"]["x-github-hook-id"] = json!("123");
+    event["headers"]["x-github-hook-installation-target-type"] = json!("repository");
+    let (status, _) = answer(&d, event).await;
+    assert_eq!(status, 200);
+    for _ in 0..2 {
+        let (_, body) = answer(&d, json!({"flavorCiSweep": {}})).await;
+        assert_eq!(body["listed"], 2, "{body}");
+    }
+    let calls = calls.lock().unwrap().clone();
+    let redelivered: Vec<&str> = calls
+        .iter()
+        .filter(|(c, _)| c.starts_with("POST"))
+        .map(|(c, _)| c.as_str())
+        .collect();
+    assert_eq!(
+        redelivered,
+        ["POST /repos/acme/slc/hooks/123/deliveries/11/attempts"],
+        "once, across runs"
+    );
+    assert!(
+        calls
+            .iter()
+            .all(|(_, bearer)| bearer.as_deref() == Some("flavor-ci-example-secret"))
+    );
+}

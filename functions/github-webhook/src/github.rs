@@ -975,7 +975,7 @@ impl<K: flavor_ci_aws::secrets::SecretSource> GitHub<flavor_ci_aws::github::app:
 }
 
 /// The path of the `rel="next"` page in a `Link` header, relative to the API's base.
-fn next_page(link: &str, base: &str) -> Option<String> {
+pub(crate) fn next_page(link: &str, base: &str) -> Option<String> {
     let next = link.split(',').find(|part| part.contains("rel=\"next\""))?;
     let url = next.split_once('<')?.1.split_once('>')?.0;
     if let Some(path) = url.strip_prefix(base.trim_end_matches('/')) {

@@ -129,6 +129,23 @@ async fn receive<P: Ports>(
         Incoming::Run(delivery) => Ok(delivery),
         Incoming::Http(request) => {
             let verified = verify(job.deps, request).await?;
+            if let Some(hook) = &job.deps.repo_hook
+                && verified.0.header("x-github-hook-installation-target-type") == Some("repository")
+                && let Some(id) = verified
+                    .0
+                    .header("x-github-hook-id")
+                    .and_then(|h| h.parse().ok())
+            {
+                let config = job.config;
+                crate::repo_hook::record_hook_id(
+                    hook,
+                    &job.deps.store,
+                    &config.bucket,
+                    &config.root,
+                    id,
+                )
+                .await;
+            }
             let raw = crate::intake::Raw::of(&verified);
             let delivery = edge::delivery(verified)?;
             if let Some(raw) = raw {
@@ -241,6 +258,7 @@ mod tests {
             github: crate::github::stand_in::StandIn::default(),
             region: flavor_ci_aws::FromSdk::Ready("us-east-1".into()),
             settings: Mutex::new(None),
+            repo_hook: None,
         })
     }
 

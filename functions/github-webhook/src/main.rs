@@ -34,6 +34,7 @@ mod ports;
 mod pull;
 mod push;
 mod record;
+mod repo_hook;
 mod report;
 mod run;
 mod superseded;
@@ -88,6 +89,14 @@ async fn main() -> Result<(), Error> {
         builds: SdkClient::on_first_use(sdk.clone(), aws_sdk_codebuild::Client::new),
         webhook_secrets: Cached::new(secrets.clone(), secret_id, secrets::webhook_secrets, ttl)
             .refreshed_at_most_every(secrets::WEBHOOK_SECRET_REFRESH),
+        repo_hook: config.as_ref().ok().and_then(|c| {
+            let id = c.hook_token_secret.clone()?;
+            Some(repo_hook::RepoHook {
+                client: client.clone(),
+                token: Cached::new(secrets.clone(), id, secrets::github_token, ttl),
+                recorded: Mutex::new(None),
+            })
+        }),
         github: GitHub::new(client, credentials),
         region: sdk.region(),
         settings: Mutex::new(None),

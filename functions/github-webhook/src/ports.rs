@@ -36,6 +36,9 @@ pub(crate) struct Deps<P: Ports> {
     pub(crate) store: P::Store,
     pub(crate) builds: P::Builds,
     pub(crate) webhook_secrets: Cached<P::Secrets, Vec<Vec<u8>>>,
+    /// The repository hook's deliveries, for the sweep without an App (when a hook token is
+    /// configured).
+    pub(crate) repo_hook: Option<crate::repo_hook::RepoHook<P::Secrets>>,
     pub(crate) github: P::GitHub,
     pub(crate) region: flavor_ci_aws::FromSdk<String>,
     pub(crate) settings: Mutex<Option<Arc<Settings>>>,

@@ -35,12 +35,17 @@ const MAX_PER_RUN: usize = 25;
 /// Pages of 100 deliveries read per run.
 pub(crate) const MAX_PAGES: usize = 5;
 
-/// The deliveries of `repo_id` to ask for again, at `now` (seconds): for each guid whose
-/// attempts all failed, its newest attempt, oldest first.
-pub(crate) fn failed(deliveries: &[HookDelivery], repo_id: u64, now: u64) -> Vec<HookDelivery> {
+/// The deliveries to ask for again (of `repo_id` only, when given: an App's deliveries are of
+/// every repository it is installed on), at `now` (seconds): for each guid whose attempts all
+/// failed, its newest attempt, oldest first.
+pub(crate) fn failed(
+    deliveries: &[HookDelivery],
+    repo_id: Option<u64>,
+    now: u64,
+) -> Vec<HookDelivery> {
     let mut by_guid: BTreeMap<&str, Vec<&HookDelivery>> = BTreeMap::new();
     for d in deliveries {
-        if d.repository_id == Some(repo_id) {
+        if repo_id.is_none_or(|id| d.repository_id == Some(id)) {
             by_guid.entry(d.guid.as_str()).or_default().push(d);
         }
     }
@@ -64,6 +69,14 @@ pub(crate) fn failed(deliveries: &[HookDelivery], repo_id: u64, now: u64) -> Vec
     }
     out.sort_by_key(|(at, d)| (*at, d.id));
     out.into_iter().map(|(_, d)| d).collect()
+}
+
+/// Where the failed deliveries are listed: the App's, or the repository hook's (with the hook
+/// token, once a delivery has named the hook), or nowhere.
+enum Source<'a, K> {
+    App,
+    Hook(&'a crate::repo_hook::RepoHook<K>, u64),
+    None,
 }
 
 /// Lists the App's recent deliveries and redelivers this repository's failed ones, once each.
@@ -99,7 +112,17 @@ pub(crate) async fn retry_one<P: Ports>(job: Job<'_, P>, id: &str) -> Outcome {
 async fn run<P: Ports>(job: Job<'_, P>) -> Result<Outcome, Refusal> {
     let (github, config) = (&job.deps.github, job.config);
     let retries = crate::intake::retry(job, None).await?;
-    if !github.has_app() {
+    let source = if github.has_app() {
+        Source::App
+    } else if let Some(hook) = &job.deps.repo_hook {
+        match crate::repo_hook::hook_id(&job.deps.store, &config.bucket, &config.root).await? {
+            Some(id) => Source::Hook(hook, id),
+            None => Source::None,
+        }
+    } else {
+        Source::None
+    };
+    if matches!(source, Source::None) {
         return Ok(Outcome::Swept {
             retries,
             listed: 0,
@@ -109,12 +132,19 @@ async fn run<P: Ports>(job: Job<'_, P>) -> Result<Outcome, Refusal> {
             errors: Vec::new(),
         });
     }
-    let repo_id = github.repository_id(&config.repository).await?;
+    let repo = &config.repository;
+    let repo_id = match source {
+        Source::App => Some(github.repository_id(repo).await?),
+        _ => None,
+    };
     let mut listed = Vec::new();
     let mut page: Option<String> = None;
     let now = now_ms() / 1000;
     for _ in 0..MAX_PAGES {
-        let (mut batch, next) = github.deliveries(page.as_deref()).await?;
+        let (mut batch, next) = match source {
+            Source::Hook(hook, id) => hook.deliveries(repo, id, page.as_deref()).await?,
+            _ => github.deliveries(page.as_deref()).await?,
+        };
         let oldest = batch
             .iter()
             .filter_map(|d| epoch_seconds(&d.delivered_at))
@@ -152,7 +182,11 @@ async fn run<P: Ports>(job: Job<'_, P>) -> Result<Outcome, Refusal> {
             already += 1;
             continue;
         };
-        match github.redeliver(d.id).await {
+        let asked = match source {
+            Source::Hook(hook, id) => hook.redeliver(repo, id, d.id).await,
+            _ => github.redeliver(d.id).await,
+        };
+        match asked {
             Ok(()) => {
                 info!(guid = %d.guid, delivery = d.id, event = %d.event, status = d.status_code, "asked GitHub to redeliver a failed delivery");
                 redelivered.push(d.guid.clone());
@@ -211,7 +245,7 @@ mod tests {
             d(7, "f", "2026-11-20T11:00:00Z", 500, 7),
             d(8, "g", "2026-12-03T08:00:00Z", 401, 7),
         ];
-        let ids: Vec<u64> = failed(&list, 7, now).iter().map(|d| d.id).collect();
+        let ids: Vec<u64> = failed(&list, Some(7), now).iter().map(|d| d.id).collect();
         assert_eq!(ids, [8, 4]);
     }
 }
