@@ -35,6 +35,8 @@ pub struct MergeGroup {
 #[derive(Debug, Clone, Deserialize)]
 pub struct GroupCommit {
     #[serde(default)]
+    pub id: String,
+    #[serde(default)]
     pub message: String,
     #[serde(default)]
     pub tree_id: Option<String>,
@@ -113,11 +115,12 @@ impl MergeGroupEvent {
         found
     }
 
-    /// The group's root tree, when its head commit names it.
+    /// The group's root tree, when its head commit (the same commit as `head_sha`) names it.
     pub fn tree_id(&self) -> Option<&str> {
         self.merge_group
             .head_commit
             .as_ref()
+            .filter(|c| c.id == self.merge_group.head_sha)
             .and_then(|c| c.tree_id.as_deref())
             .filter(|t| is_object_id(t))
     }

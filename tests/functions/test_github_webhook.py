@@ -592,6 +592,29 @@ def test_octokit_example_payloads(webhook, aws, github):
     assert any(o[2] == 200 for o in outcomes), outcomes
 
 
+def test_octokit_merge_group_and_check_payloads(webhook, aws, github):
+    """GitHub's published merge_group examples build the group's change at its head; its
+    check_run and check_suite examples are read, and left to a stack with the App."""
+    for group in examples("merge_group"):
+        group["repository"]["full_name"] = WEBHOOK_REPOSITORY
+        g = group["merge_group"]
+        github.add_commit(WEBHOOK_REPOSITORY, {f"flavors/{f}/Dockerfile": str(uuid.uuid4()) for f in FLAVORS},
+                          commit=g["head_sha"])
+        github.compares[(WEBHOOK_REPOSITORY, g["base_sha"], g["head_sha"])] = ["flavors/base/Dockerfile"]
+        body = json.dumps(group).encode()
+        status, answer = webhook.post(body, headers(body, event="merge_group"))
+        # GitHub's two examples share a head commit: the second is the same group.
+        assert status == 200 and answer["status"] in ("started", "already handled"), answer
+        assert answer["flavors"] == ["base", "standard"], answer
+        assert answer.get("sourceVersion", g["head_sha"]) == g["head_sha"], answer
+    for name in ("check_run", "check_suite"):
+        for example in examples(name):
+            example["repository"]["full_name"] = WEBHOOK_REPOSITORY
+            body = json.dumps(example).encode()
+            status, answer = webhook.post(body, headers(body, event=name))
+            assert status == 202, (name, example["action"], answer)
+
+
 # -- flavor-ci plan agrees with the webhook ----------------------------------------------------
 
 
