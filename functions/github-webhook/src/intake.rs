@@ -52,8 +52,10 @@ pub(crate) const GIVE_UP_AFTER_MS: u64 = 6 * 3600 * 1000;
 /// The longest wait between attempts (the first is `RETRY_FIRST_WAIT_SECONDS`, 5 minutes,
 /// doubled for each further one).
 const MAX_WAIT_MS: u64 = 60 * 60 * 1000;
-/// A retry pass starts no new delivery after this much of its time.
-const PASS_BUDGET: Duration = Duration::from_secs(5);
+/// A retry pass starts no new delivery after this much of its time, and gives each at most
+/// [`ATTEMPT_BUDGET`]: together within the invocation's 8 s.
+const PASS_BUDGET: Duration = Duration::from_secs(3);
+const ATTEMPT_BUDGET: Duration = Duration::from_millis(4500);
 /// GitHub's limit on a status description.
 const MAX_DESCRIPTION: usize = 140;
 
@@ -448,7 +450,7 @@ async fn again<P: Ports>(job: Job<'_, P>, key: String, kept: Kept) -> Outcome {
     };
     let outcome = match edge::delivery(Verified(request)) {
         Ok(delivery) => {
-            let budget = Duration::from_secs(8);
+            let budget = ATTEMPT_BUDGET;
             // Boxed: handling routes back here for a sweep.
             let handled = Box::pin(crate::handler::route(one, delivery));
             match tokio::time::timeout(budget, handled).await {
@@ -457,7 +459,7 @@ async fn again<P: Ports>(job: Job<'_, P>, key: String, kept: Kept) -> Outcome {
                     crate::batch::cleanup(&job.deps.store, &written).await;
                     Refusal::new(
                         crate::fault::Fault::Unavailable,
-                        "handling the kept delivery again took longer than 8 s",
+                        "handling the kept delivery again took longer than 4.5 s",
                     )
                     .into()
                 }
