@@ -905,18 +905,7 @@ impl<K: flavor_ci_aws::secrets::SecretSource> AppHooks
     ) -> Result<(Vec<HookDelivery>, Option<String>), ApiError> {
         let path = page.unwrap_or("/app/hook/deliveries?per_page=100");
         let answer = self.as_app(Call::get(path, APP_HOOKS)).await?;
-        let listed = serde_json::from_slice(&answer.body).map_err(|e| ApiError {
-            fault: Fault::Upstream,
-            message: format!(
-                "{} answered with a body that is not a list of deliveries: {e}",
-                answer.call
-            ),
-            github_status: answer.status,
-        })?;
-        let next = answer
-            .header("link")
-            .and_then(|l| next_page(l, self.client.base()));
-        Ok((listed, next))
+        deliveries_page(&answer, self.client.base())
     }
 
     async fn redeliver(&self, id: u64) -> Result<(), ApiError> {
@@ -952,26 +941,54 @@ impl<K: flavor_ci_aws::secrets::SecretSource> GitHub<flavor_ci_aws::github::app:
                 0,
             )
         })?;
-        let answer = self
-            .client
-            .send(jwt, &call)
-            .await
-            .map_err(|e| fail(Fault::Unavailable, e.to_string(), 0))?;
-        if answer.is_success() {
-            Ok(answer)
-        } else {
-            Err(fail(
-                Fault::Upstream,
-                format!(
-                    "{} answered {}: {}",
-                    answer.call,
-                    answer.status,
-                    answer.message()
-                ),
-                answer.status,
-            ))
-        }
+        send_checked(&self.client, jwt, &call, "").await
     }
+}
+
+/// Sends `call` with `auth`; an answer other than 2xx is an error naming GitHub's answer and
+/// `hint`.
+pub(crate) async fn send_checked(
+    client: &GitHubClient,
+    auth: &impl Auth,
+    call: &Call<'_>,
+    hint: &str,
+) -> Result<Answer, ApiError> {
+    let answer = client.send(auth, call).await.map_err(|e| ApiError {
+        fault: Fault::Unavailable,
+        message: e.to_string(),
+        github_status: 0,
+    })?;
+    if answer.is_success() {
+        return Ok(answer);
+    }
+    Err(ApiError {
+        fault: Fault::Upstream,
+        message: format!(
+            "{} answered {}: {}{hint}",
+            answer.call,
+            answer.status,
+            answer.message()
+        ),
+        github_status: answer.status,
+    })
+}
+
+/// One page of a deliveries listing (the App's or a repository hook's) and the next page's
+/// path.
+pub(crate) fn deliveries_page(
+    answer: &Answer,
+    base: &str,
+) -> Result<(Vec<HookDelivery>, Option<String>), ApiError> {
+    let listed = serde_json::from_slice(&answer.body).map_err(|e| ApiError {
+        fault: Fault::Upstream,
+        message: format!(
+            "{} answered with a body that is not a list of deliveries: {e}",
+            answer.call
+        ),
+        github_status: answer.status,
+    })?;
+    let next = answer.header("link").and_then(|l| next_page(l, base));
+    Ok((listed, next))
 }
 
 /// The path of the `rel="next"` page in a `Link` header, relative to the API's base.

@@ -91,18 +91,7 @@ impl<K: SecretSource> RepoHook<K> {
         let first = format!("/repos/{repo}/hooks/{hook}/deliveries?per_page=100");
         let path = page.unwrap_or(&first);
         let answer = self.send(Call::get(path, HOOK_PERMISSION)).await?;
-        let listed = serde_json::from_slice(&answer.body).map_err(|e| ApiError {
-            fault: Fault::Upstream,
-            message: format!(
-                "{} answered with a body that is not a list of deliveries: {e}",
-                answer.call
-            ),
-            github_status: answer.status,
-        })?;
-        let next = answer
-            .header("link")
-            .and_then(|l| crate::github::next_page(l, self.client.base()));
-        Ok((listed, next))
+        crate::github::deliveries_page(&answer, self.client.base())
     }
 
     /// Asks GitHub to deliver attempt `id` of the hook again.
@@ -114,29 +103,7 @@ impl<K: SecretSource> RepoHook<K> {
     }
 
     async fn send(&self, call: Call<'_>) -> Result<flavor_ci_aws::github::Answer, ApiError> {
-        let fail = |fault, message, github_status| ApiError {
-            fault,
-            message,
-            github_status,
-        };
-        let answer = self
-            .client
-            .send(&self.token, &call)
-            .await
-            .map_err(|e| fail(Fault::Unavailable, e.to_string(), 0))?;
-        if answer.is_success() {
-            Ok(answer)
-        } else {
-            Err(fail(
-                Fault::Upstream,
-                format!(
-                    "{} answered {}: {}; the hook token needs {HOOK_PERMISSION}",
-                    answer.call,
-                    answer.status,
-                    answer.message()
-                ),
-                answer.status,
-            ))
-        }
+        let hint = format!("; the hook token needs {HOOK_PERMISSION}");
+        crate::github::send_checked(&self.client, &self.token, &call, &hint).await
     }
 }
