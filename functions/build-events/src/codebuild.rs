@@ -148,31 +148,28 @@ fn details_of(build: &Build) -> BuildDetails {
     BuildDetails { phases, log }
 }
 
+/// One build as `BatchGetBuilds` describes it, if CodeBuild knows it.
+async fn one_build(codebuild: &CodeBuild, build_id: &str) -> Result<Option<Build>, CodeBuildError> {
+    let out = codebuild
+        .get()
+        .await
+        .batch_get_builds()
+        .ids(build_id)
+        .send()
+        .await
+        .map_err(|e| refused(&e, "BatchGetBuilds"))?;
+    Ok(out.builds().first().cloned())
+}
+
 impl Batches for CodeBuild {
     async fn details(&self, build_id: &str) -> Result<Option<BuildDetails>, CodeBuildError> {
-        let out = self
-            .get()
-            .await
-            .batch_get_builds()
-            .ids(build_id)
-            .send()
-            .await
-            .map_err(|e| refused(&e, "BatchGetBuilds"))?;
-        Ok(out.builds().first().map(details_of))
+        Ok(one_build(self, build_id).await?.as_ref().map(details_of))
     }
 
     async fn batch_of(&self, build_id: &str) -> Result<Option<String>, CodeBuildError> {
-        let out = self
-            .get()
-            .await
-            .batch_get_builds()
-            .ids(build_id)
-            .send()
-            .await
-            .map_err(|e| refused(&e, "BatchGetBuilds"))?;
-        Ok(out
-            .builds()
-            .first()
+        Ok(one_build(self, build_id)
+            .await?
+            .as_ref()
             .and_then(|b| b.build_batch_arn())
             .map(|arn| short_id(arn).to_owned()))
     }
