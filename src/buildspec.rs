@@ -288,7 +288,7 @@ impl Batch<'_> {
 }
 
 impl BatchTask<'_> {
-    fn to_value(&self) -> Value<'_> {
+    pub(crate) fn to_value(&self) -> Value<'_> {
         let entries = 1
             + usize::from(self.buildspec.is_some())
             + usize::from(!self.depend_on.is_empty())

@@ -366,6 +366,39 @@ pub fn generate(request: Request<'_>) -> Result<Output, GenerateError> {
     })
 }
 
+/// What a variant's build of each flavor is made of, as text: the document without its batch
+/// tasks (phases, variables, artifacts: the same for every flavor), and each flavor's batch
+/// task (image, compute, environment), rendered as if every flavor were building, so a task's
+/// text does not depend on which others build with it. The input keys hash these.
+pub fn task_texts(
+    settings: &Settings,
+    flavors: &FlavorSet,
+    variant: Variant,
+    release_id: Option<&str>,
+) -> (String, Vec<(String, String)>) {
+    let all: Vec<&Flavor> = flavors.iter().collect();
+    let mut shared = String::new();
+    let mut tasks = Vec::with_capacity(all.len());
+    for (_, spec) in variant_documents(settings, variant, &all, release_id) {
+        if let Some(batch) = &spec.batch
+            && let BatchBuilds::Graph(list) | BatchBuilds::List(list) = &batch.builds
+        {
+            for (flavor, task) in all.iter().zip(list) {
+                tasks.push((
+                    flavor.name.as_str().to_owned(),
+                    yaml::emit(&task.to_value()),
+                ));
+            }
+        }
+        let without_batch = Buildspec {
+            batch: None,
+            ..spec
+        };
+        shared.push_str(&without_batch.to_yaml());
+    }
+    (shared, tasks)
+}
+
 /// A variant's documents and the warnings validating them gave.
 type Rendered = (Vec<Document>, Vec<String>);
 

@@ -123,6 +123,16 @@ pub fn commit_run_key(root: &str, project: &str, commit: &str) -> String {
     format!("{root}runs/commits/{}/{}", escape(commit), escape(project))
 }
 
+/// The green ledger's record of input key `key` (see `flavor_ci::inputs`).
+pub fn green_key(root: &str, key: &str) -> String {
+    format!("{}{}", green_prefix(root), escape(key))
+}
+
+/// Where the green ledger's records are.
+pub fn green_prefix(root: &str) -> String {
+    format!("{root}green/")
+}
+
 /// The key of a click on a check run's button (or of a re-run request), kept create-only so a
 /// double click acts once.
 pub fn click_key(root: &str, click: &str) -> String {

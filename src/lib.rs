@@ -8,6 +8,7 @@ pub mod custom_resource;
 pub mod flavors;
 pub mod generate;
 pub mod glob;
+pub mod inputs;
 pub mod layout;
 pub mod nesting;
 pub mod runs;

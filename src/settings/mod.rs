@@ -49,6 +49,107 @@ pub struct Settings {
     /// Which failures are announced besides the default branch's, tags' and schedules'.
     #[serde(skip_serializing_if = "NotificationSettings::is_default")]
     pub notifications: NotificationSettings,
+    /// When a flavor whose exact inputs already built green is skipped. Left out while it is
+    /// the default.
+    #[serde(skip_serializing_if = "SkipSettings::is_default")]
+    pub skip: SkipSettings,
+}
+
+/// The triggers whose runs may skip flavors that already built green. Schedules and releases
+/// always build: their purpose is a fresh build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SkipTrigger {
+    PullRequests,
+    MergeGroups,
+    Pushes,
+    Dispatches,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct SkipSettings {
+    /// How old a green build may be and still stand for identical inputs.
+    pub max_age: MaxAge,
+    /// The triggers that may skip; empty: none.
+    pub on: Vec<SkipTrigger>,
+}
+
+impl Default for SkipSettings {
+    fn default() -> Self {
+        Self {
+            max_age: MaxAge(14 * 86_400),
+            on: vec![
+                SkipTrigger::PullRequests,
+                SkipTrigger::MergeGroups,
+                SkipTrigger::Pushes,
+            ],
+        }
+    }
+}
+
+impl SkipSettings {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+
+    pub fn allows(&self, trigger: SkipTrigger) -> bool {
+        self.on.contains(&trigger)
+    }
+}
+
+/// A duration in seconds, written as days or hours (`14d`, `36h`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxAge(pub u64);
+
+impl std::fmt::Display for MaxAge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0 % 86_400 == 0 {
+            write!(f, "{}d", self.0 / 86_400)
+        } else if self.0 % 3600 == 0 {
+            write!(f, "{}h", self.0 / 3600)
+        } else {
+            write!(f, "{}s", self.0)
+        }
+    }
+}
+
+impl std::str::FromStr for MaxAge {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "{text:?} is not a duration: write days or hours, like `14d` or `36h` (at most 365d)"
+            )
+        };
+        let t = text.trim();
+        let (digits, unit) = t.split_at(t.len().saturating_sub(1));
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        let seconds = match unit {
+            "d" => n.checked_mul(86_400),
+            "h" => n.checked_mul(3600),
+            _ => None,
+        }
+        .ok_or_else(bad)?;
+        if seconds == 0 || seconds > 365 * 86_400 {
+            return Err(bad());
+        }
+        Ok(MaxAge(seconds))
+    }
+}
+
+impl Serialize for MaxAge {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for MaxAge {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// What a merge group's change is compared with.
@@ -156,6 +257,7 @@ impl Default for Settings {
             release: ReleaseSettings::default(),
             pull_requests: PullRequestSettings::default(),
             merge_queue: MergeQueueSettings::default(),
+            skip: SkipSettings::default(),
             notifications: NotificationSettings::default(),
         }
     }

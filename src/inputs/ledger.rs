@@ -1,0 +1,193 @@
+//! The green ledger: one record per input key that built green in a trusted run
+//! (`green/<key>`, see [`crate::layout::green_key`]), written create-only by the build-events
+//! function, and the rules for trusting one before a flavor is skipped on its word.
+
+use serde::{Deserialize, Serialize};
+
+use crate::runs::RunTrigger;
+
+/// A flavor whose inputs built green: where and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GreenRecord {
+    pub key: String,
+    pub flavor: String,
+    /// The CodeBuild build (`project:uuid`) that succeeded.
+    pub build_id: String,
+    pub batch_id: String,
+    pub project: String,
+    pub commit: String,
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    pub trigger: RunTrigger,
+    /// When the build ended (milliseconds since the epoch).
+    pub at: u64,
+    /// How long the build took, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<u64>,
+}
+
+/// What CodeBuild says about a recorded build (`BatchGetBuilds`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildFacts {
+    pub id: String,
+    pub status: String,
+    pub project: String,
+    /// The commit the build checked out (`resolvedSourceVersion`, else `sourceVersion`).
+    pub commit: String,
+    /// Milliseconds since the epoch.
+    pub ended_at: Option<u64>,
+    pub seconds: Option<u64>,
+}
+
+/// A flavor skipped on a record that held: what the run reports for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Skipped {
+    pub key: String,
+    pub build_id: String,
+    pub batch_id: String,
+    pub commit: String,
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    /// When the green build ended (milliseconds since the epoch).
+    pub built_at: u64,
+    /// The build's duration: the build time this skip saved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<u64>,
+}
+
+impl Skipped {
+    /// "identical inputs built green in <build> at <commit>, 2 days ago".
+    pub fn evidence(&self, now_ms: u64, link: &str) -> String {
+        format!(
+            "identical inputs built green in {link} at {}, {}",
+            short(&self.commit),
+            ago(now_ms.saturating_sub(self.built_at) / 1000)
+        )
+    }
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
+}
+
+/// "2 days ago", "5 hours ago", "just now".
+pub fn ago(seconds: u64) -> String {
+    let (n, unit) = match seconds {
+        s if s < 60 => return "just now".into(),
+        s if s < 3600 => (s / 60, "minute"),
+        s if s < 86_400 => (s / 3600, "hour"),
+        s => (s / 86_400, "day"),
+    };
+    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+}
+
+/// Why a record is not trusted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Distrust {
+    #[error("the record is not a green record: {0}")]
+    Unreadable(String),
+    #[error("the record names key {found}, not {wanted}")]
+    OtherKey { wanted: String, found: String },
+    #[error("the record is for project {found}, not {wanted}")]
+    OtherProject { wanted: String, found: String },
+    #[error("CodeBuild has no build {0}")]
+    NoBuild(String),
+    #[error("CodeBuild says build {build} is {status}, not SUCCEEDED")]
+    NotGreen { build: String, status: String },
+    #[error("build {build} ran on project {project}, not the recorded {recorded}")]
+    WrongProject {
+        build: String,
+        project: String,
+        recorded: String,
+    },
+    #[error("build {build} ran at commit {commit}, not the recorded {recorded}")]
+    WrongCommit {
+        build: String,
+        commit: String,
+        recorded: String,
+    },
+    #[error("build {build} ended {age}, longer ago than skip.max-age ({max})")]
+    TooOld {
+        build: String,
+        age: String,
+        max: String,
+    },
+}
+
+/// Checks `record` (read at key `key`) against CodeBuild's `facts` about its build: it must
+/// exist, have succeeded, and have run at the recorded commit on the recorded project, which
+/// is the project this run builds on, no longer than `max_age_seconds` ago.
+pub fn trust(
+    key: &str,
+    project: &str,
+    record: &GreenRecord,
+    facts: Option<&BuildFacts>,
+    now_ms: u64,
+    max_age_seconds: u64,
+) -> Result<Skipped, Distrust> {
+    if record.key != key {
+        return Err(Distrust::OtherKey {
+            wanted: key.into(),
+            found: record.key.clone(),
+        });
+    }
+    if record.project != project {
+        return Err(Distrust::OtherProject {
+            wanted: project.into(),
+            found: record.project.clone(),
+        });
+    }
+    let facts = facts.ok_or_else(|| Distrust::NoBuild(record.build_id.clone()))?;
+    if facts.status != "SUCCEEDED" {
+        return Err(Distrust::NotGreen {
+            build: facts.id.clone(),
+            status: facts.status.clone(),
+        });
+    }
+    if facts.project != record.project {
+        return Err(Distrust::WrongProject {
+            build: facts.id.clone(),
+            project: facts.project.clone(),
+            recorded: record.project.clone(),
+        });
+    }
+    if !facts.commit.eq_ignore_ascii_case(&record.commit) {
+        return Err(Distrust::WrongCommit {
+            build: facts.id.clone(),
+            commit: facts.commit.clone(),
+            recorded: record.commit.clone(),
+        });
+    }
+    // CodeBuild's end time, not the record's: the record cannot make a build younger.
+    let ended = facts.ended_at.unwrap_or(0);
+    let age = now_ms.saturating_sub(ended) / 1000;
+    if age > max_age_seconds {
+        return Err(Distrust::TooOld {
+            build: facts.id.clone(),
+            age: ago(age),
+            max: crate::settings::MaxAge(max_age_seconds).to_string(),
+        });
+    }
+    Ok(Skipped {
+        key: key.to_owned(),
+        build_id: facts.id.clone(),
+        batch_id: record.batch_id.clone(),
+        commit: record.commit.clone(),
+        git_ref: record.git_ref.clone(),
+        built_at: ended,
+        seconds: facts.seconds.or(record.seconds),
+    })
+}
+
+/// Whether a run's successes may be written to the ledger: pushes to the default branch, tags,
+/// schedules, dispatches, merge groups, and pull requests from the repository itself whose
+/// author may write to it. Forks never.
+pub fn trusted(trigger: RunTrigger, git_ref: &str, default_branch: bool, writer: bool) -> bool {
+    match trigger {
+        RunTrigger::Push => default_branch || git_ref.starts_with("refs/tags/"),
+        RunTrigger::Schedule | RunTrigger::Dispatch | RunTrigger::MergeGroup => true,
+        RunTrigger::PullRequest => writer,
+    }
+}
