@@ -2,10 +2,13 @@
 //! exactly them, and the flavors the run record lists. Pure: every trigger (push, pull
 //! request, schedule, dispatch) plans here, and the webhook only does the I/O the plan names.
 
+use std::collections::BTreeMap;
+
 use crate::flavors::FlavorSet;
 use crate::generate::{self, Document, GenerateError, Role, Variant};
 use crate::glob::Glob;
-use crate::runs::{RunFlavor, RunRecord, RunTrigger};
+use crate::inputs::ledger::Skipped;
+use crate::runs::{BuildState, RunFlavor, RunRecord, RunTrigger};
 use crate::selection::{self, Changes, LinkedFlavor, Selection};
 use crate::settings::Settings;
 
@@ -32,6 +35,12 @@ pub enum Plan {
         reason: String,
     },
     Build(Box<BatchPlan>),
+    /// Every flavor the change selects already built green with identical inputs: nothing to
+    /// start, and the required check succeeds on that evidence.
+    Skipped {
+        selection: Selection,
+        skipped: BTreeMap<String, Skipped>,
+    },
 }
 
 /// A batch to start.
@@ -45,6 +54,54 @@ pub struct BatchPlan {
     pub selected: Vec<String>,
     /// The same flavors with their build identifiers, for the run record.
     pub flavors: Vec<RunFlavor>,
+    /// The selected flavors left out because identical inputs already built green.
+    pub skipped: BTreeMap<String, Skipped>,
+    /// The same flavors with their build identifiers.
+    pub skipped_flavors: Vec<RunFlavor>,
+}
+
+impl RunRecord {
+    /// Adds the flavors skipped on green evidence: reported as succeeded with the build that
+    /// proved them, carried (not in this batch), with the evidence as why.
+    pub fn with_skipped(
+        mut self,
+        skipped: &BTreeMap<String, Skipped>,
+        flavors: &[RunFlavor],
+    ) -> Self {
+        for flavor in flavors {
+            let Some(s) = skipped.get(&flavor.name) else {
+                continue;
+            };
+            let name = flavor.name.clone();
+            self.flavors.push(flavor.clone());
+            self.builds.insert(
+                name.clone(),
+                BuildState {
+                    build_id: s.build_id.clone(),
+                    status: "SUCCEEDED".into(),
+                    phase: Some("COMPLETED".into()),
+                    failed_phase: None,
+                    started_at: s.seconds.map(|secs| s.built_at.saturating_sub(secs * 1000)),
+                    ended_at: Some(s.built_at),
+                    seconds: s.seconds,
+                    compute_type: None,
+                    logs: None,
+                    page: None,
+                    reported_at: s.built_at,
+                },
+            );
+            self.why.insert(
+                name.clone(),
+                format!(
+                    "skipped: identical inputs built green in {} at {}",
+                    s.build_id, s.commit
+                ),
+            );
+            self.carried.insert(name.clone());
+            self.skipped.insert(name, s.clone());
+        }
+        self
+    }
 }
 
 /// Why no batch can be planned.
@@ -60,18 +117,52 @@ pub enum PlanError {
 
 /// Chooses the flavors `input.changes` build and generates their batch buildspec.
 pub fn plan(input: BatchInput<'_>) -> Result<Plan, PlanError> {
-    let selection = selection::select(
+    plan_with(input, select(input), BTreeMap::new())
+}
+
+/// The flavors `input.changes` select, and why.
+pub fn select(input: BatchInput<'_>) -> Selection {
+    selection::select(
         input.changes,
         input.settings,
         input.flavors,
         input.links,
         input.ignored,
-    );
+    )
+}
+
+/// The selected flavors, in the flavor list's order.
+pub fn selected<'a>(selection: &'a Selection, flavors: &'a FlavorSet) -> Vec<&'a str> {
+    match selection {
+        Selection::All { .. } => flavors.names().collect(),
+        Selection::Some { flavors, .. } => flavors.iter().map(String::as_str).collect(),
+        Selection::Nothing { .. } => Vec::new(),
+    }
+}
+
+/// Plans `selection` without the flavors in `skipped` (identical inputs built green).
+pub fn plan_with(
+    input: BatchInput<'_>,
+    selection: Selection,
+    skipped: BTreeMap<String, Skipped>,
+) -> Result<Plan, PlanError> {
+    let building: Vec<String>;
     let only = match &selection {
         Selection::Nothing { reason } => {
             return Ok(Plan::Nothing {
                 reason: reason.clone(),
             });
+        }
+        _ if !skipped.is_empty() => {
+            building = selected(&selection, input.flavors)
+                .into_iter()
+                .filter(|f| !skipped.contains_key(*f))
+                .map(str::to_owned)
+                .collect();
+            if building.is_empty() {
+                return Ok(Plan::Skipped { selection, skipped });
+            }
+            Some(building.as_slice())
         }
         Selection::All { .. } => None,
         Selection::Some { flavors, .. } => Some(flavors.as_slice()),
@@ -88,19 +179,27 @@ pub fn plan(input: BatchInput<'_>) -> Result<Plan, PlanError> {
         .into_iter()
         .find(|d| d.variant == input.variant && d.role == Role::Batch)
         .ok_or(PlanError::NoDocument(input.variant.name()))?;
+    let run_flavor = |f: &crate::flavors::Flavor| RunFlavor {
+        name: f.name.as_str().to_owned(),
+        identifier: f.identifier.clone(),
+    };
     let flavors = selected
         .iter()
         .filter_map(|name| input.flavors.get(name))
-        .map(|f| RunFlavor {
-            name: f.name.as_str().to_owned(),
-            identifier: f.identifier.clone(),
-        })
+        .map(run_flavor)
+        .collect();
+    let skipped_flavors = skipped
+        .keys()
+        .filter_map(|name| input.flavors.get(name))
+        .map(run_flavor)
         .collect();
     Ok(Plan::Build(Box::new(BatchPlan {
         selection,
         document,
         selected,
         flavors,
+        skipped,
+        skipped_flavors,
     })))
 }
 
@@ -150,7 +249,11 @@ impl BatchPlan {
             carried: Default::default(),
             merge_group: None,
             announce: None,
+            inputs: Default::default(),
+            trusted: false,
+            skipped: Default::default(),
         }
+        .with_skipped(&self.skipped, &self.skipped_flavors)
     }
 }
 

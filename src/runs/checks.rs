@@ -342,6 +342,9 @@ mod tests {
             carried: Default::default(),
             merge_group: None,
             announce: None,
+            inputs: Default::default(),
+            trusted: false,
+            skipped: Default::default(),
         }
     }
 

@@ -103,6 +103,18 @@ pub struct RunRecord {
     /// groups); otherwise the run's kind decides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub announce: Option<bool>,
+    /// The input key of each flavor this run builds: a green build of a trusted run is
+    /// recorded in the green ledger under it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inputs: BTreeMap<String, String>,
+    /// Whether the run's green builds may be recorded in the ledger (see
+    /// `flavor_ci::inputs::ledger::trusted`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub trusted: bool,
+    /// Flavors the run reports green without building them: identical inputs built green
+    /// before, with the evidence.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub skipped: BTreeMap<String, crate::inputs::ledger::Skipped>,
 }
 
 /// The ids of a run's check runs on GitHub: the aggregate, and each flavor's that was created.
@@ -137,6 +149,14 @@ impl RunRecord {
             }
             self.carried.insert(name.clone());
         }
+    }
+
+    /// The builds skipped and the build seconds they saved.
+    pub fn saved(&self) -> (usize, u64) {
+        (
+            self.skipped.len(),
+            self.skipped.values().filter_map(|s| s.seconds).sum(),
+        )
     }
 
     /// Why `flavor` was built: its own reason, else the run's.
@@ -267,6 +287,9 @@ mod tests {
             carried: Default::default(),
             merge_group: None,
             announce: None,
+            inputs: Default::default(),
+            trusted: false,
+            skipped: Default::default(),
         };
         let text = table(
             &record,
@@ -307,6 +330,9 @@ mod tests {
             carried: Default::default(),
             merge_group: None,
             announce: None,
+            inputs: Default::default(),
+            trusted: false,
+            skipped: Default::default(),
         }
     }
 

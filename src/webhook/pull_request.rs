@@ -28,6 +28,9 @@ pub struct PullRequestEvent {
 pub struct PullRequest {
     #[serde(default)]
     pub draft: bool,
+    /// Who opened it.
+    #[serde(default)]
+    pub user: Option<super::push::User>,
     pub head: Side,
     pub base: Side,
     #[serde(default)]

@@ -39,6 +39,8 @@ pub struct Commit {
     #[serde(default)]
     pub id: String,
     #[serde(default)]
+    pub message: String,
+    #[serde(default)]
     pub added: Vec<String>,
     #[serde(default)]
     pub removed: Vec<String>,
@@ -50,7 +52,20 @@ pub struct Commit {
 pub struct HeadCommit {
     pub id: String,
     #[serde(default)]
+    pub message: String,
+    #[serde(default)]
     pub tree_id: Option<String>,
+}
+
+impl Push {
+    /// Whether a pushed commit's message asks for a fresh build (`flavor-ci: rebuild`).
+    pub fn asks_rebuild(&self) -> bool {
+        self.head_commit
+            .iter()
+            .map(|h| h.message.as_str())
+            .chain(self.commits.iter().map(|c| c.message.as_str()))
+            .any(crate::inputs::asks_rebuild)
+    }
 }
 
 /// The prefix of the branches GitHub's merge queue creates (`gh-readonly-queue/<base>/pr-<N>-<sha>`).

@@ -33,6 +33,9 @@ pub struct RunRequest {
     /// `RELEASE_ID` for a run of a tag; default: the tag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release_id: Option<String>,
+    /// Build even the flavors whose identical inputs already built green.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
 }
 
 /// Why a run request cannot be used.

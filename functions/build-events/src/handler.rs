@@ -174,6 +174,9 @@ mod tests {
             carried: Default::default(),
             merge_group: None,
             announce: None,
+            inputs: Default::default(),
+            trusted: false,
+            skipped: Default::default(),
         };
         deps.store.objects.lock().unwrap().insert(
             ("specs".into(), run_key("r/", "ci:batch")),

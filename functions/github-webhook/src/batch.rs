@@ -15,9 +15,12 @@ use flavor_ci::layout::{
     DELIVERY_TAG, PUSH_SPEC_TAG, commit_run_key, delivery_key, open_run_key, push_spec_key,
     region_partition, run_key, s3_object_arn, s3_uri,
 };
+use std::collections::BTreeMap;
+
+use flavor_ci::inputs::ledger::Skipped;
 use flavor_ci::runs::{MergeGroupRun, RUN_TAG, RunRecord, RunTrigger};
 use flavor_ci::selection::{Changes, Selection};
-use flavor_ci::settings::Settings;
+use flavor_ci::settings::{Settings, SkipTrigger};
 use flavor_ci_aws::store::{ObjectStore, Put, StoreError, Written};
 use flavor_ci_aws::undo::{UndoLog, Undone, now_ms};
 use lambda_runtime::tracing::{info, warn};
@@ -28,6 +31,7 @@ use crate::outcome::{Aggregate, Context, Fault, Outcome, Refusal, Started, Stopp
 use crate::ports::{Job, Ports};
 use crate::record::{DeliveryRecord, Earlier, State, earlier};
 use crate::report::{self, Verdict, post_aggregate};
+use crate::skip::{self, Inputs, Trust};
 use crate::superseded;
 
 /// Where the changes come from.
@@ -68,6 +72,13 @@ pub(crate) struct Start {
     pub(crate) merge_group: Option<MergeGroupRun>,
     /// Whether a failure is announced, when the settings decide it now (merge groups).
     pub(crate) announce: Option<bool>,
+    /// The trigger `skip.on` must list for this run to skip flavors that already built green;
+    /// `None`: it always builds (schedules, releases, re-runs, forced dispatches).
+    pub(crate) skip_as: Option<SkipTrigger>,
+    /// The delivery's commit message asks for a fresh build (`flavor-ci: rebuild`).
+    pub(crate) rebuild: bool,
+    /// Whether its green builds go into the ledger.
+    pub(crate) trust: Trust,
 }
 
 /// What identifies the request: the delivery id (for the log and the record) and the key its
@@ -120,7 +131,7 @@ async fn steps<P: Ports>(
             &compared
         }
     };
-    let planned = batch::plan(BatchInput {
+    let input = BatchInput {
         settings,
         flavors: &listing.flavors,
         links: &listing.links,
@@ -128,10 +139,19 @@ async fn steps<P: Ports>(
         ignored: &job.config.ignored,
         variant: start.variant,
         release_id: start.release_id.as_deref(),
-    });
+    };
+    let selection = batch::select(input);
+    let inputs = match &selection {
+        Selection::Nothing { .. } => Inputs::default(),
+        _ => skip::decide(job, &start, settings, &listing, &selection).await,
+    };
+    let planned = batch::plan_with(input, selection, inputs.skipped.clone());
     let plan = match planned {
         Ok(Plan::Build(plan)) => plan,
         Ok(Plan::Nothing { reason }) => return Ok(nothing(job, start, reason).await),
+        Ok(Plan::Skipped { selection, skipped }) => {
+            return Ok(all_skipped(job, start, selection, skipped, &listing, inputs).await);
+        }
         Err(e @ PlanError::Generate(_)) => {
             return Err(Refusal::new(
                 Fault::Unbuildable,
@@ -174,6 +194,14 @@ async fn steps<P: Ports>(
     let batch_id = start_batch(job, ticket, &start, &spec, &mine).await?;
     job.written.keep();
     let mut run = run_record(job, &start, &plan, &record.buildspec, &batch_id);
+    run.trusted = inputs.trusted;
+    if let Some(keys) = &inputs.keys {
+        run.inputs = plan
+            .selected
+            .iter()
+            .filter_map(|f| keys.get(f).map(|k| (f.clone(), k.to_owned())))
+            .collect();
+    }
     let release = start.variant == Variant::Release;
     let checks = report::open_checks(
         job,
@@ -260,6 +288,142 @@ async fn nothing<P: Ports>(job: Job<'_, P>, start: Start, reason: String) -> Out
         context: start.context,
         aggregate,
     }
+}
+
+/// Every selected flavor already built green with identical inputs: no batch starts, the
+/// aggregate succeeds with the evidence, and a finished run record says what was skipped.
+async fn all_skipped<P: Ports>(
+    job: Job<'_, P>,
+    start: Start,
+    selection: Selection,
+    skipped: BTreeMap<String, Skipped>,
+    listing: &Listing,
+    inputs: Inputs,
+) -> Outcome {
+    let region = job.deps.region.get().await;
+    let now = now_ms();
+    let evidence: Vec<String> = skipped
+        .iter()
+        .map(|(flavor, s)| {
+            let url = flavor_ci::layout::console_build_url(region, &start.project, &s.build_id);
+            format!(
+                "- `{flavor}`: {}",
+                s.evidence(now, &format!("[{}]({url})", s.build_id))
+            )
+        })
+        .collect();
+    let n = skipped.len();
+    let reason = format!(
+        "{} selected: identical inputs already built green, so nothing was built",
+        if n == 1 {
+            "the one flavor".to_owned()
+        } else {
+            format!("all {n} flavors")
+        }
+    );
+    let first = skipped.values().next();
+    let verdict = Verdict {
+        text: flavor_ci::runs::StatusText {
+            state: "success",
+            description: format!(
+                "{n} flavor{} skipped: identical inputs built green",
+                if n == 1 { "" } else { "s" }
+            ),
+        },
+        check: flavor_ci_aws::github::checks::CheckState::Completed("success"),
+        summary: format!(
+            "Nothing was built: every flavor this change selects ({}) already built green with identical inputs.\n\n{}\n",
+            selection.reason(),
+            evidence.join("\n")
+        ),
+        button: None,
+        external_id: None,
+        target: first
+            .map(|s| flavor_ci::layout::console_build_url(region, &start.project, &s.build_id)),
+    };
+    let release = start.variant == Variant::Release;
+    let aggregate = post_aggregate(job, &start.commit, release, verdict).await;
+    keep_skipped_record(
+        job,
+        &start,
+        &selection,
+        &skipped,
+        listing,
+        inputs.trusted,
+        now,
+    )
+    .await;
+    info!(commit = %start.commit, skipped = n, "every selected flavor built green before: nothing started");
+    Outcome::Nothing {
+        reason,
+        context: start.context,
+        aggregate,
+    }
+}
+
+/// The finished run record of a commit whose flavors were all skipped
+/// (`<project>:skipped-<commit>`), for `flavor-ci status`.
+async fn keep_skipped_record<P: Ports>(
+    job: Job<'_, P>,
+    start: &Start,
+    selection: &Selection,
+    skipped: &BTreeMap<String, Skipped>,
+    listing: &Listing,
+    trusted: bool,
+    now: u64,
+) {
+    let flavors: Vec<flavor_ci::runs::RunFlavor> = skipped
+        .keys()
+        .filter_map(|f| listing.flavors.get(f))
+        .map(|f| flavor_ci::runs::RunFlavor {
+            name: f.name.as_str().to_owned(),
+            identifier: f.identifier.clone(),
+        })
+        .collect();
+    let batch_id = skipped_run_id(&start.project, &start.commit);
+    let plan = BatchPlan {
+        selection: selection.clone(),
+        document: flavor_ci::generate::Document {
+            variant: start.variant,
+            role: flavor_ci::generate::Role::Batch,
+            file_name: String::new(),
+            yaml: String::new(),
+        },
+        selected: Vec::new(),
+        flavors: Vec::new(),
+        skipped: skipped.clone(),
+        skipped_flavors: flavors,
+    };
+    let mut run = run_record(job, start, &plan, "", &batch_id);
+    run.trusted = trusted;
+    run.finished = Some(flavor_ci::runs::Finished {
+        succeeded: true,
+        failed: Vec::new(),
+        at: now,
+        status_posted: true,
+        announced: true,
+        superseded: false,
+        stopped_for: None,
+    });
+    let (store, config) = (&job.deps.store, job.config);
+    let json = serde_json::to_vec(&run).unwrap_or_default();
+    if let Err(e) = store
+        .put(
+            &config.bucket,
+            &run_key(&config.root, &batch_id),
+            &json,
+            "application/json",
+            RUN_TAG,
+        )
+        .await
+    {
+        warn!(error = %e, commit = %start.commit, "the skipped run's record was not written");
+    }
+}
+
+/// The id of the record of a run that started no batch because every flavor was skipped.
+pub(crate) fn skipped_run_id(project: &str, commit: &str) -> String {
+    format!("{project}:skipped-{commit}")
 }
 
 /// The spec's key (content-addressed), URI and ARN.

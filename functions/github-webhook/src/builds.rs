@@ -5,6 +5,7 @@ use std::fmt;
 
 use aws_sdk_codebuild::Client;
 use aws_sdk_codebuild::error::ProvideErrorMetadata;
+use flavor_ci::inputs::ledger::BuildFacts;
 use flavor_ci_aws::SdkClient;
 
 /// One batch build to start.
@@ -48,6 +49,7 @@ where
         Some("AccessDeniedException") => match what {
             "stop" => "; allow the function's role codebuild:StopBuildBatch on the project",
             "retry" => "; allow the function's role codebuild:RetryBuildBatch on the project",
+            "facts" => "; allow the function's role codebuild:BatchGetBuilds on the project",
             _ => "; allow the function's role codebuild:StartBuildBatch on the project",
         },
         Some("InvalidInputException") if what == "start" => {
@@ -96,6 +98,13 @@ pub(crate) trait Builds: Send + Sync + fmt::Debug + 'static {
         id: &str,
         idempotency_token: &str,
     ) -> impl Future<Output = Result<bool, CodeBuildError>> + Send;
+
+    /// What CodeBuild says about these builds (`BatchGetBuilds`, 100 ids a call); a build it
+    /// does not know is left out.
+    fn build_facts(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<BuildFacts>, CodeBuildError>> + Send;
 }
 
 /// CodeBuild.
@@ -148,6 +157,42 @@ impl Builds for CodeBuild {
             Err(e) => Err(refused(&e, "retry")),
         }
     }
+
+    async fn build_facts(&self, ids: &[String]) -> Result<Vec<BuildFacts>, CodeBuildError> {
+        let client = self.get().await;
+        let mut facts = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(100) {
+            let out = client
+                .batch_get_builds()
+                .set_ids(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| refused(&e, "facts"))?;
+            for b in out.builds() {
+                let millis = |t: Option<&aws_sdk_codebuild::primitives::DateTime>| {
+                    t.and_then(|t| t.to_millis().ok())
+                        .and_then(|m| u64::try_from(m).ok())
+                };
+                let (started, ended) = (millis(b.start_time()), millis(b.end_time()));
+                facts.push(BuildFacts {
+                    id: b.id().unwrap_or_default().to_owned(),
+                    status: b
+                        .build_status()
+                        .map(|s| s.as_str().to_owned())
+                        .unwrap_or_default(),
+                    project: b.project_name().unwrap_or_default().to_owned(),
+                    commit: b
+                        .resolved_source_version()
+                        .or(b.source_version())
+                        .unwrap_or_default()
+                        .to_owned(),
+                    ended_at: ended,
+                    seconds: started.zip(ended).map(|(s, e)| e.saturating_sub(s) / 1000),
+                });
+            }
+        }
+        Ok(facts)
+    }
 }
 
 #[cfg(test)]
@@ -167,6 +212,10 @@ pub(crate) mod recording {
         pub(crate) fail: Option<String>,
         /// While set, every start is throttled (a transient failure).
         pub(crate) throttled: Mutex<bool>,
+        /// The builds `build_facts` knows.
+        pub(crate) facts: Mutex<Vec<BuildFacts>>,
+        /// The ids `build_facts` was asked about, call by call.
+        pub(crate) asked: Mutex<Vec<Vec<String>>>,
     }
 
     impl Builds for Recording {
@@ -199,6 +248,16 @@ pub(crate) mod recording {
                 retried.push((id.to_owned(), token.to_owned()));
             }
             Ok(true)
+        }
+
+        async fn build_facts(&self, ids: &[String]) -> Result<Vec<BuildFacts>, CodeBuildError> {
+            self.asked.lock().unwrap().push(ids.to_vec());
+            let facts = self.facts.lock().unwrap();
+            Ok(facts
+                .iter()
+                .filter(|f| ids.contains(&f.id))
+                .cloned()
+                .collect())
         }
     }
 }

@@ -29,6 +29,7 @@ use crate::ports::{Job, Ports};
 use crate::pull::{self, Head};
 use crate::push::other_repository;
 use crate::report;
+use crate::skip::Trust;
 
 /// Permissions that may approve a fork's build.
 const WRITERS: [&str; 3] = ["admin", "maintain", "write"];
@@ -232,6 +233,14 @@ async fn rebuild<P: Ports>(
         default_branch: record.default_branch,
         merge_group: record.merge_group.clone(),
         announce: record.announce,
+        // A click asks for a build: it never skips.
+        skip_as: None,
+        rebuild: true,
+        trust: if record.trusted {
+            Trust::Yes
+        } else {
+            Trust::No
+        },
         earlier: flavors.is_some().then(|| Box::new(record)),
     };
     Ok(batch::run(job, Ticket::new(delivery, &key), &settings, start).await)

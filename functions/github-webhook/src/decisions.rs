@@ -96,6 +96,8 @@ pub(crate) fn deps_with(
         ]),
         deliveries: Vec::new(),
         redelivered: Default::default(),
+        versions: Default::default(),
+        message: None,
     };
     Arc::new(Deps {
         config,

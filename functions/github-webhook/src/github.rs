@@ -27,9 +27,7 @@ pub(crate) const TIMING: Timing = Timing {
 };
 /// How many links a path may pass through, like the kernel's limit on nested links.
 const MAX_LINK_DEPTH: u8 = 8;
-const MODE_TREE: &str = "040000";
-const MODE_LINK: &str = "120000";
-const MODE_SUBMODULE: &str = "160000";
+use flavor_ci::inputs::{MODE_LINK, MODE_SUBMODULE, MODE_TREE, TreeEntry, Trees};
 
 /// A failed API call, with the HTTP status the webhook answers for it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -166,13 +164,6 @@ impl<A> Clone for GitHub<A> {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-struct TreeEntry {
-    path: String,
-    mode: String,
-    sha: String,
-}
-
 #[derive(Debug, Deserialize)]
 struct Tree {
     #[serde(default)]
@@ -196,6 +187,8 @@ struct CommitTree {
 #[derive(Debug, Deserialize)]
 struct GitCommit {
     tree: CommitTree,
+    #[serde(default)]
+    message: String,
 }
 
 /// What reading the repository needs of the token.
@@ -255,12 +248,12 @@ impl<A: Auth + 'static> GitHub<A> {
         Err(status_error(&answer))
     }
 
-    /// The root tree of `commit`.
-    async fn commit_tree(&self, repo: &str, commit: &str) -> Result<String, ApiError> {
+    /// The root tree of `commit`, and its message.
+    async fn commit_tree(&self, repo: &str, commit: &str) -> Result<(String, String), ApiError> {
         let c: GitCommit = self
             .get(&format!("/repos/{repo}/git/commits/{commit}"))
             .await?;
-        Ok(c.tree.sha)
+        Ok((c.tree.sha, c.message))
     }
 
     async fn tree(&self, repo: &str, sha: &str) -> Result<Tree, ApiError> {
@@ -517,6 +510,10 @@ pub(crate) struct Listing {
     pub(crate) links: Vec<LinkedFlavor>,
     /// API calls made.
     pub(crate) calls: usize,
+    /// The trees read on the way, for the flavors' input keys.
+    pub(crate) trees: Trees,
+    /// The commit's message, when it was read (the delivery did not name the tree).
+    pub(crate) message: Option<String>,
 }
 
 /// What a repository path is at the commit.
@@ -589,16 +586,16 @@ impl<A: Auth + 'static> Walker<'_, A> {
         for (i, part) in parts.iter().enumerate() {
             let here = parts[..=i].join("/");
             let entries = self.tree(&sha).await?;
-            let Some(entry) = entries.iter().find(|e| e.path == *part).cloned() else {
+            let Some(entry) = entries.iter().find(|e| e.name == *part).cloned() else {
                 return Ok((Found::Missing("does not exist".into()), here));
             };
             let last = i + 1 == parts.len();
             match entry.mode.as_str() {
-                MODE_TREE => sha = entry.sha,
+                MODE_TREE => sha = entry.id,
                 MODE_SUBMODULE => return Ok((Found::Submodule(here.clone()), here)),
                 MODE_LINK => {
                     self.calls += 1;
-                    let target = self.api.link_target(self.repo, &entry.sha).await?;
+                    let target = self.api.link_target(self.repo, &entry.id).await?;
                     let Some(mut resolved) = resolve_link(&here, &target) else {
                         return Ok((Found::Missing("leaves the repository".into()), here));
                     };
@@ -632,11 +629,12 @@ async fn list_flavors<A: Auth + 'static>(
         settings.batch.identifier_style,
     );
     let mut calls = 0;
-    let root = match tree {
-        Some(t) => t.to_owned(),
+    let (root, message) = match tree {
+        Some(t) => (t.to_owned(), None),
         None => {
             calls += 1;
-            api.commit_tree(repo, commit).await?
+            let (root, message) = api.commit_tree(repo, commit).await?;
+            (root, Some(message))
         }
     };
     let mut walker = Walker {
@@ -664,9 +662,9 @@ async fn list_flavors<A: Auth + 'static>(
     };
     let mut names = Vec::new();
     let mut link_entries = Vec::new();
-    for e in entries.iter().filter(|e| is_candidate(&e.path, exclude)) {
+    for e in entries.iter().filter(|e| is_candidate(&e.name, exclude)) {
         match e.mode.as_str() {
-            MODE_TREE | MODE_SUBMODULE => names.push(e.path.clone()),
+            MODE_TREE | MODE_SUBMODULE => names.push(e.name.clone()),
             MODE_LINK => link_entries.push(e.clone()),
             _ => {}
         }
@@ -701,10 +699,14 @@ async fn list_flavors<A: Auth + 'static>(
     }
     let flavors = FlavorSet::from_listing(shown, names, exclude, style, errors)
         .map_err(|e| ListError::Repository(e.to_string()))?;
+    let mut trees = Trees::new(walker.root);
+    trees.trees = walker.trees;
     Ok(Listing {
         flavors,
         links,
         calls: walker.calls,
+        trees,
+        message,
     })
 }
 
@@ -716,8 +718,8 @@ async fn link_targets<A: Auth + 'static>(
 ) -> Result<Vec<(String, String)>, ListError> {
     let mut fetches = JoinSet::new();
     for e in entries {
-        let (api, repo, sha) = (api.clone(), repo.to_owned(), e.sha.clone());
-        let name = e.path.clone();
+        let (api, repo, sha) = (api.clone(), repo.to_owned(), e.id.clone());
+        let name = e.name.clone();
         fetches.spawn(async move { (name, api.link_target(&repo, &sha).await) });
     }
     let mut targets = Vec::with_capacity(entries.len());
@@ -763,6 +765,43 @@ pub(crate) mod stand_in {
         /// The App's delivery attempts, and those asked for again.
         pub(crate) deliveries: Vec<HookDelivery>,
         pub(crate) redelivered: Mutex<Vec<u64>>,
+        /// Each flavor's content version at every commit (`"0"` unless set): its tree id.
+        pub(crate) versions: Mutex<HashMap<String, String>>,
+        /// The listed commit's message.
+        pub(crate) message: Option<String>,
+    }
+
+    impl StandIn {
+        /// The trees of a repository holding the flavors (at their versions) under `flavors/`
+        /// and one shared file.
+        fn trees(&self, dir: &str) -> Trees {
+            let versions = self.versions.lock().unwrap();
+            let entry = |name: &str, mode: &str, id: String| TreeEntry {
+                name: name.into(),
+                mode: mode.into(),
+                id,
+            };
+            let mut flavors: Vec<TreeEntry> = self
+                .flavors
+                .iter()
+                .map(|f| {
+                    let v = versions.get(f).map_or("0", String::as_str);
+                    entry(f, MODE_TREE, format!("tree-{f}-{v}"))
+                })
+                .collect();
+            flavors.sort_by(|a, b| a.name.cmp(&b.name));
+            let dir_id = format!("dir-{}", flavors.len());
+            let mut trees = Trees::new("root");
+            trees.insert(dir_id.clone(), Arc::new(flavors));
+            trees.insert(
+                "root",
+                Arc::new(vec![
+                    entry("build.sh", "100644", "blob-build".into()),
+                    entry(dir.trim_matches('/'), MODE_TREE, dir_id),
+                ]),
+            );
+            trees
+        }
     }
 
     impl AppHooks for StandIn {
@@ -812,6 +851,8 @@ pub(crate) mod stand_in {
                 flavors,
                 links: Vec::new(),
                 calls: 1,
+                trees: self.trees(&settings.flavors_dir),
+                message: self.message.clone(),
             })
         }
 

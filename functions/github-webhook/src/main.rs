@@ -37,6 +37,7 @@ mod record;
 mod repo_hook;
 mod report;
 mod run;
+mod skip;
 mod superseded;
 mod sweep;
 mod verify;

@@ -22,6 +22,9 @@ use crate::github::Repository;
 use crate::outcome::{Context, Fault, Outcome, Refusal, Stopped, Stopping};
 use crate::ports::{Job, Ports};
 use crate::push::other_repository;
+use crate::skip::Trust;
+use flavor_ci::inputs::asks_rebuild;
+use flavor_ci::settings::SkipTrigger;
 
 pub(crate) async fn on_merge_group<P: Ports>(
     job: Job<'_, P>,
@@ -107,6 +110,12 @@ async fn checks_requested<P: Ports>(
             pull_requests,
         }),
         announce: Some(settings.notifications.merge_groups),
+        skip_as: Some(SkipTrigger::MergeGroups),
+        rebuild: group
+            .head_commit
+            .as_ref()
+            .is_some_and(|c| c.id == group.head_sha && asks_rebuild(&c.message)),
+        trust: Trust::Yes,
     };
     Ok(batch::run(job, Ticket::new(delivery, &key), &settings, start).await)
 }

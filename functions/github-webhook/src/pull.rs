@@ -20,7 +20,9 @@ use crate::outcome::{Context, Fault, Outcome, Refusal, Stopped, Stopping};
 use crate::ports::{Job, Ports};
 use crate::push::other_repository;
 use crate::report::{Verdict, post_aggregate};
+use crate::skip::Trust;
 use crate::superseded;
+use flavor_ci::settings::SkipTrigger;
 
 pub(crate) async fn on_pull_request<P: Ports>(
     job: Job<'_, P>,
@@ -90,6 +92,12 @@ pub(crate) struct Head {
     pub(crate) head_ref: String,
     pub(crate) base_sha: String,
     pub(crate) base_ref: String,
+    /// Who opened it (its green builds count when they may write to the repository).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) author: Option<String>,
+    /// Whether its head branch is in the repository itself (not a fork).
+    #[serde(default)]
+    pub(crate) same_repository: bool,
 }
 
 impl Head {
@@ -101,6 +109,8 @@ impl Head {
             head_ref: pr.head.git_ref.clone(),
             base_sha: pr.base.sha.clone(),
             base_ref: pr.base.git_ref.clone(),
+            author: pr.user.as_ref().map(|u| u.login.clone()),
+            same_repository: event.fork().is_none(),
         }
     }
 }
@@ -141,6 +151,12 @@ pub(crate) fn start<P: Ports>(
         earlier: None,
         merge_group: None,
         announce: None,
+        skip_as: Some(SkipTrigger::PullRequests),
+        rebuild: false,
+        trust: match head.author {
+            Some(author) if head.same_repository => Trust::IfWriter(author),
+            _ => Trust::No,
+        },
     }
 }
 

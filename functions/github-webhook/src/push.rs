@@ -11,7 +11,10 @@ use crate::config::Config;
 use crate::edge::Signed;
 use crate::outcome::{Context, Outcome};
 use crate::ports::{Job, Ports};
+use crate::skip::Trust;
 use crate::superseded;
+use flavor_ci::inputs::ledger;
+use flavor_ci::settings::SkipTrigger;
 
 pub(crate) async fn on_push<P: Ports>(
     job: Job<'_, P>,
@@ -46,7 +49,13 @@ pub(crate) async fn on_push<P: Ports>(
         ),
     };
     let default_branch = push.repository.default_branch.as_deref();
+    let on_default =
+        default_branch.is_some_and(|b| push.git_ref.strip_prefix("refs/heads/") == Some(b));
+    let trusted = ledger::trusted(RunTrigger::Push, &push.git_ref, on_default, false);
     let start = Start {
+        skip_as: (variant == Variant::Ci).then_some(SkipTrigger::Pushes),
+        rebuild: push.asks_rebuild(),
+        trust: if trusted { Trust::Yes } else { Trust::No },
         tree_id: push.tree_id().map(str::to_owned),
         variant,
         project,
@@ -55,8 +64,7 @@ pub(crate) async fn on_push<P: Ports>(
         context: Context::default(),
         trigger: RunTrigger::Push,
         pull_request: None,
-        default_branch: default_branch
-            .is_some_and(|b| push.git_ref.strip_prefix("refs/heads/") == Some(b)),
+        default_branch: on_default,
         supersede: variant == Variant::Ci
             && superseded::applies(
                 settings.batch.stop_superseded,

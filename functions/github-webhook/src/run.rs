@@ -13,6 +13,7 @@ use crate::batch::{self, ChangesFrom, Start, Ticket};
 use crate::github::Repository;
 use crate::outcome::{Context, Fault, Outcome, Refusal};
 use crate::ports::{Job, Ports};
+use crate::skip::Trust;
 use crate::superseded;
 
 pub(crate) async fn on_run<P: Ports>(job: Job<'_, P>, run: RunRequest) -> Outcome {
@@ -78,6 +79,12 @@ async fn start<P: Ports>(job: Job<'_, P>, run: RunRequest) -> Result<Outcome, Ou
         earlier: None,
         merge_group: None,
         announce: None,
+        skip_as: match run.trigger {
+            Trigger::Schedule => None,
+            Trigger::Dispatch => crate::skip::skip_as_dispatch(run.force),
+        },
+        rebuild: run.force,
+        trust: Trust::Yes,
     };
     Ok(batch::run(job, Ticket::new(&run.id, &key), &settings, start).await)
 }

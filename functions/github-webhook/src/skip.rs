@@ -1,0 +1,218 @@
+//! Skipping identical inputs: each flavor's input key at the commit (from the trees the
+//! listing read), the green ledger's records for the selected flavors, each confirmed with
+//! CodeBuild, and whether this run's own green builds may be recorded.
+//!
+//! ```text
+//! keys ─▶ list green/<shared>- ─▶ read the hits ─▶ BatchGetBuilds ─▶ trust ─▶ skipped
+//! ```
+//!
+//! Nothing here stops a build: a key that cannot be computed, a ledger or CodeBuild that does
+//! not answer, or a record that does not hold, each means the flavor builds.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use flavor_ci::batch;
+use flavor_ci::generate::Variant;
+use flavor_ci::inputs::ledger::{self, GreenRecord, Skipped};
+use flavor_ci::inputs::{self, InputKeys, KeyInput};
+use flavor_ci::layout::{green_key, green_prefix};
+use flavor_ci::selection::Selection;
+use flavor_ci::settings::{Settings, SkipTrigger};
+use flavor_ci_aws::store::ObjectStore;
+use flavor_ci_aws::undo::now_ms;
+use lambda_runtime::tracing::{info, warn};
+
+use crate::batch::Start;
+use crate::builds::Builds;
+use crate::github::{Listing, Repository};
+use crate::ports::{Job, Ports};
+
+/// Whose green builds a run may record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Trust {
+    Yes,
+    No,
+    /// A pull request from the repository itself: trusted when its author may write to it.
+    IfWriter(String),
+}
+
+/// What the ledger says for one run.
+#[derive(Debug, Default)]
+pub(crate) struct Inputs {
+    pub(crate) keys: Option<InputKeys>,
+    pub(crate) skipped: BTreeMap<String, Skipped>,
+    pub(crate) trusted: bool,
+}
+
+/// The records looked at concurrently at most.
+const READS_AT_ONCE: usize = 32;
+
+/// Computes the keys, and the selected flavors that need no build.
+pub(crate) async fn decide<P: Ports>(
+    job: Job<'_, P>,
+    start: &Start,
+    settings: &Settings,
+    listing: &Listing,
+    selection: &Selection,
+) -> Inputs {
+    let keys = inputs::input_keys(KeyInput {
+        trees: &listing.trees,
+        settings,
+        flavors: &listing.flavors,
+        links: &listing.links,
+        ignored: &job.config.ignored,
+        project: &start.project,
+        variant: start.variant,
+        release_id: start.release_id.as_deref(),
+    });
+    let keys = match keys {
+        Ok(k) => k,
+        Err(e) => {
+            info!(commit = %start.commit, reason = %e, "no input keys: every selected flavor builds");
+            return Inputs {
+                trusted: trusted(job, start).await,
+                ..Inputs::default()
+            };
+        }
+    };
+    let selected = batch::selected(selection, &listing.flavors);
+    let may_skip = may_skip(start, settings, listing);
+    let skipped = match may_skip {
+        Ok(()) if !selected.is_empty() => look_up(job, start, settings, &keys, &selected).await,
+        Ok(()) => BTreeMap::new(),
+        Err(why) => {
+            info!(commit = %start.commit, why, "skipping is off for this run");
+            BTreeMap::new()
+        }
+    };
+    Inputs {
+        keys: Some(keys),
+        skipped,
+        trusted: trusted(job, start).await,
+    }
+}
+
+/// Whether this run may skip flavors, or why not.
+fn may_skip(start: &Start, settings: &Settings, listing: &Listing) -> Result<(), &'static str> {
+    let Some(trigger) = start.skip_as else {
+        return Err("schedules, releases, re-runs and forced runs always build");
+    };
+    if start.variant != Variant::Ci {
+        return Err("releases always build");
+    }
+    if !settings.skip.allows(trigger) {
+        return Err("skip.on does not list this trigger");
+    }
+    if start.rebuild || listing.message.as_deref().is_some_and(inputs::asks_rebuild) {
+        return Err("the commit message asks for a rebuild (flavor-ci: rebuild)");
+    }
+    Ok(())
+}
+
+/// The selected flavors whose keys have a record that holds.
+async fn look_up<P: Ports>(
+    job: Job<'_, P>,
+    start: &Start,
+    settings: &Settings,
+    keys: &InputKeys,
+    selected: &[&str],
+) -> BTreeMap<String, Skipped> {
+    let (store, config) = (&job.deps.store, job.config);
+    let prefix = format!("{}{}-", green_prefix(&config.root), keys.shared);
+    let listed = match store.list_keys(&config.bucket, &prefix, 100_000).await {
+        Ok(listed) => listed,
+        Err(e) => {
+            warn!(error = %e, "the green ledger could not be listed: every selected flavor builds");
+            return BTreeMap::new();
+        }
+    };
+    let listed: BTreeSet<&str> = listed.iter().map(String::as_str).collect();
+    let wanted: Vec<(&str, String)> = selected
+        .iter()
+        .filter_map(|f| keys.get(f).map(|k| (*f, green_key(&config.root, k))))
+        .filter(|(_, at)| listed.contains(at.as_str()))
+        .collect();
+    if wanted.is_empty() {
+        return BTreeMap::new();
+    }
+    let mut records: Vec<(&str, GreenRecord)> = Vec::with_capacity(wanted.len());
+    for chunk in wanted.chunks(READS_AT_ONCE) {
+        let reads = chunk
+            .iter()
+            .map(|(f, at)| async move { (*f, at, store.get(&config.bucket, at).await) });
+        for (flavor, at, read) in futures_util::future::join_all(reads).await {
+            match read.map(|b| b.map(|b| serde_json::from_slice::<GreenRecord>(&b))) {
+                Ok(Some(Ok(record))) => records.push((flavor, record)),
+                Ok(Some(Err(e))) => {
+                    warn!(flavor, record = at.as_str(), error = %e, "a green record is unreadable: building the flavor");
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(flavor, error = %e, "a green record could not be read: building the flavor")
+                }
+            }
+        }
+    }
+    let ids: Vec<String> = records
+        .iter()
+        .map(|(_, r)| r.build_id.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let facts = match job.deps.builds.build_facts(&ids).await {
+        Ok(facts) => facts,
+        Err(e) => {
+            warn!(error = %e, "CodeBuild could not confirm the green records: every selected flavor builds");
+            return BTreeMap::new();
+        }
+    };
+    let now = now_ms();
+    let mut skipped = BTreeMap::new();
+    for (flavor, record) in records {
+        let key = keys.get(flavor).unwrap_or_default();
+        let found = facts.iter().find(|f| f.id == record.build_id);
+        match ledger::trust(
+            key,
+            &start.project,
+            &record,
+            found,
+            now,
+            settings.skip.max_age.0,
+        ) {
+            Ok(skip) => {
+                skipped.insert(flavor.to_owned(), skip);
+            }
+            Err(why) => {
+                warn!(flavor, key, build = %record.build_id, reason = %why, "a green record does not hold: building the flavor");
+            }
+        }
+    }
+    skipped
+}
+
+/// Whether this run's green builds go into the ledger.
+async fn trusted<P: Ports>(job: Job<'_, P>, start: &Start) -> bool {
+    match &start.trust {
+        Trust::Yes => true,
+        Trust::No => false,
+        Trust::IfWriter(user) => {
+            match job
+                .deps
+                .github
+                .permission(&job.config.repository, user)
+                .await
+            {
+                Ok(p) => matches!(p.as_str(), "admin" | "maintain" | "write"),
+                Err(e) => {
+                    warn!(user, error = %e, "the pull request author's permission is unknown: its builds are not recorded as green");
+                    false
+                }
+            }
+        }
+    }
+}
+
+/// The trigger a run skips as, when its kind may skip at all.
+pub(crate) fn skip_as_dispatch(force: bool) -> Option<SkipTrigger> {
+    (!force).then_some(SkipTrigger::Dispatches)
+}
