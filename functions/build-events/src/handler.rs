@@ -239,6 +239,84 @@ mod tests {
             .is_some()
     }
 
+    /// Makes the run trusted (or not), with input keys for both flavors and `py` carried.
+    fn with_inputs(deps: &TestDeps, trusted: bool, carried: &[&str]) {
+        let mut run = record(deps);
+        run.trusted = trusted;
+        run.inputs = [("base", "s-kbase"), ("py", "s-kpy")]
+            .iter()
+            .map(|(f, k)| ((*f).to_owned(), (*k).to_owned()))
+            .collect();
+        run.carried = carried.iter().map(|f| (*f).to_owned()).collect();
+        deps.store.objects.lock().unwrap().insert(
+            ("specs".into(), run_key("r/", "ci:batch")),
+            serde_json::to_vec(&run).unwrap(),
+        );
+    }
+
+    fn green(deps: &TestDeps, key: &str) -> Option<Value> {
+        deps.store
+            .text("specs", &flavor_ci::layout::green_key("r/", key))
+            .map(|t| serde_json::from_str(&t).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_trusted_green_build_is_recorded_once_under_its_key_and_nothing_else_is() {
+        let deps = deps();
+        with_inputs(&deps, true, &[]);
+        send(&deps, event("ci:b1", "base", "SUCCEEDED", 5))
+            .await
+            .unwrap();
+        let written = green(&deps, "s-kbase").expect("no green record");
+        assert_eq!(
+            (
+                &written["buildId"],
+                &written["commit"],
+                &written["project"],
+                &written["ref"]
+            ),
+            (
+                &json!("ci:b1"),
+                &json!("abc"),
+                &json!("ci"),
+                &json!("refs/heads/main")
+            )
+        );
+        // Create-only: a later write for the key (another build) leaves the first record.
+        deps.store.objects.lock().unwrap().insert(
+            (
+                "specs".into(),
+                flavor_ci::layout::green_key("r/", "s-kbase"),
+            ),
+            b"{\"first\": true}".to_vec(),
+        );
+        send(&deps, event("ci:b1", "base", "SUCCEEDED", 5))
+            .await
+            .unwrap();
+        assert_eq!(green(&deps, "s-kbase"), Some(json!({"first": true})));
+        // A failure earns nothing.
+        send(&deps, event("ci:p1", "py", "FAILED", 6))
+            .await
+            .unwrap();
+        assert_eq!(green(&deps, "s-kpy"), None);
+    }
+
+    #[tokio::test]
+    async fn an_untrusted_run_or_a_carried_flavor_writes_no_green_record() {
+        let deps = deps();
+        with_inputs(&deps, false, &[]);
+        send(&deps, event("ci:b1", "base", "SUCCEEDED", 5))
+            .await
+            .unwrap();
+        assert_eq!(green(&deps, "s-kbase"), None);
+        let deps = self::deps();
+        with_inputs(&deps, true, &["base"]);
+        send(&deps, event("ci:b1", "base", "SUCCEEDED", 5))
+            .await
+            .unwrap();
+        assert_eq!(green(&deps, "s-kbase"), None);
+    }
+
     #[tokio::test]
     async fn duplicated_and_reordered_events_never_flip_an_ended_build_back() {
         let deps = deps();

@@ -354,10 +354,11 @@ async fn all_skipped<P: Ports>(
     )
     .await;
     info!(commit = %start.commit, skipped = n, "every selected flavor built green before: nothing started");
-    Outcome::Nothing {
+    Outcome::Skipped {
         reason,
         context: start.context,
         aggregate,
+        skipped: skipped.into_iter().map(|(f, s)| (f, s.build_id)).collect(),
     }
 }
 
@@ -666,6 +667,7 @@ async fn started<P: Ports>(
     let BatchPlan {
         selection,
         selected,
+        skipped,
         ..
     } = plan;
     let (reason, why) = match selection {
@@ -684,6 +686,7 @@ async fn started<P: Ports>(
         buildspec_arn: spec.arn,
         flavors: selected,
         context: start.context,
+        skipped: skipped.into_iter().map(|(f, s)| (f, s.build_id)).collect(),
     }))
 }
 

@@ -127,7 +127,7 @@ pub(crate) async fn answer(deps: &Arc<Deps<Fake<Example>>>, event: Value) -> (u1
     (status, body)
 }
 
-fn sample(name: &str) -> Value {
+pub(crate) fn sample(name: &str) -> Value {
     let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).unwrap()

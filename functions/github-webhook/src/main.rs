@@ -22,6 +22,8 @@ mod decisions_app;
 mod decisions_intake;
 #[cfg(test)]
 mod decisions_queue;
+#[cfg(test)]
+mod decisions_skip;
 mod edge;
 mod fault;
 mod github;

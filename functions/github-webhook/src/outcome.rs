@@ -24,6 +24,15 @@ pub(crate) enum Outcome {
         /// The aggregate reported on the commit, when one was.
         aggregate: Option<Aggregate>,
     },
+    /// Every flavor the change selects already built green with identical inputs: nothing
+    /// started, and the aggregate succeeded on that evidence.
+    Skipped {
+        reason: String,
+        context: Context,
+        aggregate: Option<Aggregate>,
+        /// Each skipped flavor, with the build that proved it.
+        skipped: BTreeMap<String, String>,
+    },
     /// A build waits for someone, and why (a fork's commit awaits a maintainer's label).
     Waiting {
         reason: String,
@@ -157,6 +166,8 @@ pub(crate) struct Started {
     pub(crate) buildspec_arn: String,
     pub(crate) flavors: Vec<String>,
     pub(crate) context: Context,
+    /// The selected flavors left out: identical inputs built green in these builds.
+    pub(crate) skipped: BTreeMap<String, String>,
 }
 
 /// What an earlier copy of a body started.
@@ -295,6 +306,20 @@ impl Outcome {
                 }
                 (202, b, None)
             }
+            Outcome::Skipped {
+                reason,
+                context,
+                aggregate,
+                skipped,
+            } => {
+                let mut b = body("skipped", &reason);
+                context.write(&mut b);
+                if let Some(a) = aggregate {
+                    b.insert("aggregateStatus".into(), a.to_json());
+                }
+                b.insert("skipped".into(), json!(skipped));
+                (200, b, None)
+            }
             Outcome::Stopped {
                 message,
                 about,
@@ -397,6 +422,9 @@ impl Started {
         b.insert("buildspec".into(), json!(self.buildspec));
         b.insert("buildspecArn".into(), json!(self.buildspec_arn));
         b.insert("flavors".into(), json!(self.flavors));
+        if !self.skipped.is_empty() {
+            b.insert("skipped".into(), json!(self.skipped));
+        }
         self.context.write(&mut b);
         b
     }
@@ -434,6 +462,7 @@ mod tests {
                 trigger: Some("opened".into()),
                 run: None,
             },
+            skipped: BTreeMap::new(),
         }));
         let reply = started.answer();
         assert_eq!(reply.status, 200);

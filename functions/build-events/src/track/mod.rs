@@ -23,6 +23,7 @@ use crate::event::Report;
 use crate::notify::Notifier;
 
 mod checks;
+mod ledger;
 mod notification;
 mod reconcile;
 mod record;
@@ -63,6 +64,7 @@ async fn post_flavor<P: Ports>(
     flavor: &str,
     before: Option<StatusText>,
 ) -> Option<&'static str> {
+    ledger::record_green(deps, config, record, flavor).await;
     if config.app.is_some() {
         checks::post_flavor(deps, config, record, flavor, before).await
     } else {
