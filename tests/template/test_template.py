@@ -143,6 +143,8 @@ def test_the_webhook_may_only_start_batches_of_the_two_projects_stop_ci_ones_and
         "codebuild:StopBuildBatch": {"${CiProject.Arn}"},
         # "Re-run failed" in the Checks tab.
         "codebuild:RetryBuildBatch": {"${CiProject.Arn}", "${ReleaseProject.Arn}"},
+        # A green record is confirmed with CodeBuild; only CI runs skip.
+        "codebuild:BatchGetBuilds": {"${CiProject.Arn}"},
         "secretsmanager:GetSecretValue": {
             "${WebhookSecret}",
             "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${GitHubTokenSecretName}-??????",
@@ -214,15 +216,32 @@ def webhook_s3_statements(template):
         yield "WebhookSpecsPolicy", st
 
 
-def test_the_webhook_lists_only_its_kept_deliveries(template):
+def test_the_webhook_lists_only_its_kept_deliveries_and_the_green_ledger(template):
     """Without s3:ListBucket a read of an absent key is 403, not 404: the webhook never
-    depends on one, and it claims before it reads. It may list the kept deliveries only, for
-    the retry pass."""
+    depends on one, and it claims before it reads. It may list the kept deliveries, for the
+    retry pass, and the green ledger, to find records of identical inputs."""
     for policy, st in webhook_s3_statements(template):
         if any(a.startswith("s3:List") for a in as_list(st["Action"])):
             assert set(as_list(st["Action"])) == {"s3:ListBucket", "s3:ListBucketVersions"}, st
-            assert st["Condition"]["StringLike"]["s3:prefix"] == {
-                "Fn::Sub": "${Buildspecs.Root}pushes/inbox/*"}, st
+            assert st["Condition"]["StringLike"]["s3:prefix"] == [
+                {"Fn::Sub": "${Buildspecs.Root}pushes/inbox/*"},
+                {"Fn::Sub": "${Buildspecs.Root}green/*"}], st
+
+
+def test_only_build_events_writes_the_green_ledger(template):
+    """A green record lets a later run skip a build: the webhook reads the ledger, never
+    writes it, and the bucket refuses every other writer."""
+    for _, st in webhook_s3_statements(template):
+        if any(text(r).endswith("green/*") for r in resources(st)):
+            assert as_list(st["Action"]) == ["s3:GetObject"], st
+    writes = [st for _, st in statements({"Properties": {"Policies": [
+        {"PolicyName": "runs", "PolicyDocument": template["Resources"]["BuildEventsSpecsPolicy"]["Properties"]["PolicyDocument"]}]}})
+        if any(text(r).endswith("green/*") for r in resources(st))]
+    assert [as_list(st["Action"]) for st in writes] == [["s3:PutObject", "s3:PutObjectTagging"]]
+    bucket = template["Resources"]["SpecsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    (deny,) = [st for st in bucket if st.get("Sid") == "GreenLedgerWriter"]
+    assert (deny["Effect"], deny["Action"], text(deny["Resource"])) == ("Deny", "s3:PutObject", "${SpecsBucket.Arn}/*green/*")
+    assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": {"Fn::GetAtt": ["BuildEventsRole", "Arn"]}}}
 
 
 def test_the_webhook_writes_only_under_pushes_and_runs_and_reads_the_settings(template):
@@ -239,7 +258,8 @@ def test_the_webhook_writes_only_under_pushes_and_runs_and_reads_the_settings(te
         (where,) = [text(r) for r in resources(st)]
         if actions == ["s3:GetObject"]:
             assert where in ("${SpecsBucket.Arn}/${Buildspecs.Root}settings/*",
-                             "${SpecsBucket.Arn}/${Buildspecs.Root}pushes/*"), where
+                             "${SpecsBucket.Arn}/${Buildspecs.Root}pushes/*",
+                             "${SpecsBucket.Arn}/${Buildspecs.Root}green/*"), where
         elif where == "${SpecsBucket.Arn}/${Buildspecs.Root}runs/*":
             assert actions == ["s3:GetObject", "s3:PutObject", "s3:PutObjectTagging"], (actions, where)
         else:
