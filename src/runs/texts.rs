@@ -232,5 +232,14 @@ pub fn table(record: &RunRecord, states: &[FlavorState]) -> String {
             failed.join(", ")
         ),
     });
+    let (skipped, seconds) = record.saved();
+    if skipped > 0 {
+        out.push_str(&format!(
+            "{skipped} build{} skipped: identical inputs built green before, {}m{:02}s of build time saved\n",
+            if skipped == 1 { "" } else { "s" },
+            seconds / 60,
+            seconds % 60
+        ));
+    }
     out
 }

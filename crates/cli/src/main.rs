@@ -58,6 +58,9 @@ enum Command {
     /// Run the failed builds of a failed batch again (RetryBuildBatch, failed builds only);
     /// refuses, saying why, a batch that is running, succeeded or was stopped.
     Retry(ops::RetryArgs),
+    /// List a deployed stack's green ledger (the input keys that built green, with the build
+    /// that proved each), or forget records (--forget KEY) so their flavors build again.
+    Ledger(ops::LedgerArgs),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
         Command::Dispatch(args) => ops::run(Operation::Dispatch(args)),
         Command::Status(args) => ops::run(Operation::Status(args)),
         Command::Retry(args) => ops::run(Operation::Retry(args)),
+        Command::Ledger(args) => ops::run(Operation::Ledger(args)),
     };
     match result {
         Ok(code) => code,

@@ -8,13 +8,15 @@ use std::process::ExitCode;
 use flavor_ci::flavors::FlavorSet;
 use flavor_ci::generate::{self, Role, Variant};
 use flavor_ci::glob::Glob;
-use flavor_ci::selection::{self, Changes, Selection};
+use flavor_ci::inputs::{InputKeys, KeyInput, input_keys};
+use flavor_ci::selection::{self, Changes, LinkedFlavor, Selection};
 use flavor_ci::settings::{MergeQueueCompare, Settings};
 use flavor_ci::webhook::merge_group::MergeGroupEvent;
 use flavor_ci::webhook::pull_request::{Decision, PullRequestEvent, decide};
 use flavor_ci::webhook::push::{self, Push, Route, Routing};
 
 mod checkout;
+mod keys;
 
 use checkout::{
     at_commit, commit_of, default_base, local_changes, local_links, subdirectory, submodules,
@@ -55,6 +57,16 @@ pub(crate) struct PlanArgs {
     /// Path globs whose changes start no build (the stack's IgnoredPaths).
     #[arg(long, default_value = "", value_name = "GLOBS")]
     ignore: String,
+    /// The CodeBuild project the input keys are computed for (the stack's CI project)
+    /// [default: the stack's, with --stack; else `ci`].
+    #[arg(long, value_name = "NAME")]
+    project: Option<String>,
+    /// A deployed stack: says, for each selected flavor's input key, what its green ledger
+    /// holds (checked with CodeBuild, as the webhook checks it).
+    #[arg(long, value_name = "NAME")]
+    stack: Option<String>,
+    #[command(flatten)]
+    aws: crate::ops::AwsArgs,
 }
 
 fn globs(what: &str, text: &str) -> Result<Vec<Glob>, Failure> {
@@ -91,19 +103,19 @@ pub(crate) fn run(args: &PlanArgs) -> Result<ExitCode, Failure> {
     let ignored = globs("ignore", &args.ignore)?;
     let mut out = io::stdout().lock();
 
-    let (variant, release_id, changes) = match &args.event {
+    let (variant, release_id, changes, planned) = match &args.event {
         Some(file) => {
             let body =
                 std::fs::read(file).map_err(|e| Failure::io(file, "read the delivery body", &e))?;
             let value = serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default();
             if value.get("merge_group").is_some() {
                 match merge_group(repo, file, &body, &settings, &mut out)? {
-                    Some(changes) => (Variant::Ci, None, changes),
+                    Some((changes, head)) => (Variant::Ci, None, changes, Some(head)),
                     None => return Ok(ExitCode::SUCCESS),
                 }
             } else if value.get("pull_request").is_some() {
                 match pull_request(repo, file, &body, &settings, args.github_app, &mut out)? {
-                    Some(changes) => (Variant::Ci, None, changes),
+                    Some((changes, head)) => (Variant::Ci, None, changes, Some(head)),
                     None => return Ok(ExitCode::SUCCESS),
                 }
             } else {
@@ -129,7 +141,7 @@ pub(crate) fn run(args: &PlanArgs) -> Result<ExitCode, Failure> {
                             "route: branch {branch} → the CI project, commit {}",
                             push.after
                         );
-                        (Variant::Ci, None, push.changes())
+                        (Variant::Ci, None, push.changes(), Some(push.after.clone()))
                     }
                     Route::Release { tag } => {
                         let _ = writeln!(
@@ -137,7 +149,8 @@ pub(crate) fn run(args: &PlanArgs) -> Result<ExitCode, Failure> {
                             "route: tag {tag} → the release project, commit {}",
                             push.after
                         );
-                        (Variant::Release, Some(tag), push.changes())
+                        let head = Some(push.after.clone());
+                        (Variant::Release, Some(tag), push.changes(), head)
                     }
                 }
             }
@@ -150,12 +163,24 @@ pub(crate) fn run(args: &PlanArgs) -> Result<ExitCode, Failure> {
             let head_text = args.head.as_deref().unwrap_or("the working tree");
             let _ = writeln!(out, "comparing {head_text} with {base}");
             let changes = local_changes(repo, &base, args.head.as_deref())?;
-            (Variant::Ci, None, changes)
+            (Variant::Ci, None, changes, args.head.clone())
         }
     };
 
     let selection = selection::select(&changes, &settings, &flavors, &links, &ignored);
     print_selection(&mut out, &selection, &flavors);
+    let planned = Planned {
+        repo,
+        prefix: &prefix,
+        rev: planned.as_deref(),
+        settings: &settings,
+        flavors: &flavors,
+        links: &links,
+        ignored: &ignored,
+        variant,
+        release_id: release_id.as_deref(),
+    };
+    print_keys(&mut out, args, &planned, &selection)?;
     if let Some(dir) = &args.out {
         write_spec(
             dir,
@@ -178,7 +203,7 @@ fn pull_request(
     settings: &Settings,
     app: bool,
     out: &mut impl io::Write,
-) -> Result<Option<Changes>, Failure> {
+) -> Result<Option<(Changes, String)>, Failure> {
     let event = PullRequestEvent::from_json(body)
         .map_err(|e| Failure::invalid(format!("{}: {e}", file.display())))?;
     let n = event.number;
@@ -211,7 +236,7 @@ fn pull_request(
                     ))
                 })?;
             }
-            local_changes(repo, base, Some(head)).map(Some)
+            local_changes(repo, base, Some(head)).map(|c| Some((c, head.clone())))
         }
     }
 }
@@ -225,7 +250,7 @@ fn merge_group(
     body: &[u8],
     settings: &Settings,
     out: &mut impl io::Write,
-) -> Result<Option<Changes>, Failure> {
+) -> Result<Option<(Changes, String)>, Failure> {
     let event = MergeGroupEvent::from_json(body)
         .map_err(|e| Failure::invalid(format!("{}: {e}", file.display())))?;
     let group = &event.merge_group;
@@ -283,7 +308,100 @@ fn merge_group(
             ))
         })?;
     }
-    local_changes(repo, &base, Some(&group.head_sha)).map(Some)
+    local_changes(repo, &base, Some(&group.head_sha)).map(|c| Some((c, group.head_sha.clone())))
+}
+
+/// What was planned, for its input keys.
+struct Planned<'a> {
+    repo: &'a Path,
+    prefix: &'a str,
+    /// The planned commit; `None`: the working tree.
+    rev: Option<&'a str>,
+    settings: &'a Settings,
+    flavors: &'a FlavorSet,
+    links: &'a [LinkedFlavor],
+    ignored: &'a [Glob],
+    variant: Variant,
+    release_id: Option<&'a str>,
+}
+
+impl Planned<'_> {
+    /// Every flavor's input key for `project`.
+    fn keys(&self, project: &str) -> Result<InputKeys, String> {
+        let root = keys::root_tree(self.repo, self.prefix, self.rev).map_err(|f| f.message)?;
+        let trees = keys::read_trees(self.repo, &root, &self.settings.flavors_dir, self.links)
+            .map_err(|f| f.message)?;
+        input_keys(KeyInput {
+            trees: &trees,
+            settings: self.settings,
+            flavors: self.flavors,
+            links: self.links,
+            ignored: self.ignored,
+            project,
+            variant: self.variant,
+            release_id: self.release_id,
+        })
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// Prints each flavor's input key; with `--stack`, what the stack's ledger says of the
+/// selected ones.
+fn print_keys(
+    out: &mut impl io::Write,
+    args: &PlanArgs,
+    planned: &Planned<'_>,
+    selection: &Selection,
+) -> Result<(), Failure> {
+    let at = planned
+        .rev
+        .map_or_else(|| "the working tree".to_owned(), |r| format!("commit {r}"));
+    let chosen: Vec<&str> = flavor_ci::batch::selected(selection, planned.flavors);
+    let Some(stack) = &args.stack else {
+        let project = args.project.as_deref().unwrap_or("ci");
+        match planned.keys(project) {
+            Ok(keys) => {
+                let _ = writeln!(out, "input keys for project {project}, {at}:");
+                let width = keys.keys.keys().map(String::len).max().unwrap_or(6);
+                for (flavor, key) in &keys.keys {
+                    let mark = if chosen.contains(&flavor.as_str()) {
+                        "  selected"
+                    } else {
+                        ""
+                    };
+                    let _ = writeln!(out, "  {flavor:<width$}  {key}{mark}");
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(out, "no input keys ({e}): every selected flavor builds");
+            }
+        }
+        return Ok(());
+    };
+    let mut project_used = String::new();
+    let lines = crate::ops::with_ledger(&args.aws, stack, planned.settings, |project| {
+        project_used = project.to_owned();
+        let keys = planned.keys(project).map_err(Failure::invalid)?;
+        Ok(chosen
+            .iter()
+            .filter_map(|f| keys.get(f).map(|k| ((*f).to_owned(), k.to_owned())))
+            .collect())
+    })?;
+    let skips = planned.settings.skip.on.is_empty();
+    let _ = writeln!(
+        out,
+        "the green ledger of stack {stack} (project {project_used}, {at}){}:",
+        if skips {
+            "; skip.on is empty, so nothing is skipped"
+        } else {
+            ""
+        }
+    );
+    let width = lines.iter().map(|(f, ..)| f.len()).max().unwrap_or(6);
+    for (flavor, key, said) in lines {
+        let _ = writeln!(out, "  {flavor:<width$}  {key}  {said}");
+    }
+    Ok(())
 }
 
 fn print_selection(out: &mut impl io::Write, selection: &Selection, flavors: &FlavorSet) {

@@ -922,3 +922,80 @@ fn plan_head_reads_the_commit_from_git_without_checking_it_out() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("flavors/e"), "{}", stderr(&o));
 }
+
+/// The input keys `plan` prints, by flavor.
+fn keys_of(text: &str) -> std::collections::BTreeMap<String, String> {
+    text.lines()
+        .skip_while(|l| !l.starts_with("input keys for project"))
+        .skip(1)
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            Some((words.next()?.to_owned(), words.next()?.to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn plan_prints_input_keys_that_follow_exactly_what_the_selection_builds() {
+    let repo = git_repo();
+    let root = repo.path();
+    let committed = plan(
+        root,
+        &["--head", "HEAD", "--base", "HEAD", "--ignore", "docs"],
+    );
+    assert!(committed.status.success(), "{}", stderr(&committed));
+    let at_head = keys_of(&stdout(&committed));
+    assert_eq!(at_head.len(), 3, "{}", stdout(&committed));
+    assert!(stdout(&committed).contains("input keys for project ci, commit HEAD:"));
+    // The clean working tree keys as its commit does.
+    assert_eq!(
+        keys_of(&stdout(&plan(
+            root,
+            &["--base", "HEAD", "--ignore", "docs"]
+        ))),
+        at_head
+    );
+    // An ignored change moves no key; a change behind c's link moves c's alone; a change in
+    // a moves a's and b's (b depends on a).
+    std::fs::write(root.join("docs/file"), "2").unwrap();
+    let ignored = keys_of(&stdout(&plan(
+        root,
+        &["--base", "HEAD", "--ignore", "docs"],
+    )));
+    assert_eq!(ignored, at_head);
+    std::fs::write(root.join("vendor/c/file"), "2").unwrap();
+    let linked = keys_of(&stdout(&plan(
+        root,
+        &["--base", "HEAD", "--ignore", "docs"],
+    )));
+    let moved = |k: &std::collections::BTreeMap<String, String>| -> Vec<String> {
+        k.iter()
+            .filter(|(f, v)| at_head[*f] != **v)
+            .map(|(f, _)| f.clone())
+            .collect()
+    };
+    assert_eq!(moved(&linked), ["c"]);
+    std::fs::write(root.join("flavors/a/file"), "2").unwrap();
+    let o = plan(
+        root,
+        &["--base", "HEAD", "--ignore", "docs", "--project", "slc-ci"],
+    );
+    let other_project = keys_of(&stdout(&o));
+    assert!(
+        stdout(&o).contains("  a  ") && stdout(&o).contains("selected"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(other_project.len(), 3);
+    let same_project = keys_of(&stdout(&plan(
+        root,
+        &["--base", "HEAD", "--ignore", "docs"],
+    )));
+    assert_eq!(moved(&same_project), ["a", "b", "c"]);
+    assert!(
+        other_project.iter().all(|(f, k)| same_project[f] != *k),
+        "the project is part of the key"
+    );
+    // Keying the working tree leaves the real index alone: nothing is staged.
+    assert_eq!(git(root, &["diff", "--cached", "--name-only"]), "");
+}

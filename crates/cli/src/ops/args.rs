@@ -80,6 +80,10 @@ pub(crate) struct DispatchArgs {
     /// RELEASE_ID for a run of a tag [default: the tag].
     #[arg(long, value_name = "ID")]
     pub(crate) release_id: Option<String>,
+    /// Build every asked-for flavor, even those whose identical inputs already built green
+    /// (with `dispatches` in the settings' skip.on, a dispatch skips them otherwise).
+    #[arg(long, conflicts_with = "redeliver")]
+    pub(crate) force: bool,
     /// Instead of a run: handle this kept delivery again now (its delivery id, or its key as
     /// `status --deliveries` lists it), whatever its state.
     #[arg(long, value_name = "ID", conflicts_with_all = ["git_ref", "flavors", "release_id"])]
@@ -128,4 +132,23 @@ pub(crate) struct RetryArgs {
     /// The batch build whose failed builds to run again.
     #[arg(value_name = "BATCH")]
     pub(crate) batch: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct LedgerArgs {
+    #[command(flatten)]
+    pub(crate) aws: AwsArgs,
+    /// The deployed flavor-ci stack.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) stack: String,
+    /// List only this flavor's records (repeat for more).
+    #[arg(long = "flavor", short = 'f', value_name = "NAME")]
+    pub(crate) flavors: Vec<String>,
+    /// Remove the record of this input key (repeat for more): the next run that selects its
+    /// flavor builds it again.
+    #[arg(long, value_name = "KEY", conflicts_with_all = ["flavors", "json"])]
+    pub(crate) forget: Vec<String>,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    pub(crate) json: bool,
 }

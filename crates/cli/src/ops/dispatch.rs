@@ -49,6 +49,7 @@ pub(crate) async fn run(args: &DispatchArgs) -> Result<(), String> {
         git_ref: args.git_ref.clone(),
         flavors: args.flavors.clone(),
         release_id: args.release_id.clone(),
+        force: args.force,
     };
     let payload = match &args.redeliver {
         // The webhook's retry of one kept delivery.

@@ -11,7 +11,9 @@ use crate::failure::{EXIT_INVALID, EXIT_IO};
 mod args;
 pub(crate) mod templates;
 
-pub(crate) use args::{AwsArgs, DeployArgs, DispatchArgs, HealthArgs, RetryArgs, StatusArgs};
+pub(crate) use args::{
+    AwsArgs, DeployArgs, DispatchArgs, HealthArgs, LedgerArgs, RetryArgs, StatusArgs,
+};
 
 #[cfg(feature = "aws")]
 mod aws;
@@ -21,6 +23,8 @@ pub(crate) mod deploy;
 pub(crate) mod dispatch;
 #[cfg(feature = "aws")]
 pub(crate) mod health;
+#[cfg(feature = "aws")]
+pub(crate) mod ledger;
 #[cfg(feature = "aws")]
 pub(crate) mod runs;
 #[cfg(feature = "aws")]
@@ -46,6 +50,7 @@ pub(crate) enum Operation {
     Dispatch(DispatchArgs),
     Status(StatusArgs),
     Retry(RetryArgs),
+    Ledger(LedgerArgs),
 }
 
 impl Operation {
@@ -58,6 +63,7 @@ impl Operation {
             Operation::Dispatch(_) => "dispatch",
             Operation::Status(_) => "status",
             Operation::Retry(_) => "retry",
+            Operation::Ledger(_) => "ledger",
         }
     }
 }
@@ -77,8 +83,53 @@ pub(crate) fn run(operation: Operation) -> Result<ExitCode, Failure> {
             Operation::Dispatch(args) => done(dispatch::run(&args).await),
             Operation::Status(args) => runs::status(&args).await.map_err(Failure::invalid),
             Operation::Retry(args) => done(runs::retry(&args).await),
+            Operation::Ledger(args) => ledger::run(&args).await.map_err(Failure::invalid),
         }
     })
+}
+
+/// What a stack's ledger says of the keys `keys_for(project)` computes for the stack's CI
+/// project: (flavor, key, what the ledger says).
+#[cfg(feature = "aws")]
+pub(crate) fn with_ledger<F>(
+    aws: &AwsArgs,
+    stack: &str,
+    settings: &flavor_ci::settings::Settings,
+    keys_for: F,
+) -> Result<Vec<(String, String, String)>, Failure>
+where
+    F: FnOnce(&str) -> Result<Vec<(String, String)>, Failure>,
+{
+    let runtime = runtime().map_err(|e| Failure {
+        status: EXIT_IO,
+        message: format!("cannot start the async runtime: {e}"),
+    })?;
+    let (records, project) = runtime
+        .block_on(ledger::open(aws, stack))
+        .map_err(Failure::invalid)?;
+    let keys = keys_for(&project)?;
+    let said = runtime
+        .block_on(ledger::explain(&records, &project, settings, &keys))
+        .map_err(Failure::invalid)?;
+    Ok(keys
+        .into_iter()
+        .zip(said)
+        .map(|((flavor, key), (_, said))| (flavor, key, said))
+        .collect())
+}
+
+/// Without the `aws` feature there is no stack to ask.
+#[cfg(not(feature = "aws"))]
+pub(crate) fn with_ledger<F>(
+    _aws: &AwsArgs,
+    _stack: &str,
+    _settings: &flavor_ci::settings::Settings,
+    _keys_for: F,
+) -> Result<Vec<(String, String, String)>, Failure>
+where
+    F: FnOnce(&str) -> Result<Vec<(String, String)>, Failure>,
+{
+    Err(Failure::usage(without_aws("plan --stack")))
 }
 
 /// Without the `aws` feature: says how to get the command.

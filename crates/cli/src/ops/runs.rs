@@ -13,15 +13,17 @@ use serde_json::{Value, json};
 use super::{RetryArgs, StatusArgs, aws_error};
 
 /// Where a stack keeps its records.
-struct Records {
-    bucket: String,
-    root: String,
-    s3: aws_sdk_s3::Client,
-    codebuild: aws_sdk_codebuild::Client,
+pub(crate) struct Records {
+    pub(crate) bucket: String,
+    pub(crate) root: String,
+    pub(crate) s3: aws_sdk_s3::Client,
+    pub(crate) codebuild: aws_sdk_codebuild::Client,
+    /// The stack's CI project (`CiProjectName`).
+    pub(crate) ci_project: Option<String>,
 }
 
 impl Records {
-    async fn of(config: &SdkConfig, stack: &str) -> Result<Self, String> {
+    pub(crate) async fn of(config: &SdkConfig, stack: &str) -> Result<Self, String> {
         let out = aws_sdk_cloudformation::Client::new(config)
             .describe_stacks()
             .stack_name(stack)
@@ -43,6 +45,7 @@ impl Records {
             ));
         };
         Ok(Self {
+            ci_project: output("CiProjectName"),
             bucket,
             root,
             s3: flavor_ci_aws::s3_client(config),
@@ -50,7 +53,7 @@ impl Records {
         })
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+    pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
         match self
             .s3
             .get_object()
@@ -178,8 +181,35 @@ impl Records {
             .and_then(|b| serde_json::from_slice(&b).ok()))
     }
 
-    /// The batch's status and each flavor's build.
+    /// The batch's status and each flavor's build; a flavor skipped on green evidence is
+    /// succeeded, with the build that proved it.
     async fn states(&self, record: &RunRecord) -> Result<(String, Vec<FlavorState>), String> {
+        let skipped = |f: &str| {
+            record.skipped.get(f).map(|s| FlavorState {
+                flavor: f.to_owned(),
+                status: "SUCCEEDED".into(),
+                seconds: None,
+                logs: Some(format!(
+                    "skipped: green in {} at {}",
+                    s.build_id,
+                    s.commit.get(..12).unwrap_or(&s.commit)
+                )),
+            })
+        };
+        // Every flavor skipped: no batch was started.
+        if record.finished.is_some()
+            && record
+                .flavors
+                .iter()
+                .all(|f| record.skipped.contains_key(&f.name))
+        {
+            let states = record
+                .flavors
+                .iter()
+                .filter_map(|f| skipped(&f.name))
+                .collect();
+            return Ok(("SUCCEEDED".into(), states));
+        }
         let out = self
             .codebuild
             .batch_get_build_batches()
@@ -231,6 +261,9 @@ impl Records {
             .flavors
             .iter()
             .map(|f| {
+                if let Some(state) = skipped(&f.name) {
+                    return state;
+                }
                 let build = builds
                     .iter()
                     .find(|(identifier, _)| *identifier == f.identifier)
@@ -377,6 +410,8 @@ pub(crate) async fn status(args: &StatusArgs) -> Result<ExitCode, String> {
             "flavors": states,
             "supersededBy": superseded.as_ref().map(|s| s.by.clone()),
             "stoppedFor": superseded.as_ref().and_then(|s| s.reason.clone()),
+            "skippedBuilds": record.saved().0,
+            "savedBuildSeconds": record.saved().1,
         });
         let _ = writeln!(out, "{value}");
     } else {
