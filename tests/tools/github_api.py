@@ -154,6 +154,7 @@ class GitHubApi:
         self.collaborators: dict[str, str] = {}
         self.objects: dict[str, dict] = {}  # sha -> {"kind": ..., ...}
         self.commits: dict[tuple[str, str], str] = {}  # (repo, commit) -> tree
+        self.messages: dict[tuple[str, str], str] = {}  # (repo, commit) -> message
         self.requests: list[str] = []
         self.failures: list[str] = []  # consumed one per request: rate-limit, 429, 500, stall
         # What GET /repos/{owner}/{repo} reports about the token: a classic token's scopes
@@ -429,6 +430,9 @@ class GitHubApi:
                               capture_output=True, text=True).stdout.split()
         for sha in shas:
             self.add_commit(repo, _files_at(str(path), sha), commit=sha)
+            self.messages[(repo, sha)] = subprocess.run(
+                ["git", "-C", str(path), "log", "-1", "--format=%B", sha], check=True,
+                capture_output=True, text=True).stdout
 
     def _compare(self, repo: str, spec: str):
         import subprocess
@@ -523,7 +527,7 @@ class GitHubApi:
             return 200, {}, {
                 "sha": sha, "url": f"{base}/commits/{sha}",
                 "tree": {"sha": tree, "url": f"{base}/trees/{tree}"},
-                "message": "commit", "parents": [],
+                "message": self.messages.get((repo, sha), "commit"), "parents": [],
             }
         obj = self.objects.get(sha)
         if kind == "trees" and obj and obj["kind"] == "tree":

@@ -7,8 +7,8 @@
 - CloudFormation dynamic references to Secrets Manager: a stack whose resource reads a secret
   that does not exist fails the way CloudFormation fails it (the resource CREATE_FAILED with the
   reason, then ROLLBACK_COMPLETE) instead of being created with the reference unresolved.
-- CodeBuild batch builds: each batch gets a build per task of its buildspec (`BatchGetBuilds`
-  serves them; `StopBuild` with the id `<build id>#<status>` ends one with that status, a
+- CodeBuild batch builds: each batch gets a build per task of its buildspec, at the batch's
+  source version (`BatchGetBuilds` serves them; `StopBuild` with the id `<build id>#<status>` ends one with that status, a
   test-only convention, and the batch ends with its last build);
   `RetryBuildBatch` (failed builds again, or all); `StopBuildBatch` (an in-progress batch becomes
   STOPPED; any other is an error, as when a batch has finished); `StartBuildBatch` (with its idempotency token and a check that an S3
@@ -124,10 +124,12 @@ def add_batch_builds() -> None:
         except Exception:
             return []
 
-    def new_build(backend, project: str, identifier: str, now: float, batch_arn: str) -> dict:
+    def new_build(backend, project: str, identifier: str, now: float, batch_arn: str,
+                  source: str = "") -> dict:
         build_id = f"{project}:{uuid.uuid4()}"
         build = {"id": build_id, "arn": f"arn:aws:codebuild:us-east-1:123456789012:build/{build_id}",
                  "projectName": project, "buildStatus": "IN_PROGRESS", "startTime": now,
+                 "sourceVersion": source, "resolvedSourceVersion": source,
                  "currentPhase": "BUILD", "identifier": identifier, "buildBatchArn": batch_arn,
                  "environment": {"type": "LINUX_CONTAINER", "image": "aws/codebuild/standard:7.0",
                                  "computeType": "BUILD_GENERAL1_SMALL"},
@@ -175,7 +177,8 @@ def add_batch_builds() -> None:
             batch_arn = f"arn:{partition}:codebuild:{self.region}:{self.current_account}:build-batch/{batch_id}"
             groups = []
             for identifier in identifiers(found.value if found is not None else b""):
-                build = new_build(backend, name, identifier, now, batch_arn)
+                build = new_build(backend, name, identifier, now, batch_arn,
+                                  self._get_param("sourceVersion") or "")
                 groups.append({"identifier": identifier, "currentBuildSummary": {
                     "arn": build["arn"], "buildStatus": "IN_PROGRESS", "requestedOn": now}})
             batch = {
@@ -229,16 +232,19 @@ def add_batch_builds() -> None:
     original_stop_build = CodeBuildResponse.stop_build
 
     def stop_build(self):
-        """StopBuild on a batch's build stops it; `id` = "<build id>#<status>" is test-only: it
-        ends the build with that status (SUCCEEDED, FAILED, …). The batch ends with its last."""
+        """StopBuild on a batch's build stops it; `id` = "<build id>#<status>[#<end time>]" is
+        test-only: it ends the build with that status (SUCCEEDED, FAILED, …), at that time (epoch
+        seconds; default now). The batch ends with its last."""
         backend = batches(self)
         build_id, _, status = self._get_param("id").partition("#")
         if build_id not in backend.flavor_ci_builds:
             return original_stop_build(self)
         with lock:
             build = backend.flavor_ci_builds[build_id]
+            status, _, ended = status.partition("#")
             status = status or "STOPPED"
-            build.update(buildStatus=status, endTime=time.time(), currentPhase="COMPLETED")
+            build.update(buildStatus=status, endTime=float(ended) if ended else time.time(),
+                         currentPhase="COMPLETED")
             if status not in ("SUCCEEDED", "STOPPED"):
                 build["phases"] = [
                     {"phaseType": "INSTALL", "phaseStatus": "SUCCEEDED", "durationInSeconds": 4},
@@ -266,7 +272,8 @@ def add_batch_builds() -> None:
             for g in batch["buildGroups"]:
                 old = backend.flavor_ci_builds[g["currentBuildSummary"]["arn"].split("/", 1)[1]]
                 if kind == "RETRY_ALL_BUILDS" or old["buildStatus"] != "SUCCEEDED":
-                    build = new_build(backend, batch["projectName"], g["identifier"], now, batch["arn"])
+                    build = new_build(backend, batch["projectName"], g["identifier"], now, batch["arn"],
+                                      batch.get("sourceVersion") or "")
                     g["currentBuildSummary"] = {"arn": build["arn"], "buildStatus": "IN_PROGRESS", "requestedOn": now}
             batch["buildBatchStatus"] = "IN_PROGRESS"
             batch.pop("endTime", None)
