@@ -634,6 +634,8 @@ def planned(text: str) -> tuple[list[str], dict]:
     """The flavors a plan builds, and why each (empty for every flavor or none)."""
     flavors, why = [], {}
     for line in text.splitlines():
+        if line.startswith("input keys for project"):
+            break
         if line.startswith("  "):
             name, _, because = line[2:].partition("\t")
             flavors.append(name)

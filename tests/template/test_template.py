@@ -237,7 +237,7 @@ def test_only_build_events_writes_the_green_ledger(template):
     writes = [st for _, st in statements({"Properties": {"Policies": [
         {"PolicyName": "runs", "PolicyDocument": template["Resources"]["BuildEventsSpecsPolicy"]["Properties"]["PolicyDocument"]}]}})
         if any(text(r).endswith("green/*") for r in resources(st))]
-    assert [as_list(st["Action"]) for st in writes] == [["s3:PutObject", "s3:PutObjectTagging"]]
+    assert [as_list(st["Action"]) for st in writes] == [["s3:GetObject", "s3:PutObject", "s3:PutObjectTagging"]]
     bucket = template["Resources"]["SpecsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     (deny,) = [st for st in bucket if st.get("Sid") == "GreenLedgerWriter"]
     assert (deny["Effect"], deny["Action"], text(deny["Resource"])) == ("Deny", "s3:PutObject", "${SpecsBucket.Arn}/*green/*")

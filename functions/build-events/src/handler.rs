@@ -282,18 +282,34 @@ mod tests {
                 &json!("refs/heads/main")
             )
         );
-        // Create-only: a later write for the key (another build) leaves the first record.
-        deps.store.objects.lock().unwrap().insert(
-            (
-                "specs".into(),
-                flavor_ci::layout::green_key("r/", "s-kbase"),
-            ),
-            b"{\"first\": true}".to_vec(),
-        );
-        send(&deps, event("ci:b1", "base", "SUCCEEDED", 5))
-            .await
-            .unwrap();
-        assert_eq!(green(&deps, "s-kbase"), Some(json!({"first": true})));
+        // The same event again leaves the record; a record of a build that ended later stays,
+        // one that ended earlier (or names no green build) is replaced.
+        let mut newer = written.clone();
+        newer["buildId"] = json!("ci:later");
+        newer["at"] = json!(u64::MAX);
+        for (there, kept) in [(newer.clone(), true), (json!({"first": true}), false)] {
+            deps.store.objects.lock().unwrap().insert(
+                (
+                    "specs".into(),
+                    flavor_ci::layout::green_key("r/", "s-kbase"),
+                ),
+                serde_json::to_vec(&there).unwrap(),
+            );
+            let mut run = record(&deps);
+            run.builds.remove("base");
+            deps.store.objects.lock().unwrap().insert(
+                ("specs".into(), run_key("r/", "ci:batch")),
+                serde_json::to_vec(&run).unwrap(),
+            );
+            send(&deps, event("ci:b1", "base", "SUCCEEDED", 5))
+                .await
+                .unwrap();
+            let now = green(&deps, "s-kbase").unwrap();
+            assert_eq!(now == there, kept, "{now} over {there}");
+            if !kept {
+                assert_eq!(now["buildId"], "ci:b1");
+            }
+        }
         // A failure earns nothing.
         send(&deps, event("ci:p1", "py", "FAILED", 6))
             .await

@@ -1,6 +1,9 @@
 //! The green ledger's writer: a flavor that built green in a trusted run is recorded under its
-//! input key (`green/<key>`), create-only, so a record is never replaced and a duplicated
-//! event writes nothing new. Only this function may write there.
+//! input key (`green/<key>`), create-only (`If-None-Match`), so a duplicated event writes
+//! nothing new. A record already there is replaced only by a green build that ended later, and
+//! only while it is still the record that was read (`If-Match`; the bucket keeps the older
+//! version): a key's evidence stays fresh, and a record that names no green build stops
+//! blocking the one that does. Only this function may write there.
 
 use flavor_ci::inputs::ledger::GreenRecord;
 use flavor_ci::layout::green_key;
@@ -61,9 +64,44 @@ pub(crate) async fn record_green<P: Ports>(
         Ok(Put::Created { .. }) => {
             info!(flavor, key = %record.key, build = %record.build_id, "recorded green");
         }
-        Ok(Put::Existed) => {}
+        Ok(Put::Existed) => refresh(deps, config, &key, &record, &body).await,
         Err(e) => {
             warn!(flavor, key = %record.key, error = %e, "the green record was not written");
         }
+    }
+}
+
+/// Replaces the record at `at` with `record` when the one there ended earlier (or is not a
+/// green record at all), and nobody replaced it meanwhile.
+async fn refresh<P: Ports>(
+    deps: &Deps<P>,
+    config: &Config,
+    at: &str,
+    record: &GreenRecord,
+    body: &[u8],
+) {
+    let (store, bucket) = (&deps.store, &config.bucket);
+    let (existing, etag) = match store.get_tagged(bucket, at).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return,
+        Err(e) => {
+            warn!(key = %record.key, error = %e, "the green record there could not be read");
+            return;
+        }
+    };
+    if let Ok(there) = serde_json::from_slice::<GreenRecord>(&existing)
+        && (there.build_id == record.build_id || there.at >= record.at)
+    {
+        return;
+    }
+    match store
+        .replace_if_unchanged(bucket, at, body, "application/json", GREEN_TAG, &etag)
+        .await
+    {
+        Ok(true) => {
+            info!(flavor = %record.flavor, key = %record.key, build = %record.build_id, "recorded green over an older record");
+        }
+        Ok(false) => {}
+        Err(e) => warn!(key = %record.key, error = %e, "the older green record was not replaced"),
     }
 }
