@@ -214,6 +214,15 @@ async fn steps<P: Ports>(
         run.checks = Some(ids);
         aggregate
     });
+    if !run.skipped.is_empty() && !release {
+        let ids = report::skipped_flavors(job, &run.commit, &run.project, &run.skipped).await;
+        if !ids.is_empty() {
+            run.checks
+                .get_or_insert_with(Default::default)
+                .flavors
+                .extend(ids);
+        }
+    }
     keep_records(job, ticket, record, &run).await;
     Ok(started(job, start, *plan, spec, batch_id, aggregate).await)
 }
@@ -343,6 +352,7 @@ async fn all_skipped<P: Ports>(
     };
     let release = start.variant == Variant::Release;
     let aggregate = post_aggregate(job, &start.commit, release, verdict).await;
+    report::skipped_flavors(job, &start.commit, &start.project, &skipped).await;
     keep_skipped_record(
         job,
         &start,

@@ -31,6 +31,9 @@ pub(crate) struct Config {
     pub(crate) app: Option<AppSettings>,
     /// Which per-flavor check runs are written (the aggregate always is).
     pub(crate) flavor_checks: FlavorChecks,
+    /// Which flavors get a commit status of their own (the statuses mode); the webhook posts
+    /// only those of flavors it skips, the build-events function the rest.
+    pub(crate) flavor_statuses: FlavorChecks,
     /// The secret holding a token that may read and redeliver the repository's webhook (the
     /// sweep without a GitHub App).
     pub(crate) hook_token_secret: Option<String>,
@@ -90,22 +93,25 @@ impl Config {
         let app = env.app();
         let retry_wait = env.seconds("RETRY_FIRST_WAIT_SECONDS", 300);
         let hook_token_secret = env.optional("HOOK_TOKEN_SECRET_ID");
-        let flavor_checks = match env.optional("FLAVOR_CHECKS").as_deref() {
+        let mut which = |name: &str| match env.optional(name).as_deref() {
             None | Some("all") => FlavorChecks::All,
             Some("failures") => FlavorChecks::Failures,
             Some("none") => FlavorChecks::None,
             Some(other) => {
                 env.problem(format!(
-                    "FLAVOR_CHECKS {other:?} is not one of all, failures, none"
+                    "{name} {other:?} is not one of all, failures, none"
                 ));
                 FlavorChecks::All
             }
         };
+        let flavor_checks = which("FLAVOR_CHECKS");
+        let flavor_statuses = which("FLAVOR_STATUSES");
         env.finish()?;
         Ok(Self {
             status_context,
             app,
             flavor_checks,
+            flavor_statuses,
             retry_wait,
             hook_token_secret,
             bucket,

@@ -115,16 +115,45 @@ async fn a_pull_request_with_the_trees_main_built_green_builds_nothing_and_succe
         json!({"base": "ci:base-build", "standard": "ci:standard-build"})
     );
     assert_eq!(started(&d), 1, "no batch beyond main's");
-    let statuses = d.github.statuses.lock().unwrap().clone();
-    let (sha, last) = statuses.last().unwrap();
+    let statuses: Vec<(String, String, String, String)> = d
+        .github
+        .statuses
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(sha, _)| sha == HEAD)
+        .map(|(_, s)| {
+            (
+                s.context.clone(),
+                s.state.as_str().to_owned(),
+                s.description.clone(),
+                s.target_url.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(statuses.len(), 3, "{statuses:?}");
     assert_eq!(
-        (sha.as_str(), last.state.as_str(), last.description.as_str()),
         (
-            HEAD,
+            statuses[0].0.as_str(),
+            statuses[0].1.as_str(),
+            statuses[0].2.as_str()
+        ),
+        (
+            "flavor-ci",
             "success",
             "2 flavors skipped: identical inputs built green"
         )
     );
+    // Each skipped flavor's own status names the build that proved it, and links to it.
+    let base = statuses.iter().find(|s| s.0 == "flavor-ci/base").unwrap();
+    assert_eq!(base.1, "success");
+    assert!(
+        base.2
+            .starts_with("identical inputs built green in ci:base-build at ")
+            && base.2.ends_with(", 2 days ago"),
+        "{base:?}"
+    );
+    assert!(base.3.contains("ci%3Abase-build"), "{base:?}");
     // CodeBuild was asked about exactly the two recorded builds, in one call.
     assert_eq!(
         d.builds.asked.lock().unwrap().clone(),
@@ -280,4 +309,48 @@ async fn a_forks_run_is_never_trusted_and_a_readers_is_not_either() {
     assert!(!record(&d, body["batchBuildId"].as_str().unwrap()).trusted);
     let (_, body) = answer(&d, pull_request("owner", "5".repeat(40).as_str())).await;
     assert!(record(&d, body["batchBuildId"].as_str().unwrap()).trusted);
+}
+
+#[tokio::test]
+async fn with_a_github_app_skipped_flavors_get_completed_check_runs_with_the_evidence() {
+    let mut d = deps_with(&[], true);
+    Arc::get_mut(&mut d).unwrap().github.changed = vec![
+        "flavors/base/Dockerfile".into(),
+        "flavors/r-4.4/Dockerfile".into(),
+    ];
+    main_built_green(&d, "SUCCEEDED", DAY).await;
+    d.github
+        .versions
+        .lock()
+        .unwrap()
+        .insert("r-4.4".into(), "1".into());
+    let (_, body) = answer(&d, pull_request("maintainer", HEAD)).await;
+    assert_eq!(body["flavors"], json!(["r-4.4"]), "{body}");
+    let checks = d.github.checks.lock().unwrap().clone();
+    let named = |name: &str| {
+        checks
+            .iter()
+            .find(|(_, c)| c.head_sha == HEAD && c.name == name)
+            .map(|(_, c)| c.clone())
+    };
+    let base = named("flavor-ci / base").expect("no check run for base");
+    assert_eq!(
+        base.state,
+        flavor_ci_aws::github::checks::CheckState::Completed("success")
+    );
+    let output = base.output.unwrap();
+    assert_eq!(output.title, "skipped: identical inputs built green");
+    assert!(
+        output
+            .summary
+            .contains("identical inputs built green in [ci:base-build]("),
+        "{}",
+        output.summary
+    );
+    let r = named("flavor-ci / r-4.4").expect("no check run for r-4.4");
+    assert_eq!(r.state, flavor_ci_aws::github::checks::CheckState::Queued);
+    // The run record knows the skipped flavors' check runs, so nothing else writes them.
+    let run = record(&d, body["batchBuildId"].as_str().unwrap());
+    let ids = run.checks.unwrap().flavors;
+    assert!(ids.contains_key("base") && ids.contains_key("standard") && ids.contains_key("r-4.4"));
 }

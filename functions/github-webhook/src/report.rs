@@ -3,7 +3,11 @@
 //! waiting while a fork waits for approval; with the App, each flavor's check run queued when
 //! its batch starts.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+
+use flavor_ci::inputs::ledger::Skipped;
+use flavor_ci_aws::undo::now_ms;
 
 use flavor_ci::runs::checks::{Button, aggregate_summary, external_id, flavor_check_name};
 use flavor_ci::runs::{CheckIds, RunRecord, StatusText};
@@ -146,6 +150,86 @@ fn check_state(state: CheckState) -> &'static str {
     }
 }
 
+/// Reports each flavor left out because identical inputs built green: its own check run,
+/// completed `success` with the evidence (`FlavorChecks: all`), or its own commit status
+/// (`FlavorStatuses: all`), linking to the build that proved it. Returns the check runs'
+/// ids by flavor.
+pub(crate) async fn skipped_flavors<P: Ports>(
+    job: Job<'_, P>,
+    commit: &str,
+    project: &str,
+    skipped: &BTreeMap<String, Skipped>,
+) -> BTreeMap<String, u64> {
+    let mut ids = BTreeMap::new();
+    let (github, config) = (&job.deps.github, job.config);
+    let Some(context) = context(job, false) else {
+        return ids;
+    };
+    let app = github.writes_checks();
+    let wanted = if app {
+        config.flavor_checks
+    } else {
+        config.flavor_statuses
+    };
+    if wanted != FlavorChecks::All || skipped.is_empty() {
+        return ids;
+    }
+    let region = job.deps.region.get().await;
+    let now = now_ms();
+    let began = Instant::now();
+    for (flavor, s) in skipped {
+        if began.elapsed() > FLAVOR_CHECKS_BUDGET {
+            warn!(
+                left = skipped.len() - ids.len(),
+                "no time left to report every skipped flavor"
+            );
+            break;
+        }
+        let page = flavor_ci::layout::console_build_url(region, project, &s.build_id);
+        if app {
+            let run = CheckRun {
+                name: flavor_check_name(&context, flavor),
+                head_sha: commit.to_owned(),
+                state: CheckState::Completed("success"),
+                external_id: Some(format!("skipped#{flavor}")),
+                details_url: Some(page.clone()),
+                output: Some(Output {
+                    title: "skipped: identical inputs built green".into(),
+                    summary: format!(
+                        "Not built: {}.\n\nThe inputs (input key `{}`) are byte for byte those of that build; see docs/skipping.md.\n",
+                        s.evidence(now, &format!("[{}]({page})", s.build_id)),
+                        s.key
+                    ),
+                    text: None,
+                }),
+                actions: Vec::new(),
+            };
+            match github.write_check(&config.repository, None, &run).await {
+                Ok(id) => {
+                    ids.insert(flavor.clone(), id);
+                }
+                Err(e) => {
+                    warn!(check = %run.name, error = %e, "the skipped flavor's check run was not written")
+                }
+            }
+        } else {
+            let status = CommitStatus {
+                state: StatusState::Success,
+                context: format!("{context}/{flavor}"),
+                description: s.evidence(now, &s.build_id),
+                target_url: Some(page),
+            };
+            if let Some(Err(e)) = github
+                .post_status(&config.repository, commit, &status)
+                .await
+            {
+                warn!(context = %status.context, error = %e, "the skipped flavor's status was not posted");
+            }
+        }
+    }
+    ids
+}
+
 /// The check runs of a batch that just started (the App mode): the aggregate in progress, with
 /// the table of its flavors, and each flavor's queued (`FlavorChecks: all`, as many as fit in
 /// the time they may take). `flavors` limits which flavors get a new check run (a re-run keeps
@@ -200,7 +284,8 @@ pub(crate) async fn open_checks<P: Ports>(
         let began = Instant::now();
         for flavor in &record.flavors {
             let name = &flavor.name;
-            if flavors.is_some_and(|only| !only.contains(name)) {
+            if flavors.is_some_and(|only| !only.contains(name)) || record.skipped.contains_key(name)
+            {
                 continue;
             }
             ids.flavors.remove(name);
