@@ -353,6 +353,27 @@ async fn all_skipped<P: Ports>(
     let release = start.variant == Variant::Release;
     let aggregate = post_aggregate(job, &start.commit, release, verdict).await;
     report::skipped_flavors(job, &start.commit, &start.project, &skipped).await;
+    // The ref's newer commit needs no build: the batches of its older ones are stopped.
+    if start.supersede {
+        let done = superseded::replace_and_stop(
+            &job.deps.store,
+            &job.deps.builds,
+            &job.config.bucket,
+            &job.config.root,
+            &start.git_ref,
+            None,
+        )
+        .await;
+        match done {
+            Ok(done) if !done.stopped.is_empty() => {
+                info!(git_ref = %start.git_ref, stopped = ?done.stopped, "superseded by a commit whose flavors all built green before");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                warn!(error = %e, git_ref = %start.git_ref, "the superseded batches were not looked up")
+            }
+        }
+    }
     keep_skipped_record(
         job,
         &start,

@@ -354,3 +354,24 @@ async fn with_a_github_app_skipped_flavors_get_completed_check_runs_with_the_evi
     let ids = run.checks.unwrap().flavors;
     assert!(ids.contains_key("base") && ids.contains_key("standard") && ids.contains_key("r-4.4"));
 }
+
+#[tokio::test]
+async fn a_pull_requests_newer_commit_that_needs_no_build_stops_its_older_batch() {
+    let d = stack(&["flavors/base/Dockerfile"], None);
+    main_built_green(&d, "SUCCEEDED", DAY).await;
+    d.github
+        .versions
+        .lock()
+        .unwrap()
+        .insert("base".into(), "1".into());
+    let (_, older) = answer(&d, pull_request("maintainer", &"6".repeat(40))).await;
+    assert_eq!(older["status"], "started", "{older}");
+    // The next commit goes back to main's base: nothing to build, and the older batch stops.
+    d.github.versions.lock().unwrap().clear();
+    let (_, newer) = answer(&d, pull_request("maintainer", HEAD)).await;
+    assert_eq!(newer["status"], "skipped", "{newer}");
+    assert_eq!(
+        d.builds.stopped.lock().unwrap().clone(),
+        [older["batchBuildId"].as_str().unwrap().to_owned()]
+    );
+}
