@@ -40,6 +40,30 @@ pub struct BuildFacts {
     pub seconds: Option<u64>,
 }
 
+impl BuildFacts {
+    /// From the fields of `BatchGetBuilds`' build: the commit is the resolved source version,
+    /// else the one asked for; times are milliseconds since the epoch.
+    pub fn new(
+        id: Option<&str>,
+        status: Option<&str>,
+        project: Option<&str>,
+        commit: Option<&str>,
+        started_at: Option<u64>,
+        ended_at: Option<u64>,
+    ) -> Self {
+        Self {
+            id: id.unwrap_or_default().to_owned(),
+            status: status.unwrap_or_default().to_owned(),
+            project: project.unwrap_or_default().to_owned(),
+            commit: commit.unwrap_or_default().to_owned(),
+            ended_at,
+            seconds: started_at
+                .zip(ended_at)
+                .map(|(s, e)| e.saturating_sub(s) / 1000),
+        }
+    }
+}
+
 /// A flavor skipped on a record that held: what the run reports for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -169,26 +169,17 @@ impl Builds for CodeBuild {
                 .await
                 .map_err(|e| refused(&e, "facts"))?;
             for b in out.builds() {
-                let millis = |t: Option<&aws_sdk_codebuild::primitives::DateTime>| {
-                    t.and_then(|t| t.to_millis().ok())
-                        .and_then(|m| u64::try_from(m).ok())
+                let ms = |t: Option<&aws_sdk_codebuild::primitives::DateTime>| {
+                    t.and_then(|t| u64::try_from(t.to_millis().ok()?).ok())
                 };
-                let (started, ended) = (millis(b.start_time()), millis(b.end_time()));
-                facts.push(BuildFacts {
-                    id: b.id().unwrap_or_default().to_owned(),
-                    status: b
-                        .build_status()
-                        .map(|s| s.as_str().to_owned())
-                        .unwrap_or_default(),
-                    project: b.project_name().unwrap_or_default().to_owned(),
-                    commit: b
-                        .resolved_source_version()
-                        .or(b.source_version())
-                        .unwrap_or_default()
-                        .to_owned(),
-                    ended_at: ended,
-                    seconds: started.zip(ended).map(|(s, e)| e.saturating_sub(s) / 1000),
-                });
+                facts.push(BuildFacts::new(
+                    b.id(),
+                    b.build_status().map(|s| s.as_str()),
+                    b.project_name(),
+                    b.resolved_source_version().or(b.source_version()),
+                    ms(b.start_time()),
+                    ms(b.end_time()),
+                ));
             }
         }
         Ok(facts)

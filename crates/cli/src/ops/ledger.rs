@@ -58,25 +58,16 @@ async fn facts(records: &Records, ids: Vec<String>) -> Result<Vec<BuildFacts>, S
             .map_err(|e| format!("cannot read builds from CodeBuild: {}", aws_error(&e)))?;
         for b in out.builds() {
             let ms = |t: Option<&aws_sdk_codebuild::primitives::DateTime>| {
-                t.and_then(|t| t.to_millis().ok())
-                    .and_then(|m| u64::try_from(m).ok())
+                t.and_then(|t| u64::try_from(t.to_millis().ok()?).ok())
             };
-            let (start, end) = (ms(b.start_time()), ms(b.end_time()));
-            facts.push(BuildFacts {
-                id: b.id().unwrap_or_default().to_owned(),
-                status: b
-                    .build_status()
-                    .map(|s| s.as_str().to_owned())
-                    .unwrap_or_default(),
-                project: b.project_name().unwrap_or_default().to_owned(),
-                commit: b
-                    .resolved_source_version()
-                    .or(b.source_version())
-                    .unwrap_or_default()
-                    .to_owned(),
-                ended_at: end,
-                seconds: start.zip(end).map(|(s, e)| e.saturating_sub(s) / 1000),
-            });
+            facts.push(BuildFacts::new(
+                b.id(),
+                b.build_status().map(|s| s.as_str()),
+                b.project_name(),
+                b.resolved_source_version().or(b.source_version()),
+                ms(b.start_time()),
+                ms(b.end_time()),
+            ));
         }
     }
     Ok(facts)
@@ -155,34 +146,12 @@ pub(crate) async fn run(args: &LedgerArgs) -> Result<ExitCode, String> {
         return Ok(ExitCode::SUCCESS);
     }
     let prefix = green_prefix(&records.root);
-    let mut keys = Vec::new();
-    let mut token = None;
-    loop {
-        let page = records
-            .s3
-            .list_objects_v2()
-            .bucket(&records.bucket)
-            .prefix(&prefix)
-            .set_continuation_token(token.take())
-            .send()
-            .await
-            .map_err(|e| {
-                format!(
-                    "cannot list s3://{}/{prefix}: {}",
-                    records.bucket,
-                    aws_error(&e)
-                )
-            })?;
-        keys.extend(
-            page.contents()
-                .iter()
-                .filter_map(|o| o.key()?.strip_prefix(&prefix).map(str::to_owned)),
-        );
-        match page.next_continuation_token() {
-            Some(t) => token = Some(t.to_owned()),
-            None => break,
-        }
-    }
+    let keys: Vec<String> = records
+        .list(&prefix)
+        .await?
+        .into_iter()
+        .filter_map(|k| k.strip_prefix(&prefix).map(str::to_owned))
+        .collect();
     let found = read(&records, &keys).await?;
     let now = now_ms();
     let mut shown: Vec<&GreenRecord> = found

@@ -131,8 +131,8 @@ impl Records {
         Ok(kept)
     }
 
-    async fn all(&self) -> Result<Vec<RunRecord>, String> {
-        let prefix = format!("{}runs/", self.root);
+    /// Every key under `prefix`, page by page.
+    pub(crate) async fn list(&self, prefix: &str) -> Result<Vec<String>, String> {
         let mut keys = Vec::new();
         let mut token = None;
         loop {
@@ -140,7 +140,7 @@ impl Records {
                 .s3
                 .list_objects_v2()
                 .bucket(&self.bucket)
-                .prefix(&prefix)
+                .prefix(prefix)
                 .set_continuation_token(token.take())
                 .send()
                 .await
@@ -155,14 +155,23 @@ impl Records {
                 page.contents()
                     .iter()
                     .filter_map(|o| o.key())
-                    .filter(|k| k.ends_with(".json") && !k.ends_with(".superseded.json"))
                     .map(str::to_owned),
             );
             match page.next_continuation_token() {
                 Some(t) => token = Some(t.to_owned()),
-                None => break,
+                None => return Ok(keys),
             }
         }
+    }
+
+    async fn all(&self) -> Result<Vec<RunRecord>, String> {
+        let prefix = format!("{}runs/", self.root);
+        let keys: Vec<String> = self
+            .list(&prefix)
+            .await?
+            .into_iter()
+            .filter(|k| k.ends_with(".json") && !k.ends_with(".superseded.json"))
+            .collect();
         let mut records = Vec::with_capacity(keys.len());
         for key in keys {
             if let Some(bytes) = self.get(&key).await?

@@ -20,7 +20,20 @@ use crate::repo::{RepoArgs, load_settings};
 
 /// Runs `git -C repo args…`; its standard output, or a failure that quotes git.
 pub(super) fn git(repo: &Path, args: &[&str]) -> Result<Vec<u8>, Failure> {
-    let out = Process::new("git")
+    git_with(repo, args, None)
+}
+
+/// [`git`] with `GIT_INDEX_FILE` set to `index`.
+pub(super) fn git_with(
+    repo: &Path,
+    args: &[&str],
+    index: Option<&Path>,
+) -> Result<Vec<u8>, Failure> {
+    let mut command = Process::new("git");
+    if let Some(index) = index {
+        command.env("GIT_INDEX_FILE", index);
+    }
+    let out = command
         .arg("-C")
         .arg(repo)
         .args(args)

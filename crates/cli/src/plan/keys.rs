@@ -5,13 +5,12 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command as Process;
 use std::sync::Arc;
 
 use flavor_ci::inputs::{TreeEntry, Trees};
 use flavor_ci::selection::LinkedFlavor;
 
-use super::checkout::git;
+use super::checkout::{git, git_with};
 use crate::failure::Failure;
 
 /// The root tree of what is planned: commit `rev`, or the working tree; `prefix` is the
@@ -51,24 +50,7 @@ fn worktree_tree(repo: &Path) -> Result<String, Failure> {
         std::fs::copy(&index, &temp)
             .map_err(|e| Failure::io(&temp, "copy the git index to", &e))?;
     }
-    let run = |args: &[&str]| -> Result<Vec<u8>, Failure> {
-        let out = Process::new("git")
-            .arg("-C")
-            .arg(repo)
-            .args(args)
-            .env("GIT_INDEX_FILE", &temp)
-            .output()
-            .map_err(|e| Failure::invalid(format!("cannot run git ({e}); install git")))?;
-        if !out.status.success() {
-            return Err(Failure::invalid(format!(
-                "git {} failed in {}: {}",
-                args.join(" "),
-                repo.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
-        Ok(out.stdout)
-    };
+    let run = |args: &[&str]| git_with(repo, args, Some(&temp));
     let tree = run(&["add", "-A", "--", ":/"]).and_then(|_| run(&["write-tree"]));
     let _ = std::fs::remove_file(&temp);
     Ok(text(&tree?))
