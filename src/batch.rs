@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use crate::flavors::FlavorSet;
 use crate::generate::{self, Document, GenerateError, Role, Variant};
 use crate::glob::Glob;
-use crate::inputs::ledger::Skipped;
+use crate::runs::Skipped;
 use crate::runs::{BuildState, RunFlavor, RunRecord, RunTrigger};
 use crate::selection::{self, Changes, LinkedFlavor, Selection};
 use crate::settings::Settings;

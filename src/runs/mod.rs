@@ -11,9 +11,11 @@ use serde::{Deserialize, Serialize};
 
 pub mod checks;
 mod progress;
+mod skipped;
 mod texts;
 
 pub use progress::{Applied, NO_RESULT, Progress, is_final};
+pub use skipped::{Skipped, ago};
 pub use texts::{
     FlavorState, Overall, StatusText, aggregate_status, building_status, duration, flavor_status,
     overall, stopped_status, superseded_status, table,
@@ -114,7 +116,7 @@ pub struct RunRecord {
     /// Flavors the run reports green without building them: identical inputs built green
     /// before, with the evidence.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub skipped: BTreeMap<String, crate::inputs::ledger::Skipped>,
+    pub skipped: BTreeMap<String, Skipped>,
 }
 
 /// The ids of a run's check runs on GitHub: the aggregate, and each flavor's that was created.

@@ -17,7 +17,7 @@ use flavor_ci::layout::{
 };
 use std::collections::BTreeMap;
 
-use flavor_ci::inputs::ledger::Skipped;
+use flavor_ci::runs::Skipped;
 use flavor_ci::runs::{MergeGroupRun, RUN_TAG, RunRecord, RunTrigger};
 use flavor_ci::selection::{Changes, Selection};
 use flavor_ci::settings::{Settings, SkipTrigger};
@@ -143,7 +143,18 @@ async fn steps<P: Ports>(
     let selection = batch::select(input);
     let inputs = match &selection {
         Selection::Nothing { .. } => Inputs::default(),
-        _ => skip::decide(job, &start, settings, &listing, &selection).await,
+        _ => {
+            let asked = skip::Asked {
+                project: &start.project,
+                commit: &start.commit,
+                variant: start.variant,
+                release_id: start.release_id.as_deref(),
+                skip_as: start.skip_as,
+                rebuild: start.rebuild,
+                trust: &start.trust,
+            };
+            skip::decide(job, asked, settings, &listing, &selection).await
+        }
     };
     let planned = batch::plan_with(input, selection, inputs.skipped.clone());
     let plan = match planned {

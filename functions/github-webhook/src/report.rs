@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use flavor_ci::inputs::ledger::Skipped;
+use flavor_ci::runs::Skipped;
 use flavor_ci_aws::undo::now_ms;
 
 use flavor_ci::runs::checks::{Button, aggregate_summary, external_id, flavor_check_name};

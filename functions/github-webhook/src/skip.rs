@@ -13,16 +13,16 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use flavor_ci::batch;
 use flavor_ci::generate::Variant;
-use flavor_ci::inputs::ledger::{self, GreenRecord, Skipped};
+use flavor_ci::inputs::ledger::{self, GreenRecord};
 use flavor_ci::inputs::{self, InputKeys, KeyInput};
 use flavor_ci::layout::{green_key, green_prefix};
+use flavor_ci::runs::Skipped;
 use flavor_ci::selection::Selection;
 use flavor_ci::settings::{Settings, SkipTrigger};
 use flavor_ci_aws::store::ObjectStore;
 use flavor_ci_aws::undo::now_ms;
 use lambda_runtime::tracing::{info, warn};
 
-use crate::batch::Start;
 use crate::builds::Builds;
 use crate::github::{Listing, Repository};
 use crate::ports::{Job, Ports};
@@ -34,6 +34,20 @@ pub(crate) enum Trust {
     No,
     /// A pull request from the repository itself: trusted when its author may write to it.
     IfWriter(String),
+}
+
+/// What skipping needs to know of the run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Asked<'a> {
+    pub(crate) project: &'a str,
+    pub(crate) commit: &'a str,
+    pub(crate) variant: Variant,
+    pub(crate) release_id: Option<&'a str>,
+    /// The trigger `skip.on` must list; `None`: the run always builds.
+    pub(crate) skip_as: Option<SkipTrigger>,
+    /// The delivery asks for a fresh build (`flavor-ci: rebuild`, `--force`).
+    pub(crate) rebuild: bool,
+    pub(crate) trust: &'a Trust,
 }
 
 /// What the ledger says for one run.
@@ -50,7 +64,7 @@ const READS_AT_ONCE: usize = 32;
 /// Computes the keys, and the selected flavors that need no build.
 pub(crate) async fn decide<P: Ports>(
     job: Job<'_, P>,
-    start: &Start,
+    start: Asked<'_>,
     settings: &Settings,
     listing: &Listing,
     selection: &Selection,
@@ -61,16 +75,16 @@ pub(crate) async fn decide<P: Ports>(
         flavors: &listing.flavors,
         links: &listing.links,
         ignored: &job.config.ignored,
-        project: &start.project,
+        project: start.project,
         variant: start.variant,
-        release_id: start.release_id.as_deref(),
+        release_id: start.release_id,
     });
     let keys = match keys {
         Ok(k) => k,
         Err(e) => {
             info!(commit = %start.commit, reason = %e, "no input keys: every selected flavor builds");
             return Inputs {
-                trusted: trusted(job, start).await,
+                trusted: trusted(job, start.trust).await,
                 ..Inputs::default()
             };
         }
@@ -88,12 +102,12 @@ pub(crate) async fn decide<P: Ports>(
     Inputs {
         keys: Some(keys),
         skipped,
-        trusted: trusted(job, start).await,
+        trusted: trusted(job, start.trust).await,
     }
 }
 
 /// Whether this run may skip flavors, or why not.
-fn may_skip(start: &Start, settings: &Settings, listing: &Listing) -> Result<(), &'static str> {
+fn may_skip(start: Asked<'_>, settings: &Settings, listing: &Listing) -> Result<(), &'static str> {
     let Some(trigger) = start.skip_as else {
         return Err("schedules, releases, re-runs and forced runs always build");
     };
@@ -112,7 +126,7 @@ fn may_skip(start: &Start, settings: &Settings, listing: &Listing) -> Result<(),
 /// The selected flavors whose keys have a record that holds.
 async fn look_up<P: Ports>(
     job: Job<'_, P>,
-    start: &Start,
+    start: Asked<'_>,
     settings: &Settings,
     keys: &InputKeys,
     selected: &[&str],
@@ -173,7 +187,7 @@ async fn look_up<P: Ports>(
         let found = facts.iter().find(|f| f.id == record.build_id);
         match ledger::trust(
             key,
-            &start.project,
+            start.project,
             &record,
             found,
             now,
@@ -191,8 +205,8 @@ async fn look_up<P: Ports>(
 }
 
 /// Whether this run's green builds go into the ledger.
-async fn trusted<P: Ports>(job: Job<'_, P>, start: &Start) -> bool {
-    match &start.trust {
+async fn trusted<P: Ports>(job: Job<'_, P>, trust: &Trust) -> bool {
+    match trust {
         Trust::Yes => true,
         Trust::No => false,
         Trust::IfWriter(user) => {
