@@ -5,6 +5,8 @@
 //!
 //! Run: `cargo bench --bench input_keys`. Prints the median and p90 of 50 runs each.
 
+#![allow(clippy::unwrap_used)] // a benchmark of fixed inputs fails loudly by design
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;

@@ -158,7 +158,7 @@ pub(crate) async fn run(args: &LedgerArgs) -> Result<ExitCode, String> {
         .values()
         .filter(|r| args.flavors.is_empty() || args.flavors.contains(&r.flavor))
         .collect();
-    shown.sort_by(|a, b| b.at.cmp(&a.at));
+    shown.sort_by_key(|r| std::cmp::Reverse(r.at));
     if args.json {
         let _ = writeln!(out, "{}", json!({ "records": shown }));
         return Ok(ExitCode::SUCCESS);
