@@ -129,6 +129,11 @@ mod tests {
         let stripped = without_comment_lines(template);
         assert!(stripped.len() < template.len());
         assert!(
+            stripped.len() <= MAX_TEMPLATE_BODY,
+            "template.yaml is {} bytes without comments, over ValidateTemplate's inline limit",
+            stripped.len()
+        );
+        assert!(
             stripped
                 .lines()
                 .all(|l| !l.trim_start().starts_with('#') || l.contains("#"))
