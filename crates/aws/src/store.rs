@@ -103,7 +103,20 @@ pub trait ObjectStore: Send + Sync + fmt::Debug + 'static {
         bucket: &str,
         prefix: &str,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
+        async move {
+            let listed = self.list_tagged(bucket, prefix, limit).await?;
+            Ok(listed.into_iter().map(|(key, _)| key).collect())
+        }
+    }
+
+    /// [`ObjectStore::list_keys`], each key with its object's ETag.
+    fn list_tagged(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send;
 
     /// Removes every object version under `root` (which ends with `/`); returns how many.
     fn delete_under(
@@ -285,12 +298,12 @@ impl ObjectStore for S3Store {
         }
     }
 
-    async fn list_keys(
+    async fn list_tagged(
         &self,
         bucket: &str,
         prefix: &str,
         limit: usize,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Vec<(String, String)>, StoreError> {
         let mut keys = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -304,11 +317,12 @@ impl ObjectStore for S3Store {
                 .send()
                 .await
                 .map_err(|e| store_error("ListObjectsV2", bucket, prefix, &e))?;
-            keys.extend(
-                page.contents()
-                    .iter()
-                    .filter_map(|o| o.key().map(str::to_owned)),
-            );
+            keys.extend(page.contents().iter().filter_map(|o| {
+                Some((
+                    o.key()?.to_owned(),
+                    o.e_tag().unwrap_or_default().to_owned(),
+                ))
+            }));
             if keys.len() >= limit {
                 keys.truncate(limit);
                 return Ok(keys);
@@ -551,17 +565,17 @@ pub mod memory {
             Ok(Put::Created { version: None })
         }
 
-        async fn list_keys(
+        async fn list_tagged(
             &self,
             bucket: &str,
             prefix: &str,
             limit: usize,
-        ) -> Result<Vec<String>, StoreError> {
+        ) -> Result<Vec<(String, String)>, StoreError> {
             let objects = self.objects.lock().unwrap();
             Ok(objects
-                .keys()
-                .filter(|(b, k)| b == bucket && k.starts_with(prefix))
-                .map(|(_, k)| k.clone())
+                .iter()
+                .filter(|((b, k), _)| b == bucket && k.starts_with(prefix))
+                .map(|((_, k), bytes)| (k.clone(), etag_of(bytes)))
                 .take(limit)
                 .collect())
         }

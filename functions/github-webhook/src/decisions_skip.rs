@@ -375,3 +375,26 @@ async fn a_pull_requests_newer_commit_that_needs_no_build_stops_its_older_batch(
         [older["batchBuildId"].as_str().unwrap().to_owned()]
     );
 }
+
+#[tokio::test]
+async fn a_record_read_before_is_read_again_once_it_changes() {
+    let d = stack(&["flavors/base/Dockerfile"], None);
+    let main = main_built_green(&d, "SUCCEEDED", DAY).await;
+    let (_, first) = answer(&d, pull_request("maintainer", HEAD)).await;
+    assert_eq!(first["status"], "skipped", "{first}");
+    // The record of base now names a build CodeBuild does not know: this instance read the
+    // old one before, and must not trust it from memory.
+    let at = green_key("root/", &main.inputs["base"]);
+    let mut record: Value = serde_json::from_str(&d.store.text("specs", &at).unwrap()).unwrap();
+    record["buildId"] = json!("ci:no-such-build");
+    d.store
+        .objects
+        .lock()
+        .unwrap()
+        .insert(("specs".into(), at), serde_json::to_vec(&record).unwrap());
+    let (_, again) = answer(&d, pull_request("maintainer", &"7".repeat(40))).await;
+    assert_eq!(again["status"], "started", "{again}");
+    // standard's record still holds (its inputs include base's key, which did not change).
+    assert_eq!(again["flavors"], json!(["base"]));
+    assert_eq!(again["skipped"], json!({"standard": "ci:standard-build"}));
+}

@@ -9,7 +9,8 @@
 //! Nothing here stops a build: a key that cannot be computed, a ledger or CodeBuild that does
 //! not answer, or a record that does not hold, each means the flavor builds.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{LazyLock, Mutex};
 
 use flavor_ci::batch;
 use flavor_ci::generate::Variant;
@@ -60,6 +61,33 @@ pub(crate) struct Inputs {
 
 /// The records looked at concurrently at most.
 const READS_AT_ONCE: usize = 32;
+
+/// The green records this instance read, by S3 key, with the ETag they were read at. A
+/// record's bytes are fixed for its ETag, and the listing gives each record's current ETag, so
+/// a record is read once per version: the merge group and the push of a merged commit, handled
+/// by one warm instance, read the ledger's records once. The build each names is confirmed with
+/// CodeBuild every time.
+static READ: LazyLock<Mutex<HashMap<String, (String, GreenRecord)>>> =
+    LazyLock::new(Default::default);
+
+/// Records remembered at most; beyond, the memory starts again.
+const REMEMBERED_AT_MOST: usize = 20_000;
+
+fn remembered(at: &str, etag: &str) -> Option<GreenRecord> {
+    let read = READ.lock().ok()?;
+    read.get(at)
+        .filter(|(tag, _)| tag == etag)
+        .map(|(_, record)| record.clone())
+}
+
+fn remember(at: &str, etag: &str, record: &GreenRecord) {
+    if let Ok(mut read) = READ.lock() {
+        if read.len() >= REMEMBERED_AT_MOST {
+            read.clear();
+        }
+        read.insert(at.to_owned(), (etag.to_owned(), record.clone()));
+    }
+}
 
 /// Computes the keys, and the selected flavors that need no build.
 pub(crate) async fn decide<P: Ports>(
@@ -133,39 +161,55 @@ async fn look_up<P: Ports>(
 ) -> BTreeMap<String, Skipped> {
     let (store, config) = (&job.deps.store, job.config);
     let prefix = format!("{}{}-", green_prefix(&config.root), keys.shared);
-    let listed = match store.list_keys(&config.bucket, &prefix, 100_000).await {
+    let listed = match store.list_tagged(&config.bucket, &prefix, 100_000).await {
         Ok(listed) => listed,
         Err(e) => {
             warn!(error = %e, "the green ledger could not be listed: every selected flavor builds");
             return BTreeMap::new();
         }
     };
-    let listed: BTreeSet<&str> = listed.iter().map(String::as_str).collect();
-    let wanted: Vec<(&str, String)> = selected
+    let listed: HashMap<&str, &str> = listed
         .iter()
-        .filter_map(|f| keys.get(f).map(|k| (*f, green_key(&config.root, k))))
-        .filter(|(_, at)| listed.contains(at.as_str()))
+        .map(|(k, etag)| (k.as_str(), etag.as_str()))
         .collect();
-    if wanted.is_empty() {
-        return BTreeMap::new();
+    let mut records: Vec<(&str, GreenRecord)> = Vec::new();
+    let mut unread: Vec<(&str, String)> = Vec::new();
+    for flavor in selected {
+        let Some(at) = keys.get(flavor).map(|k| green_key(&config.root, k)) else {
+            continue;
+        };
+        let Some(etag) = listed.get(at.as_str()) else {
+            continue;
+        };
+        match remembered(&at, etag) {
+            Some(record) => records.push((flavor, record)),
+            None => unread.push((flavor, at)),
+        }
     }
-    let mut records: Vec<(&str, GreenRecord)> = Vec::with_capacity(wanted.len());
-    for chunk in wanted.chunks(READS_AT_ONCE) {
+    for chunk in unread.chunks(READS_AT_ONCE) {
         let reads = chunk
             .iter()
-            .map(|(f, at)| async move { (*f, at, store.get(&config.bucket, at).await) });
+            .map(|(f, at)| async move { (*f, at, store.get_tagged(&config.bucket, at).await) });
         for (flavor, at, read) in futures_util::future::join_all(reads).await {
-            match read.map(|b| b.map(|b| serde_json::from_slice::<GreenRecord>(&b))) {
-                Ok(Some(Ok(record))) => records.push((flavor, record)),
-                Ok(Some(Err(e))) => {
-                    warn!(flavor, record = at.as_str(), error = %e, "a green record is unreadable: building the flavor");
-                }
+            match read {
+                Ok(Some((bytes, etag))) => match serde_json::from_slice::<GreenRecord>(&bytes) {
+                    Ok(record) => {
+                        remember(at, &etag, &record);
+                        records.push((flavor, record));
+                    }
+                    Err(e) => {
+                        warn!(flavor, record = at.as_str(), error = %e, "a green record is unreadable: building the flavor");
+                    }
+                },
                 Ok(None) => {}
                 Err(e) => {
                     warn!(flavor, error = %e, "a green record could not be read: building the flavor")
                 }
             }
         }
+    }
+    if records.is_empty() {
+        return BTreeMap::new();
     }
     let ids: Vec<String> = records
         .iter()
