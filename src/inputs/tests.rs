@@ -432,7 +432,13 @@ fn max_age_reads_days_and_hours_and_names_the_fix() {
         serde_json::from_str(r#"{"skip":{"max-age":"3d","on":["merge-groups"]}}"#).unwrap();
     assert_eq!(s.skip.max_age, MaxAge(3 * 86_400));
     let e = serde_json::from_str::<Settings>(r#"{"skip":{"on":["schedules"]}}"#).unwrap_err();
-    assert!(e.to_string().contains("unknown variant `schedules`"), "{e}");
+    assert!(e.to_string().contains("schedules always build"), "{e}");
+    let e = serde_json::from_str::<Settings>(r#"{"skip":{"on":["push"]}}"#).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("\"push\" is not a trigger; skip.on takes"),
+        "{e}"
+    );
 }
 
 fn record() -> GreenRecord {

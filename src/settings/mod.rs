@@ -57,7 +57,7 @@ pub struct Settings {
 
 /// The triggers whose runs may skip flavors that already built green. Schedules and releases
 /// always build: their purpose is a fresh build.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SkipTrigger {
     PullRequests,
@@ -95,6 +95,28 @@ impl SkipSettings {
 
     pub fn allows(&self, trigger: SkipTrigger) -> bool {
         self.on.contains(&trigger)
+    }
+}
+
+impl<'de> Deserialize<'de> for SkipTrigger {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Ok(match text.as_str() {
+            "pull-requests" => SkipTrigger::PullRequests,
+            "merge-groups" => SkipTrigger::MergeGroups,
+            "pushes" => SkipTrigger::Pushes,
+            "dispatches" => SkipTrigger::Dispatches,
+            "schedules" | "releases" | "tags" => {
+                return Err(serde::de::Error::custom(format!(
+                    "{text} always build: their purpose is a fresh build; skip.on takes pull-requests, merge-groups, pushes, dispatches"
+                )));
+            }
+            other => {
+                return Err(serde::de::Error::custom(format!(
+                    "{other:?} is not a trigger; skip.on takes pull-requests, merge-groups, pushes, dispatches"
+                )));
+            }
+        })
     }
 }
 
