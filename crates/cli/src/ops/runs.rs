@@ -90,40 +90,15 @@ impl Records {
         })
     }
 
-    /// Every run record, for lookups by commit, ref or pull request.
-    /// The deliveries the webhook keeps (`pushes/inbox/`), as stored.
+    /// The deliveries the webhook keeps (`pushes/inbox/`), as stored; one removed or unreadable
+    /// meanwhile is left out.
     async fn kept(&self) -> Result<Vec<(String, Value)>, String> {
         let prefix = flavor_ci::layout::inbox_prefix(&self.root);
-        let page = self
-            .s3
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(&prefix)
-            .send()
-            .await
-            .map_err(|e| {
-                format!(
-                    "cannot list s3://{}/{prefix}: {}",
-                    self.bucket,
-                    aws_error(&e)
-                )
-            })?;
         let mut kept = Vec::new();
-        for key in page.contents().iter().filter_map(|o| o.key()) {
-            let Ok(out) = self
-                .s3
-                .get_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .send()
-                .await
-            else {
-                continue;
-            };
-            let Ok(bytes) = out.body.collect().await else {
-                continue;
-            };
-            if let Ok(value) = serde_json::from_slice::<Value>(&bytes.into_bytes()) {
+        for key in self.list(&prefix).await? {
+            if let Ok(Some(bytes)) = self.get(&key).await
+                && let Ok(value) = serde_json::from_slice::<Value>(&bytes)
+            {
                 let name = key.trim_start_matches(&prefix).trim_end_matches(".json");
                 kept.push((name.to_owned(), value));
             }
@@ -164,6 +139,7 @@ impl Records {
         }
     }
 
+    /// Every run record, for lookups by commit, ref or pull request.
     async fn all(&self) -> Result<Vec<RunRecord>, String> {
         let prefix = format!("{}runs/", self.root);
         let keys: Vec<String> = self
