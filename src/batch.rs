@@ -37,10 +37,17 @@ pub enum Plan {
     Build(Box<BatchPlan>),
     /// Every flavor the change selects already built green with identical inputs: nothing to
     /// start, and the required check succeeds on that evidence.
-    Skipped {
-        selection: Selection,
-        skipped: BTreeMap<String, Skipped>,
-    },
+    Skipped(SkippedPlan),
+}
+
+/// A selection whose every flavor is skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedPlan {
+    pub selection: Selection,
+    /// Each flavor, with the evidence.
+    pub skipped: BTreeMap<String, Skipped>,
+    /// The same flavors with their build identifiers, for the run record.
+    pub flavors: Vec<RunFlavor>,
 }
 
 /// A batch to start.
@@ -160,7 +167,12 @@ pub fn plan_with(
                 .map(str::to_owned)
                 .collect();
             if building.is_empty() {
-                return Ok(Plan::Skipped { selection, skipped });
+                let flavors = run_flavors(input.flavors, skipped.keys());
+                return Ok(Plan::Skipped(SkippedPlan {
+                    selection,
+                    skipped,
+                    flavors,
+                }));
             }
             Some(building.as_slice())
         }
@@ -179,20 +191,8 @@ pub fn plan_with(
         .into_iter()
         .find(|d| d.variant == input.variant && d.role == Role::Batch)
         .ok_or(PlanError::NoDocument(input.variant.name()))?;
-    let run_flavor = |f: &crate::flavors::Flavor| RunFlavor {
-        name: f.name.as_str().to_owned(),
-        identifier: f.identifier.clone(),
-    };
-    let flavors = selected
-        .iter()
-        .filter_map(|name| input.flavors.get(name))
-        .map(run_flavor)
-        .collect();
-    let skipped_flavors = skipped
-        .keys()
-        .filter_map(|name| input.flavors.get(name))
-        .map(run_flavor)
-        .collect();
+    let flavors = run_flavors(input.flavors, &selected);
+    let skipped_flavors = run_flavors(input.flavors, skipped.keys());
     Ok(Plan::Build(Box::new(BatchPlan {
         selection,
         document,
@@ -201,6 +201,26 @@ pub fn plan_with(
         skipped,
         skipped_flavors,
     })))
+}
+
+/// The flavors `names` with their build identifiers, for a run record.
+fn run_flavors<'a>(
+    flavors: &FlavorSet,
+    names: impl IntoIterator<Item = &'a String>,
+) -> Vec<RunFlavor> {
+    names
+        .into_iter()
+        .filter_map(|name| flavors.get(name))
+        .map(|f| RunFlavor {
+            name: f.name.as_str().to_owned(),
+            identifier: f.identifier.clone(),
+        })
+        .collect()
+}
+
+/// The id of the record of a run that started no batch because every flavor was skipped.
+pub fn skipped_run_id(project: &str, commit: &str) -> String {
+    format!("{project}:skipped-{commit}")
 }
 
 /// Where and why a planned batch runs: what its run record says besides the plan.
@@ -217,31 +237,32 @@ pub struct RunContext {
     pub default_branch: bool,
 }
 
-impl BatchPlan {
-    /// The run record of this plan once CodeBuild started it as `batch_id`.
-    pub fn run_record(
+impl RunContext {
+    /// A record of this run with `flavors`, chosen by `selection`, and nothing reported yet.
+    fn record(
         &self,
-        context: &RunContext,
         batch_id: &str,
         buildspec: &str,
         started_at: u64,
+        selection: &Selection,
+        flavors: Vec<RunFlavor>,
     ) -> RunRecord {
         RunRecord {
             batch_id: batch_id.to_owned(),
-            project: context.project.clone(),
-            commit: context.commit.clone(),
-            git_ref: context.git_ref.clone(),
-            pull_request: context.pull_request,
-            trigger: context.trigger,
-            flavors: self.flavors.clone(),
+            project: self.project.clone(),
+            commit: self.commit.clone(),
+            git_ref: self.git_ref.clone(),
+            pull_request: self.pull_request,
+            trigger: self.trigger,
+            flavors,
             started_at,
             buildspec: buildspec.to_owned(),
-            repository: context.repository.clone(),
-            default_branch: context.default_branch,
+            repository: self.repository.clone(),
+            default_branch: self.default_branch,
             builds: Default::default(),
             finished: None,
-            reason: self.selection.reason().to_owned(),
-            why: match &self.selection {
+            reason: selection.reason().to_owned(),
+            why: match selection {
                 Selection::Some { why, .. } => why.clone(),
                 _ => Default::default(),
             },
@@ -253,7 +274,48 @@ impl BatchPlan {
             trusted: false,
             skipped: Default::default(),
         }
-        .with_skipped(&self.skipped, &self.skipped_flavors)
+    }
+}
+
+impl BatchPlan {
+    /// The run record of this plan once CodeBuild started it as `batch_id`.
+    pub fn run_record(
+        &self,
+        context: &RunContext,
+        batch_id: &str,
+        buildspec: &str,
+        started_at: u64,
+    ) -> RunRecord {
+        context
+            .record(
+                batch_id,
+                buildspec,
+                started_at,
+                &self.selection,
+                self.flavors.clone(),
+            )
+            .with_skipped(&self.skipped, &self.skipped_flavors)
+    }
+}
+
+impl SkippedPlan {
+    /// The record of this run (`<project>:skipped-<commit>`, see [`skipped_run_id`]): finished
+    /// and reported at `at`, every flavor succeeded on its evidence.
+    pub fn run_record(&self, context: &RunContext, at: u64) -> RunRecord {
+        let batch_id = skipped_run_id(&context.project, &context.commit);
+        let mut run = context
+            .record(&batch_id, "", at, &self.selection, Vec::new())
+            .with_skipped(&self.skipped, &self.flavors);
+        run.finished = Some(crate::runs::Finished {
+            succeeded: true,
+            failed: Vec::new(),
+            at,
+            status_posted: true,
+            announced: true,
+            superseded: false,
+            stopped_for: None,
+        });
+        run
     }
 }
 

@@ -9,13 +9,12 @@
 //! What a failed step wrote before the batch started is removed again; once the batch has
 //! started, later failures are logged and the answer still says `started`.
 
-use flavor_ci::batch::{self, BatchInput, BatchPlan, Plan, PlanError, RunContext};
+use flavor_ci::batch::{self, BatchInput, BatchPlan, Plan, PlanError, RunContext, SkippedPlan};
 use flavor_ci::generate::Variant;
 use flavor_ci::layout::{
     DELIVERY_TAG, PUSH_SPEC_TAG, commit_run_key, delivery_key, open_run_key, push_spec_key,
     region_partition, run_key, s3_object_arn, s3_uri,
 };
-use std::collections::BTreeMap;
 
 use flavor_ci::runs::Skipped;
 use flavor_ci::runs::{MergeGroupRun, RUN_TAG, RunRecord, RunTrigger};
@@ -160,9 +159,7 @@ async fn steps<P: Ports>(
     let plan = match planned {
         Ok(Plan::Build(plan)) => plan,
         Ok(Plan::Nothing { reason }) => return Ok(nothing(job, start, reason).await),
-        Ok(Plan::Skipped { selection, skipped }) => {
-            return Ok(all_skipped(job, start, selection, skipped, &listing, inputs).await);
-        }
+        Ok(Plan::Skipped(plan)) => return Ok(all_skipped(job, start, plan, inputs.trusted).await),
         Err(e @ PlanError::Generate(_)) => {
             return Err(Refusal::new(
                 Fault::Unbuildable,
@@ -247,7 +244,18 @@ fn run_record<P: Ports>(
     buildspec: &str,
     batch_id: &str,
 ) -> RunRecord {
-    let context = RunContext {
+    let mut run = plan.run_record(&run_context(job, start), batch_id, buildspec, now_ms());
+    run.merge_group.clone_from(&start.merge_group);
+    run.announce = start.announce;
+    if let Some(earlier) = &start.earlier {
+        run.carry_from(earlier);
+    }
+    run
+}
+
+/// Where and why `start` runs, for its run record.
+fn run_context<P: Ports>(job: Job<'_, P>, start: &Start) -> RunContext {
+    RunContext {
         project: start.project.clone(),
         commit: start.commit.clone(),
         git_ref: start.git_ref.clone(),
@@ -255,14 +263,7 @@ fn run_record<P: Ports>(
         trigger: start.trigger,
         repository: job.config.repository.clone(),
         default_branch: start.default_branch,
-    };
-    let mut run = plan.run_record(&context, batch_id, buildspec, now_ms());
-    run.merge_group.clone_from(&start.merge_group);
-    run.announce = start.announce;
-    if let Some(earlier) = &start.earlier {
-        run.carry_from(earlier);
     }
-    run
 }
 
 /// The flavors at the commit.
@@ -311,25 +312,24 @@ async fn nothing<P: Ports>(job: Job<'_, P>, start: Start, reason: String) -> Out
 }
 
 /// Every selected flavor already built green with identical inputs: no batch starts, the
-/// aggregate succeeds with the evidence, and a finished run record says what was skipped.
+/// aggregate succeeds with the evidence, the ref's older batches stop, and a finished run
+/// record says what was skipped.
 async fn all_skipped<P: Ports>(
     job: Job<'_, P>,
     start: Start,
-    selection: Selection,
-    skipped: BTreeMap<String, Skipped>,
-    listing: &Listing,
-    inputs: Inputs,
+    plan: SkippedPlan,
+    trusted: bool,
 ) -> Outcome {
     let region = job.deps.region.get().await;
     let now = now_ms();
+    let skipped = &plan.skipped;
+    let build_url =
+        |s: &Skipped| flavor_ci::layout::console_build_url(region, &start.project, &s.build_id);
     let evidence: Vec<String> = skipped
         .iter()
         .map(|(flavor, s)| {
-            let url = flavor_ci::layout::console_build_url(region, &start.project, &s.build_id);
-            format!(
-                "- `{flavor}`: {}",
-                s.evidence(now, &format!("[{}]({url})", s.build_id))
-            )
+            let link = format!("[{}]({})", s.build_id, build_url(s));
+            format!("- `{flavor}`: {}", s.evidence(now, &link))
         })
         .collect();
     let n = skipped.len();
@@ -341,7 +341,6 @@ async fn all_skipped<P: Ports>(
             format!("all {n} flavors")
         }
     );
-    let first = skipped.values().next();
     let verdict = Verdict {
         text: flavor_ci::runs::StatusText {
             state: "success",
@@ -353,120 +352,45 @@ async fn all_skipped<P: Ports>(
         check: flavor_ci_aws::github::checks::CheckState::Completed("success"),
         summary: format!(
             "Nothing was built: every flavor this change selects ({}) already built green with identical inputs.\n\n{}\n",
-            selection.reason(),
+            plan.selection.reason(),
             evidence.join("\n")
         ),
         button: None,
         external_id: None,
-        target: first
-            .map(|s| flavor_ci::layout::console_build_url(region, &start.project, &s.build_id)),
+        target: skipped.values().next().map(build_url),
     };
     let release = start.variant == Variant::Release;
     let aggregate = post_aggregate(job, &start.commit, release, verdict).await;
-    report::skipped_flavors(job, &start.commit, &start.project, &skipped).await;
+    report::skipped_flavors(job, &start.commit, &start.project, skipped).await;
     // The ref's newer commit needs no build: the batches of its older ones are stopped.
     if start.supersede {
-        let done = superseded::replace_and_stop(
-            &job.deps.store,
-            &job.deps.builds,
-            &job.config.bucket,
-            &job.config.root,
-            &start.git_ref,
-            None,
-        )
-        .await;
-        match done {
-            Ok(done) if !done.stopped.is_empty() => {
-                info!(git_ref = %start.git_ref, stopped = ?done.stopped, "superseded by a commit whose flavors all built green before");
-            }
-            Ok(_) => {}
-            Err(e) => {
-                warn!(error = %e, git_ref = %start.git_ref, "the superseded batches were not looked up")
-            }
-        }
+        let stopping = supersede(job, &start, None).await;
+        info!(git_ref = %start.git_ref, ?stopping, "superseded by a commit whose flavors all built green before");
     }
-    keep_skipped_record(
-        job,
-        &start,
-        &selection,
-        &skipped,
-        listing,
-        inputs.trusted,
-        now,
-    )
-    .await;
+    let mut run = plan.run_record(&run_context(job, &start), now);
+    run.merge_group.clone_from(&start.merge_group);
+    run.announce = start.announce;
+    run.trusted = trusted;
+    let (store, config) = (&job.deps.store, job.config);
+    let json = serde_json::to_vec(&run).unwrap_or_default();
+    let key = run_key(&config.root, &run.batch_id);
+    if let Err(e) = store
+        .put(&config.bucket, &key, &json, "application/json", RUN_TAG)
+        .await
+    {
+        warn!(error = %e, commit = %start.commit, "the skipped run's record was not written");
+    }
     info!(commit = %start.commit, skipped = n, "every selected flavor built green before: nothing started");
     Outcome::Skipped {
         reason,
         context: start.context,
         aggregate,
-        skipped: skipped.into_iter().map(|(f, s)| (f, s.build_id)).collect(),
+        skipped: plan
+            .skipped
+            .into_iter()
+            .map(|(f, s)| (f, s.build_id))
+            .collect(),
     }
-}
-
-/// The finished run record of a commit whose flavors were all skipped
-/// (`<project>:skipped-<commit>`), for `flavor-ci status`.
-async fn keep_skipped_record<P: Ports>(
-    job: Job<'_, P>,
-    start: &Start,
-    selection: &Selection,
-    skipped: &BTreeMap<String, Skipped>,
-    listing: &Listing,
-    trusted: bool,
-    now: u64,
-) {
-    let flavors: Vec<flavor_ci::runs::RunFlavor> = skipped
-        .keys()
-        .filter_map(|f| listing.flavors.get(f))
-        .map(|f| flavor_ci::runs::RunFlavor {
-            name: f.name.as_str().to_owned(),
-            identifier: f.identifier.clone(),
-        })
-        .collect();
-    let batch_id = skipped_run_id(&start.project, &start.commit);
-    let plan = BatchPlan {
-        selection: selection.clone(),
-        document: flavor_ci::generate::Document {
-            variant: start.variant,
-            role: flavor_ci::generate::Role::Batch,
-            file_name: String::new(),
-            yaml: String::new(),
-        },
-        selected: Vec::new(),
-        flavors: Vec::new(),
-        skipped: skipped.clone(),
-        skipped_flavors: flavors,
-    };
-    let mut run = run_record(job, start, &plan, "", &batch_id);
-    run.trusted = trusted;
-    run.finished = Some(flavor_ci::runs::Finished {
-        succeeded: true,
-        failed: Vec::new(),
-        at: now,
-        status_posted: true,
-        announced: true,
-        superseded: false,
-        stopped_for: None,
-    });
-    let (store, config) = (&job.deps.store, job.config);
-    let json = serde_json::to_vec(&run).unwrap_or_default();
-    if let Err(e) = store
-        .put(
-            &config.bucket,
-            &run_key(&config.root, &batch_id),
-            &json,
-            "application/json",
-            RUN_TAG,
-        )
-        .await
-    {
-        warn!(error = %e, commit = %start.commit, "the skipped run's record was not written");
-    }
-}
-
-/// The id of the record of a run that started no batch because every flavor was skipped.
-pub(crate) fn skipped_run_id(project: &str, commit: &str) -> String {
-    format!("{project}:skipped-{commit}")
 }
 
 /// The spec's key (content-addressed), URI and ARN.
@@ -702,7 +626,7 @@ async fn started<P: Ports>(
         }
     };
     let superseded = if start.supersede {
-        Some(supersede(job, &start, &batch_id).await)
+        Some(supersede(job, &start, Some(&batch_id)).await)
     } else {
         None
     };
@@ -732,17 +656,18 @@ async fn started<P: Ports>(
     }))
 }
 
-/// Records `batch_id` as the ref's newest batch and stops the ones it replaces.
-async fn supersede<P: Ports>(job: Job<'_, P>, start: &Start, batch_id: &str) -> Stopping {
+/// Records `batch_id` as the ref's newest batch (none: the newest commit needs no batch) and
+/// stops the ones it replaces.
+async fn supersede<P: Ports>(job: Job<'_, P>, start: &Start, batch_id: Option<&str>) -> Stopping {
     let git_ref = &start.git_ref;
-    let newest = superseded::started(batch_id, &start.commit);
+    let newest = batch_id.map(|id| superseded::started(id, &start.commit));
     let done = superseded::replace_and_stop(
         &job.deps.store,
         &job.deps.builds,
         &job.config.bucket,
         &job.config.root,
         git_ref,
-        Some(newest),
+        newest,
     )
     .await;
     match done {
@@ -751,7 +676,7 @@ async fn supersede<P: Ports>(job: Job<'_, P>, start: &Start, batch_id: &str) -> 
             not_stopped: done.not_stopped,
         },
         Err(e) => {
-            warn!(error = %e, git_ref, "the batch started, but the superseded ones were not stopped");
+            warn!(error = %e, git_ref, "the superseded batches were not stopped");
             Stopping::Failed(format!(
                 "the batches running for {git_ref} could not be looked up: {e}"
             ))
