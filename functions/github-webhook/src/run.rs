@@ -15,6 +15,7 @@ use crate::outcome::{Context, Fault, Outcome, Refusal};
 use crate::ports::{Job, Ports};
 use crate::skip::Trust;
 use crate::superseded;
+use flavor_ci::settings::SkipTrigger;
 
 pub(crate) async fn on_run<P: Ports>(job: Job<'_, P>, run: RunRequest) -> Outcome {
     match start(job, run).await {
@@ -81,7 +82,8 @@ async fn start<P: Ports>(job: Job<'_, P>, run: RunRequest) -> Result<Outcome, Ou
         announce: None,
         skip_as: match run.trigger {
             Trigger::Schedule => None,
-            Trigger::Dispatch => crate::skip::skip_as_dispatch(run.force),
+            // `--force` builds every asked-for flavor.
+            Trigger::Dispatch => (!run.force).then_some(SkipTrigger::Dispatches),
         },
         rebuild: run.force,
         trust: Trust::Yes,

@@ -269,8 +269,3 @@ async fn trusted<P: Ports>(job: Job<'_, P>, trust: &Trust) -> bool {
         }
     }
 }
-
-/// The trigger a run skips as, when its kind may skip at all.
-pub(crate) fn skip_as_dispatch(force: bool) -> Option<SkipTrigger> {
-    (!force).then_some(SkipTrigger::Dispatches)
-}
